@@ -1,0 +1,53 @@
+// Owns the natsfleet command line: parses arguments and dispatches to one module per command.
+import { Command, CommanderError } from 'commander';
+import { validateCommand } from './validate.js';
+import { renderCommand } from './render.js';
+
+export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
+  let code = 0;
+  const program = new Command('natsfleet')
+    .description('GitOps controller for NATS servers on bare Linux hosts')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => out(s.trimEnd()) });
+
+  program
+    .command('validate')
+    .description('validate every NatsHost manifest in DIR (default hosts/)')
+    .argument('[dir]', 'hosts directory', 'hosts')
+    .action(async (dir: string) => {
+      code = await validateCommand(dir, out);
+    });
+
+  program
+    .command('render')
+    .description("write a host's files under DIR at their remote paths")
+    .argument('<target>', 'host name or manifest file')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--hosts <dir>', 'hosts directory', 'hosts')
+    .action(async (target: string, opts: { out: string; hosts: string }) => {
+      code = await renderCommand(target, opts, out);
+    });
+
+  program
+    .command('demo')
+    .description('the main job on an embedded default: validate the example hosts and render them')
+    .option('--hosts <dir>', 'hosts directory', 'hosts')
+    .option('--out <dir>', 'output directory', '.sandbox/demo')
+    .action(async (opts: { hosts: string; out: string }) => {
+      code = await validateCommand(opts.hosts, out);
+      // The example's token comes from the environment; the demo supplies a throwaway one.
+      process.env.NATS_EU1_TOKEN ??= `demo-${Date.now().toString(36)}`;
+      for (const name of ['nats-eu-1', 'nats-us-1']) {
+        if (code === 0) code = await renderCommand(name, { hosts: opts.hosts, out: `${opts.out}/${name}` }, out);
+      }
+      if (code === 0) out(`rendered the example hosts under ${opts.out}/`);
+    });
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
+    throw e;
+  }
+  return code;
+}

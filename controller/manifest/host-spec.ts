@@ -1,0 +1,64 @@
+// Owns HostSpec: a validated NatsHost with every default applied, the value every later stage
+// works on. The schema is the one source of literal defaults (ajv fills them in while validating);
+// only the defaults derived from other fields are computed here.
+import { posix } from 'node:path';
+import type { Nats, NatsHost, Proxy, Ssh } from './natshost.gen.js';
+
+type JetStream = NonNullable<Nats['jetstream']>;
+
+export interface HostSpec {
+  name: string;
+  /** Repository-relative path of the manifest, e.g. hosts/nats-eu-1.yaml. */
+  file: string;
+  labels: Record<string, string>;
+  ssh: Required<Ssh>;
+  nats: Required<Omit<Nats, 'auth' | 'maxPayload' | 'maxConnections' | 'jetstream' | 'lameDuck' | 'logging'>> &
+    Pick<Nats, 'auth' | 'maxPayload' | 'maxConnections'> & {
+      jetstream: Required<Pick<JetStream, 'enabled' | 'storeDir'>> & Pick<JetStream, 'maxMemory' | 'maxFile'>;
+      lameDuck: Required<NonNullable<Nats['lameDuck']>>;
+      logging: Required<NonNullable<Nats['logging']>>;
+    };
+  proxy: Required<Omit<Proxy, 'domain' | 'email'>> & Pick<Proxy, 'domain' | 'email'>;
+  policy: { selfHeal: boolean };
+  state: 'present' | 'absent';
+}
+
+/** Untagged or `:latest` images are pulled on every start, pinned ones only when missing (Kubernetes' rule). */
+export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
+  if (image.includes('@')) return 'IfNotPresent';
+  const last = image.slice(image.lastIndexOf('/') + 1);
+  const tag = last.includes(':') ? last.slice(last.indexOf(':') + 1) : '';
+  return tag === '' || tag === 'latest' ? 'Always' : 'IfNotPresent';
+}
+
+/** Applies the derived defaults. `doc` must have passed schema validation, which filled in the literal ones. */
+export function toHostSpec(doc: NatsHost, file: string): HostSpec {
+  const { ssh, nats: n, proxy, policy, state } = doc.spec;
+  const js = n.jetstream!;
+  return {
+    name: doc.metadata.name,
+    file,
+    labels: doc.metadata.labels ?? {},
+    ssh: ssh as Required<Ssh>,
+    nats: {
+      image: n.image,
+      imagePullPolicy: n.imagePullPolicy ?? defaultPullPolicy(n.image),
+      containerName: n.containerName!,
+      serverName: n.serverName ?? doc.metadata.name,
+      clientPort: n.clientPort!,
+      httpPort: n.httpPort!,
+      httpBind: n.httpBind ?? (proxy!.enabled ? '127.0.0.1' : '0.0.0.0'),
+      confFile: n.confFile!,
+      dataDir: n.dataDir!,
+      auth: n.auth,
+      jetstream: { ...js, enabled: js.enabled!, storeDir: js.storeDir ?? posix.join(n.dataDir!, 'jetstream') },
+      maxPayload: n.maxPayload,
+      maxConnections: n.maxConnections,
+      lameDuck: n.lameDuck as HostSpec['nats']['lameDuck'],
+      logging: n.logging as HostSpec['nats']['logging'],
+    },
+    proxy: proxy as HostSpec['proxy'],
+    policy: policy as HostSpec['policy'],
+    state: state!,
+  };
+}

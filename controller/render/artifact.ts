@@ -1,0 +1,55 @@
+// Owns the Artifact and DesiredHost values: every file and directory natsfleet puts on a host,
+// with its remote path, content, mode and owner.
+export type ArtifactId = 'nats-config' | 'nats-unit' | 'proxy-compose' | 'proxy-env' | 'proxy-site';
+
+export interface FileArtifact {
+  id: ArtifactId;
+  path: string;
+  content: string;
+  /** Octal string such as "0644". */
+  mode: string;
+  owner: string;
+  group: string;
+  /** Content holds a plaintext secret: never shown unredacted. */
+  sensitive: boolean;
+}
+
+export interface DirArtifact {
+  path: string;
+  mode: string;
+  owner: string;
+  group: string;
+}
+
+export interface NatsService {
+  unit: string;
+  unitPath: string;
+  containerName: string;
+  image: string;
+  pullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  clientPort: number;
+  httpPort: number;
+  httpBind: string;
+  serverName: string;
+  /** How long a stop may take (lame duck plus margin), in seconds. */
+  stopTimeoutSec: number;
+}
+
+export interface ProxyService {
+  dir: string;
+  image: string;
+  containerName: string;
+  secretsVolume: string;
+  domain: string;
+}
+
+export interface DesiredHost {
+  name: string;
+  state: 'present' | 'absent';
+  files: FileArtifact[];
+  dirs: DirArtifact[];
+  nats: NatsService;
+  proxy?: ProxyService;
+}
+
+export const MANAGED_HEADER = 'Managed by natsfleet: changes made by hand are reported as drift and may be reverted.';

@@ -1,0 +1,72 @@
+// Owns renderHost: HostSpec (+ resolved secrets) in, DesiredHost out. Pure: the one place that
+// decides which files and directories a host gets.
+import { posix } from 'node:path';
+import type { HostSpec } from '../manifest/host-spec.js';
+import { isPlaintext, type SecretResolver } from '../secrets/resolve.js';
+import type { DesiredHost, DirArtifact, FileArtifact } from './artifact.js';
+import { renderNatsConfig, type ResolvedAuth } from './nats-config.js';
+import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
+import { PROXY_CONTAINER, proxyComposePath, proxySitePath, renderCompose, renderProxyEnv, renderProxySite } from './proxy.js';
+
+const rootFile = (f: Omit<FileArtifact, 'owner' | 'group' | 'sensitive'> & { sensitive?: boolean }): FileArtifact => ({
+  owner: 'root',
+  group: 'root',
+  sensitive: false,
+  ...f,
+});
+const rootDir = (path: string): DirArtifact => ({ path, mode: '0755', owner: 'root', group: 'root' });
+
+function resolveAuth(h: HostSpec, resolve: SecretResolver): ResolvedAuth | undefined {
+  const a = h.nats.auth;
+  if (!a) return undefined;
+  if (a.token) return { token: resolve(a.token, 'spec.nats.auth.token') };
+  return { user: a.user, password: resolve(a.password!, 'spec.nats.auth.password') };
+}
+
+export function renderHost(h: HostSpec, resolve: SecretResolver): DesiredHost {
+  const n = h.nats;
+  const secretInFile = isPlaintext(n.auth?.token) || isPlaintext(n.auth?.password);
+  const files: FileArtifact[] = [
+    rootFile({
+      id: 'nats-config',
+      path: n.confFile,
+      content: renderNatsConfig(h, resolveAuth(h, resolve)),
+      // The seed uses 0644; a config holding a plaintext token or password is kept from other users.
+      mode: secretInFile ? '0600' : '0644',
+      sensitive: secretInFile,
+    }),
+    rootFile({ id: 'nats-unit', path: NATS_UNIT_PATH, content: renderSystemdUnit(h), mode: '0644' }),
+  ];
+  const dirs = [rootDir(posix.dirname(n.confFile)), rootDir(n.dataDir)];
+  if (n.jetstream.enabled && n.jetstream.storeDir !== n.dataDir) dirs.push(rootDir(n.jetstream.storeDir));
+  const p = h.proxy;
+  if (p.enabled) {
+    dirs.push(rootDir(p.dir), rootDir(p.userConfDir), rootDir(posix.dirname(p.envFile)));
+    files.push(
+      rootFile({ id: 'proxy-compose', path: proxyComposePath(h), content: renderCompose(h), mode: '0644' }),
+      rootFile({ id: 'proxy-env', path: p.envFile, content: renderProxyEnv(h), mode: '0644' }),
+      rootFile({ id: 'proxy-site', path: proxySitePath(h), content: renderProxySite(h), mode: '0644' }),
+    );
+  }
+  return {
+    name: h.name,
+    state: h.state,
+    files,
+    dirs: dirs.filter((d, i) => dirs.findIndex((o) => o.path === d.path) === i),
+    nats: {
+      unit: NATS_UNIT,
+      unitPath: NATS_UNIT_PATH,
+      containerName: n.containerName,
+      image: n.image,
+      pullPolicy: n.imagePullPolicy,
+      clientPort: n.clientPort,
+      httpPort: n.httpPort,
+      httpBind: n.httpBind,
+      serverName: n.serverName,
+      stopTimeoutSec: stopTimeoutSec(h),
+    },
+    proxy: p.enabled
+      ? { dir: p.dir, image: p.image, containerName: PROXY_CONTAINER, secretsVolume: p.secretsVolume, domain: p.domain! }
+      : undefined,
+  };
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what natsfleet's demo and tests need on a fresh Debian machine, and starts the Docker
+# engine when none answers. Idempotent and quick once done (a few dpkg queries and `docker info`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(docker.io docker-compose debootstrap nats-server nginx-light openssl ansible systemd iproute2 openssh-client)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm ci whenever package-lock.json changed since the last install (it also builds dist/).
+stamp=node_modules/.natsfleet-lock-sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -d dist ]; then
+  npm ci --no-fund --no-audit --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+# The Docker engine: Debian's dockerd, started detached when no daemon answers.
+if ! docker info >/dev/null 2>&1; then
+  echo "setup: starting dockerd (log: /var/log/natsfleet-dockerd.log)" >&2
+  nohup dockerd >/var/log/natsfleet-dockerd.log 2>&1 &
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/natsfleet-dockerd.log" >&2; exit 1; }
+fi
