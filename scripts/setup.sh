@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(docker.io docker-compose debootstrap nats-server nginx-light openssl ansible systemd iproute2 openssh-client)
+PKGS=(docker.io docker-compose debootstrap busybox-static nats-server nginx-light openssl ansible systemd iproute2 openssh-client)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
+import { sandboxCommands } from './sandbox.js';
 
 export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
   let code = 0;
@@ -27,6 +28,10 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
     .action(async (target: string, opts: { out: string; hosts: string }) => {
       code = await renderCommand(target, opts, out);
     });
+
+  sandboxCommands(program, out, (c) => {
+    code = c;
+  });
 
   program
     .command('demo')

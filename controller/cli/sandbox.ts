@@ -1,0 +1,46 @@
+// Owns `natsfleet sandbox up|down|status`: the local fleet of disposable hosts for tests and the demo.
+import type { Command } from 'commander';
+import { fleetDown, fleetStatus, fleetUp } from '../sandbox/fleet.js';
+
+export function sandboxCommands(program: Command, out: (line: string) => void, setCode: (c: number) => void) {
+  const sandbox = program.command('sandbox').description('a local fleet of disposable Debian hosts (systemd, sshd, Docker) on 127.0.0.1');
+  sandbox
+    .command('up')
+    .description('start the fleet and write a pinned NatsHost manifest per host, plus the SSH key')
+    .option('--hosts <n>', 'number of hosts', '3')
+    .option('--out <dir>', 'where manifests, key and token go', '.sandbox/default')
+    .option('--id <id>', 'fleet id (several fleets can run side by side)', 'default')
+    .action(async (opts: { hosts: string; out: string; id: string }) => {
+      const n = Number(opts.hosts);
+      if (!Number.isInteger(n) || n < 1 || n > 50) throw new Error('--hosts must be a whole number from 1 to 50');
+      const fleet = await fleetUp({ hosts: n, dir: opts.out, id: opts.id, log: out });
+      for (const h of fleet.hosts) out(`${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  (compose ${h.compose})`);
+      out(`manifests: ${fleet.hostsDir}`);
+      out(`next: NATSFLEET_SSH_KEY=${fleet.privateKeyPath} natsfleet validate ${fleet.hostsDir}`);
+    });
+  sandbox
+    .command('down')
+    .description('remove the fleet: containers and volumes')
+    .option('--id <id>', 'fleet id', 'default')
+    .option('--all', 'every natsfleet sandbox fleet on this machine')
+    .action(async (opts: { id: string; all?: boolean }) => {
+      const n = await fleetDown(opts.all ? undefined : opts.id);
+      out(`removed ${n} sandbox host(s)`);
+    });
+  sandbox
+    .command('status')
+    .description('list sandbox hosts, their SSH port and memory')
+    .option('--id <id>', 'fleet id (default: every fleet)')
+    .action(async (opts: { id?: string }) => {
+      const rows = await fleetStatus(opts.id);
+      if (rows.length === 0) {
+        out('no sandbox hosts');
+        setCode(0);
+        return;
+      }
+      out(['CONTAINER'.padEnd(28), 'STATE'.padEnd(9), 'SSH'.padEnd(16), 'MEMORY'].join(' '));
+      for (const r of rows) {
+        out([r.container.padEnd(28), r.state.padEnd(9), (r.sshPort ? `127.0.0.1:${r.sshPort}` : '-').padEnd(16), r.memoryMiB !== undefined ? `${r.memoryMiB} MiB` : '-'].join(' '));
+      }
+    });
+}
