@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
 import { sandboxCommands } from './sandbox.js';
+import { reconcileCommands } from './reconcile.js';
 
 export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
   let code = 0;
@@ -29,9 +30,11 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
       code = await renderCommand(target, opts, out);
     });
 
-  sandboxCommands(program, out, (c) => {
+  const setCode = (c: number) => {
     code = c;
-  });
+  };
+  sandboxCommands(program, out, setCode);
+  reconcileCommands(program, out, setCode);
 
   program
     .command('demo')

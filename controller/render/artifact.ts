@@ -23,6 +23,9 @@ export interface DirArtifact {
 
 export interface NatsService {
   unit: string;
+  confFile: string;
+  /** Where the container sees the config (the config directory is mounted at /etc/nats). */
+  containerConfFile: string;
   unitPath: string;
   containerName: string;
   image: string;

@@ -4,7 +4,7 @@ import { posix } from 'node:path';
 import type { HostSpec } from '../manifest/host-spec.js';
 import { isPlaintext, type SecretResolver } from '../secrets/resolve.js';
 import type { DesiredHost, DirArtifact, FileArtifact } from './artifact.js';
-import { renderNatsConfig, type ResolvedAuth } from './nats-config.js';
+import { containerConfPath, renderNatsConfig, type ResolvedAuth } from './nats-config.js';
 import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
 import { PROXY_CONTAINER, proxyComposePath, proxySitePath, renderCompose, renderProxyEnv, renderProxySite } from './proxy.js';
 
@@ -55,6 +55,8 @@ export function renderHost(h: HostSpec, resolve: SecretResolver): DesiredHost {
     dirs: dirs.filter((d, i) => dirs.findIndex((o) => o.path === d.path) === i),
     nats: {
       unit: NATS_UNIT,
+      confFile: n.confFile,
+      containerConfFile: containerConfPath(h),
       unitPath: NATS_UNIT_PATH,
       containerName: n.containerName,
       image: n.image,

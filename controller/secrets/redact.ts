@@ -3,7 +3,8 @@
 // old values that natsfleet never knew.
 export const REDACTED = '<redacted>';
 
-const SECRET_LINE = /^(\s*(?:token|password)\s*[:=]\s*)(?:"[^"\n]*"|\S+)/gm;
+/** A token or password setting, also as a line of a unified diff (prefixed by "+", "-" or " "). */
+const SECRET_LINE = /^([-+ ]?\s*(?:token|password)\s*[:=]\s*)(?:"[^"\n]*"|\S+)/gm;
 
 export function redactNatsConfig(text: string): string {
   return text.replace(SECRET_LINE, `$1"${REDACTED}"`);

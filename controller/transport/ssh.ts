@@ -129,6 +129,11 @@ export class SshSession {
   close(): void {
     this.client.end();
   }
+
+  /** Drops the TCP connection at once, as a network failure would (used by failure tests). */
+  destroy(): void {
+    this.client.destroy();
+  }
 }
 
 /** Connects without trusting anything and returns the key the host presents ("<type> <base64>"). */

@@ -1,0 +1,143 @@
+// Owns applying one host's plan: lock, stage, test the new NATS config with the target image,
+// install atomically, run the service steps, verify, and roll back when verification fails.
+// Apply with nothing to do writes nothing on the host.
+import { createHash } from 'node:crypto';
+import type { HostSpec } from '../manifest/host-spec.js';
+import type { DesiredHost } from '../render/artifact.js';
+import type { AppliedRecord, HostFacts } from '../observe/facts.js';
+import { hasWork, type HealthStatus, type HostPlan, type Step } from '../plan/types.js';
+import type { SshSession } from '../transport/ssh.js';
+import { sh } from '../shell/quote.js';
+import {
+  finalizeScript,
+  installScript,
+  pullScript,
+  remoteScript,
+  rollbackScript,
+  STAGED_SUFFIX,
+  stageScript,
+  testConfigScript,
+} from './commands.js';
+import { acquireLock, LockError } from './lock.js';
+import { verifyHost } from './verify.js';
+import type { Credentials } from './nats-probe.js';
+
+export type Outcome = 'unchanged' | 'applied' | 'blocked' | 'failed' | 'rolled-back';
+
+export interface ApplyResult {
+  host: string;
+  outcome: Outcome;
+  health: HealthStatus;
+  steps: Step[];
+  changedFiles: string[];
+  error?: string;
+  durationMs: number;
+}
+
+export interface ApplyInput {
+  spec: HostSpec;
+  desired: DesiredHost;
+  facts: HostFacts;
+  plan: HostPlan;
+  credentials?: Credentials;
+  revision: string;
+  /** Called at each phase; tests use it to cut the connection mid-apply. */
+  onPhase?: (phase: 'locked' | 'staged' | 'installing' | 'verifying') => void | Promise<void>;
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+async function run(session: SshSession, script: string, timeoutMs = 300_000) {
+  return session.exec('sh -s', { stdin: remoteScript(script), timeoutMs });
+}
+
+export async function applyHost(session: SshSession, x: ApplyInput): Promise<ApplyResult> {
+  const started = Date.now();
+  const { desired: d, plan } = x;
+  const steps = plan.steps.map((s) => s.step);
+  const fileChanges = plan.changes.filter((c) => c.kind === 'file');
+  const changedFiles = fileChanges.map((c) => c.path);
+  const result = (outcome: Outcome, health: HealthStatus, error?: string): ApplyResult => ({
+    host: d.name,
+    outcome,
+    health,
+    steps: outcome === 'applied' ? steps : [],
+    changedFiles: outcome === 'applied' ? changedFiles : [],
+    error,
+    durationMs: Date.now() - started,
+  });
+  if (plan.blocked.length) return result('blocked', plan.health, `prerequisites failed: ${plan.blocked.join('; ')}`);
+  if (!hasWork(plan)) return result('unchanged', plan.health);
+
+  let lock;
+  try {
+    lock = await acquireLock(session);
+  } catch (e) {
+    if (e instanceof LockError) return result('blocked', plan.health, e.message);
+    throw e;
+  }
+  const install = fileChanges.filter((c) => c.action !== 'delete').map((c) => c.path);
+  const remove = fileChanges.filter((c) => c.action === 'delete').map((c) => c.path);
+  const composeKind = x.facts.compose === 'plugin' ? 'plugin' : 'standalone';
+  const unstage = () => run(session, install.map((p) => sh('rm', '-f', `${p}${STAGED_SUFFIX}`)).join('\n') || 'true');
+  try {
+    await x.onPhase?.('locked');
+    const artifacts = d.files.filter((f) => install.includes(f.path));
+    const staged = await run(session, stageScript(d, d.state === 'present' ? artifacts : []));
+    if (staged.code !== 0) throw new Error(`staging files failed: ${staged.stderr.trim()}`);
+    await x.onPhase?.('staged');
+
+    if (steps.includes('pull')) {
+      const p = await run(session, pullScript(d));
+      if (p.code !== 0) {
+        await unstage();
+        await lock.release();
+        return result('failed', plan.health, `pulling ${d.nats.image} failed: ${p.stdout.trim().split('\n').slice(-2).join(' ')}`);
+      }
+    }
+    if (steps.includes('test-config')) {
+      const t = await run(session, testConfigScript(d), 120_000);
+      if (t.code !== 0) {
+        await unstage();
+        await lock.release();
+        return result('failed', plan.health, `nats-server rejected the new config (not installed; the running server is untouched): ${t.stdout.trim()}`);
+      }
+    }
+
+    await x.onPhase?.('installing');
+    const inst = await run(session, installScript(d, { install, remove, steps, composeKind, pending: { revision: x.revision, since: new Date().toISOString(), actions: steps } }));
+    let failure: string | undefined;
+    if (inst.code !== 0) {
+      const step = [...inst.stdout.matchAll(/@@step (\S+)/g)].pop()?.[1] ?? 'install';
+      failure = `${step} failed: ${(inst.stderr || inst.stdout).trim().split('\n').slice(-3).join(' ')}`;
+    } else if (d.state === 'present') {
+      await x.onPhase?.('verifying');
+      const reloadedFrom = steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
+      const v = await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, reloadedFrom });
+      if (!v.ok) failure = `verification failed: ${v.problems.join('; ')}`;
+    }
+    if (failure) {
+      const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
+      await run(session, rollbackScript(d, { install, composeKind, proxyTouched }));
+      const again = d.state === 'present' ? await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, timeoutSec: 30 }).catch(() => undefined) : undefined;
+      await lock.release();
+      return result('rolled-back', 'Degraded', `${failure}; rolled back to the previous files${again?.ok === false ? ' (the previous state is not healthy either)' : ''}`);
+    }
+
+    const record: AppliedRecord = {
+      revision: x.revision,
+      appliedAt: new Date().toISOString(),
+      by: lock.token.slice(0, 8),
+      image: d.nats.image,
+      files: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, { sha256: sha(f.content), mode: f.mode }])),
+    };
+    const fin = await run(session, finalizeScript(record, lock.token));
+    if (fin.code !== 0) throw new Error(`recording the applied state failed: ${fin.stderr.trim()}`);
+    return result('applied', d.state === 'present' ? 'Healthy' : 'Missing');
+  } catch (e) {
+    // The connection may be gone: the lock cannot be released, but it is known to be ours.
+    lock.abandon();
+    if (session.isOpen) await lock.release().catch(() => {});
+    return result('failed', 'Degraded', (e as Error).message);
+  }
+}

@@ -1,0 +1,53 @@
+// Owns checking NATS authentication for real: a NATS client connects through an SSH port forward
+// (a loopback listener piped into ssh2's forwardOut, like `ssh -L`) with the configured
+// credentials, and must be refused without them or with wrong ones.
+import { createServer, type Server } from 'node:net';
+import { connect, type ConnectionOptions } from 'nats';
+import type { SshSession } from '../transport/ssh.js';
+
+export interface Tunnel {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A 127.0.0.1 listener whose connections are forwarded over SSH to remotePort on the host. */
+export async function openTunnel(session: SshSession, remotePort: number): Promise<Tunnel> {
+  const server: Server = createServer((socket) => {
+    session.forwardOut(remotePort).then(
+      (remote) => {
+        socket.pipe(remote).pipe(socket);
+        const end = () => {
+          socket.destroy();
+          remote.destroy();
+        };
+        socket.on('error', end).on('close', end);
+        remote.on('error', end).on('close', end);
+      },
+      () => socket.destroy(),
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export type Credentials = { token: string } | { user: string; pass: string } | Record<string, never>;
+
+/** Connects, round-trips one request, and says whether the server let the client in. */
+export async function tryConnect(port: number, creds: Credentials): Promise<{ ok: boolean; error?: string }> {
+  const opts: ConnectionOptions = { servers: `127.0.0.1:${port}`, timeout: 5000, reconnect: false, ...creds };
+  try {
+    const nc = await connect(opts);
+    try {
+      await nc.flush();
+      return { ok: true };
+    } finally {
+      await nc.close();
+    }
+  } catch (e) {
+    return { ok: false, error: (e as { code?: string }).code ?? (e as Error).message };
+  }
+}

@@ -1,0 +1,126 @@
+// Owns `natsfleet plan`, `apply`, `status`, `hostkey scan` and `unlock`: load and validate the
+// hosts (nothing runs anywhere when any manifest is invalid or a secret is missing), then observe,
+// plan and apply over SSH.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { loadManifests } from '../manifest/load.js';
+import { formatProblem, hasErrors } from '../manifest/problems.js';
+import { readManifestDir } from '../manifest/read-dir.js';
+import { processSecrets, secretResolver } from '../secrets/resolve.js';
+import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
+import { SessionPool } from '../reconcile/pool.js';
+import { formatApply, formatPlan, formatTable, planSummary } from '../plan/format.js';
+import { localRevision } from '../source/revision.js';
+import { scanHostKey } from '../transport/ssh.js';
+import { LOCK_DIR } from '../observe/script.js';
+import { sh } from '../shell/quote.js';
+
+interface Common {
+  hosts: string;
+  host: string[];
+  sshKey?: string;
+  concurrency: string;
+  output: 'text' | 'json';
+}
+
+function sshKey(opts: Common): Buffer {
+  const path = opts.sshKey ?? process.env.NATSFLEET_SSH_KEY;
+  if (!path) throw new Error('no SSH private key: pass --ssh-key PATH or set NATSFLEET_SSH_KEY');
+  return readFileSync(path);
+}
+
+async function run(opts: Common, apply: boolean, out: (l: string) => void): Promise<HostRun[] | undefined> {
+  const { hosts, problems } = loadManifests(await readManifestDir(opts.hosts));
+  for (const p of problems) out(formatProblem(p));
+  if (hasErrors(problems)) {
+    out('error: invalid manifests: nothing was run on any host');
+    return undefined;
+  }
+  const selected = opts.host.length ? hosts.filter((h) => opts.host.includes(h.name)) : hosts;
+  const unknown = opts.host.filter((n) => !hosts.some((h) => h.name === n));
+  if (unknown.length) {
+    out(`error: no host named ${unknown.join(', ')} in ${opts.hosts}`);
+    return undefined;
+  }
+  const targets = prepareTargets(selected, secretResolver(processSecrets));
+  const pool = new SessionPool({ privateKey: sshKey(opts) });
+  try {
+    return await reconcileAll(targets, { pool, revision: await localRevision(opts.hosts), apply, concurrency: Number(opts.concurrency) });
+  } finally {
+    await pool.closeAll();
+  }
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--hosts <dir>', 'hosts directory', 'hosts')
+    .option('--host <name>', 'only this host (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY)')
+    .option('--concurrency <n>', 'hosts handled at once', '10')
+    .option('--output <format>', 'text or json', 'text');
+}
+
+export function reconcileCommands(program: Command, out: (l: string) => void, setCode: (c: number) => void) {
+  common(program.command('plan').description('observe hosts and show what apply would change (exit 0: none, 2: changes, 1: error)')).action(
+    async (opts: Common) => {
+      const runs = await run(opts, false, out);
+      if (!runs) return setCode(1);
+      const plans = runs.map((r) => r.plan!);
+      if (opts.output === 'json') out(JSON.stringify(plans, null, 2));
+      else {
+        for (const p of plans) out(formatPlan(p));
+        out(planSummary(plans));
+      }
+      setCode(plans.some((p) => p.sync === 'Unknown' || p.blocked.length) ? 1 : plans.some((p) => p.sync === 'OutOfSync') ? 2 : 0);
+    },
+  );
+  common(program.command('apply').description('apply the plan and verify (exit 0 when every host ends healthy and in sync)')).action(
+    async (opts: Common) => {
+      const runs = await run(opts, true, out);
+      if (!runs) return setCode(1);
+      if (opts.output === 'json') out(JSON.stringify(runs.map((r) => ({ plan: r.plan, result: r.apply, error: r.error })), null, 2));
+      else for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
+      const ok = runs.every((r) => r.apply && (r.apply.outcome === 'applied' || r.apply.outcome === 'unchanged') && (r.apply.health === 'Healthy' || r.plan?.state === 'absent'));
+      setCode(ok ? 0 : 1);
+    },
+  );
+  common(program.command('status').description('sync and health of every host')).action(async (opts: Common) => {
+    const runs = await run(opts, false, out);
+    if (!runs) return setCode(1);
+    const rows = runs.map((r) => ({
+      host: r.host,
+      sync: r.plan!.sync,
+      health: r.error ? 'Unknown' : r.plan!.health,
+      version: r.plan!.natsVersion ?? '-',
+      revision: r.plan!.applied?.revision ?? '-',
+      appliedAt: r.plan!.applied?.at ?? '-',
+    }));
+    if (opts.output === 'json') out(JSON.stringify(rows, null, 2));
+    else out(formatTable(rows));
+    setCode(rows.every((r) => r.sync === 'Synced' && r.health === 'Healthy') ? 0 : 1);
+  });
+
+  const hostkey = program.command('hostkey').description('host keys');
+  hostkey
+    .command('scan')
+    .description('print the key HOST presents, to pin it in a manifest (verify it out of band!)')
+    .argument('<host>', 'HOST or HOST:PORT')
+    .action(async (target: string) => {
+      const m = /^(.*?)(?::(\d+))?$/.exec(target)!;
+      out(await scanHostKey(m[1], m[2] ? Number(m[2]) : 22));
+    });
+
+  common(program.command('unlock').description('remove an apply lock left on a host (only when no apply is running)')).action(async (opts: Common) => {
+    const { hosts } = loadManifests(await readManifestDir(opts.hosts));
+    const pool = new SessionPool({ privateKey: sshKey(opts) });
+    try {
+      for (const h of hosts.filter((x) => opts.host.includes(x.name))) {
+        const s = await pool.get(h);
+        await s.exec(sh('rm', '-rf', LOCK_DIR));
+        out(`${h.name}: lock removed`);
+      }
+    } finally {
+      await pool.closeAll();
+    }
+  });
+}

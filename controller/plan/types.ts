@@ -1,0 +1,82 @@
+// Owns the Plan value (Terraform-style): typed changes per host, each with an action, before/after
+// and a reason, plus the service steps they imply. Serialisable; never holds a secret.
+export type ChangeAction = 'create' | 'update' | 'delete' | 'no-op';
+
+export interface FileState {
+  mode: string;
+  owner: string;
+  group: string;
+  sha256: string;
+}
+
+export interface FileChange {
+  kind: 'file';
+  path: string;
+  action: ChangeAction;
+  reason: string;
+  before?: FileState;
+  after?: FileState;
+  /** Unified diff, secrets redacted. */
+  diff?: string;
+  /** The host no longer matches what natsfleet applied (someone changed it by hand). */
+  drift: boolean;
+}
+
+export interface DirChange {
+  kind: 'dir';
+  path: string;
+  action: ChangeAction;
+  reason: string;
+  before?: { mode: string; owner: string; group: string };
+  after?: { mode: string; owner: string; group: string };
+  drift: boolean;
+}
+
+export type Change = FileChange | DirChange;
+
+/** Service steps, in the order apply runs them. */
+export const STEP_ORDER = [
+  'pull',
+  'test-config',
+  'volume-create',
+  'proxy-down',
+  'stop',
+  'disable',
+  'remove-container',
+  'daemon-reload',
+  'enable',
+  'restart',
+  'start',
+  'reload',
+  'proxy-up',
+  'proxy-reload',
+] as const;
+export type Step = (typeof STEP_ORDER)[number];
+
+export interface StepPlan {
+  step: Step;
+  reason: string;
+}
+
+export type SyncStatus = 'Synced' | 'OutOfSync' | 'Unknown';
+export type HealthStatus = 'Healthy' | 'Progressing' | 'Degraded' | 'Missing';
+
+export interface HostPlan {
+  host: string;
+  revision: string;
+  state: 'present' | 'absent';
+  /** Failed prerequisites: while any is set, apply changes nothing on the host. */
+  blocked: string[];
+  changes: Change[];
+  steps: StepPlan[];
+  /** One line per difference natsfleet did not apply. */
+  drift: string[];
+  sync: SyncStatus;
+  health: HealthStatus;
+  /** For reports: NATS version and the last applied revision seen on the host. */
+  natsVersion?: string;
+  applied?: { revision: string; at: string };
+  error?: string;
+}
+
+export const hasWork = (p: HostPlan) => p.changes.length > 0 || p.steps.length > 0;
