@@ -72,20 +72,26 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
   const add = (s: Step, reason: string) => {
     if (!steps.has(s)) steps.set(s, reason);
   };
-  const changed = (id: string) => changes.some((c) => c.kind === 'file' && d.files.find((x) => x.id === id)?.path === c.path);
+  // Content changes drive service steps; a mode or owner fix alone needs none.
+  const changed = (id: string) =>
+    changes.some(
+      (c) => c.kind === 'file' && d.files.find((x) => x.id === id)?.path === c.path && (c.action === 'create' || c.before?.sha256 !== c.after?.sha256),
+    );
   const conf = d.files.find((x) => x.id === 'nats-config')!;
   const unit = d.files.find((x) => x.id === 'nats-unit')!;
 
   if (!f.imageId && d.nats.pullPolicy !== 'Never') add('pull', `image ${d.nats.image} is not on the host`);
   if (changed('nats-config')) add('test-config', 'check the new config with the target image before installing it');
-  if (changed('nats-unit') || f.unit.needDaemonReload) add('daemon-reload', 'unit file changed');
+  const unitTouched = changes.some((c) => c.kind === 'file' && c.path === unit.path);
+  // Any rewrite of the unit file (even a mode fix, which installs a new inode) makes systemd want a daemon-reload.
+  if (unitTouched || f.unit.needDaemonReload) add('daemon-reload', changed('nats-unit') ? 'unit file changed' : 'unit file rewritten');
   if (f.unit.unitFileState !== 'enabled') add('enable', f.unit.unitFileState ? `unit is ${f.unit.unitFileState}` : 'unit not installed');
 
   const running = f.unit.activeState === 'active' && f.container.running === true;
-  if (changed('nats-unit') && running) add('restart', 'unit file changed');
   if (running && (f.container.image !== d.nats.image || (f.imageId && f.container.imageId !== f.imageId))) {
-    add('restart', `image ${f.container.image} -> ${d.nats.image}`);
+    add('restart', f.container.image !== d.nats.image ? `image ${f.container.image} -> ${d.nats.image}` : `image ${d.nats.image} was updated on the host`);
   }
+  if (changed('nats-unit') && running) add('restart', 'unit file changed');
   const confBefore = f.files[conf.path]?.exists ? f.files[conf.path].content : undefined;
   // A config deleted under a running server: the server still runs its old one, and a reload loads the new.
   const cls = confBefore === undefined

@@ -1,0 +1,85 @@
+// E2E helpers: a scenario drives one sandbox host through manifests it writes, the library's
+// reconcile functions, a root shell on the host, and a real NATS client through an SSH tunnel.
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump, load } from 'js-yaml';
+import { connect, type NatsConnection } from 'nats';
+import type { Fleet, SandboxHost } from '../../controller/sandbox/fleet.js';
+import { loadManifests } from '../../controller/manifest/load.js';
+import { readManifestDir } from '../../controller/manifest/read-dir.js';
+import { processSecrets, secretResolver } from '../../controller/secrets/resolve.js';
+import { prepareTargets, reconcileOne, type ReconcileOptions, type Target } from '../../controller/reconcile/reconcile.js';
+import { SessionPool } from '../../controller/reconcile/pool.js';
+import { SshSession } from '../../controller/transport/ssh.js';
+import { openTunnel, type Credentials } from '../../controller/apply/nats-probe.js';
+
+type Doc = Record<string, any>;
+
+export class Scenario {
+  readonly dir = mkdtempSync(join(tmpdir(), 'nf-e2e-hosts-'));
+  readonly pool: SessionPool;
+  private shell?: SshSession;
+  doc: Doc;
+
+  constructor(readonly fleet: Fleet, readonly host: SandboxHost, readonly revision = 'e2e') {
+    this.pool = new SessionPool({ privateKey: readFileSync(fleet.privateKeyPath) });
+    this.doc = load(readFileSync(join(fleet.hostsDir, `${host.name}.yaml`), 'utf8')) as Doc;
+  }
+
+  /** Writes this host's manifest after `edit` and returns the prepared target. */
+  manifest(edit: (d: Doc) => void = () => {}): Target {
+    edit(this.doc);
+    mkdirSync(this.dir, { recursive: true });
+    writeFileSync(join(this.dir, `${this.host.name}.yaml`), dump(this.doc));
+    const files = [{ path: join(this.dir, `${this.host.name}.yaml`), text: dump(this.doc) }];
+    const { hosts, problems } = loadManifests(files);
+    if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems));
+    return prepareTargets(hosts, secretResolver(processSecrets))[0];
+  }
+
+  options(apply: boolean, extra: Partial<ReconcileOptions> = {}): ReconcileOptions {
+    return { pool: this.pool, revision: this.revision, apply, concurrency: 1, ...extra };
+  }
+
+  plan(t: Target) {
+    return reconcileOne(t, this.options(false));
+  }
+
+  apply(t: Target, extra: Partial<ReconcileOptions> = {}) {
+    return reconcileOne(t, this.options(true, extra));
+  }
+
+  async sh(cmd: string): Promise<string> {
+    if (!this.shell?.isOpen) {
+      this.shell = await SshSession.connect(
+        { host: '127.0.0.1', port: this.host.sshPort, user: 'root', hostKey: this.host.hostKey },
+        { privateKey: readFileSync(this.fleet.privateKeyPath) },
+      );
+    }
+    const r = await this.shell.exec(cmd);
+    if (r.code !== 0) throw new Error(`${cmd}: exit ${r.code}: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  /** A NATS client connected through an SSH tunnel to the host's client port. */
+  async nats(creds: Credentials, port = 4222): Promise<{ nc?: NatsConnection; error?: string; close: () => Promise<void> }> {
+    await this.sh('true');
+    const tunnel = await openTunnel(this.shell!, port);
+    try {
+      const nc = await connect({ servers: `127.0.0.1:${tunnel.port}`, reconnect: false, timeout: 5000, ...creds });
+      return { nc, close: async () => { await nc.close(); await tunnel.close(); } };
+    } catch (e) {
+      await tunnel.close();
+      return { error: (e as { code?: string }).code ?? String(e), close: async () => {} };
+    }
+  }
+
+  containerStartedAt = () => this.sh("docker inspect --format '{{.State.StartedAt}}' nats");
+  token = () => readFileSync(this.fleet.tokenPath, 'utf8').trim();
+
+  async close() {
+    this.shell?.close();
+    await this.pool.closeAll();
+  }
+}
