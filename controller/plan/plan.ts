@@ -69,8 +69,11 @@ function fileChange(want: FileArtifact | undefined, path: string, f: HostFacts):
 
 function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: string[]): StepPlan[] {
   const steps = new Map<Step, string>();
+  // A step taken for several reasons lists them all.
   const add = (s: Step, reason: string) => {
-    if (!steps.has(s)) steps.set(s, reason);
+    const had = steps.get(s);
+    if (had === undefined) steps.set(s, reason);
+    else if (!had.split('; ').includes(reason)) steps.set(s, `${had}; ${reason}`);
   };
   // Content changes drive service steps; a mode or owner fix alone needs none.
   const changed = (id: string) =>

@@ -27,11 +27,16 @@ export class Scenario {
     this.doc = load(readFileSync(join(fleet.hostsDir, `${host.name}.yaml`), 'utf8')) as Doc;
   }
 
-  /** Writes this host's manifest after `edit` and returns the prepared target. */
-  manifest(edit: (d: Doc) => void = () => {}): Target {
+  /** Writes this host's manifest after `edit`, valid or not. */
+  write(edit: (d: Doc) => void = () => {}): void {
     edit(this.doc);
     mkdirSync(this.dir, { recursive: true });
     writeFileSync(join(this.dir, `${this.host.name}.yaml`), dump(this.doc));
+  }
+
+  /** Writes this host's manifest after `edit` and returns the prepared target. */
+  manifest(edit: (d: Doc) => void = () => {}): Target {
+    this.write(edit);
     const files = [{ path: join(this.dir, `${this.host.name}.yaml`), text: dump(this.doc) }];
     const { hosts, problems } = loadManifests(files);
     if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems));

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { Scenario } from './helpers.js';
 import { formatPlan } from '../../controller/plan/format.js';
+import { main } from '../../controller/cli/main.js';
 
 const fleet = inject('fleet');
 const [h1, h2, h3] = fleet.hosts;
@@ -92,7 +93,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
       d.spec.nats.image = 'nats:2.9.10-r1';
     });
     const plan = await s.plan(t);
-    expect(plan.plan!.steps).toContainEqual({ step: 'restart', reason: 'image nats:2.9.10 -> nats:2.9.10-r1' });
+    expect(plan.plan!.steps).toContainEqual({ step: 'restart', reason: 'image nats:2.9.10 -> nats:2.9.10-r1; unit file changed' });
     const run = await s.apply(t);
     expect(run.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
     const [configImage, imageId] = (await s.sh("docker inspect --format '{{.Config.Image}} {{.Image}}' nats")).split(' ');
@@ -226,5 +227,56 @@ describe('host keys and decommissioning (nats-sb-3)', () => {
     expect(await s.sh('ls /data/nginx/user_conf.d /root/nginx')).not.toMatch(/\.conf|compose/);
     expect(await s.sh('cat /var/lib/nats/jetstream/marker')).toBe('keep');
     expect((await s.plan(t)).plan!.sync).toBe('Synced');
+  });
+});
+
+describe('the CLI an operator runs (nats-sb-2)', () => {
+  const s = new Scenario(fleet, h2);
+  afterAll(() => s.close());
+  const cli = async (...args: string[]) => {
+    const lines: string[] = [];
+    const code = await main(['node', 'natsfleet', ...args, '--hosts', s.dir, '--ssh-key', fleet.privateKeyPath], (l) => lines.push(l));
+    return { code, out: lines.join('\n') };
+  };
+
+  it('apply exits 0 when healthy and in sync; plan exits 0 with nothing to do, 2 with changes (Terraform detailed exit codes)', async () => {
+    s.manifest();
+    expect((await cli('apply')).code).toBe(0);
+    const same = await cli('plan');
+    expect(same.out).toContain('nats-sb-2: no changes (Synced, Healthy)');
+    expect(same.code).toBe(0);
+    s.manifest((d) => (d.spec.nats.logging = { debug: true }));
+    const changed = await cli('plan', '--output', 'json');
+    expect(changed.code).toBe(2);
+    const [plan] = JSON.parse(changed.out);
+    expect(plan).toMatchObject({ host: 'nats-sb-2', sync: 'OutOfSync', steps: [{ step: 'test-config' }, { step: 'reload' }] });
+    expect(changed.out).not.toContain(s.token());
+  });
+
+  it('status prints the table an operator reads', async () => {
+    s.manifest((d) => (d.spec.nats.logging = { debug: false }));
+    const r = await cli('status');
+    expect(r.out.split('\n')[0]).toMatch(/^HOST\s+SYNC\s+HEALTH\s+NATS\s+REVISION\s+APPLIED$/);
+    expect(r.out).toMatch(/nats-sb-2\s+Synced\s+Healthy\s+2\.9\.10\s+\S+\s+\d{4}-\d\d-\d\dT/);
+    expect(r.code).toBe(0);
+  });
+
+  it('an invalid manifest: exit 1, the problem named, nothing run on the host', async () => {
+    const before = await s.sh('stat -c %Y /var/lib/natsfleet/applied.json');
+    s.write((d) => (d.spec.nats.clientPort = 8222));
+    const r = await cli('apply');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/nats-sb-2\.yaml:\d+: error: spec\.nats\.httpPort: clashes with spec\.nats\.clientPort \(8222\)/);
+    expect(r.out).toContain('nothing was run on any host');
+    expect(await s.sh('stat -c %Y /var/lib/natsfleet/applied.json')).toBe(before);
+    s.manifest((d) => (d.spec.nats.clientPort = 4222));
+  });
+
+  it('a wrong host key: plan exits 1 and says so', async () => {
+    s.manifest((d) => (d.spec.ssh.hostKey = h1.hostKey));
+    const r = await cli('plan');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/nats-sb-2: Unknown: .*host key mismatch/);
+    s.manifest((d) => (d.spec.ssh.hostKey = h2.hostKey));
   });
 });

@@ -1,0 +1,40 @@
+// Fixture-driven planning (pyinfra-style): the observe output captured from a converged sandbox host,
+// its manifest, and small edits of either, so tests run facts in, plan out, with no network.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dump, load } from 'js-yaml';
+import { loadManifests } from '../../controller/manifest/load.js';
+import { renderHost } from '../../controller/render/desired.js';
+import { parseFacts } from '../../controller/observe/parse.js';
+import type { DesiredHost } from '../../controller/render/artifact.js';
+import type { HostFacts } from '../../controller/observe/facts.js';
+import { fixtureSecrets, ROOT } from './fixtures.js';
+
+export const CONVERGED_OUTPUT = readFileSync(join(ROOT, 'test/fixtures/observe/converged.txt'), 'utf8');
+const MANIFEST = readFileSync(join(ROOT, 'test/fixtures/observe/converged.manifest.yaml'), 'utf8');
+
+export function desiredFrom(edit: (doc: any) => void = () => {}): DesiredHost {
+  const doc = load(MANIFEST) as any;
+  edit(doc);
+  const { hosts, problems } = loadManifests([{ path: 'hosts/nats-sb-1.yaml', text: dump(doc) }]);
+  if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems));
+  return renderHost(hosts[0], fixtureSecrets);
+}
+
+/** Facts of the converged host, optionally with the raw output or the parsed facts edited. */
+export function factsFrom(d: DesiredHost, editOutput: (o: string) => string = (o) => o, editFacts: (f: HostFacts) => void = () => {}): HostFacts {
+  const f = parseFacts(editOutput(CONVERGED_OUTPUT), d);
+  editFacts(f);
+  return f;
+}
+
+/** Replaces the base64 content of one file section in the captured output. */
+export function withFileContent(output: string, path: string, edit: (content: string) => string): string {
+  const lines = output.split('\n');
+  const i = lines.indexOf(`@@natsfleet file ${path}`);
+  const content = Buffer.from(lines[i + 2], 'base64').toString();
+  const next = Buffer.from(edit(content));
+  lines[i + 1] = lines[i + 1].replace(/\d+$/, String(next.length));
+  lines[i + 2] = next.toString('base64');
+  return lines.join('\n');
+}

@@ -1,0 +1,60 @@
+// The observe parser on real output captured from a converged sandbox host.
+import { describe, expect, it } from 'vitest';
+import { parseFacts } from '../../controller/observe/parse.js';
+import { observeScript } from '../../controller/observe/script.js';
+import { CONVERGED_OUTPUT, desiredFrom } from '../helpers/observed.js';
+
+const d = desiredFrom();
+
+describe('parseFacts', () => {
+  const f = parseFacts(CONVERGED_OUTPUT, d);
+
+  it('reads OS, user, Docker, Compose and curl', () => {
+    expect(f.os).toEqual({ id: 'debian', versionId: '12', pretty: 'Debian GNU/Linux 12 (bookworm)' });
+    expect(f.uid).toBe(0);
+    expect(f.docker).toEqual({ installed: true, running: true, version: '20.10.24+dfsg1' });
+    expect(f.compose).toBe('standalone');
+    expect(f.curl).toBe(true);
+  });
+
+  it('reads every managed file with mode, owner and content', () => {
+    expect(Object.keys(f.files).sort()).toEqual(d.files.map((x) => x.path).sort());
+    for (const want of d.files) {
+      expect(f.files[want.path]).toMatchObject({ exists: true, mode: want.mode, owner: 'root', group: 'root', content: want.content });
+    }
+    for (const dir of d.dirs) expect(f.dirs[dir.path]).toEqual({ exists: true, mode: '0755', owner: 'root', group: 'root' });
+  });
+
+  it('reads the unit, containers, image, ports and monitoring', () => {
+    expect(f.unit).toEqual({ loadState: 'loaded', activeState: 'active', subState: 'running', unitFileState: 'enabled', needDaemonReload: false });
+    expect(f.container).toMatchObject({ exists: true, running: true, image: 'nats:2.9.10' });
+    expect(f.imageId).toBe(f.container.imageId);
+    expect(f.proxy).toMatchObject({ container: { exists: true, running: true }, volume: true });
+    expect(f.ports).toEqual([
+      { port: 4222, held: true, process: 'docker-proxy' },
+      { port: 8222, held: true, process: 'docker-proxy' },
+      { port: 80, held: true, process: 'nginx' },
+      { port: 443, held: true, process: 'nginx' },
+    ]);
+    expect(f.healthz).toEqual({ status: 200, body: '{"status":"ok"}' });
+    expect(f.varz).toMatchObject({ server_name: 'nats-sb-1', version: '2.9.10' });
+    expect(f.jsz?.config).toMatchObject({ max_memory: 64 * 1024 ** 2, max_storage: 256 * 1024 ** 2 });
+    expect(f.record).toMatchObject({ revision: 'fixture-rev', image: 'nats:2.9.10' });
+    expect(f.pending).toBeUndefined();
+    expect(f.lock).toBeUndefined();
+  });
+
+  it('refuses truncated output (no end marker)', () => {
+    expect(() => parseFacts(CONVERGED_OUTPUT.slice(0, 500), d)).toThrow(/incomplete/);
+  });
+});
+
+describe('observeScript', () => {
+  it('is one script that quotes every path and ends with the end marker', () => {
+    const script = observeScript(d);
+    expect(script.trimEnd().endsWith("echo '@@natsfleet end'")).toBe(true);
+    expect(script).toContain("echo '@@natsfleet file /etc/nats/nats-server.conf'");
+    expect(script).toContain("curl -s -m 2 -w '\\n%{http_code}' http://127.0.0.1:8222/healthz");
+    expect(script).toContain("docker image inspect --format '{{.Id}}' nats:2.9.10");
+  });
+});

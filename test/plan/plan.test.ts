@@ -1,0 +1,118 @@
+// Planning as a pure function: captured facts in, typed changes and service steps out.
+import { describe, expect, it } from 'vitest';
+import { planHost } from '../../controller/plan/plan.js';
+import { formatPlan } from '../../controller/plan/format.js';
+import { REDACTED } from '../../controller/secrets/redact.js';
+import { desiredFrom, factsFrom, withFileContent } from '../helpers/observed.js';
+import { FIXTURE_TOKEN } from '../helpers/fixtures.js';
+
+const steps = (p: ReturnType<typeof planHost>) => p.steps.map((s) => s.step);
+const CONF = '/etc/nats/nats-server.conf';
+
+describe('planHost', () => {
+  it('a converged host: Synced, Healthy, nothing to do', () => {
+    const d = desiredFrom();
+    const p = planHost(d, factsFrom(d), 'r1');
+    expect(p).toMatchObject({ sync: 'Synced', health: 'Healthy', changes: [], steps: [], drift: [], blocked: [] });
+    expect(p.applied).toEqual({ revision: 'fixture-rev', at: expect.any(String) });
+  });
+
+  it('auth change: reload, never restart, and the secret is redacted in the diff', () => {
+    const d = desiredFrom((doc) => (doc.spec.nats.auth = { token: { env: 'NATS_EU1_TOKEN' } }));
+    const p = planHost(d, factsFrom(d), 'r2');
+    expect(steps(p)).toEqual(['test-config', 'reload']);
+    expect(p.changes).toMatchObject([{ kind: 'file', path: CONF, action: 'update', drift: false }]);
+    const text = formatPlan(p);
+    expect(text).not.toContain(FIXTURE_TOKEN);
+    expect(text).not.toContain('$2a$11$');
+    expect(text).toContain(`+  token: "${REDACTED}"`);
+    expect(JSON.stringify(p)).not.toContain(FIXTURE_TOKEN);
+  });
+
+  it('a JetStream limit increase reloads, a decrease restarts', () => {
+    const up = desiredFrom((doc) => (doc.spec.nats.jetstream.maxMemory = '128MB'));
+    expect(steps(planHost(up, factsFrom(up), 'r'))).toEqual(['test-config', 'reload']);
+    const down = desiredFrom((doc) => (doc.spec.nats.jetstream.maxMemory = '32MB'));
+    const p = planHost(down, factsFrom(down), 'r');
+    expect(p.steps).toEqual([
+      { step: 'test-config', reason: expect.any(String) },
+      { step: 'restart', reason: 'config keys that need a restart: jetstream.max_memory_store' },
+    ]);
+  });
+
+  it('server name or store dir changes restart', () => {
+    const d = desiredFrom((doc) => (doc.spec.nats.serverName = 'renamed'));
+    expect(planHost(d, factsFrom(d), 'r').steps.find((s) => s.step === 'restart')?.reason).toBe('unit file changed; config keys that need a restart: server_name');
+    const js = desiredFrom((doc) => (doc.spec.nats.jetstream.storeDir = '/var/lib/nats/js2'));
+    expect(planHost(js, factsFrom(js), 'r').steps.find((s) => s.step === 'restart')?.reason).toBe('config keys that need a restart: jetstream.store_dir');
+  });
+
+  it('a client port change rewrites only the unit: daemon-reload and restart', () => {
+    const d = desiredFrom((doc) => (doc.spec.nats.clientPort = 14222));
+    const p = planHost(d, factsFrom(d, (o) => o.replace('@@natsfleet ports-wanted 4222,', '@@natsfleet ports-wanted 14222,')), 'r');
+    expect(p.changes.map((c) => c.path)).toEqual(['/etc/systemd/system/nats.service']);
+    expect(steps(p)).toEqual(['daemon-reload', 'restart']);
+  });
+
+  it('image change: restart for the image, pull when it is not on the host', () => {
+    const d = desiredFrom((doc) => (doc.spec.nats.image = 'nats:2.9.11'));
+    const p = planHost(d, factsFrom(d, (o) => o.replace(/(@@natsfleet image\n)sha256:\S+/, '$1missing')), 'r');
+    expect(p.steps).toEqual([
+      { step: 'pull', reason: 'image nats:2.9.11 is not on the host' },
+      { step: 'daemon-reload', reason: 'unit file changed' },
+      { step: 'restart', reason: 'image nats:2.9.10 -> nats:2.9.11; unit file changed' },
+    ]);
+  });
+
+  it('drift: a hand edit is drift (not a desired change) and is reverted with a reload', () => {
+    const d = desiredFrom();
+    const f = factsFrom(d, (o) => withFileContent(o, CONF, (c) => c.replace('debug: false', 'debug: true')));
+    const p = planHost(d, f, 'r');
+    expect(p.drift).toEqual([`${CONF}: content changed on the host`]);
+    expect(p.changes[0]).toMatchObject({ action: 'update', reason: 'content changed on the host', drift: true });
+    expect((p.changes[0] as { diff: string }).diff).toContain('-debug: true\n+debug: false');
+    expect(steps(p)).toEqual(['test-config', 'reload']);
+  });
+
+  it('a stopped service with a missing container is started, and reported as drift', () => {
+    const d = desiredFrom();
+    const f = factsFrom(d, (o) => o.replace('ActiveState=active', 'ActiveState=inactive').replace(/(@@natsfleet container\n).*/, '$1missing'));
+    const p = planHost(d, f, 'r');
+    expect(steps(p)).toEqual(['start']);
+    expect(p.drift).toEqual(['service nats.service is inactive, container missing']);
+    expect(p.health).toBe('Missing');
+  });
+
+  it('failed prerequisites block the host with clear messages', () => {
+    const d = desiredFrom();
+    const f = factsFrom(d, (o) => o.replace('@@natsfleet uid\n0', '@@natsfleet uid\n1000').replace('installed\n20.10.24+dfsg1', 'installed\nnot-running'), (x) => {
+      x.ports[0] = { port: 4222, held: true, process: 'gnatsd' };
+    });
+    expect(planHost(d, f, 'r').blocked).toEqual([
+      'the SSH user is not root (uid 1000): natsfleet needs root to manage Docker, systemd and files',
+      'Docker is installed but its engine is not running',
+      'port 4222 is held by another program (gnatsd)',
+    ]);
+  });
+
+  it('an interrupted apply is finished: its pending restart is redone', () => {
+    const d = desiredFrom();
+    const f = factsFrom(d, (o) => o.replace('@@natsfleet pending\n', '@@natsfleet pending\n{"revision":"r0","since":"x","actions":["restart"]}\n'));
+    expect(planHost(d, f, 'r').steps).toEqual([{ step: 'restart', reason: 'an earlier apply (revision r0) was interrupted before it finished' }]);
+  });
+
+  it('disabling the proxy deletes its files; decommissioning stops and removes, keeping data', () => {
+    const off = desiredFrom((doc) => (doc.spec.proxy.enabled = false));
+    const p = planHost(off, factsFrom(off), 'r');
+    expect(p.changes.filter((c) => c.action === 'delete').map((c) => c.path).sort()).toEqual([
+      '/data/nginx/nginx-certbot.env',
+      '/data/nginx/user_conf.d/nats-sb-1.sandbox.test.conf',
+      '/root/nginx/compose.yml',
+    ]);
+    const gone = desiredFrom((doc) => (doc.spec.state = 'absent'));
+    const a = planHost(gone, factsFrom(gone), 'r');
+    expect(steps(a)).toEqual(['proxy-down', 'stop', 'disable', 'remove-container', 'daemon-reload']);
+    expect(a.changes.every((c) => c.kind === 'file' && c.action === 'delete')).toBe(true);
+    expect(a.changes.map((c) => c.path)).not.toContain('/var/lib/nats');
+  });
+});
