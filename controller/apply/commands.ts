@@ -3,6 +3,7 @@
 import { posix } from 'node:path';
 import { sh, shQuote } from '../shell/quote.js';
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
+import { PROXY_CONTAINER } from '../render/proxy.js';
 import { APPLIED_FILES_PATH, LOCK_DIR, PENDING_PATH, RECORD_PATH, STATE_DIR } from '../observe/script.js';
 import type { AppliedRecord, LockInfo, PendingRecord } from '../observe/facts.js';
 import type { Step } from '../plan/types.js';
@@ -107,7 +108,8 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
     case 'proxy-reload':
       return `${sh('docker', 'exec', d.proxy!.containerName, 'nginx', '-t')} 2>&1 && ${sh('docker', 'kill', '--signal=HUP', d.proxy!.containerName)} >/dev/null`;
     case 'proxy-down':
-      return `${compose(composeKind, d.proxy!.dir, 'down')} 2>&1`;
+      // By container name: the compose file may already be gone (or never have been ours to read).
+      return `${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`;
   }
 }
 

@@ -4,6 +4,7 @@ import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
 import { sandboxCommands } from './sandbox.js';
 import { reconcileCommands } from './reconcile.js';
+import { controllerCommand } from './controller.js';
 
 export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
   let code = 0;
@@ -35,6 +36,7 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
   };
   sandboxCommands(program, out, setCode);
   reconcileCommands(program, out, setCode);
+  controllerCommand(program);
 
   program
     .command('demo')

@@ -2,6 +2,7 @@
 // every fact of a host in marked sections (a fact is a command plus a parser: see parse.ts).
 import { shQuote } from '../shell/quote.js';
 import type { DesiredHost } from '../render/artifact.js';
+import { PROXY_CONTAINER } from '../render/proxy.js';
 
 export const STATE_DIR = '/var/lib/natsfleet';
 export const RECORD_PATH = `${STATE_DIR}/applied.json`;
@@ -57,10 +58,13 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
     section('image'),
     `docker image inspect --format '{{.Id}}' ${shQuote(n.image)} 2>/dev/null || echo missing`,
   );
+  // The proxy container is looked for even when the proxy is off: disabling it must stop it.
+  lines.push(
+    section('proxy-container'),
+    `docker inspect --format '{{.Id}} {{.Image}} {{.State.Running}} {{.State.StartedAt}} {{.Config.Image}}' ${shQuote(PROXY_CONTAINER)} 2>/dev/null || echo missing`,
+  );
   if (d.proxy) {
     lines.push(
-      section('proxy-container'),
-      `docker inspect --format '{{.Id}} {{.Image}} {{.State.Running}} {{.State.StartedAt}} {{.Config.Image}}' ${shQuote(d.proxy.containerName)} 2>/dev/null || echo missing`,
       section('proxy-volume'),
       `docker volume inspect ${shQuote(d.proxy.secretsVolume)} >/dev/null 2>&1 && echo yes`,
     );

@@ -111,6 +111,7 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
   if (!running && f.record) drift.push(`service ${d.nats.unit} is ${f.unit.activeState}${f.container.exists ? '' : ', container missing'}`);
   if (f.record && f.container.exists && f.container.image !== f.record.image) drift.push(`container runs ${f.container.image}, natsfleet applied ${f.record.image}`);
 
+  if (!d.proxy && f.proxy.container.exists) add('proxy-down', 'proxy disabled');
   if (d.proxy) {
     if (!f.proxy.volume) add('volume-create', `volume ${d.proxy.secretsVolume} does not exist`);
     const proxyFiles = changed('proxy-compose') || changed('proxy-env');

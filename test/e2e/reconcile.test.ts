@@ -140,7 +140,12 @@ describe('proxy, drift and a cut connection (nats-sb-2)', () => {
   afterAll(() => s.close());
 
   it('4. proxy on: HTTPS through nginx returns /varz; monitoring is not reachable on the public interface', async () => {
-    const run = await s.apply(s.manifest());
+    // From a host without the proxy (whatever ran there before: turning it off takes it down)...
+    const off = await s.apply(s.manifest((d) => (d.spec.proxy.enabled = false)));
+    expect(off.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
+    expect(await s.sh("docker ps -a --format '{{.Names}}' --filter name=nginx-certbot")).toBe('');
+    // ...to the proxy on.
+    const run = await s.apply(s.manifest((d) => (d.spec.proxy.enabled = true)));
     expect(run.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
     expect(run.apply!.steps).toContain('proxy-up');
     const ip = await s.sh("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1");

@@ -109,6 +109,12 @@ describe('planHost', () => {
       '/data/nginx/user_conf.d/nats-sb-1.sandbox.test.conf',
       '/root/nginx/compose.yml',
     ]);
+    // Without the proxy, monitoring is published on all interfaces again (the default): the unit changes.
+    expect(p.steps).toEqual([
+      { step: 'proxy-down', reason: 'proxy disabled' },
+      { step: 'daemon-reload', reason: 'unit file changed' },
+      { step: 'restart', reason: 'unit file changed' },
+    ]);
     const gone = desiredFrom((doc) => (doc.spec.state = 'absent'));
     const a = planHost(gone, factsFrom(gone), 'r');
     expect(steps(a)).toEqual(['proxy-down', 'stop', 'disable', 'remove-container', 'daemon-reload']);

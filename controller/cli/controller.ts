@@ -1,0 +1,67 @@
+// Owns `natsfleet controller`: the long-running GitOps process, configured by flags, NATSFLEET_*
+// environment variables and an optional config file; stops cleanly on SIGINT/SIGTERM.
+import type { Command } from 'commander';
+import pino from 'pino';
+import { resolveConfig } from '../gitops/config.js';
+import { startController } from '../gitops/run.js';
+
+interface Flags {
+  config?: string;
+  repo?: string;
+  branch?: string;
+  hostsDir?: string;
+  pollInterval?: string;
+  driftInterval?: string;
+  stateDir?: string;
+  sshKey?: string;
+  concurrency?: string;
+  listen?: string;
+  githubRepository?: string;
+  githubApiUrl?: string;
+}
+
+export function controllerCommand(program: Command) {
+  program
+    .command('controller')
+    .description('run the GitOps loop: deploy the branch, plan pull requests, report drift')
+    .option('--config <file>', 'YAML config file (see deploy/natsfleet.yaml)')
+    .option('--repo <url>', 'Git remote of the hosts repository (ssh, https, or a local path)')
+    .option('--branch <name>', 'branch to deploy (default main)')
+    .option('--hosts-dir <dir>', 'hosts directory in the repository (default hosts)')
+    .option('--poll-interval <sec>', 'seconds between polls (default 30)')
+    .option('--drift-interval <sec>', 'seconds between drift sweeps (default 300)')
+    .option('--state-dir <dir>', 'state directory (default /var/lib/natsfleet-controller)')
+    .option('--ssh-key <path>', 'SSH private key')
+    .option('--concurrency <n>', 'hosts handled at once (default 10)')
+    .option('--listen <host:port>', 'serve /healthz, /metrics and /webhook')
+    .option('--github-repository <owner/repo>', 'report to this GitHub repository')
+    .option('--github-api-url <url>', 'GitHub API base URL (GitHub Enterprise)')
+    .action(async (f: Flags) => {
+      const cfg = resolveConfig(
+        {
+          repo: f.repo,
+          branch: f.branch,
+          hostsDir: f.hostsDir,
+          pollIntervalSec: f.pollInterval,
+          driftIntervalSec: f.driftInterval,
+          stateDir: f.stateDir,
+          sshKey: f.sshKey,
+          concurrency: f.concurrency,
+          listen: f.listen,
+          'github.repository': f.githubRepository,
+          'github.apiUrl': f.githubApiUrl,
+        },
+        process.env,
+        f.config,
+      );
+      const log = pino({ base: { app: 'natsfleet' } });
+      const running = await startController(cfg, log);
+      log.info({ repo: cfg.repo, branch: cfg.branch, github: cfg.github?.repository ?? null, listen: running.url ?? null }, 'controller started');
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      log.info('stopping');
+      await running.stop();
+    });
+}

@@ -1,0 +1,109 @@
+// Owns running the controller process: wiring config to the Git source, SSH pool, GitHub reporter,
+// state store and HTTP endpoint, then looping (poll interval, or at once on a webhook) until stopped.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { GitSource } from '../source/git-source.js';
+import { SessionPool } from '../reconcile/pool.js';
+import { GitHubReporter, makeOctokit } from '../report/github.js';
+import { processSecrets, secretResolver } from '../secrets/resolve.js';
+import type { ControllerConfig } from './config.js';
+import { Controller } from './controller.js';
+import { startHttp } from './http.js';
+import { StateStore } from './state.js';
+
+export interface RunningController {
+  controller: Controller;
+  /** Runs one tick now (also what a webhook does). */
+  trigger(): void;
+  /** Resolves after the next completed tick. */
+  nextTick(): Promise<void>;
+  stop(): Promise<void>;
+  url?: string;
+}
+
+export async function startController(cfg: ControllerConfig, log: Logger = pino({ base: { app: 'natsfleet' } })): Promise<RunningController> {
+  let github: GitHubReporter | undefined;
+  if (cfg.github) {
+    const octokit = await makeOctokit({
+      repository: cfg.github.repository,
+      apiUrl: cfg.github.apiUrl,
+      token: cfg.github.token,
+      app: cfg.github.appId
+        ? { appId: cfg.github.appId, privateKey: readFileSync(cfg.github.appPrivateKeyFile!, 'utf8'), installationId: cfg.github.installationId! }
+        : undefined,
+    });
+    github = new GitHubReporter(octokit, cfg.github.repository);
+  }
+  const pool = new SessionPool({ privateKey: readFileSync(cfg.sshKey) });
+  const controller = new Controller({
+    source: new GitSource(cfg.repo, join(cfg.stateDir, 'repo.git'), cfg.branch, cfg.hostsDir),
+    github,
+    pool,
+    store: new StateStore(cfg.stateDir),
+    secrets: secretResolver(processSecrets),
+    log,
+    concurrency: cfg.concurrency,
+    driftIntervalMs: cfg.driftIntervalSec * 1000,
+    planUntrustedLive: cfg.planUntrustedLive,
+  });
+
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  let waiters: (() => void)[] = [];
+  let lastTickOk = true;
+  const trigger = () => wake?.();
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        await controller.tick();
+        lastTickOk = true;
+      } catch (e) {
+        lastTickOk = false;
+        log.error({ err: (e as Error).message }, 'loop iteration failed');
+      }
+      const w = waiters;
+      waiters = [];
+      w.forEach((f) => f());
+      if (stopped) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, cfg.pollIntervalSec * 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  })();
+
+  let server: Awaited<ReturnType<typeof startHttp>> | undefined;
+  if (cfg.listen) {
+    const [host, port] = cfg.listen.split(':');
+    server = await startHttp({
+      host,
+      port: Number(port),
+      metrics: controller.metrics,
+      webhookSecret: cfg.webhookSecret,
+      trigger: (event) => {
+        log.info({ event }, 'webhook: polling now');
+        trigger();
+      },
+      healthy: () => lastTickOk,
+    });
+  }
+  const addr = server?.address();
+  return {
+    controller,
+    trigger,
+    nextTick: () => new Promise<void>((resolve) => waiters.push(resolve)),
+    url: addr && typeof addr === 'object' ? `http://${addr.address}:${addr.port}` : undefined,
+    stop: async () => {
+      stopped = true;
+      trigger();
+      await loop;
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      await pool.closeAll();
+    },
+  };
+}

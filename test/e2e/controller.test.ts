@@ -1,0 +1,248 @@
+// Issue 5's proof, end to end: a real bare Git repository, the sandbox hosts, and the GitHub double
+// that validates every request against GitHub's OpenAPI description.
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { dump, load } from 'js-yaml';
+import pino from 'pino';
+import { Octokit } from 'octokit';
+import { GitHubDouble } from '../github/double.js';
+import { Controller } from '../../controller/gitops/controller.js';
+import { GitSource } from '../../controller/source/git-source.js';
+import { SessionPool } from '../../controller/reconcile/pool.js';
+import { GitHubReporter } from '../../controller/report/github.js';
+import { StateStore } from '../../controller/gitops/state.js';
+import { processSecrets, secretResolver } from '../../controller/secrets/resolve.js';
+import { DRIFT_LABEL } from '../../controller/report/github.js';
+import { Scenario } from './helpers.js';
+import { ROOT } from '../helpers/fixtures.js';
+
+const fleet = inject('fleet');
+const [h1, h2] = fleet.hosts;
+const root = mkdtempSync(join(tmpdir(), 'nf-gitops-'));
+const origin = join(root, 'origin.git');
+const work = join(root, 'work');
+const git = (...args: string[]) => execFileSync('git', ['-C', work, ...args], { encoding: 'utf8' }).trim();
+const gh = new GitHubDouble();
+const s1 = new Scenario(fleet, h1);
+const s2 = new Scenario(fleet, h2);
+let pool: SessionPool;
+
+function editHost(name: string, edit: (d: any) => void) {
+  const path = join(work, 'hosts', `${name}.yaml`);
+  const doc = load(readFileSync(path, 'utf8')) as any;
+  edit(doc);
+  writeFileSync(path, dump(doc));
+}
+function commit(message: string): string {
+  git('add', '-A');
+  git('-c', 'user.name=dev', '-c', 'user.email=dev@example.com', 'commit', '-q', '-m', message);
+  return git('rev-parse', 'HEAD');
+}
+
+/** As a developer would: a branch off main with one host edited, opened as pull request `number`. */
+function openPullRequest(number: number, branch: string, host: string, edit: (d: any) => void, message: string): string {
+  git('checkout', '-q', '-b', branch, 'main');
+  editHost(host, edit);
+  const sha = commit(message);
+  git('push', '-q', 'origin', `HEAD:refs/heads/${branch}`, `HEAD:refs/pull/${number}/head`);
+  gh.openPull(number, sha, branch);
+  return sha;
+}
+
+function newController(stateDir = join(root, 'state')): Controller {
+  return new Controller({
+    source: new GitSource(origin, join(stateDir, 'repo.git'), 'main'),
+    github: new GitHubReporter(new Octokit({ baseUrl: gh.url, auth: gh.token }), gh.repository),
+    pool,
+    store: new StateStore(stateDir),
+    secrets: secretResolver(processSecrets),
+    log: pino({ level: 'silent' }),
+    concurrency: 4,
+    driftIntervalMs: 24 * 3600 * 1000,
+  });
+}
+
+beforeAll(async () => {
+  await gh.start();
+  pool = new SessionPool({ privateKey: readFileSync(fleet.privateKeyPath) });
+  execFileSync('git', ['init', '--bare', '-q', '-b', 'main', origin]);
+  execFileSync('git', ['clone', '-q', origin, work]);
+  mkdirSync(join(work, 'hosts'));
+  for (const h of [h1, h2]) cpSync(join(fleet.hostsDir, `${h.name}.yaml`), join(work, 'hosts', `${h.name}.yaml`));
+  git('checkout', '-q', '-b', 'main');
+  commit('two NATS hosts');
+  git('push', '-q', 'origin', 'main');
+});
+afterAll(async () => {
+  await gh.stop();
+  await pool.closeAll();
+  await s1.close();
+  await s2.close();
+});
+
+describe('the GitOps loop', () => {
+  const c = () => ctl;
+  let ctl: Controller;
+  let prSha = '';
+
+  it('deploys the branch: every host healthy, statuses on the commit', async () => {
+    ctl = newController();
+    const head = git('rev-parse', 'HEAD');
+    await c().tick();
+    expect(c().state.appliedRevision).toBe(head);
+    for (const h of [h1, h2]) expect(gh.latestStatus(head, `natsfleet/${h.name}`)?.state).toBe('success');
+    expect(gh.latestStatus(head, 'natsfleet')).toMatchObject({ state: 'success', description: '2 host(s) in sync' });
+    expect(await s1.sh('curl -s 127.0.0.1:8222/healthz')).toBe('{"status":"ok"}');
+  });
+
+  it('a pull request gets one plan comment and a status per host; nothing is applied', async () => {
+    prSha = openPullRequest(1, 'feature', h1.name, (d) => (d.spec.nats.logging = { debug: true }), 'debug logging on nats-sb-1');
+    await c().tick();
+    const [comment, ...more] = gh.commentsOn(1);
+    expect(more).toEqual([]);
+    expect(comment.body).toContain('<!-- natsfleet:plan -->');
+    expect(comment.body).toMatch(new RegExp(`\\| ${h1.name} \\| update \\| reload \\| \`/etc/nats/nats-server.conf\` \\|`));
+    expect(comment.body).toContain('<details><summary><b>nats-sb-1</b>');
+    expect(comment.body).toContain('+debug: true');
+    expect(comment.body).not.toContain(s1.token());
+    expect(gh.latestStatus(prSha, `natsfleet/${h1.name}`)).toMatchObject({ state: 'success', description: '1 change(s), reload' });
+    expect(await s1.sh('grep ^debug /etc/nats/nats-server.conf')).toBe('debug: false');
+  });
+
+  it('a second push edits the same comment in place', async () => {
+    editHost(h1.name, (d) => (d.spec.nats.maxPayload = '2MB'));
+    prSha = commit('bigger payloads');
+    git('push', '-q', 'origin', `HEAD:refs/heads/feature`, `+HEAD:refs/pull/1/head`);
+    gh.pushToPull(1, prSha);
+    await c().tick();
+    const comments = gh.commentsOn(1);
+    expect(comments).toHaveLength(1);
+    expect(comments[0].updates).toBe(1);
+    expect(comments[0].body).toContain(prSha.slice(0, 12));
+    expect(comments[0].body).toContain('+max_payload: 2MB');
+    await c().tick();
+    expect(gh.commentsOn(1)[0].updates).toBe(1);
+  });
+
+  it('an invalid manifest: failing status and the errors in the comment, nothing applied', async () => {
+    const bad = openPullRequest(2, 'broken', h2.name, (d) => (d.spec.nats.httpPort = 4222), 'clash');
+    const before = await s2.sh('sha256sum /etc/systemd/system/nats.service');
+    await c().tick();
+    expect(gh.latestStatus(bad, 'natsfleet')).toMatchObject({ state: 'failure' });
+    expect(gh.latestStatus(bad, 'natsfleet')!.description).toMatch(/invalid manifests: hosts\/nats-sb-2\.yaml:\d+: error: spec\.nats\.httpPort: clashes/);
+    expect(gh.commentsOn(2)[0].body).toMatch(/The manifests are invalid; nothing was planned and nothing will be applied[\s\S]*spec\.nats\.httpPort/);
+    expect(await s2.sh('sha256sum /etc/systemd/system/nats.service')).toBe(before);
+  });
+
+  it('a pull request that points a host at another SSH key is planned offline only', async () => {
+    const sha = openPullRequest(3, 'retarget', h2.name, (d) => (d.spec.ssh.hostKey = h1.hostKey), 'move nats-sb-2');
+    const sessionsBefore = gh.requests.length;
+    await c().tick();
+    expect(gh.requests.length).toBeGreaterThan(sessionsBefore);
+    expect(gh.commentsOn(3)[0].body).toContain('Planned offline, from the repository only: it changes the SSH address or host key of nats-sb-2');
+    expect(gh.latestStatus(sha, 'natsfleet/nats-sb-2')?.state).toBe('success');
+  });
+
+  it('merge: the host is deployed and the pull request gets the result', async () => {
+    git('checkout', '-q', 'main');
+    git('-c', 'user.name=dev', '-c', 'user.email=dev@example.com', 'merge', '-q', '--no-ff', '-m', 'Merge pull request #1', 'feature');
+    const merge = git('rev-parse', 'HEAD');
+    git('push', '-q', 'origin', 'main');
+    gh.mergePull(1, merge);
+    await c().tick();
+    expect(JSON.parse(await s1.sh('curl -s 127.0.0.1:8222/varz')).max_payload).toBe(2 * 1024 * 1024);
+    const deploy = gh.commentsOn(1).find((x) => x.body.includes(`<!-- natsfleet:deploy:${merge} -->`));
+    expect(deploy?.body).toMatch(new RegExp(`\\| ${h1.name} \\| :white_check_mark: applied \\| Healthy \\| reload \\| 1 \\|`));
+    expect(gh.latestStatus(merge, `natsfleet/${h1.name}`)).toMatchObject({ state: 'success', description: 'applied: test-config, reload' });
+    expect(c().state.appliedRevision).toBe(merge);
+  });
+
+  it('a manual change on a host: one drift issue; selfHeal corrects it and closes the issue', async () => {
+    await s2.sh("sed -i 's/^trace: false/trace: true/' /etc/nats/nats-server.conf");
+    await c().driftSweep(c().state.appliedRevision!);
+    const issues = gh.issues.filter((i) => i.labels.includes(DRIFT_LABEL));
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatchObject({ title: `natsfleet: drift on ${h2.name}`, state: 'closed' });
+    expect(issues[0].body).toContain('/etc/nats/nats-server.conf: content changed on the host');
+    expect(issues[0].comments.at(-1)).toMatch(/corrected the drift \(selfHeal\): test-config, reload/);
+    expect(await s2.sh('grep ^trace /etc/nats/nats-server.conf')).toBe('trace: false');
+  });
+
+  it('without selfHeal: the issue stays open, unchanged drift is not re-notified, a fix closes it', async () => {
+    editHost(h1.name, (d) => (d.spec.policy.selfHeal = false));
+    commit('report-only drift for nats-sb-1');
+    git('push', '-q', 'origin', 'main');
+    await c().tick();
+    await s1.sh("sed -i 's/^logtime: true/logtime: false/' /etc/nats/nats-server.conf");
+    await c().driftSweep(c().state.appliedRevision!);
+    await c().driftSweep(c().state.appliedRevision!);
+    const open = gh.issues.filter((i) => i.state === 'open' && i.labels.includes(DRIFT_LABEL));
+    expect(open).toHaveLength(1);
+    expect(open[0].title).toBe(`natsfleet: drift on ${h1.name}`);
+    expect(open[0].body).toContain('selfHeal is off');
+    expect(open[0].comments).toEqual([]);
+    expect(await s1.sh('grep ^logtime /etc/nats/nats-server.conf')).toBe('logtime: false');
+    await s1.sh("sed -i 's/^logtime: false/logtime: true/' /etc/nats/nats-server.conf");
+    await c().driftSweep(c().state.appliedRevision!);
+    expect(open[0].state).toBe('closed');
+    expect(open[0].comments).toEqual(['The host is back in sync.']);
+  });
+
+  it('every request the controller made was valid for the GitHub API', () => {
+    expect(gh.violations).toEqual([]);
+  });
+});
+
+describe('crash safety', () => {
+  it('a controller killed mid-deploy and restarted: the deploy completes, no duplicate comment or issue', async () => {
+    openPullRequest(4, 'feature2', h2.name, (d) => (d.spec.nats.maxConnections = 500), 'connection limit');
+    await newController().tick();
+    expect(gh.commentsOn(4).filter((x) => x.body.includes('natsfleet:plan'))).toHaveLength(1);
+    git('checkout', '-q', 'main');
+    git('-c', 'user.name=dev', '-c', 'user.email=dev@example.com', 'merge', '-q', '--no-ff', '-m', 'Merge pull request #4', 'feature2');
+    const merge = git('rev-parse', 'HEAD');
+    git('push', '-q', 'origin', 'main');
+    gh.mergePull(4, merge);
+
+    const stateDir = join(root, 'state-process');
+    cpSync(join(root, 'state', 'state.json'), join(stateDir, 'state.json'), { recursive: true });
+    const env = { ...process.env, GITHUB_TOKEN: gh.token, NATSFLEET_SSH_KEY: fleet.privateKeyPath };
+    const args = [join(ROOT, 'bin/natsfleet.js'), 'controller', '--repo', origin, '--state-dir', stateDir, '--github-repository', gh.repository, '--github-api-url', gh.url, '--poll-interval', '1', '--drift-interval', '3600'];
+    // First process: killed (SIGKILL, no cleanup) as soon as it starts deploying.
+    const first = spawn('node', args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => {
+      first.stdout.on('data', (b: Buffer) => {
+        if (b.toString().includes('"msg":"deploying"')) {
+          first.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => first.once('exit', r));
+    // Second process: runs until the revision is deployed.
+    const second = spawn('node', args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let log = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no deploy: ${log}`)), 60_000);
+      second.stdout.on('data', (b: Buffer) => {
+        log += b.toString();
+        if (log.includes('"msg":"deploy finished"')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    second.kill('SIGTERM');
+    await new Promise((r) => second.once('exit', r));
+    expect(JSON.parse(await s2.sh('curl -s 127.0.0.1:8222/varz')).max_connections).toBe(500);
+    expect(JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')).appliedRevision).toBe(merge);
+    const deployComments = gh.commentsOn(4).filter((x) => x.body.includes(`natsfleet:deploy:${merge}`));
+    expect(deployComments).toHaveLength(1);
+    expect(gh.commentsOn(4).filter((x) => x.body.includes('natsfleet:plan'))).toHaveLength(1);
+    expect(gh.issues.filter((i) => i.state === 'open')).toEqual([]);
+    expect(gh.violations).toEqual([]);
+  });
+});
