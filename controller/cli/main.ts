@@ -5,6 +5,7 @@ import { renderCommand } from './render.js';
 import { sandboxCommands } from './sandbox.js';
 import { reconcileCommands } from './reconcile.js';
 import { controllerCommand } from './controller.js';
+import { demoCommand } from './demo.js';
 
 export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
   let code = 0;
@@ -40,17 +41,12 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
 
   program
     .command('demo')
-    .description('the main job on an embedded default: validate the example hosts and render them')
-    .option('--hosts <dir>', 'hosts directory', 'hosts')
-    .option('--out <dir>', 'output directory', '.sandbox/demo')
-    .action(async (opts: { hosts: string; out: string }) => {
-      code = await validateCommand(opts.hosts, out);
-      // The example's token comes from the environment; the demo supplies a throwaway one.
-      process.env.NATS_EU1_TOKEN ??= `demo-${Date.now().toString(36)}`;
-      for (const name of ['nats-eu-1', 'nats-us-1']) {
-        if (code === 0) code = await renderCommand(name, { hosts: opts.hosts, out: `${opts.out}/${name}` }, out);
-      }
-      if (code === 0) out(`rendered the example hosts under ${opts.out}/`);
+    .description('the main job: a local sandbox fleet, a Git repository of the example hosts, the controller deploying them')
+    .option('--hosts <dir>', 'example manifests', 'hosts')
+    .option('--out <dir>', 'where the demo keeps its files', '.sandbox/demo')
+    .option('--timeout <sec>', 'give up after this long', '300')
+    .action(async (opts: { hosts: string; out: string; timeout: string }) => {
+      code = await demoCommand({ hosts: opts.hosts, out: opts.out, timeoutSec: Number(opts.timeout) }, out);
     });
 
   try {

@@ -92,7 +92,7 @@ export function reconcileCommands(program: Command, out: (l: string) => void, se
       sync: r.plan!.sync,
       health: r.error ? 'Unknown' : r.plan!.health,
       version: r.plan!.natsVersion ?? '-',
-      revision: r.plan!.applied?.revision ?? '-',
+      revision: r.plan!.applied?.revision.slice(0, 12) ?? '-',
       appliedAt: r.plan!.applied?.at ?? '-',
     }));
     if (opts.output === 'json') out(JSON.stringify(rows, null, 2));

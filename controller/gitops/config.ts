@@ -2,6 +2,7 @@
 // environment variables, then command-line flags. Secrets (GitHub token, App key, webhook secret)
 // come from the environment or files, never from the hosts repository.
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { load } from 'js-yaml';
 
 export interface ControllerConfig {
@@ -70,8 +71,10 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     return n;
   };
   for (const k of ['repo', 'sshKey']) if (!merged[k]) throw new Error(`config: ${k} is required (flag --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}, ${Object.keys(ENV).find((e) => ENV[e] === k)} or the config file)`);
+  const repo = String(merged.repo);
   const cfg: ControllerConfig = {
-    repo: String(merged.repo),
+    // A local path is made absolute: git resolves a relative remote against the mirror, not the cwd.
+    repo: /^[a-z][a-z0-9+.-]*:|^[^/]+@[^/]+:/i.test(repo) ? repo : resolve(repo),
     branch: String(merged.branch),
     hostsDir: String(merged.hostsDir),
     pollIntervalSec: num('pollIntervalSec'),

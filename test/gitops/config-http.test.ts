@@ -1,0 +1,78 @@
+// Controller configuration precedence, the shipped config file and unit, and the HTTP endpoint.
+import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Server } from 'node:http';
+import { resolveConfig } from '../../controller/gitops/config.js';
+import { startHttp, verifySignature } from '../../controller/gitops/http.js';
+import { Metrics } from '../../controller/gitops/metrics.js';
+import { ROOT } from '../helpers/fixtures.js';
+
+describe('resolveConfig', () => {
+  it('reads the shipped config file; the environment overrides it, flags override both', () => {
+    const cfg = resolveConfig({ concurrency: '3' }, { NATSFLEET_POLL_INTERVAL: '7', GITHUB_TOKEN: 'ghs_x' }, join(ROOT, 'deploy/natsfleet.yaml'));
+    expect(cfg).toMatchObject({
+      repo: 'git@github.com:acme/nats-hosts.git',
+      branch: 'main',
+      pollIntervalSec: 7,
+      driftIntervalSec: 300,
+      concurrency: 3,
+      planUntrustedLive: false,
+      listen: '127.0.0.1:9420',
+      github: { repository: 'acme/nats-hosts', token: 'ghs_x' },
+    });
+  });
+
+  it('names what is missing, and makes a local repository path absolute', () => {
+    expect(() => resolveConfig({}, {}, undefined)).toThrow(/repo is required \(flag --repo, NATSFLEET_REPO or the config file\)/);
+    expect(resolveConfig({ repo: 'some/dir', sshKey: 'k' }, {}).repo).toBe(join(process.cwd(), 'some/dir'));
+    expect(resolveConfig({ repo: 'https://github.com/a/b.git', sshKey: 'k' }, {}).repo).toBe('https://github.com/a/b.git');
+  });
+
+  it('ships a systemd unit that systemd-analyze accepts', () => {
+    const r = spawnSync('systemd-analyze', ['verify', join(ROOT, 'deploy/natsfleet.service')], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`.trim()).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('HTTP endpoint', () => {
+  const metrics = new Metrics();
+  const triggered: string[] = [];
+  let server: Server;
+  let url = '';
+  beforeAll(async () => {
+    server = await startHttp({ host: '127.0.0.1', port: 0, metrics, webhookSecret: 's3cret', trigger: (e) => triggered.push(e), healthy: () => true });
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  const post = (body: string, signature: string, event = 'push') =>
+    fetch(`${url}/webhook`, { method: 'POST', body, headers: { 'x-hub-signature-256': signature, 'x-github-event': event } });
+  const sign = (body: string, secret = 's3cret') => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+
+  it('a signed push or pull_request event triggers a poll; a bad signature is refused', async () => {
+    const body = JSON.stringify({ ref: 'refs/heads/main' });
+    expect((await post(body, sign(body))).status).toBe(202);
+    expect((await post(body, sign(body), 'pull_request')).status).toBe(202);
+    expect((await post(body, sign(body, 'other'))).status).toBe(401);
+    expect((await post(body, '')).status).toBe(401);
+    expect((await post(body, sign(body), 'star')).status).toBe(202);
+    expect(triggered).toEqual(['push', 'pull_request']);
+    expect(verifySignature('s3cret', Buffer.from(body), sign(body))).toBe(true);
+  });
+
+  it('serves /healthz and Prometheus /metrics', async () => {
+    metrics.setHost('h1', 'Synced', 'Healthy');
+    metrics.setHost('h2', 'OutOfSync', 'Degraded');
+    metrics.observeDuration('deploy', 1.5);
+    metrics.lastSuccessfulSync = 1_700_000_000_000;
+    expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ status: 'ok' });
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(text).toContain('natsfleet_hosts{sync="Synced",health="Healthy"} 1');
+    expect(text).toContain('natsfleet_hosts{sync="OutOfSync",health="Degraded"} 1');
+    expect(text).toContain('natsfleet_reconcile_duration_seconds_sum{phase="deploy"} 1.500');
+    expect(text).toContain('natsfleet_last_successful_sync_timestamp_seconds 1700000000');
+  });
+});
