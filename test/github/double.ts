@@ -7,6 +7,9 @@ import { createServer, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { OpenAPIBackend, type Context } from 'openapi-backend';
+import addFormatsModule from 'ajv-formats';
+
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: unknown) => unknown;
 const require = createRequire(import.meta.url);
 
 export const SERVED_OPERATIONS = [
@@ -149,7 +152,13 @@ export class GitHubDouble {
   }
 
   async start(): Promise<string> {
-    const api = new OpenAPIBackend({ definition: githubSpec() as never, validate: true, quick: true });
+    const api = new OpenAPIBackend({
+      definition: githubSpec() as never,
+      validate: true,
+      quick: true,
+      // GitHub's description uses format: date-time, uri, email...: checked, not ignored with a warning.
+      customizeAjv: (ajv) => addFormats(ajv as never) as never,
+    });
     const violation = (c: Context, what: string) => {
       this.violations.push(`${c.request.method.toUpperCase()} ${c.request.path}: ${what}`);
       return { status: what.startsWith('no such') ? 404 : 422, body: { message: what } };
