@@ -171,13 +171,19 @@ export function finalizeScript(record: AppliedRecord, lockToken: string): string
   ].join('\n');
 }
 
-/** Waits for /healthz 200, then prints varz and jsz (one round trip). */
-export function verifyScript(monitor: string, timeoutSec: number): string {
+/**
+ * Waits for /healthz 200 and, after a reload, for /varz to show a new config_load_time (SIGHUP is
+ * handled asynchronously), then prints varz and jsz (one round trip).
+ */
+export function verifyScript(monitor: string, timeoutSec: number, reloadedFrom?: string): string {
   const url = (p: string) => shQuote(`http://${monitor}/${p}`);
   return [
     `i=0; while [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' ${url('healthz')})" != 200 ]; do`,
     `  i=$((i+1)); if [ $i -gt ${timeoutSec * 2} ]; then echo '@@healthz timeout'; curl -s -m 2 ${url('healthz')}; exit 3; fi; sleep 0.5`,
     'done',
+    ...(reloadedFrom
+      ? [`i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(reloadedFrom)} && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done`]
+      : []),
     `echo '@@varz'; curl -s -m 2 ${url('varz')}; echo`,
     `echo '@@jsz'; curl -s -m 2 ${url('jsz')}; echo`,
   ].join('\n');

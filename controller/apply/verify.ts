@@ -42,7 +42,7 @@ function sections(out: string): Record<string, string> {
 export async function verifyHost(session: SshSession, v: VerifyInput): Promise<VerifyResult> {
   const d = v.desired;
   const problems: string[] = [];
-  const r = await session.exec('sh -s', { stdin: remoteScript(verifyScript(monitorAddress(d), v.timeoutSec ?? 60)), timeoutMs: ((v.timeoutSec ?? 60) + 20) * 1000 });
+  const r = await session.exec('sh -s', { stdin: remoteScript(verifyScript(monitorAddress(d), v.timeoutSec ?? 60, v.reloadedFrom)), timeoutMs: ((v.timeoutSec ?? 60) + 20) * 1000 });
   const s = sections(r.stdout);
   if (r.code !== 0) return { ok: false, problems: [`/healthz did not answer 200 within ${v.timeoutSec ?? 60} s: ${(s.healthz ?? r.stderr).trim().slice(0, 200)}`] };
   let varz: Record<string, any> = {};

@@ -1,5 +1,7 @@
 // Owns the natsfleet command line: parses arguments and dispatches to one module per command.
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { packagePath } from '../package-root.js';
 import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
 import { sandboxCommands } from './sandbox.js';
@@ -11,6 +13,7 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
   let code = 0;
   const program = new Command('natsfleet')
     .description('GitOps controller for NATS servers on bare Linux hosts')
+    .version(JSON.parse(readFileSync(packagePath('package.json'), 'utf8')).version)
     .exitOverride()
     .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => out(s.trimEnd()) });
 

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { DesiredHost } from '../render/artifact.js';
 import type { ContainerFact, FileFact, HostFacts, PortFact, UnitFact } from './facts.js';
-import { MARK } from './script.js';
+import { HTTP_MARK, MARK } from './script.js';
 
 function sections(output: string): { name: string; arg: string; body: string[] }[] {
   const out: { name: string; arg: string; body: string[] }[] = [];
@@ -27,11 +27,22 @@ const json = <T>(text: string): T | undefined => {
   }
 };
 
-function parseContainer(body: string[]): ContainerFact {
-  const line = body.join(' ').trim();
-  if (!line || line === 'missing') return { exists: false };
-  const [id, imageId, running, startedAt, image] = line.split(' ');
-  return { exists: true, id, imageId, running: running === 'true', startedAt, image };
+/** Splits a multi-URL curl answer into [status, body] per URL, in request order. */
+export function httpAnswers(text: string): { status: number; body: string }[] {
+  const out: { status: number; body: string }[] = [];
+  let rest = text;
+  const re = new RegExp(`\\n?${HTTP_MARK} (\\d{3})\\n?`);
+  for (let m = re.exec(rest); m; m = re.exec(rest)) {
+    out.push({ status: Number(m[1]), body: rest.slice(0, m.index) });
+    rest = rest.slice(m.index + m[0].length);
+  }
+  return out;
+}
+
+function parseContainer(a: { status: number; body: string } | undefined): ContainerFact {
+  const c = a?.status === 200 ? json<{ Id: string; Image: string; State: { Running: boolean; StartedAt: string }; Config: { Image: string } }>(a.body) : undefined;
+  if (!c) return { exists: false };
+  return { exists: true, id: c.Id, imageId: c.Image, running: c.State.Running, startedAt: c.State.StartedAt, image: c.Config.Image };
 }
 
 function parseFile(body: string[]): FileFact {
@@ -61,12 +72,11 @@ export function parseFacts(output: string, d: DesiredHost): HostFacts {
     const m = /^(ID|VERSION_ID|PRETTY_NAME)="?([^"]*)"?$/.exec(l);
     if (m) os[m[1] === 'ID' ? 'id' : m[1] === 'VERSION_ID' ? 'versionId' : 'pretty'] = m[2];
   }
-  const dockerLines = get('docker').map((l) => l.trim()).filter(Boolean);
-  const docker = {
-    installed: dockerLines[0] === 'installed',
-    running: dockerLines[0] === 'installed' && dockerLines[1] !== undefined && dockerLines[1] !== 'not-running',
-    version: dockerLines[0] === 'installed' && dockerLines[1] !== 'not-running' ? dockerLines[1] : undefined,
-  };
+  const api = httpAnswers(get('docker-api').join('\n'));
+  const [version, natsContainer, proxyContainer, image, volume] = api;
+  const installed = text('docker') === 'installed';
+  const serverVersion = version?.status === 200 ? json<{ Version: string }>(version.body)?.Version : undefined;
+  const docker = { installed, running: installed && serverVersion !== undefined, version: serverVersion };
   const compose = get('compose').map((l) => l.trim());
 
   const files: Record<string, FileFact> = {};
@@ -99,9 +109,7 @@ export function parseFacts(output: string, d: DesiredHost): HostFacts {
     return { port, held: Boolean(hit), process: hit ? /users:\(\("([^"]+)"/.exec(hit)?.[1] ?? 'unknown' : undefined };
   });
 
-  const healthLines = get('healthz').filter((l, i, a) => l.trim() !== '' || i < a.length - 1);
-  const hzCode = Number((healthLines.pop() ?? '').trim());
-  const image = text('image');
+  const [healthz, varz, jsz] = httpAnswers(get('monitor').join('\n'));
   return {
     os,
     uid: Number(text('uid')),
@@ -111,13 +119,13 @@ export function parseFacts(output: string, d: DesiredHost): HostFacts {
     files,
     dirs,
     unit,
-    container: parseContainer(get('container')),
-    imageId: image && image !== 'missing' ? image : undefined,
-    proxy: { container: parseContainer(get('proxy-container')), volume: text('proxy-volume') === 'yes' },
+    container: parseContainer(natsContainer),
+    imageId: image?.status === 200 ? json<{ Id: string }>(image.body)?.Id : undefined,
+    proxy: { container: parseContainer(proxyContainer), volume: volume?.status === 200 },
     ports,
-    healthz: hzCode > 0 ? { status: hzCode, body: healthLines.join('\n').trim() } : undefined,
-    varz: json(text('varz')),
-    jsz: json(text('jsz')),
+    healthz: healthz && healthz.status > 0 ? { status: healthz.status, body: healthz.body.trim() } : undefined,
+    varz: varz?.status === 200 ? json(varz.body) : undefined,
+    jsz: jsz?.status === 200 ? json(jsz.body) : undefined,
     record: json(text('record')),
     pending: json(text('pending')),
     lock: json(text('lock')),

@@ -1,5 +1,7 @@
 // Owns the observe command: ONE POSIX shell script, built from the desired state, that prints
 // every fact of a host in marked sections (a fact is a command plus a parser: see parse.ts).
+// It is cheap on the host: the Docker Engine API and NATS monitoring are each read by ONE curl
+// process (several URLs), instead of a docker CLI process per question.
 import { shQuote } from '../shell/quote.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
@@ -11,17 +13,36 @@ export const LOCK_DIR = `${STATE_DIR}/lock`;
 /** One path per line: every file natsfleet manages on the host, so files it no longer wants are seen too. */
 export const APPLIED_FILES_PATH = `${STATE_DIR}/applied.files`;
 const MAX_FILE_BYTES = 1024 * 1024;
+const DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where Docker looks for CLI plugins (the `docker compose` v2 plugin). */
+const CLI_PLUGIN_DIRS = ['/usr/libexec/docker/cli-plugins', '/usr/lib/docker/cli-plugins', '/usr/local/lib/docker/cli-plugins', '/usr/local/libexec/docker/cli-plugins', '/root/.docker/cli-plugins'];
 
 export const MARK = '@@natsfleet';
+/** Ends each response of a multi-URL curl: the HTTP status follows (000 when nothing answered). */
+export const HTTP_MARK = '@@http';
 const section = (name: string, arg = '') => `echo ${shQuote(`${MARK} ${name}${arg ? ` ${arg}` : ''}`)}`;
+const curlMany = (extra: string[], urls: string[]) =>
+  `curl -s -m 3 ${extra.join(' ')} -w ${shQuote(`\n${HTTP_MARK} %{http_code}\n`)} ${urls.map(shQuote).join(' ')} 2>/dev/null`;
 
 /** The address NATS monitoring answers on from the host itself. */
 export const monitorAddress = (d: DesiredHost) =>
   `${d.nats.httpBind === '0.0.0.0' ? '127.0.0.1' : d.nats.httpBind}:${d.nats.httpPort}`;
 
+/** The Docker Engine API paths asked, in order (parse.ts reads the answers in the same order). */
+export function dockerApiPaths(d: DesiredHost): string[] {
+  return [
+    '/version',
+    `/containers/${d.nats.containerName}/json`,
+    `/containers/${PROXY_CONTAINER}/json`,
+    `/images/${d.nats.image}/json`,
+    ...(d.proxy ? [`/volumes/${d.proxy.secretsVolume}`] : []),
+  ];
+}
+
+export const MONITOR_PATHS = ['healthz', 'varz', 'jsz'] as const;
+
 export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []): string {
   const n = d.nats;
-  const mon = `http://${monitorAddress(d)}`;
   const paths = [...new Set([...d.files.map((f) => f.path), ...extraPaths])];
   const lines = [
     'export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -30,12 +51,14 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
     section('uid'),
     'id -u',
     section('docker'),
-    "if command -v docker >/dev/null 2>&1; then echo installed; docker version --format '{{.Server.Version}}' 2>/dev/null || echo not-running; else echo missing; fi",
+    'command -v docker >/dev/null 2>&1 && echo installed || echo missing',
     section('compose'),
-    'docker compose version >/dev/null 2>&1 && echo plugin',
+    `for d in ${CLI_PLUGIN_DIRS.join(' ')}; do [ -x "$d/docker-compose" ] && { echo plugin; break; }; done`,
     'command -v docker-compose >/dev/null 2>&1 && echo standalone',
     section('curl'),
     'command -v curl >/dev/null 2>&1 && echo yes',
+    section('docker-api'),
+    curlMany([`--unix-socket ${DOCKER_SOCKET}`], dockerApiPaths(d).map((p) => `http://docker${p}`)),
   ];
   const fileFact = (p: string) =>
     `if [ -f ${p} ]; then stat -c '%a %U %G %s' ${p}; head -c ${MAX_FILE_BYTES} ${p} | base64 -w0; echo; else echo missing; fi`;
@@ -50,34 +73,15 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
   for (const dir of d.dirs) {
     lines.push(section('dir', dir.path), `stat -c '%a %U %G' ${shQuote(dir.path)} 2>/dev/null || echo missing`);
   }
+  const ports = [n.clientPort, n.httpPort, ...(d.proxy ? [80, 443] : [])];
   lines.push(
     section('unit'),
     `systemctl show ${shQuote(n.unit)} -p LoadState -p ActiveState -p SubState -p UnitFileState -p NeedDaemonReload --no-pager 2>/dev/null`,
-    section('container'),
-    `docker inspect --format '{{.Id}} {{.Image}} {{.State.Running}} {{.State.StartedAt}} {{.Config.Image}}' ${shQuote(n.containerName)} 2>/dev/null || echo missing`,
-    section('image'),
-    `docker image inspect --format '{{.Id}}' ${shQuote(n.image)} 2>/dev/null || echo missing`,
-  );
-  // The proxy container is looked for even when the proxy is off: disabling it must stop it.
-  lines.push(
-    section('proxy-container'),
-    `docker inspect --format '{{.Id}} {{.Image}} {{.State.Running}} {{.State.StartedAt}} {{.Config.Image}}' ${shQuote(PROXY_CONTAINER)} 2>/dev/null || echo missing`,
-  );
-  if (d.proxy) {
-    lines.push(
-      section('proxy-volume'),
-      `docker volume inspect ${shQuote(d.proxy.secretsVolume)} >/dev/null 2>&1 && echo yes`,
-    );
-  }
-  const ports = [n.clientPort, n.httpPort, ...(d.proxy ? [80, 443] : [])];
-  lines.push(section('ports'), `ss -Htlnp 2>/dev/null | awk '{print $4, $6}'`, section('ports-wanted', ports.join(',')));
-  lines.push(
-    section('healthz'),
-    `curl -s -m 2 -w '\\n%{http_code}' ${shQuote(`${mon}/healthz`)} 2>/dev/null; echo`,
-    section('varz'),
-    `curl -s -m 2 ${shQuote(`${mon}/varz`)} 2>/dev/null; echo`,
-    section('jsz'),
-    `curl -s -m 2 ${shQuote(`${mon}/jsz`)} 2>/dev/null; echo`,
+    section('ports'),
+    `ss -Htlnp 2>/dev/null | awk '{print $4, $6}'`,
+    section('ports-wanted', ports.join(',')),
+    section('monitor'),
+    curlMany([], MONITOR_PATHS.map((p) => `http://${monitorAddress(d)}/${p}`)),
     section('record'),
     `cat ${RECORD_PATH} 2>/dev/null; echo`,
     section('pending'),
@@ -88,4 +92,3 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
   );
   return lines.join('\n');
 }
-

@@ -18,8 +18,9 @@ export function prerequisites(d: DesiredHost, f: HostFacts): string[] {
   if (!SUPPORTED_OS.includes(f.os.id)) out.push(`unsupported OS "${f.os.pretty || f.os.id || 'unknown'}": natsfleet manages Debian and Ubuntu hosts`);
   if (f.uid !== 0) out.push(`the SSH user is not root (uid ${f.uid}): natsfleet needs root to manage Docker, systemd and files`);
   if (!f.docker.installed) out.push('Docker is not installed on the host');
-  else if (!f.docker.running) out.push('Docker is installed but its engine is not running');
-  if (!f.curl) out.push('curl is not installed on the host (needed for health checks)');
+  // The engine is asked through curl: without curl, only that is reported.
+  if (!f.curl) out.push('curl is not installed on the host (needed to read Docker and NATS state)');
+  else if (f.docker.installed && !f.docker.running) out.push('Docker is installed but its engine is not running');
   if (d.state === 'present' && d.proxy && f.compose === 'none') out.push('neither `docker compose` nor `docker-compose` is available (needed for the proxy)');
   if (d.state === 'present') {
     for (const p of f.ports) {

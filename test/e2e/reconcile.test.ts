@@ -183,7 +183,7 @@ describe('proxy, drift and a cut connection (nats-sb-2)', () => {
     });
     const cut = await s.apply(t, {
       onPhase: async (_h, phase) => {
-        if (phase === 'installing') setTimeout(async () => (await s.pool.get(t.spec)).destroy(), 150);
+        if (phase === 'installing') setTimeout(async () => (await s.pool.get(t.spec)).destroy(), 30);
       },
     });
     expect(cut.apply?.outcome ?? 'failed').toBe('failed');

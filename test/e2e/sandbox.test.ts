@@ -89,8 +89,8 @@ describe('fleet manifests', () => {
 describe('fleet lifecycle', () => {
   it('status lists the hosts with their memory; down leaves no container or volume behind', async () => {
     const status = await fleetStatus(fleet.id);
-    expect(status.map((s) => s.state)).toEqual(fleet.hosts.map(() => 'running'));
-    for (const s of status) expect(s.memoryMiB).toBeGreaterThan(5);
+    expect(status.map((s) => s.state), JSON.stringify(status)).toEqual(fleet.hosts.map(() => 'running'));
+    for (const s of status) expect(s.memoryMiB, JSON.stringify(status)).toBeGreaterThan(5);
 
     const extra = await fleetUp({ hosts: 1, id: 'e2e-lifecycle', dir: '.sandbox/e2e-lifecycle' });
     expect(extra.hosts).toHaveLength(1);

@@ -44,6 +44,14 @@ describe('parseFacts', () => {
     expect(f.lock).toBeUndefined();
   });
 
+  it('a Docker engine that does not answer: installed, not running, nothing else known', () => {
+    const down = CONVERGED_OUTPUT.replace(/(@@natsfleet docker-api\n)[\s\S]*?(\n@@natsfleet file)/, `$1${'\n@@http 000\n'.repeat(5)}$2`);
+    const g = parseFacts(down, d);
+    expect(g.docker).toEqual({ installed: true, running: false, version: undefined });
+    expect(g.container).toEqual({ exists: false });
+    expect(g.imageId).toBeUndefined();
+  });
+
   it('refuses truncated output (no end marker)', () => {
     expect(() => parseFacts(CONVERGED_OUTPUT.slice(0, 500), d)).toThrow(/incomplete/);
   });
@@ -54,7 +62,9 @@ describe('observeScript', () => {
     const script = observeScript(d);
     expect(script.trimEnd().endsWith("echo '@@natsfleet end'")).toBe(true);
     expect(script).toContain("echo '@@natsfleet file /etc/nats/nats-server.conf'");
-    expect(script).toContain("curl -s -m 2 -w '\\n%{http_code}' http://127.0.0.1:8222/healthz");
-    expect(script).toContain("docker image inspect --format '{{.Id}}' nats:2.9.10");
+    // One curl for the Docker Engine API, one for NATS monitoring.
+    expect(script).toContain("--unix-socket /var/run/docker.sock -w '\n@@http %{http_code}\n' http://docker/version http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets");
+    expect(script).toContain("http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz");
+    expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
   });
 });

@@ -56,7 +56,7 @@ describe('planHost', () => {
 
   it('image change: restart for the image, pull when it is not on the host', () => {
     const d = desiredFrom((doc) => (doc.spec.nats.image = 'nats:2.9.11'));
-    const p = planHost(d, factsFrom(d, (o) => o.replace(/(@@natsfleet image\n)sha256:\S+/, '$1missing')), 'r');
+    const p = planHost(d, factsFrom(d, undefined, (f) => (f.imageId = undefined)), 'r');
     expect(p.steps).toEqual([
       { step: 'pull', reason: 'image nats:2.9.11 is not on the host' },
       { step: 'daemon-reload', reason: 'unit file changed' },
@@ -76,7 +76,7 @@ describe('planHost', () => {
 
   it('a stopped service with a missing container is started, and reported as drift', () => {
     const d = desiredFrom();
-    const f = factsFrom(d, (o) => o.replace('ActiveState=active', 'ActiveState=inactive').replace(/(@@natsfleet container\n).*/, '$1missing'));
+    const f = factsFrom(d, (o) => o.replace('ActiveState=active', 'ActiveState=inactive'), (x) => (x.container = { exists: false }));
     const p = planHost(d, f, 'r');
     expect(steps(p)).toEqual(['start']);
     expect(p.drift).toEqual(['service nats.service is inactive, container missing']);
@@ -85,7 +85,8 @@ describe('planHost', () => {
 
   it('failed prerequisites block the host with clear messages', () => {
     const d = desiredFrom();
-    const f = factsFrom(d, (o) => o.replace('@@natsfleet uid\n0', '@@natsfleet uid\n1000').replace('installed\n20.10.24+dfsg1', 'installed\nnot-running'), (x) => {
+    const f = factsFrom(d, (o) => o.replace('@@natsfleet uid\n0', '@@natsfleet uid\n1000'), (x) => {
+      x.docker.running = false;
       x.ports[0] = { port: 4222, held: true, process: 'gnatsd' };
     });
     expect(planHost(d, f, 'r').blocked).toEqual([
