@@ -115,19 +115,23 @@ async function pushToServing(fleet: Fleet) {
   git('remote', 'add', 'origin', origin);
   commit('hosts');
   const secret = 'bench-webhook-secret';
+  rmSync(join(WORK, 'controller-state'), { recursive: true, force: true });
   const running = await startController(
     { ...DEFAULTS, repo: origin, stateDir: join(WORK, 'controller-state'), sshKey: fleet.privateKeyPath, pollIntervalSec: POLL_SEC, driftIntervalSec: 3600, concurrency: N, listen: '127.0.0.1:0', webhookSecret: secret },
     pino({ level: 'warn' }),
   );
-  rmSync(join(WORK, 'controller-state'), { recursive: true, force: true });
   // The first deploy converges the hosts on the repository; measurements start after it.
-  while (running.controller.state.appliedRevision !== git('rev-parse', 'HEAD')) await running.nextTick();
+  const deadline = Date.now() + 300_000;
+  while (running.controller.state.appliedRevision !== git('rev-parse', 'HEAD')) {
+    if (Date.now() > deadline) throw new Error('the controller did not deploy the benchmark repository');
+    await running.nextTick();
+  }
   const session = await connect(fleet);
   const file = join(work, 'hosts', `${fleet.hosts[0].name}.yaml`);
   const results: Record<'poll' | 'webhook', number[]> = { poll: [], webhook: [] };
   for (let i = 0; i < PUSH_ROUNDS * 2; i++) {
     const trigger = i % 2 === 0 ? 'poll' : 'webhook';
-    const payload = (i % 4 < 2 ? 2 : 3) * 1024 * 1024;
+    const payload = (2 + (i % 2)) * 1024 * 1024;
     const doc = load(readFileSync(file, 'utf8')) as any;
     doc.spec.nats.maxPayload = payload;
     writeFileSync(file, dump(doc, { lineWidth: -1 }));
@@ -137,7 +141,8 @@ async function pushToServing(fleet: Fleet) {
       const body = JSON.stringify({ ref: 'refs/heads/main' });
       await fetch(`${running.url}/webhook`, { method: 'POST', body, headers: { 'x-github-event': 'push', 'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` } });
     }
-    for (;;) {
+    for (const until = Date.now() + 120_000; ; ) {
+      if (Date.now() > until) throw new Error(`the host did not serve max_payload ${payload} within 120 s`);
       const r = await session.exec('curl -s 127.0.0.1:8222/varz');
       if (JSON.parse(r.stdout).max_payload === payload) break;
       await new Promise((w) => setTimeout(w, 100));
@@ -214,6 +219,7 @@ async function main() {
       const a = must(await natsfleet(fleet, 'apply'), 'natsfleet change');
       if ((a.out.match(/reload/g) ?? []).length < N) throw new Error(`natsfleet did not reload every host:\n${a.out}`);
       change.natsfleet.push(a.seconds);
+      if (a.seconds > 2 * Math.min(...change.natsfleet)) log(`slow natsfleet change round:\n${a.out}`);
       const b = must(await ansible('-e', 'nats_debug=false'), 'ansible change');
       if (!/RUNNING HANDLER \[Reload NATS\]/.test(b.out)) throw new Error(`ansible did not reload:\n${b.out.slice(-3000)}`);
       change.ansible.push(b.seconds);

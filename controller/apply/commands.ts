@@ -182,7 +182,8 @@ export function verifyScript(monitor: string, timeoutSec: number, reloadedFrom?:
     `  i=$((i+1)); if [ $i -gt ${timeoutSec * 2} ]; then echo '@@healthz timeout'; curl -s -m 2 ${url('healthz')}; exit 3; fi; sleep 0.5`,
     'done',
     ...(reloadedFrom
-      ? [`i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(reloadedFrom)} && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done`]
+      ? // The key is part of the pattern: /varz "start" holds the same timestamp until the first reload.
+        [`i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(`"config_load_time": "${reloadedFrom}"`)} && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done`]
       : []),
     `echo '@@varz'; curl -s -m 2 ${url('varz')}; echo`,
     `echo '@@jsz'; curl -s -m 2 ${url('jsz')}; echo`,

@@ -52,9 +52,15 @@ export async function startController(cfg: ControllerConfig, log: Logger = pino(
   let wake: (() => void) | undefined;
   let waiters: (() => void)[] = [];
   let lastTickOk = true;
-  const trigger = () => wake?.();
+  // A trigger that arrives while a tick runs is remembered, so the next tick starts right after it.
+  let triggered = false;
+  const trigger = () => {
+    triggered = true;
+    wake?.();
+  };
   const loop = (async () => {
     while (!stopped) {
+      triggered = false;
       try {
         await controller.tick();
         lastTickOk = true;
@@ -66,6 +72,7 @@ export async function startController(cfg: ControllerConfig, log: Logger = pino(
       waiters = [];
       w.forEach((f) => f());
       if (stopped) break;
+      if (triggered) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, cfg.pollIntervalSec * 1000);
         wake = () => {

@@ -12,6 +12,7 @@ import type { HostPlan } from '../plan/types.js';
 import { applyHost, type ApplyInput, type ApplyResult } from '../apply/apply.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import { mapLimit, type SessionPool } from './pool.js';
+import { SshError } from '../transport/ssh.js';
 
 export interface Target {
   spec: HostSpec;
@@ -61,11 +62,23 @@ export function unknownPlan(t: Target, revision: string, error: string): HostPla
   return { host: t.desired.name, revision, state: t.desired.state, blocked: [], changes: [], steps: [], drift: [], sync: 'Unknown', health: 'Missing', error };
 }
 
+/** A pooled session can die between two uses (network, sshd restart): observe once more on a new one. */
+async function observeFresh(t: Target, pool: SessionPool) {
+  const session = await pool.get(t.spec);
+  try {
+    return { session, facts: await observeHost(session, t.desired) };
+  } catch (e) {
+    if (!(e instanceof SshError) && !/not connected|ECONNRESET|EPIPE|channel/i.test((e as Error).message)) throw e;
+    await pool.drop(t.spec);
+    const again = await pool.get(t.spec);
+    return { session: again, facts: await observeHost(again, t.desired) };
+  }
+}
+
 export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<HostRun> {
   const started = Date.now();
   try {
-    const session = await o.pool.get(t.spec);
-    const facts = await observeHost(session, t.desired);
+    const { session, facts } = await observeFresh(t, o.pool);
     const plan = planHost(t.desired, facts, o.revision);
     if (!o.apply) return { host: t.desired.name, plan, facts, durationMs: Date.now() - started };
     const apply = await applyHost(session, {

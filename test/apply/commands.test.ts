@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installScript, lockAcquire, lockRelease, remoteScript, stepCommand, testConfigScript, writeAtomic } from '../../controller/apply/commands.js';
+import { installScript, lockAcquire, lockRelease, remoteScript, stepCommand, testConfigScript, verifyScript, writeAtomic } from '../../controller/apply/commands.js';
 import { sh, shQuote } from '../../controller/shell/quote.js';
 import { desiredFrom } from '../helpers/observed.js';
 
@@ -65,6 +65,12 @@ describe('service steps', () => {
   it('the lock is an atomic mkdir, released only with its own token', () => {
     expect(lockAcquire({ owner: 'o', host: 'h', pid: 1, token: 'tk', since: 's' })).toContain("if ! mkdir /var/lib/natsfleet/lock 2>/dev/null; then cat /var/lib/natsfleet/lock/info 2>/dev/null; exit 75; fi");
     expect(lockRelease('tk')).toBe(`grep -q '"token":"tk"' /var/lib/natsfleet/lock/info 2>/dev/null && rm -rf /var/lib/natsfleet/lock; true`);
+  });
+
+  it('after a reload, verify waits for a new config_load_time, not for the start time (the same value until then)', () => {
+    const script = verifyScript('127.0.0.1:8222', 60, '2026-01-01T00:00:00.1Z');
+    expect(script).toContain(`grep -qF '"config_load_time": "2026-01-01T00:00:00.1Z"'`);
+    expect(verifyScript('127.0.0.1:8222', 60)).not.toContain('config_load_time');
   });
 
   it('remote scripts run with stdin closed, so no command can eat the rest of the script', () => {
