@@ -290,7 +290,7 @@ change; Ansible: a \`uri\` task on /healthz).
 | poll (interval ${POLL_SEC} s) | ${fmt(median(push.poll))} s | ${push.poll.length} |
 | webhook | ${fmt(median(push.webhook))} s | ${push.webhook.length} |
 
-With polling, the wait for the next poll dominates (on average half the interval); with the webhook,
+With polling, the wait for the next poll dominates: each push here follows the previous deploy at once, so this is the worst case (a whole interval; half of it on average for pushes at random times). With the webhook,
 what remains is fetch, validation, one observe, staging, \`nats-server -t\` with the target image,
 install, reload and verification (including a NATS client authenticating through an SSH tunnel).
 
