@@ -43,12 +43,12 @@ function commit(message: string): string {
 }
 
 /** As a developer would: a branch off main with one host edited, opened as pull request `number`. */
-function openPullRequest(number: number, branch: string, host: string, edit: (d: any) => void, message: string): string {
+function openPullRequest(number: number, branch: string, host: string, edit: (d: any) => void, message: string, headRepo?: string): string {
   git('checkout', '-q', '-b', branch, 'main');
   editHost(host, edit);
   const sha = commit(message);
   git('push', '-q', 'origin', `HEAD:refs/heads/${branch}`, `HEAD:refs/pull/${number}/head`);
-  gh.openPull(number, sha, branch);
+  gh.openPull(number, sha, branch, headRepo);
   return sha;
 }
 
@@ -144,6 +144,15 @@ describe('the GitOps loop', () => {
     expect(gh.requests.length).toBeGreaterThan(sessionsBefore);
     expect(gh.commentsOn(3)[0].body).toContain('Planned offline, from the repository only: it changes the SSH address or host key of nats-sb-2');
     expect(gh.latestStatus(sha, 'natsfleet/nats-sb-2')?.state).toBe('success');
+  });
+
+  it('a pull request from a fork is planned offline only, even for a harmless change', async () => {
+    const sha = openPullRequest(5, 'fork-change', h2.name, (d) => (d.spec.nats.maxPayload = '4MB'), 'bigger payloads', 'someone/hosts-fork');
+    await c().tick();
+    const body = gh.commentsOn(5)[0].body;
+    expect(body).toContain('Planned offline, from the repository only: the pull request comes from a fork');
+    expect(body).toContain('+max_payload: 4MB');
+    expect(gh.latestStatus(sha, 'natsfleet')?.state).toBe('success');
   });
 
   it('merge: the host is deployed and the pull request gets the result', async () => {
