@@ -1,13 +1,12 @@
 // Benchmark support: the observe output of a converged host, made from output captured on a real
 // sandbox host (test/fixtures/observe/converged.txt) with the files, directories, /varz and record
 // rewritten for another host's desired state. Used to simulate 1,000 converged hosts.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../controller/shell/hash.js';
 import { readFileSync } from 'node:fs';
 import { dump, load } from 'js-yaml';
 import type { DesiredHost } from '../controller/render/artifact.js';
 import { MARK } from '../controller/observe/script.js';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 export function convergedOutput(fixture: string, d: DesiredHost): string {
   const sections: { head: string; body: string[] }[] = [];
@@ -21,7 +20,7 @@ export function convergedOutput(fixture: string, d: DesiredHost): string {
     appliedAt: '2026-01-01T00:00:00.000Z',
     by: 'bench',
     image: d.nats.image,
-    files: Object.fromEntries(d.files.map((f) => [f.path, { sha256: sha(f.content), mode: f.mode }])),
+    files: Object.fromEntries(d.files.map((f) => [f.path, { sha256: sha256(f.content), mode: f.mode }])),
   };
   for (const s of sections) {
     const [, name] = s.head.split(' ');

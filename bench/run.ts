@@ -13,7 +13,6 @@ import pino from 'pino';
 import { fleetDown, fleetUp, type Fleet } from '../controller/sandbox/fleet.js';
 import { SshSession } from '../controller/transport/ssh.js';
 import { observeScript } from '../controller/observe/script.js';
-import { remoteScript } from '../controller/apply/commands.js';
 import { loadManifests } from '../controller/manifest/load.js';
 import { readManifestDir } from '../controller/manifest/read-dir.js';
 import { prepareTargets } from '../controller/reconcile/reconcile.js';
@@ -235,7 +234,7 @@ async function main() {
     const observeMs: number[] = [];
     for (let i = 0; i < 20; i++) {
       const t = performance.now();
-      await session.exec('sh -s', { stdin: remoteScript(observeScript(target.desired)) });
+      await session.runScript(observeScript(target.desired));
       observeMs.push(performance.now() - t);
     }
     session.close();

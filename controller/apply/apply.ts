@@ -1,7 +1,7 @@
 // Owns applying one host's plan: lock, stage, test the new NATS config with the target image,
 // install atomically, run the service steps, verify, and roll back when verification fails.
 // Apply with nothing to do writes nothing on the host.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../shell/hash.js';
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { AppliedRecord, HostFacts } from '../observe/facts.js';
@@ -12,7 +12,6 @@ import {
   finalizeScript,
   installScript,
   pullScript,
-  remoteScript,
   rollbackScript,
   STAGED_SUFFIX,
   stageScript,
@@ -45,11 +44,8 @@ export interface ApplyInput {
   onPhase?: (phase: 'locked' | 'staged' | 'installing' | 'verifying') => void | Promise<void>;
 }
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
-async function run(session: SshSession, script: string, timeoutMs = 300_000) {
-  return session.exec('sh -s', { stdin: remoteScript(script), timeoutMs });
-}
+const run = (session: SshSession, script: string, timeoutMs = 300_000) => session.runScript(script, timeoutMs);
 
 export async function applyHost(session: SshSession, x: ApplyInput): Promise<ApplyResult> {
   const started = Date.now();
@@ -129,7 +125,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       appliedAt: new Date().toISOString(),
       by: lock.token.slice(0, 8),
       image: d.nats.image,
-      files: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, { sha256: sha(f.content), mode: f.mode }])),
+      files: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, { sha256: sha256(f.content), mode: f.mode }])),
     };
     const fin = await run(session, finalizeScript(record, lock.token));
     if (fin.code !== 0) throw new Error(`recording the applied state failed: ${fin.stderr.trim()}`);

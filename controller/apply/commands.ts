@@ -2,6 +2,8 @@
 // tested as strings). Every argument is quoted by shQuote; file contents travel base64-encoded.
 import { posix } from 'node:path';
 import { sh, shQuote } from '../shell/quote.js';
+
+export { remoteScript } from '../shell/quote.js';
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
 import { APPLIED_FILES_PATH, LOCK_DIR, PENDING_PATH, RECORD_PATH, STATE_DIR } from '../observe/script.js';
@@ -15,15 +17,15 @@ export const LOCK_HELD = 75;
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-/** Writes `content` to `path` atomically: temp file beside it, mode and owner set, then rename. */
-export function writeAtomic(path: string, content: string, mode = '0644', owner = 'root', group = 'root'): string {
+/** Writes `content` beside `path` (`path` + STAGED_SUFFIX, same filesystem) with its mode and owner. */
+function stageFile(path: string, content: string, mode: string, owner: string, group: string): string {
   const tmp = `${path}${STAGED_SUFFIX}`;
-  return [
-    `printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(tmp)}`,
-    sh('chown', `${owner}:${group}`, tmp),
-    sh('chmod', mode, tmp),
-    sh('mv', '-f', tmp, path),
-  ].join(' && ');
+  return [`printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(tmp)}`, sh('chown', `${owner}:${group}`, tmp), sh('chmod', mode, tmp)].join(' && ');
+}
+
+/** Writes `content` to `path` atomically: staged beside it, then renamed over it. */
+export function writeAtomic(path: string, content: string, mode = '0644', owner = 'root', group = 'root'): string {
+  return `${stageFile(path, content, mode, owner, group)} && ${sh('mv', '-f', `${path}${STAGED_SUFFIX}`, path)}`;
 }
 
 export function lockAcquire(info: LockInfo): string {
@@ -48,14 +50,7 @@ export function stageScript(d: DesiredHost, files: readonly FileArtifact[]): str
   for (const dir of d.dirs) {
     lines.push(`${sh('mkdir', '-p', dir.path)} && ${sh('chown', `${dir.owner}:${dir.group}`, dir.path)} && ${sh('chmod', dir.mode, dir.path)}`);
   }
-  for (const f of files) {
-    const tmp = `${f.path}${STAGED_SUFFIX}`;
-    lines.push(
-      sh('mkdir', '-p', posix.dirname(f.path)),
-      `printf '%s' ${shQuote(b64(f.content))} | base64 -d > ${shQuote(tmp)}`,
-      `${sh('chown', `${f.owner}:${f.group}`, tmp)} && ${sh('chmod', f.mode, tmp)}`,
-    );
-  }
+  for (const f of files) lines.push(sh('mkdir', '-p', posix.dirname(f.path)), stageFile(f.path, f.content, f.mode, f.owner, f.group));
   return lines.join('\n');
 }
 
@@ -65,12 +60,6 @@ export function testConfigScript(d: DesiredHost): string {
   const staged = `${d.nats.containerConfFile}${STAGED_SUFFIX}`;
   return `${sh('docker', 'run', '--rm', '--network', 'none', '-v', `${dir}:${posix.dirname(d.nats.containerConfFile)}:ro`, d.nats.image, '-t', '-c', staged)} 2>&1`;
 }
-
-/**
- * Wraps a script for `sh -s`: the shell parses the whole brace group before running it, and the
- * group's stdin is /dev/null, so no command inside can swallow the rest of the script.
- */
-export const remoteScript = (script: string) => `{\n${script}\n} </dev/null\n`;
 
 export const pullScript = (d: DesiredHost) => `${sh('timeout', '300', 'docker', 'pull', d.nats.image)} 2>&1`;
 

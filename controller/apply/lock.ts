@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { LockInfo } from '../observe/facts.js';
 import type { SshSession } from '../transport/ssh.js';
-import { LOCK_HELD, lockAcquire, lockRelease, lockTakeOver, remoteScript } from './commands.js';
+import { LOCK_HELD, lockAcquire, lockRelease, lockTakeOver } from './commands.js';
 
 /** Tokens of locks this process took and could not release (e.g. the SSH connection was cut). */
 const abandoned = new Set<string>();
@@ -41,7 +41,7 @@ export interface HeldLock {
 
 export async function acquireLock(session: SshSession, now = new Date()): Promise<HeldLock> {
   const info: LockInfo = { owner: `natsfleet@${hostname()}`, host: hostname(), pid: process.pid, token: randomUUID(), since: now.toISOString() };
-  let r = await session.exec('sh -s', { stdin: remoteScript(lockAcquire(info)) });
+  let r = await session.runScript(lockAcquire(info));
   let tookOver: LockInfo | undefined;
   if (r.code === LOCK_HELD) {
     let held: LockInfo | undefined;
@@ -52,7 +52,7 @@ export async function acquireLock(session: SshSession, now = new Date()): Promis
     }
     if (held && canTakeOver(held)) {
       tookOver = held;
-      r = await session.exec('sh -s', { stdin: remoteScript(lockTakeOver(held.token, info)) });
+      r = await session.runScript(lockTakeOver(held.token, info));
       abandoned.delete(held.token);
     } else {
       const age = held ? now.getTime() - Date.parse(held.since) : Infinity;
@@ -68,7 +68,7 @@ export async function acquireLock(session: SshSession, now = new Date()): Promis
     token: info.token,
     tookOver,
     release: async () => {
-      await session.exec('sh -s', { stdin: remoteScript(lockRelease(info.token)) });
+      await session.runScript(lockRelease(info.token));
     },
     abandon: () => abandoned.add(info.token),
   };

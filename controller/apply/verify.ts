@@ -7,7 +7,7 @@ import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
 import { monitorAddress } from '../observe/script.js';
 import { sh, shQuote } from '../shell/quote.js';
-import { remoteScript, verifyScript } from './commands.js';
+import { verifyScript } from './commands.js';
 import { openTunnel, tryConnect, type Credentials } from './nats-probe.js';
 
 export interface VerifyInput {
@@ -42,7 +42,7 @@ function sections(out: string): Record<string, string> {
 export async function verifyHost(session: SshSession, v: VerifyInput): Promise<VerifyResult> {
   const d = v.desired;
   const problems: string[] = [];
-  const r = await session.exec('sh -s', { stdin: remoteScript(verifyScript(monitorAddress(d), v.timeoutSec ?? 60, v.reloadedFrom)), timeoutMs: ((v.timeoutSec ?? 60) + 20) * 1000 });
+  const r = await session.runScript(verifyScript(monitorAddress(d), v.timeoutSec ?? 60, v.reloadedFrom), ((v.timeoutSec ?? 60) + 20) * 1000);
   const s = sections(r.stdout);
   if (r.code !== 0) return { ok: false, problems: [`/healthz did not answer 200 within ${v.timeoutSec ?? 60} s: ${(s.healthz ?? r.stderr).trim().slice(0, 200)}`] };
   let varz: Record<string, any> = {};
@@ -67,7 +67,7 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
   if (d.proxy) {
     const url = `https://${d.proxy.domain}/varz`;
     const cmd = `i=0; while ! ${sh('curl', '-sfk', '-m', '3', '--resolve', `${d.proxy.domain}:443:127.0.0.1`, '-o', '/dev/null', url)}; do i=$((i+1)); [ $i -gt 40 ] && exit 1; sleep 0.5; done`;
-    const pr = await session.exec('sh -s', { stdin: remoteScript(cmd), timeoutMs: 40_000 });
+    const pr = await session.runScript(cmd, 40_000);
     if (pr.code !== 0) problems.push(`the proxy does not answer ${shQuote(url)} over HTTPS`);
   }
   problems.push(...(await verifyAuth(session, v)));

@@ -2,9 +2,8 @@
 // local Git repository made from the hosts/ examples pointed at it, the controller running until
 // every host is deployed and healthy, then the status table and how to make a change.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { dump, load } from 'js-yaml';
 import pino from 'pino';
 import { fleetUp, type SandboxHost } from '../sandbox/fleet.js';
@@ -25,6 +24,7 @@ export interface DemoOptions {
 function pointAtSandbox(doc: any, h: SandboxHost, tokenPath: string) {
   doc.spec.ssh = { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey };
   doc.spec.nats.image = NATS_TAGS[0];
+  // Secrets stay out of Git: the example's {env: NATS_EU1_TOKEN} becomes the sandbox's token file.
   if (doc.spec.nats.auth?.token?.env) doc.spec.nats.auth.token = { file: tokenPath };
   return doc;
 }
@@ -58,8 +58,6 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void): Pro
   const head = git('-C', work, 'rev-parse', 'HEAD').trim();
   out(`\n  repository: ${origin} (working copy ${work}), ${examples.length + 1} manifests at ${head.slice(0, 12)}`);
 
-  // Secrets stay out of Git: the example's {env: NATS_EU1_TOKEN} became a token file on this machine.
-  if (!existsSync(fleet.tokenPath)) writeFileSync(fleet.tokenPath, `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
   out('  controller: polling every 2 s until every host is deployed and healthy...\n');
   const log = pino({ level: 'warn' });
   const running = await startController(

@@ -2,7 +2,7 @@
 // pull request), plan open pull requests against live hosts read-only (one comment per PR, edited in
 // place, and a commit status per host), and sweep for drift (one issue per host, self-heal when the
 // manifest allows). GitHub is optional: without it, everything goes to the log.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../shell/hash.js';
 import type { Logger } from 'pino';
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem } from '../manifest/problems.js';
@@ -40,7 +40,7 @@ export const STATUS_CONTEXT = 'natsfleet';
 export const hostContext = (host: string) => `natsfleet/${host}`;
 
 const okResult = (r: ApplyResult | undefined) => Boolean(r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'));
-const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
+const sha = (s: string) => sha256(s).slice(0, 16);
 const placeholderSecrets: SecretResolver = (ref) => `natsfleet-offline-${ref.env ? 'env' : ref.file ? 'file' : 'bcrypt'}-secret`;
 
 export class Controller {

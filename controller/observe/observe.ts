@@ -1,13 +1,12 @@
 // Owns observing one host: the observe script sent in ONE remote command, its output parsed.
 import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
-import { remoteScript } from '../apply/commands.js';
 import type { HostFacts } from './facts.js';
 import { ObserveError, parseFacts } from './parse.js';
 import { observeScript } from './script.js';
 
 export async function observeHost(session: SshSession, d: DesiredHost): Promise<HostFacts> {
-  const r = await session.exec('sh -s', { stdin: remoteScript(observeScript(d)), timeoutMs: 60_000 });
+  const r = await session.runScript(observeScript(d), 60_000);
   if (r.code !== 0 && !r.stdout.includes('@@natsfleet end')) {
     throw new ObserveError(`observe failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
   }

@@ -1,5 +1,5 @@
 // Owns parsing the observe script's output into HostFacts. Pure: fixture text in, facts out.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../shell/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { ContainerFact, FileFact, HostFacts, PortFact, UnitFact } from './facts.js';
 import { HTTP_MARK, MARK } from './script.js';
@@ -55,7 +55,7 @@ function parseFile(body: string[]): FileFact {
     owner,
     group,
     content: content.toString('utf8'),
-    sha256: createHash('sha256').update(content).digest('hex'),
+    sha256: sha256(content),
   };
 }
 

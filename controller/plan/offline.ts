@@ -1,18 +1,17 @@
 // Owns offline planning: the plan of a change computed from the repository alone, as if the host
 // ran exactly the base revision. Used for pull requests that must not reach live hosts (forks,
 // changed SSH targets, new hosts), and by the benchmarks.
-import { createHash } from 'node:crypto';
+import { sha256 } from '../shell/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { HostFacts } from '../observe/facts.js';
 import { planHost } from './plan.js';
 import type { HostPlan } from './types.js';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** The facts of a host converged on `d` (or of an empty Debian host when `d` is undefined). */
 export function convergedFacts(d: DesiredHost | undefined, revision = 'base'): HostFacts {
   const files = Object.fromEntries(
-    (d && d.state === 'present' ? d.files : []).map((f) => [f.path, { exists: true, mode: f.mode, owner: f.owner, group: f.group, content: f.content, sha256: sha(f.content) }]),
+    (d && d.state === 'present' ? d.files : []).map((f) => [f.path, { exists: true, mode: f.mode, owner: f.owner, group: f.group, content: f.content, sha256: sha256(f.content) }]),
   );
   const running = Boolean(d && d.state === 'present');
   return {
@@ -45,5 +44,5 @@ export function planOffline(base: DesiredHost | undefined, next: DesiredHost, re
 
 /** A fingerprint of everything natsfleet would put on a host: equal fingerprints, nothing to apply. */
 export function desiredFingerprint(d: DesiredHost): string {
-  return sha(JSON.stringify({ files: d.files.map((f) => [f.path, f.mode, f.owner, f.group, sha(f.content)]), dirs: d.dirs, nats: d.nats, proxy: d.proxy ?? null, state: d.state }));
+  return sha256(JSON.stringify({ files: d.files.map((f) => [f.path, f.mode, f.owner, f.group, sha256(f.content)]), dirs: d.dirs, nats: d.nats, proxy: d.proxy ?? null, state: d.state }));
 }

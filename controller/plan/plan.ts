@@ -1,7 +1,7 @@
 // Owns planning: desired state + observed facts in, HostPlan out. Pure. Decides which files change,
 // which are drift, what blocks the host, and the service steps an expert would take
 // (reload for hot-reloadable config, restart otherwise, daemon-reload for units, pull for images).
-import { createHash } from 'node:crypto';
+import { sha256 } from '../shell/hash.js';
 import { createTwoFilesPatch } from 'diff';
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import type { HostFacts } from '../observe/facts.js';
@@ -10,7 +10,6 @@ import { classifyConfigChange } from './nats-conf.js';
 import { healthOf } from './health.js';
 import { STEP_ORDER, type Change, type FileChange, type HostPlan, type Step, type StepPlan } from './types.js';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const SUPPORTED_OS = ['debian', 'ubuntu'];
 
 export function prerequisites(d: DesiredHost, f: HostFacts): string[] {
@@ -38,7 +37,7 @@ export function prerequisites(d: DesiredHost, f: HostFacts): string[] {
 function fileChange(want: FileArtifact | undefined, path: string, f: HostFacts): FileChange | undefined {
   const have = f.files[path];
   const rec = f.record?.files[path];
-  const after = want && { mode: want.mode, owner: want.owner, group: want.group, sha256: sha(want.content) };
+  const after = want && { mode: want.mode, owner: want.owner, group: want.group, sha256: sha256(want.content) };
   const before = have?.exists ? { mode: have.mode!, owner: have.owner!, group: have.group!, sha256: have.sha256! } : undefined;
   // Redaction is by key (token/password), so it applies to every diff, also of files natsfleet no longer knows.
   const diff = (a: string, b: string) => redactNatsConfig(createTwoFilesPatch(path, path, a, b, 'host', 'desired', { context: 3 }).split('\n').slice(2).join('\n'));

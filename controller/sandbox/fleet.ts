@@ -3,6 +3,7 @@
 // and ready-to-use NatsHost manifests. Everything it creates carries the label io.natsfleet.sandbox,
 // so `down` (or a later `up` after an interrupted run) removes all of it.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -174,7 +175,7 @@ export async function fleetUp(opts: UpOptions): Promise<Fleet> {
   const privateKeyPath = join(dir, 'id_ed25519');
   writeFileSync(privateKeyPath, client.private, { mode: 0o600 });
   const tokenPath = join(dir, 'nats-token');
-  if (!existsSync(tokenPath)) writeFileSync(tokenPath, `${ssh2.utils.generateKeyPairSync('ed25519').public.split(' ')[1].slice(20, 52).replace(/[+/=]/g, 'x')}\n`, { mode: 0o600 });
+  if (!existsSync(tokenPath)) writeFileSync(tokenPath, `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
   log(`starting ${opts.hosts} sandbox host(s) (fleet ${id})`);
   const hosts = await Promise.all(Array.from({ length: opts.hosts }, (_, i) => startHost(id, image, i, client.public)));
   const fleet: Fleet = { id, dir, image, privateKeyPath, tokenPath, hostsDir: join(dir, 'hosts'), hosts, readyMs: 0 };

@@ -21,3 +21,9 @@ export function systemdArgv(argv: readonly string[]): string {
   }
   return argv.join(' ');
 }
+
+/**
+ * Wraps a script for `sh -s`: the shell parses the whole brace group before running it, and the
+ * group's stdin is /dev/null, so no command inside can swallow the rest of the script.
+ */
+export const remoteScript = (script: string) => `{\n${script}\n} </dev/null\n`;

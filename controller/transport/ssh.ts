@@ -7,6 +7,7 @@ const { Client } = ssh2;
 type Client = InstanceType<typeof Client>;
 import type { Duplex } from 'node:stream';
 import { fingerprint, formatHostKey, keyBlob, sameKey } from './host-key.js';
+import { remoteScript } from '../shell/quote.js';
 
 export interface SshTarget {
   host: string;
@@ -117,6 +118,11 @@ export class SshSession {
         else stream.end();
       });
     });
+  }
+
+  /** Runs a POSIX shell script on the host (sent on stdin, so its length is not bounded by argv). */
+  runScript(script: string, timeoutMs?: number): Promise<ExecResult> {
+    return this.exec('sh -s', { stdin: remoteScript(script), timeoutMs });
   }
 
   /** A TCP stream to host:port as seen from the remote host (ssh -L without a local listener). */
