@@ -38,7 +38,9 @@ for (let i = 0; i < count; i++) {
     // Render lazily, once per connection: the host's converged observe output.
     const port = (server.address() as { port: number }).port;
     const pub = key.public.split(' ');
-    const { hosts } = loadManifests([{ path: `hosts/sim-${String(i).padStart(4, '0')}.yaml`, text: simManifest(i, port, `${pub[0]} ${pub[1]}`) }]);
+    const { hosts } = loadManifests([
+      { path: `hosts/sim-${String(i).padStart(4, '0')}.yaml`, text: simManifest(i, port, `${pub[0]} ${pub[1]}`) },
+    ]);
     output = convergedOutput(fixture, renderHost(hosts[0], noSecrets));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -7,7 +7,6 @@ import { dump, load } from 'js-yaml';
 import type { DesiredHost } from '../controller/render/artifact.js';
 import { MARK } from '../controller/observe/script.js';
 
-
 export function convergedOutput(fixture: string, d: DesiredHost): string {
   const sections: { head: string; body: string[] }[] = [];
   for (const line of fixture.split('\n')) {
@@ -26,18 +25,29 @@ export function convergedOutput(fixture: string, d: DesiredHost): string {
     const [, name] = s.head.split(' ');
     if (name === 'file' || name === 'dir') continue; // regenerated below, in place of the first one
     if (name === 'unit') {
-      for (const f of d.files) out.push(`${MARK} file ${f.path}`, `${Number(f.mode).toString()} root root ${Buffer.byteLength(f.content)}`, Buffer.from(f.content).toString('base64'));
+      for (const f of d.files)
+        out.push(
+          `${MARK} file ${f.path}`,
+          `${Number(f.mode).toString()} root root ${Buffer.byteLength(f.content)}`,
+          Buffer.from(f.content).toString('base64'),
+        );
       for (const dir of d.dirs) out.push(`${MARK} dir ${dir.path}`, '755 root root');
     }
     out.push(s.head);
-    if (name === 'varz') out.push(JSON.stringify({ server_name: d.nats.serverName, version: '2.9.10', config_load_time: '2026-01-01T00:00:00Z' }), '');
+    if (name === 'varz')
+      out.push(
+        JSON.stringify({ server_name: d.nats.serverName, version: '2.9.10', config_load_time: '2026-01-01T00:00:00Z' }),
+        '',
+      );
     else if (name === 'record') out.push(JSON.stringify(record), '');
     else out.push(...s.body);
   }
   return out.join('\n');
 }
 
-const template = load(readFileSync(new URL('../test/fixtures/observe/converged.manifest.yaml', import.meta.url), 'utf8')) as any;
+const template = load(
+  readFileSync(new URL('../test/fixtures/observe/converged.manifest.yaml', import.meta.url), 'utf8'),
+) as any;
 
 /** The manifest of simulated host number `i` (a copy of the captured host under another name and port). */
 export function simManifest(i: number, port: number, hostKey: string): string {

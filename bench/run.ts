@@ -30,7 +30,11 @@ const POLL_SEC = Number(process.env.BENCH_POLL_SEC ?? 10);
 const WORK = join(ROOT, '.sandbox', 'bench');
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
-interface Run { code: number; out: string; seconds: number }
+interface Run {
+  code: number;
+  out: string;
+  seconds: number;
+}
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Run> {
   return new Promise((resolveRun) => {
     const t = performance.now();
@@ -50,10 +54,20 @@ const must = (r: Run, what: string) => {
   if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.out.slice(-3000)}`);
   return r;
 };
-const changedCount = (ansibleOut: string) => [...ansibleOut.matchAll(/changed=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+const changedCount = (ansibleOut: string) =>
+  [...ansibleOut.matchAll(/changed=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
 
 function natsfleet(fleet: Fleet, ...args: string[]) {
-  return run('node', [join(ROOT, 'bin/natsfleet.js'), ...args, '--hosts', fleet.hostsDir, '--ssh-key', fleet.privateKeyPath, '--concurrency', String(N)]);
+  return run('node', [
+    join(ROOT, 'bin/natsfleet.js'),
+    ...args,
+    '--hosts',
+    fleet.hostsDir,
+    '--ssh-key',
+    fleet.privateKeyPath,
+    '--concurrency',
+    String(N),
+  ]);
 }
 
 function ansibleSetup(fleet: Fleet) {
@@ -93,7 +107,10 @@ function setDebug(fleet: Fleet, debug: boolean) {
 
 async function connect(fleet: Fleet, i = 0) {
   const h = fleet.hosts[i];
-  return SshSession.connect({ host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey }, { privateKey: readFileSync(fleet.privateKeyPath) });
+  return SshSession.connect(
+    { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey },
+    { privateKey: readFileSync(fleet.privateKeyPath) },
+  );
 }
 
 async function pushToServing(fleet: Fleet) {
@@ -105,7 +122,8 @@ async function pushToServing(fleet: Fleet) {
   execFileSync('git', ['init', '--bare', '-q', '-b', 'main', origin]);
   execFileSync('git', ['init', '-q', '-b', 'main', work]);
   mkdirSync(join(work, 'hosts'));
-  for (const f of readdirSync(fleet.hostsDir)) writeFileSync(join(work, 'hosts', f), readFileSync(join(fleet.hostsDir, f)));
+  for (const f of readdirSync(fleet.hostsDir))
+    writeFileSync(join(work, 'hosts', f), readFileSync(join(fleet.hostsDir, f)));
   const commit = (m: string) => {
     git('add', '-A');
     git('-c', 'user.name=bench', '-c', 'user.email=bench@example.com', 'commit', '-q', '-m', m);
@@ -116,7 +134,17 @@ async function pushToServing(fleet: Fleet) {
   const secret = 'bench-webhook-secret';
   rmSync(join(WORK, 'controller-state'), { recursive: true, force: true });
   const running = await startController(
-    { ...DEFAULTS, repo: origin, stateDir: join(WORK, 'controller-state'), sshKey: fleet.privateKeyPath, pollIntervalSec: POLL_SEC, driftIntervalSec: 3600, concurrency: N, listen: '127.0.0.1:0', webhookSecret: secret },
+    {
+      ...DEFAULTS,
+      repo: origin,
+      stateDir: join(WORK, 'controller-state'),
+      sshKey: fleet.privateKeyPath,
+      pollIntervalSec: POLL_SEC,
+      driftIntervalSec: 3600,
+      concurrency: N,
+      listen: '127.0.0.1:0',
+      webhookSecret: secret,
+    },
     pino({ level: 'warn' }),
   );
   // The first deploy converges the hosts on the repository; measurements start after it.
@@ -138,9 +166,16 @@ async function pushToServing(fleet: Fleet) {
     commit(`max_payload ${payload}`);
     if (trigger === 'webhook') {
       const body = JSON.stringify({ ref: 'refs/heads/main' });
-      await fetch(`${running.url}/webhook`, { method: 'POST', body, headers: { 'x-github-event': 'push', 'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}` } });
+      await fetch(`${running.url}/webhook`, {
+        method: 'POST',
+        body,
+        headers: {
+          'x-github-event': 'push',
+          'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
+        },
+      });
     }
-    for (const until = Date.now() + 120_000; ; ) {
+    for (const until = Date.now() + 120_000; ;) {
       if (Date.now() > until) throw new Error(`the host did not serve max_payload ${payload} within 120 s`);
       const r = await session.exec('curl -s 127.0.0.1:8222/varz');
       if (JSON.parse(r.stdout).max_payload === payload) break;
@@ -158,7 +193,10 @@ async function sweep(keyPath: string, delayMs: number) {
   const dir = join(WORK, 'sim');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'hosts'), { recursive: true });
-  const server = spawn('node', ['--import', 'tsx', join(ROOT, 'bench/fake-fleet.ts'), String(SIM), String(delayMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn('node', ['--import', 'tsx', join(ROOT, 'bench/fake-fleet.ts'), String(SIM), String(delayMs)], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const { ports, hostKey } = await new Promise<{ ports: number[]; hostKey: string }>((ok) => {
     let buf = '';
     server.stdout.on('data', (b) => {
@@ -166,12 +204,34 @@ async function sweep(keyPath: string, delayMs: number) {
       if (buf.includes('\n')) ok(JSON.parse(buf));
     });
   });
-  ports.forEach((p, i) => writeFileSync(join(dir, 'hosts', `sim-${String(i).padStart(4, '0')}.yaml`), simManifest(i, p, hostKey)));
-  const runs: { concurrency: number; sweepSeconds: number; peakRssMB: number; synced: number; execs: number; perHostMs: Record<string, number>; loadSeconds: number }[] = [];
+  ports.forEach((p, i) =>
+    writeFileSync(join(dir, 'hosts', `sim-${String(i).padStart(4, '0')}.yaml`), simManifest(i, p, hostKey)),
+  );
+  const runs: {
+    concurrency: number;
+    sweepSeconds: number;
+    peakRssMB: number;
+    synced: number;
+    execs: number;
+    perHostMs: Record<string, number>;
+    loadSeconds: number;
+  }[] = [];
   for (const concurrency of [25, 50, 100, 200, 100, 100]) {
-    const r = must(await run('node', ['--import', 'tsx', join(ROOT, 'bench/sweep.ts'), join(dir, 'hosts'), keyPath, String(concurrency)]), 'sweep');
+    const r = must(
+      await run('node', [
+        '--import',
+        'tsx',
+        join(ROOT, 'bench/sweep.ts'),
+        join(dir, 'hosts'),
+        keyPath,
+        String(concurrency),
+      ]),
+      'sweep',
+    );
     runs.push(JSON.parse(r.out.trim().split('\n').pop()!));
-    log(`sweep of ${SIM} hosts at concurrency ${concurrency}: ${fmt(runs.at(-1)!.sweepSeconds)} s, ${runs.at(-1)!.peakRssMB} MB`);
+    log(
+      `sweep of ${SIM} hosts at concurrency ${concurrency}: ${fmt(runs.at(-1)!.sweepSeconds)} s, ${runs.at(-1)!.peakRssMB} MB`,
+    );
   }
   server.kill();
   return runs;
@@ -195,7 +255,8 @@ async function main() {
     // The two tools manage byte-identical files: Ansible in check mode finds nothing to change on
     // hosts natsfleet converged, and natsfleet plans nothing on hosts Ansible converged.
     const check = must(await ansible('--check', '--diff'), 'ansible --check');
-    if (changedCount(check.out) !== 0) throw new Error(`Ansible would change natsfleet's files:\n${check.out.slice(-4000)}`);
+    if (changedCount(check.out) !== 0)
+      throw new Error(`Ansible would change natsfleet's files:\n${check.out.slice(-4000)}`);
     must(await ansible(), 'ansible converge');
     const plan = await natsfleet(fleet, 'plan');
     if (plan.code !== 0) throw new Error(`natsfleet would change Ansible's files:\n${plan.out.slice(-4000)}`);
@@ -204,7 +265,8 @@ async function main() {
     const noop = { natsfleet: [] as number[], ansible: [] as number[] };
     for (let r = 0; r < ROUNDS; r++) {
       const a = must(await natsfleet(fleet, 'apply'), 'natsfleet no-op');
-      if (!/unchanged/.test(a.out) || /applied/.test(a.out)) throw new Error(`natsfleet no-op changed something:\n${a.out}`);
+      if (!/unchanged/.test(a.out) || /applied/.test(a.out))
+        throw new Error(`natsfleet no-op changed something:\n${a.out}`);
       noop.natsfleet.push(a.seconds);
       const b = must(await ansible(), 'ansible no-op');
       if (changedCount(b.out) !== 0) throw new Error(`ansible no-op changed something:\n${b.out.slice(-3000)}`);
@@ -220,7 +282,8 @@ async function main() {
       change.natsfleet.push(a.seconds);
       if (a.seconds > 2 * Math.min(...change.natsfleet)) log(`slow natsfleet change round:\n${a.out}`);
       const b = must(await ansible('-e', 'nats_debug=false'), 'ansible change');
-      if (!/RUNNING HANDLER \[Reload NATS\]/.test(b.out)) throw new Error(`ansible did not reload:\n${b.out.slice(-3000)}`);
+      if (!/RUNNING HANDLER \[Reload NATS\]/.test(b.out))
+        throw new Error(`ansible did not reload:\n${b.out.slice(-3000)}`);
       change.ansible.push(b.seconds);
       log(`change round ${r + 1}: natsfleet ${fmt(a.seconds)} s, ansible ${fmt(b.seconds)} s`);
     }
@@ -239,9 +302,11 @@ async function main() {
     }
     session.close();
     const cliPlan: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) cliPlan.push(must(await natsfleet(fleet, 'plan', '--host', fleet.hosts[0].name), 'plan one host').seconds);
+    for (let i = 0; i < ROUNDS; i++)
+      cliPlan.push(must(await natsfleet(fleet, 'plan', '--host', fleet.hosts[0].name), 'plan one host').seconds);
     const nodeStart: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) nodeStart.push((await run('node', [join(ROOT, 'bin/natsfleet.js'), '--version'])).seconds);
+    for (let i = 0; i < ROUNDS; i++)
+      nodeStart.push((await run('node', [join(ROOT, 'bin/natsfleet.js'), '--version'])).seconds);
 
     const push = await pushToServing(fleet);
     const sweeps = await sweep(fleet.privateKeyPath, Math.round(median(observeMs)));
@@ -249,8 +314,18 @@ async function main() {
     const best = [...sweeps].sort((a, b) => a.sweepSeconds - b.sweepSeconds)[0];
 
     const rows: [string, string, string, string][] = [
-      [`no-op apply, ${N} hosts (new process)`, fmt(median(noop.natsfleet)), fmt(median(noop.ansible)), `${(median(noop.ansible) / median(noop.natsfleet)).toFixed(1)}x`],
-      [`reload-safe change on ${N} hosts, to healthy`, fmt(median(change.natsfleet)), fmt(median(change.ansible)), `${(median(change.ansible) / median(change.natsfleet)).toFixed(1)}x`],
+      [
+        `no-op apply, ${N} hosts (new process)`,
+        fmt(median(noop.natsfleet)),
+        fmt(median(noop.ansible)),
+        `${(median(noop.ansible) / median(noop.natsfleet)).toFixed(1)}x`,
+      ],
+      [
+        `reload-safe change on ${N} hosts, to healthy`,
+        fmt(median(change.natsfleet)),
+        fmt(median(change.ansible)),
+        `${(median(change.ansible) / median(change.natsfleet)).toFixed(1)}x`,
+      ],
     ];
     const table = [
       '| benchmark (median seconds) | natsfleet | Ansible | Ansible / natsfleet |',
@@ -315,7 +390,9 @@ exchange and signature, CPU-bound on both ends: here the simulated hosts share t
 controller) plus one round trip per host; parsing and planning are negligible.
 `;
     writeFileSync(join(ROOT, 'bench/RESULTS.md'), md);
-    process.stdout.write(`${table}\n\n1,000-host no-op sweep: ${fmt(median(at100.map((s) => s.sweepSeconds)))} s, peak ${Math.max(...at100.map((s) => s.peakRssMB))} MB\nwritten: bench/RESULTS.md (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+    process.stdout.write(
+      `${table}\n\n1,000-host no-op sweep: ${fmt(median(at100.map((s) => s.sweepSeconds)))} s, peak ${Math.max(...at100.map((s) => s.peakRssMB))} MB\nwritten: bench/RESULTS.md (${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
+    );
   } finally {
     await fleetDown('bench');
   }

@@ -37,9 +37,20 @@ await mapLimit(targets, concurrency, async (t) => {
 const sweepMs = performance.now() - sweepStart;
 await pool.closeAll();
 const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
-console.log(JSON.stringify({
-  hosts: targets.length, synced, execs, concurrency,
-  loadSeconds: (loaded - t0) / 1000, sweepSeconds: sweepMs / 1000, peakRssMB: Math.round(hwm / 1024),
-  // Summed over hosts (they overlap): where a host's time goes.
-  perHostMs: { connect: phase.connect / targets.length, observe: phase.observe / targets.length, plan: phase.plan / targets.length },
-}));
+console.log(
+  JSON.stringify({
+    hosts: targets.length,
+    synced,
+    execs,
+    concurrency,
+    loadSeconds: (loaded - t0) / 1000,
+    sweepSeconds: sweepMs / 1000,
+    peakRssMB: Math.round(hwm / 1024),
+    // Summed over hosts (they overlap): where a host's time goes.
+    perHostMs: {
+      connect: phase.connect / targets.length,
+      observe: phase.observe / targets.length,
+      plan: phase.plan / targets.length,
+    },
+  }),
+);

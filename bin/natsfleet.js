@@ -3,6 +3,11 @@
 import { main } from '../dist/controller/cli/main.js';
 
 main(process.argv).then(
-  (code) => { process.exitCode = code; },
-  (err) => { console.error(`natsfleet: ${err instanceof Error ? err.message : String(err)}`); process.exitCode = 1; },
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    console.error(`natsfleet: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  },
 );

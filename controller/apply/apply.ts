@@ -44,7 +44,6 @@ export interface ApplyInput {
   onPhase?: (phase: 'locked' | 'staged' | 'installing' | 'verifying') => void | Promise<void>;
 }
 
-
 const run = (session: SshSession, script: string, timeoutMs = 300_000) => session.runScript(script, timeoutMs);
 
 export async function applyHost(session: SshSession, x: ApplyInput): Promise<ApplyResult> {
@@ -88,7 +87,11 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       if (p.code !== 0) {
         await unstage();
         await lock.release();
-        return result('failed', plan.health, `pulling ${d.nats.image} failed: ${p.stdout.trim().split('\n').slice(-2).join(' ')}`);
+        return result(
+          'failed',
+          plan.health,
+          `pulling ${d.nats.image} failed: ${p.stdout.trim().split('\n').slice(-2).join(' ')}`,
+        );
       }
     }
     if (steps.includes('test-config')) {
@@ -96,28 +99,51 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       if (t.code !== 0) {
         await unstage();
         await lock.release();
-        return result('failed', plan.health, `nats-server rejected the new config (not installed; the running server is untouched): ${t.stdout.trim()}`);
+        return result(
+          'failed',
+          plan.health,
+          `nats-server rejected the new config (not installed; the running server is untouched): ${t.stdout.trim()}`,
+        );
       }
     }
 
     await x.onPhase?.('installing');
-    const inst = await run(session, installScript(d, { install, remove, steps, composeKind, pending: { revision: x.revision, since: new Date().toISOString(), actions: steps } }));
+    const inst = await run(
+      session,
+      installScript(d, {
+        install,
+        remove,
+        steps,
+        composeKind,
+        pending: { revision: x.revision, since: new Date().toISOString(), actions: steps },
+      }),
+    );
     let failure: string | undefined;
     if (inst.code !== 0) {
       const step = [...inst.stdout.matchAll(/@@step (\S+)/g)].pop()?.[1] ?? 'install';
       failure = `${step} failed: ${(inst.stderr || inst.stdout).trim().split('\n').slice(-3).join(' ')}`;
     } else if (d.state === 'present') {
       await x.onPhase?.('verifying');
-      const reloadedFrom = steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
+      const reloadedFrom =
+        steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
       const v = await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, reloadedFrom });
       if (!v.ok) failure = `verification failed: ${v.problems.join('; ')}`;
     }
     if (failure) {
       const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
       await run(session, rollbackScript(d, { install, composeKind, proxyTouched }));
-      const again = d.state === 'present' ? await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, timeoutSec: 30 }).catch(() => undefined) : undefined;
+      const again =
+        d.state === 'present'
+          ? await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, timeoutSec: 30 }).catch(
+              () => undefined,
+            )
+          : undefined;
       await lock.release();
-      return result('rolled-back', 'Degraded', `${failure}; rolled back to the previous files${again?.ok === false ? ' (the previous state is not healthy either)' : ''}`);
+      return result(
+        'rolled-back',
+        'Degraded',
+        `${failure}; rolled back to the previous files${again?.ok === false ? ' (the previous state is not healthy either)' : ''}`,
+      );
     }
 
     const record: AppliedRecord = {
@@ -125,7 +151,9 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       appliedAt: new Date().toISOString(),
       by: lock.token.slice(0, 8),
       image: d.nats.image,
-      files: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, { sha256: sha256(f.content), mode: f.mode }])),
+      files: Object.fromEntries(
+        (d.state === 'present' ? d.files : []).map((f) => [f.path, { sha256: sha256(f.content), mode: f.mode }]),
+      ),
     };
     const fin = await run(session, finalizeScript(record, lock.token));
     if (fin.code !== 0) throw new Error(`recording the applied state failed: ${fin.stderr.trim()}`);

@@ -20,7 +20,11 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 /** Writes `content` beside `path` (`path` + STAGED_SUFFIX, same filesystem) with its mode and owner. */
 function stageFile(path: string, content: string, mode: string, owner: string, group: string): string {
   const tmp = `${path}${STAGED_SUFFIX}`;
-  return [`printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(tmp)}`, sh('chown', `${owner}:${group}`, tmp), sh('chmod', mode, tmp)].join(' && ');
+  return [
+    `printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(tmp)}`,
+    sh('chown', `${owner}:${group}`, tmp),
+    sh('chmod', mode, tmp),
+  ].join(' && ');
 }
 
 /** Writes `content` to `path` atomically: staged beside it, then renamed over it. */
@@ -48,9 +52,12 @@ export const lockTakeOver = (oldToken: string, info: LockInfo) => `${lockRelease
 export function stageScript(d: DesiredHost, files: readonly FileArtifact[]): string {
   const lines = ['set -e', 'umask 077'];
   for (const dir of d.dirs) {
-    lines.push(`${sh('mkdir', '-p', dir.path)} && ${sh('chown', `${dir.owner}:${dir.group}`, dir.path)} && ${sh('chmod', dir.mode, dir.path)}`);
+    lines.push(
+      `${sh('mkdir', '-p', dir.path)} && ${sh('chown', `${dir.owner}:${dir.group}`, dir.path)} && ${sh('chmod', dir.mode, dir.path)}`,
+    );
   }
-  for (const f of files) lines.push(sh('mkdir', '-p', posix.dirname(f.path)), stageFile(f.path, f.content, f.mode, f.owner, f.group));
+  for (const f of files)
+    lines.push(sh('mkdir', '-p', posix.dirname(f.path)), stageFile(f.path, f.content, f.mode, f.owner, f.group));
   return lines.join('\n');
 }
 
@@ -121,12 +128,15 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
   const lines = ['set -e', sh('rm', '-rf', BACKUP_DIR), sh('mkdir', '-p', BACKUP_DIR)];
   const touched = [...x.install, ...x.remove];
   for (const p of touched) {
-    lines.push(`if [ -f ${shQuote(p)} ]; then ${sh('mkdir', '-p', posix.join(BACKUP_DIR, posix.dirname(p)))} && ${sh('cp', '-p', p, posix.join(BACKUP_DIR, p))}; fi`);
+    lines.push(
+      `if [ -f ${shQuote(p)} ]; then ${sh('mkdir', '-p', posix.join(BACKUP_DIR, posix.dirname(p)))} && ${sh('cp', '-p', p, posix.join(BACKUP_DIR, p))}; fi`,
+    );
   }
   lines.push(writeAtomic(PENDING_PATH, JSON.stringify(x.pending)));
   // Stopping and removal run before files go away; the rest after the new files are in place.
   const before: Step[] = ['proxy-down', 'stop', 'disable', 'remove-container'];
-  for (const s of x.steps.filter((s) => before.includes(s))) lines.push(`echo '@@step ${s}'`, stepCommand(s, d, x.composeKind));
+  for (const s of x.steps.filter((s) => before.includes(s)))
+    lines.push(`echo '@@step ${s}'`, stepCommand(s, d, x.composeKind));
   for (const p of x.install) lines.push(sh('mv', '-f', `${p}${STAGED_SUFFIX}`, p));
   for (const p of x.remove) lines.push(sh('rm', '-f', p));
   for (const s of x.steps.filter((s) => !before.includes(s) && s !== 'pull' && s !== 'test-config')) {
@@ -137,14 +147,20 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
 }
 
 /** Puts the backed-up files back (atomically), removes files that did not exist before. */
-export function rollbackScript(d: DesiredHost, x: { install: readonly string[]; composeKind: 'plugin' | 'standalone'; proxyTouched: boolean }): string {
+export function rollbackScript(
+  d: DesiredHost,
+  x: { install: readonly string[]; composeKind: 'plugin' | 'standalone'; proxyTouched: boolean },
+): string {
   const lines: string[] = [];
   for (const p of x.install) {
     const bak = posix.join(BACKUP_DIR, p);
-    lines.push(`if [ -f ${shQuote(bak)} ]; then ${sh('cp', '-p', bak, `${p}${STAGED_SUFFIX}`)} && ${sh('mv', '-f', `${p}${STAGED_SUFFIX}`, p)}; else ${sh('rm', '-f', p)}; fi`);
+    lines.push(
+      `if [ -f ${shQuote(bak)} ]; then ${sh('cp', '-p', bak, `${p}${STAGED_SUFFIX}`)} && ${sh('mv', '-f', `${p}${STAGED_SUFFIX}`, p)}; else ${sh('rm', '-f', p)}; fi`,
+    );
   }
   lines.push(sh('systemctl', 'daemon-reload'), `${sh('systemctl', 'restart', d.nats.unit)} || true`);
-  if (x.proxyTouched && d.proxy) lines.push(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1 || true`);
+  if (x.proxyTouched && d.proxy)
+    lines.push(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1 || true`);
   lines.push(sh('rm', '-f', PENDING_PATH));
   return lines.join('\n');
 }
@@ -154,7 +170,12 @@ export function finalizeScript(record: AppliedRecord, lockToken: string): string
   return [
     'set -e',
     writeAtomic(RECORD_PATH, `${JSON.stringify(record, null, 2)}\n`),
-    writeAtomic(APPLIED_FILES_PATH, Object.keys(record.files).map((p) => `${p}\n`).join('')),
+    writeAtomic(
+      APPLIED_FILES_PATH,
+      Object.keys(record.files)
+        .map((p) => `${p}\n`)
+        .join(''),
+    ),
     sh('rm', '-rf', PENDING_PATH, BACKUP_DIR),
     lockRelease(lockToken),
   ].join('\n');
@@ -172,7 +193,9 @@ export function verifyScript(monitor: string, timeoutSec: number, reloadedFrom?:
     'done',
     ...(reloadedFrom
       ? // The key is part of the pattern: /varz "start" holds the same timestamp until the first reload.
-        [`i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(`"config_load_time": "${reloadedFrom}"`)} && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done`]
+        [
+          `i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(`"config_load_time": "${reloadedFrom}"`)} && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done`,
+        ]
       : []),
     `echo '@@varz'; curl -s -m 2 ${url('varz')}; echo`,
     `echo '@@jsz'; curl -s -m 2 ${url('jsz')}; echo`,

@@ -11,7 +11,10 @@ const abandoned = new Set<string>();
 export const STALE_AFTER_MS = 30 * 60 * 1000;
 
 export class LockError extends Error {
-  constructor(message: string, readonly stale: boolean) {
+  constructor(
+    message: string,
+    readonly stale: boolean,
+  ) {
     super(message);
     this.name = 'LockError';
   }
@@ -40,7 +43,13 @@ export interface HeldLock {
 }
 
 export async function acquireLock(session: SshSession, now = new Date()): Promise<HeldLock> {
-  const info: LockInfo = { owner: `natsfleet@${hostname()}`, host: hostname(), pid: process.pid, token: randomUUID(), since: now.toISOString() };
+  const info: LockInfo = {
+    owner: `natsfleet@${hostname()}`,
+    host: hostname(),
+    pid: process.pid,
+    token: randomUUID(),
+    since: now.toISOString(),
+  };
   let r = await session.runScript(lockAcquire(info));
   let tookOver: LockInfo | undefined;
   if (r.code === LOCK_HELD) {
@@ -58,7 +67,10 @@ export async function acquireLock(session: SshSession, now = new Date()): Promis
       const age = held ? now.getTime() - Date.parse(held.since) : Infinity;
       const who = held ? `${held.owner} (pid ${held.pid}) since ${held.since}` : 'an unknown owner';
       if (age > STALE_AFTER_MS) {
-        throw new LockError(`stale lock held by ${who}; if no apply is running, remove it with \`natsfleet unlock\``, true);
+        throw new LockError(
+          `stale lock held by ${who}; if no apply is running, remove it with \`natsfleet unlock\``,
+          true,
+        );
       }
       throw new LockError(`locked by ${who}: another apply is running`, false);
     }

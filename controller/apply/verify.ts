@@ -42,9 +42,18 @@ function sections(out: string): Record<string, string> {
 export async function verifyHost(session: SshSession, v: VerifyInput): Promise<VerifyResult> {
   const d = v.desired;
   const problems: string[] = [];
-  const r = await session.runScript(verifyScript(monitorAddress(d), v.timeoutSec ?? 60, v.reloadedFrom), ((v.timeoutSec ?? 60) + 20) * 1000);
+  const r = await session.runScript(
+    verifyScript(monitorAddress(d), v.timeoutSec ?? 60, v.reloadedFrom),
+    ((v.timeoutSec ?? 60) + 20) * 1000,
+  );
   const s = sections(r.stdout);
-  if (r.code !== 0) return { ok: false, problems: [`/healthz did not answer 200 within ${v.timeoutSec ?? 60} s: ${(s.healthz ?? r.stderr).trim().slice(0, 200)}`] };
+  if (r.code !== 0)
+    return {
+      ok: false,
+      problems: [
+        `/healthz did not answer 200 within ${v.timeoutSec ?? 60} s: ${(s.healthz ?? r.stderr).trim().slice(0, 200)}`,
+      ],
+    };
   let varz: Record<string, any> = {};
   let jsz: Record<string, any> = {};
   try {
@@ -53,16 +62,22 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
   } catch {
     problems.push('/varz or /jsz did not return JSON');
   }
-  if (varz.server_name !== d.nats.serverName) problems.push(`/varz server_name is ${varz.server_name}, expected ${d.nats.serverName}`);
+  if (varz.server_name !== d.nats.serverName)
+    problems.push(`/varz server_name is ${varz.server_name}, expected ${d.nats.serverName}`);
   const version = expectedVersion(d.nats.image);
-  if (version && !String(varz.version ?? '').startsWith(version)) problems.push(`/varz version is ${varz.version}, the image ${d.nats.image} should run ${version}`);
-  if (v.reloadedFrom && varz.config_load_time === v.reloadedFrom) problems.push('the reload did not take effect (config_load_time unchanged): nats-server kept its old config');
+  if (version && !String(varz.version ?? '').startsWith(version))
+    problems.push(`/varz version is ${varz.version}, the image ${d.nats.image} should run ${version}`);
+  if (v.reloadedFrom && varz.config_load_time === v.reloadedFrom)
+    problems.push('the reload did not take effect (config_load_time unchanged): nats-server kept its old config');
   const js = v.spec.nats.jetstream;
   if (js.enabled) {
     const cfg = jsz.config ?? {};
-    if (!s.jsz?.trim() || jsz.disabled === true || !cfg.store_dir) problems.push('JetStream is not enabled according to /jsz');
-    if (js.maxMemory !== undefined && cfg.max_memory !== sizeInBytes(js.maxMemory)) problems.push(`/jsz max_memory is ${cfg.max_memory}, expected ${sizeInBytes(js.maxMemory)}`);
-    if (js.maxFile !== undefined && cfg.max_storage !== sizeInBytes(js.maxFile)) problems.push(`/jsz max_storage is ${cfg.max_storage}, expected ${sizeInBytes(js.maxFile)}`);
+    if (!s.jsz?.trim() || jsz.disabled === true || !cfg.store_dir)
+      problems.push('JetStream is not enabled according to /jsz');
+    if (js.maxMemory !== undefined && cfg.max_memory !== sizeInBytes(js.maxMemory))
+      problems.push(`/jsz max_memory is ${cfg.max_memory}, expected ${sizeInBytes(js.maxMemory)}`);
+    if (js.maxFile !== undefined && cfg.max_storage !== sizeInBytes(js.maxFile))
+      problems.push(`/jsz max_storage is ${cfg.max_storage}, expected ${sizeInBytes(js.maxFile)}`);
   }
   if (d.proxy) {
     const url = `https://${d.proxy.domain}/varz`;
@@ -85,7 +100,9 @@ async function verifyAuth(session: SshSession, v: VerifyInput): Promise<string[]
       return problems;
     }
     if (anon.ok) problems.push('a client without credentials was accepted');
-    const wrong: Credentials = auth.token ? { token: 'natsfleet-wrong-token' } : { user: auth.user!, pass: 'natsfleet-wrong-password' };
+    const wrong: Credentials = auth.token
+      ? { token: 'natsfleet-wrong-token' }
+      : { user: auth.user!, pass: 'natsfleet-wrong-password' };
     if ((await tryConnect(tunnel.port, wrong)).ok) problems.push('a client with wrong credentials was accepted');
     if (v.credentials) {
       const good = await tryConnect(tunnel.port, v.credentials);

@@ -56,7 +56,10 @@ export function controllerCommand(program: Command) {
       );
       const log = pino({ base: { app: 'natsfleet' } });
       const running = await startController(cfg, log);
-      log.info({ repo: cfg.repo, branch: cfg.branch, github: cfg.github?.repository ?? null, listen: running.url ?? null }, 'controller started');
+      log.info(
+        { repo: cfg.repo, branch: cfg.branch, github: cfg.github?.repository ?? null, listen: running.url ?? null },
+        'controller started',
+      );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

@@ -31,10 +31,17 @@ function pointAtSandbox(doc: any, h: SandboxHost, tokenPath: string) {
 
 export async function demoCommand(o: DemoOptions, out: (l: string) => void): Promise<number> {
   const dir = resolve(o.out);
-  const examples = readdirSync(o.hosts).filter((f) => f.endsWith('.yaml')).sort();
+  const examples = readdirSync(o.hosts)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
   const started = Date.now();
   out(`natsfleet demo: a sandbox fleet of ${examples.length + 1} hosts, a Git repository, the controller\n`);
-  const fleet = await fleetUp({ hosts: examples.length + 1, id: o.fleetId ?? 'demo', dir: join(dir, 'fleet'), log: (l) => out(`  sandbox: ${l}`) });
+  const fleet = await fleetUp({
+    hosts: examples.length + 1,
+    id: o.fleetId ?? 'demo',
+    dir: join(dir, 'fleet'),
+    log: (l) => out(`  sandbox: ${l}`),
+  });
 
   // The hosts repository: the examples (pointed at the sandbox) plus one default sandbox host.
   const origin = join(dir, 'origin.git');
@@ -47,12 +54,26 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void): Pro
   mkdirSync(join(work, 'hosts'));
   examples.forEach((f, i) => {
     const doc = pointAtSandbox(load(readFileSync(join(o.hosts, f), 'utf8')), fleet.hosts[i], fleet.tokenPath);
-    writeFileSync(join(work, 'hosts', f), `# From ${o.hosts}/${f}, pointed at sandbox host ${fleet.hosts[i].container}.\n${dump(doc, { lineWidth: -1 })}`);
+    writeFileSync(
+      join(work, 'hosts', f),
+      `# From ${o.hosts}/${f}, pointed at sandbox host ${fleet.hosts[i].container}.\n${dump(doc, { lineWidth: -1 })}`,
+    );
   });
   const last = fleet.hosts[examples.length];
   writeFileSync(join(work, 'hosts', `${last.name}.yaml`), readFileSync(join(fleet.hostsDir, `${last.name}.yaml`)));
   git('-C', work, 'add', '-A');
-  git('-C', work, '-c', 'user.name=natsfleet demo', '-c', 'user.email=demo@natsfleet.invalid', 'commit', '-q', '-m', 'NATS hosts');
+  git(
+    '-C',
+    work,
+    '-c',
+    'user.name=natsfleet demo',
+    '-c',
+    'user.email=demo@natsfleet.invalid',
+    'commit',
+    '-q',
+    '-m',
+    'NATS hosts',
+  );
   git('-C', work, 'remote', 'add', 'origin', origin);
   git('-C', work, 'push', '-q', 'origin', 'main');
   const head = git('-C', work, 'rev-parse', 'HEAD').trim();
@@ -61,7 +82,15 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void): Pro
   out('  controller: polling every 2 s until every host is deployed and healthy...\n');
   const log = pino({ level: 'warn' });
   const running = await startController(
-    { ...DEFAULTS, repo: origin, stateDir, sshKey: fleet.privateKeyPath, pollIntervalSec: 2, driftIntervalSec: 3600, planUntrustedLive: false },
+    {
+      ...DEFAULTS,
+      repo: origin,
+      stateDir,
+      sshKey: fleet.privateKeyPath,
+      pollIntervalSec: 2,
+      driftIntervalSec: 3600,
+      planUntrustedLive: false,
+    },
     log,
   );
   const deadline = Date.now() + o.timeoutSec * 1000;
@@ -70,15 +99,27 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void): Pro
       await running.nextTick();
       const st = running.controller.state;
       if (st.appliedRevision === head && Object.keys(st.retries).length === 0) break;
-      if (Object.keys(st.retries).length) out(`  retrying: ${Object.entries(st.retries).map(([h, r]) => `${h}: ${r.lastError}`).join('; ')}`);
+      if (Object.keys(st.retries).length)
+        out(
+          `  retrying: ${Object.entries(st.retries)
+            .map(([h, r]) => `${h}: ${r.lastError}`)
+            .join('; ')}`,
+        );
     }
   } finally {
     await running.stop();
   }
   const st = running.controller.state;
   const ok = st.appliedRevision === head && Object.keys(st.retries).length === 0;
-  out(ok ? `  deployed ${head.slice(0, 12)} to every host in ${((Date.now() - started) / 1000).toFixed(1)} s\n` : '  not every host was deployed in time:\n');
-  const code = await main(['node', 'natsfleet', 'status', '--hosts', join(work, 'hosts'), '--ssh-key', fleet.privateKeyPath], out);
+  out(
+    ok
+      ? `  deployed ${head.slice(0, 12)} to every host in ${((Date.now() - started) / 1000).toFixed(1)} s\n`
+      : '  not every host was deployed in time:\n',
+  );
+  const code = await main(
+    ['node', 'natsfleet', 'status', '--hosts', join(work, 'hosts'), '--ssh-key', fleet.privateKeyPath],
+    out,
+  );
   out(`
 Next: change a host and watch it deploy.
   cd ${work}

@@ -44,7 +44,9 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
 
   program
     .command('demo')
-    .description('the main job: a local sandbox fleet, a Git repository of the example hosts, the controller deploying them')
+    .description(
+      'the main job: a local sandbox fleet, a Git repository of the example hosts, the controller deploying them',
+    )
     .option('--hosts <dir>', 'example manifests', 'hosts')
     .option('--out <dir>', 'where the demo keeps its files', '.sandbox/demo')
     .option('--timeout <sec>', 'give up after this long', '300')

@@ -45,7 +45,12 @@ async function run(opts: Common, apply: boolean, out: (l: string) => void): Prom
   const targets = prepareTargets(selected, secretResolver(processSecrets));
   const pool = new SessionPool({ privateKey: sshKey(opts) });
   try {
-    return await reconcileAll(targets, { pool, revision: await localRevision(opts.hosts), apply, concurrency: Number(opts.concurrency) });
+    return await reconcileAll(targets, {
+      pool,
+      revision: await localRevision(opts.hosts),
+      apply,
+      concurrency: Number(opts.concurrency),
+    });
   } finally {
     await pool.closeAll();
   }
@@ -61,29 +66,49 @@ function common(cmd: Command): Command {
 }
 
 export function reconcileCommands(program: Command, out: (l: string) => void, setCode: (c: number) => void) {
-  common(program.command('plan').description('observe hosts and show what apply would change (exit 0: none, 2: changes, 1: error)')).action(
-    async (opts: Common) => {
-      const runs = await run(opts, false, out);
-      if (!runs) return setCode(1);
-      const plans = runs.map((r) => r.plan!);
-      if (opts.output === 'json') out(JSON.stringify(plans, null, 2));
-      else {
-        for (const p of plans) out(formatPlan(p));
-        out(planSummary(plans));
-      }
-      setCode(plans.some((p) => p.sync === 'Unknown' || p.blocked.length) ? 1 : plans.some((p) => p.sync === 'OutOfSync') ? 2 : 0);
-    },
-  );
-  common(program.command('apply').description('apply the plan and verify (exit 0 when every host ends healthy and in sync)')).action(
-    async (opts: Common) => {
-      const runs = await run(opts, true, out);
-      if (!runs) return setCode(1);
-      if (opts.output === 'json') out(JSON.stringify(runs.map((r) => ({ plan: r.plan, result: r.apply, error: r.error })), null, 2));
-      else for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
-      const ok = runs.every((r) => r.apply && (r.apply.outcome === 'applied' || r.apply.outcome === 'unchanged') && (r.apply.health === 'Healthy' || r.plan?.state === 'absent'));
-      setCode(ok ? 0 : 1);
-    },
-  );
+  common(
+    program
+      .command('plan')
+      .description('observe hosts and show what apply would change (exit 0: none, 2: changes, 1: error)'),
+  ).action(async (opts: Common) => {
+    const runs = await run(opts, false, out);
+    if (!runs) return setCode(1);
+    const plans = runs.map((r) => r.plan!);
+    if (opts.output === 'json') out(JSON.stringify(plans, null, 2));
+    else {
+      for (const p of plans) out(formatPlan(p));
+      out(planSummary(plans));
+    }
+    setCode(
+      plans.some((p) => p.sync === 'Unknown' || p.blocked.length)
+        ? 1
+        : plans.some((p) => p.sync === 'OutOfSync')
+          ? 2
+          : 0,
+    );
+  });
+  common(
+    program.command('apply').description('apply the plan and verify (exit 0 when every host ends healthy and in sync)'),
+  ).action(async (opts: Common) => {
+    const runs = await run(opts, true, out);
+    if (!runs) return setCode(1);
+    if (opts.output === 'json')
+      out(
+        JSON.stringify(
+          runs.map((r) => ({ plan: r.plan, result: r.apply, error: r.error })),
+          null,
+          2,
+        ),
+      );
+    else for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
+    const ok = runs.every(
+      (r) =>
+        r.apply &&
+        (r.apply.outcome === 'applied' || r.apply.outcome === 'unchanged') &&
+        (r.apply.health === 'Healthy' || r.plan?.state === 'absent'),
+    );
+    setCode(ok ? 0 : 1);
+  });
   common(program.command('status').description('sync and health of every host')).action(async (opts: Common) => {
     const runs = await run(opts, false, out);
     if (!runs) return setCode(1);
@@ -110,7 +135,9 @@ export function reconcileCommands(program: Command, out: (l: string) => void, se
       out(await scanHostKey(m[1], m[2] ? Number(m[2]) : 22));
     });
 
-  common(program.command('unlock').description('remove an apply lock left on a host (only when no apply is running)')).action(async (opts: Common) => {
+  common(
+    program.command('unlock').description('remove an apply lock left on a host (only when no apply is running)'),
+  ).action(async (opts: Common) => {
     const { hosts } = loadManifests(await readManifestDir(opts.hosts));
     const pool = new SessionPool({ privateKey: sshKey(opts) });
     try {

@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import { fleetDown, fleetStatus, fleetUp } from '../sandbox/fleet.js';
 
 export function sandboxCommands(program: Command, out: (line: string) => void, setCode: (c: number) => void) {
-  const sandbox = program.command('sandbox').description('a local fleet of disposable Debian hosts (systemd, sshd, Docker) on 127.0.0.1');
+  const sandbox = program
+    .command('sandbox')
+    .description('a local fleet of disposable Debian hosts (systemd, sshd, Docker) on 127.0.0.1');
   sandbox
     .command('up')
     .description('start the fleet and write a pinned NatsHost manifest per host, plus the SSH key')
@@ -14,7 +16,8 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
       const n = Number(opts.hosts);
       if (!Number.isInteger(n) || n < 1 || n > 50) throw new Error('--hosts must be a whole number from 1 to 50');
       const fleet = await fleetUp({ hosts: n, dir: opts.out, id: opts.id, log: out });
-      for (const h of fleet.hosts) out(`${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  (compose ${h.compose})`);
+      for (const h of fleet.hosts)
+        out(`${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  (compose ${h.compose})`);
       out(`manifests: ${fleet.hostsDir}`);
       out(`next: NATSFLEET_SSH_KEY=${fleet.privateKeyPath} natsfleet validate ${fleet.hostsDir}`);
     });
@@ -40,7 +43,14 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
       }
       out(['CONTAINER'.padEnd(28), 'STATE'.padEnd(9), 'SSH'.padEnd(16), 'MEMORY'].join(' '));
       for (const r of rows) {
-        out([r.container.padEnd(28), r.state.padEnd(9), (r.sshPort ? `127.0.0.1:${r.sshPort}` : '-').padEnd(16), r.memoryMiB !== undefined ? `${r.memoryMiB} MiB` : '-'].join(' '));
+        out(
+          [
+            r.container.padEnd(28),
+            r.state.padEnd(9),
+            (r.sshPort ? `127.0.0.1:${r.sshPort}` : '-').padEnd(16),
+            r.memoryMiB !== undefined ? `${r.memoryMiB} MiB` : '-',
+          ].join(' '),
+        );
       }
     });
 }

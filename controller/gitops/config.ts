@@ -27,7 +27,15 @@ export interface ControllerConfig {
   };
 }
 
-export const DEFAULTS = { branch: 'main', hostsDir: 'hosts', pollIntervalSec: 30, driftIntervalSec: 300, stateDir: '/var/lib/natsfleet-controller', concurrency: 10, planUntrustedLive: false };
+export const DEFAULTS = {
+  branch: 'main',
+  hostsDir: 'hosts',
+  pollIntervalSec: 30,
+  driftIntervalSec: 300,
+  stateDir: '/var/lib/natsfleet-controller',
+  concurrency: 10,
+  planUntrustedLive: false,
+};
 
 type Flat = Record<string, string | number | boolean | undefined>;
 
@@ -54,7 +62,8 @@ const ENV: Record<string, string> = {
 function flatten(obj: Record<string, unknown>, prefix = ''): Flat {
   const out: Flat = {};
   for (const [k, v] of Object.entries(obj ?? {})) {
-    if (v && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
+    if (v && typeof v === 'object' && !Array.isArray(v))
+      Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
     else out[`${prefix}${k}`] = v as string;
   }
   return out;
@@ -70,7 +79,11 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     if (!Number.isFinite(n) || n <= 0) throw new Error(`config: ${k} must be a positive number`);
     return n;
   };
-  for (const k of ['repo', 'sshKey']) if (!merged[k]) throw new Error(`config: ${k} is required (flag --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}, ${Object.keys(ENV).find((e) => ENV[e] === k)} or the config file)`);
+  for (const k of ['repo', 'sshKey'])
+    if (!merged[k])
+      throw new Error(
+        `config: ${k} is required (flag --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}, ${Object.keys(ENV).find((e) => ENV[e] === k)} or the config file)`,
+      );
   const repo = String(merged.repo);
   const cfg: ControllerConfig = {
     // A local path is made absolute: git resolves a relative remote against the mirror, not the cwd.

@@ -15,7 +15,15 @@ import { desiredFingerprint, planOffline } from '../plan/offline.js';
 import type { HostPlan } from '../plan/types.js';
 import type { GitSource } from '../source/git-source.js';
 import type { GitHubReporter, StatusState } from '../report/github.js';
-import { deployComment, DEPLOY_MARKER, DRIFT_MARKER, driftIssueBody, PLAN_MARKER, planComment, serviceSummary } from '../report/markdown.js';
+import {
+  deployComment,
+  DEPLOY_MARKER,
+  DRIFT_MARKER,
+  driftIssueBody,
+  PLAN_MARKER,
+  planComment,
+  serviceSummary,
+} from '../report/markdown.js';
 import type { ApplyResult } from '../apply/apply.js';
 import { Metrics } from './metrics.js';
 import type { ControllerState, StateStore } from './state.js';
@@ -39,9 +47,13 @@ const BACKOFF_MAX_MS = 10 * 60_000;
 export const STATUS_CONTEXT = 'natsfleet';
 export const hostContext = (host: string) => `natsfleet/${host}`;
 
-const okResult = (r: ApplyResult | undefined) => Boolean(r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'));
+const okResult = (r: ApplyResult | undefined) =>
+  Boolean(
+    r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'),
+  );
 const sha = (s: string) => sha256(s).slice(0, 16);
-const placeholderSecrets: SecretResolver = (ref) => `natsfleet-offline-${ref.env ? 'env' : ref.file ? 'file' : 'bcrypt'}-secret`;
+const placeholderSecrets: SecretResolver = (ref) =>
+  `natsfleet-offline-${ref.env ? 'env' : ref.file ? 'file' : 'bcrypt'}-secret`;
 
 export class Controller {
   state: ControllerState;
@@ -59,7 +71,9 @@ export class Controller {
   }
 
   private async status(sha: string, context: string, state: StatusState, description: string) {
-    await this.d.github?.setStatus(sha, context, state, description).catch((e) => this.d.log.warn({ err: e.message, context }, 'commit status failed'));
+    await this.d.github
+      ?.setStatus(sha, context, state, description)
+      .catch((e) => this.d.log.warn({ err: e.message, context }, 'commit status failed'));
   }
 
   /** One pass of the loop: deploy the branch, plan pull requests, and sweep for drift when due. */
@@ -82,7 +96,10 @@ export class Controller {
     }
   }
 
-  private async load(rev: string, secrets = this.d.secrets): Promise<{ targets?: Target[]; hosts?: HostSpec[]; errors: string[] }> {
+  private async load(
+    rev: string,
+    secrets = this.d.secrets,
+  ): Promise<{ targets?: Target[]; hosts?: HostSpec[]; errors: string[] }> {
     const { hosts, problems } = loadManifests(await this.d.source.manifestsAt(rev));
     const errors = problems.filter((p) => p.severity === 'error').map(formatProblem);
     if (errors.length) return { errors };
@@ -104,7 +121,11 @@ export class Controller {
       log.error({ errors }, 'revision is invalid: nothing applied');
       await this.status(head, STATUS_CONTEXT, 'failure', `invalid manifests: ${errors[0]}`);
       for (const pr of (await this.d.github?.pullsForCommit(head)) ?? []) {
-        await this.d.github!.ensureComment(pr, DEPLOY_MARKER(head), `### natsfleet did not deploy ${head.slice(0, 12)}\n\nThe manifests are invalid; nothing was applied.\n\n\`\`\`\n${errors.join('\n')}\n\`\`\``);
+        await this.d.github!.ensureComment(
+          pr,
+          DEPLOY_MARKER(head),
+          `### natsfleet did not deploy ${head.slice(0, 12)}\n\nThe manifests are invalid; nothing was applied.\n\n\`\`\`\n${errors.join('\n')}\n\`\`\``,
+        );
       }
       this.state.invalidRevision = head;
       this.save();
@@ -116,29 +137,54 @@ export class Controller {
       if (retry && retry.revision === head) return retry.nextAttemptAt <= this.now();
       return desiredFingerprint(t.desired) !== this.state.hostFingerprints[t.desired.name];
     });
-    for (const name of Object.keys(this.state.retries)) if (!targets.some((t) => t.desired.name === name)) delete this.state.retries[name];
+    for (const name of Object.keys(this.state.retries))
+      if (!targets.some((t) => t.desired.name === name)) delete this.state.retries[name];
     log.info({ hosts: todo.map((t) => t.desired.name) }, todo.length ? 'deploying' : 'revision changes no host');
     for (const t of todo) await this.status(head, hostContext(t.desired.name), 'pending', 'deploying');
-    const runs = await reconcileAll(todo, { pool: this.d.pool, revision: head, apply: true, concurrency: this.d.concurrency });
+    const runs = await reconcileAll(todo, {
+      pool: this.d.pool,
+      revision: head,
+      apply: true,
+      concurrency: this.d.concurrency,
+    });
     for (const [i, run] of runs.entries()) {
       const t = todo[i];
       const name = t.desired.name;
-      this.metrics.setHost(name, run.error ? 'Unknown' : okResult(run.apply) ? 'Synced' : 'OutOfSync', run.error ? 'Unknown' : run.apply!.health);
+      this.metrics.setHost(
+        name,
+        run.error ? 'Unknown' : okResult(run.apply) ? 'Synced' : 'OutOfSync',
+        run.error ? 'Unknown' : run.apply!.health,
+      );
       if (okResult(run.apply)) {
         this.state.hostFingerprints[name] = desiredFingerprint(t.desired);
         delete this.state.retries[name];
-        await this.status(head, hostContext(name), 'success', run.apply!.outcome === 'applied' ? `applied: ${run.apply!.steps.join(', ') || 'files'}` : 'in sync');
+        await this.status(
+          head,
+          hostContext(name),
+          'success',
+          run.apply!.outcome === 'applied' ? `applied: ${run.apply!.steps.join(', ') || 'files'}` : 'in sync',
+        );
       } else {
         const prev = this.state.retries[name];
         const attempts = prev && prev.revision === head ? prev.attempts + 1 : 1;
         const error = run.error ?? run.apply?.error ?? run.apply?.outcome ?? 'failed';
-        this.state.retries[name] = { revision: head, attempts, nextAttemptAt: this.now() + Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS), lastError: error };
+        this.state.retries[name] = {
+          revision: head,
+          attempts,
+          nextAttemptAt: this.now() + Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS),
+          lastError: error,
+        };
         log.warn({ host: name, attempts, error }, 'host failed; will retry with backoff');
         await this.status(head, hostContext(name), run.error ? 'error' : 'failure', error);
       }
     }
     const failed = Object.keys(this.state.retries).length;
-    await this.status(head, STATUS_CONTEXT, failed ? 'failure' : 'success', failed ? `${failed} host(s) failed` : `${targets.length} host(s) in sync`);
+    await this.status(
+      head,
+      STATUS_CONTEXT,
+      failed ? 'failure' : 'success',
+      failed ? `${failed} host(s) failed` : `${targets.length} host(s) in sync`,
+    );
     if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs);
     this.state.appliedRevision = head;
     if (!failed) this.state.lastSuccessfulSync = new Date(this.now()).toISOString();
@@ -173,18 +219,27 @@ export class Controller {
       let plans: HostPlan[] = [];
       if (problems.some((p) => p.severity === 'error')) {
         body = planComment({ sha: head, plans: [], problems });
-        await this.status(head, STATUS_CONTEXT, 'failure', `invalid manifests: ${formatProblem(problems.find((p) => p.severity === 'error')!)}`);
+        await this.status(
+          head,
+          STATUS_CONTEXT,
+          'failure',
+          `invalid manifests: ${formatProblem(problems.find((p) => p.severity === 'error')!)}`,
+        );
         log.warn('pull request has invalid manifests');
       } else {
         const baseSpec = (name: string) => base.hosts?.find((b) => b.name === name);
-        const untrusted = changed.map((h) => {
-          const b = baseSpec(h.name);
-          if (pr.fromFork) return 'the pull request comes from a fork';
-          if (!b) return `it adds the host ${h.name}`;
-          if (JSON.stringify(b.ssh) !== JSON.stringify(h.ssh)) return `it changes the SSH address or host key of ${h.name}`;
-          return undefined;
-        }).find(Boolean);
-        const offline = untrusted && !this.d.planUntrustedLive ? `${untrusted}, so it is not planned against live hosts.` : undefined;
+        const untrusted = changed
+          .map((h) => {
+            const b = baseSpec(h.name);
+            if (pr.fromFork) return 'the pull request comes from a fork';
+            if (!b) return `it adds the host ${h.name}`;
+            if (JSON.stringify(b.ssh) !== JSON.stringify(h.ssh))
+              return `it changes the SSH address or host key of ${h.name}`;
+            return undefined;
+          })
+          .find(Boolean);
+        const offline =
+          untrusted && !this.d.planUntrustedLive ? `${untrusted}, so it is not planned against live hosts.` : undefined;
         if (offline) {
           plans = changed.map((h) => {
             const b = baseSpec(h.name);
@@ -192,20 +247,44 @@ export class Controller {
           });
         } else {
           const targets = prepareTargets(changed, this.d.secrets);
-          const runs = await reconcileAll(targets, { pool: this.d.pool, revision: head, apply: false, concurrency: this.d.concurrency });
+          const runs = await reconcileAll(targets, {
+            pool: this.d.pool,
+            revision: head,
+            apply: false,
+            concurrency: this.d.concurrency,
+          });
           plans = runs.map((r) => r.plan!);
         }
         body = planComment({ sha: head, plans, offline });
         for (const p of plans) {
           const state: StatusState = p.sync === 'Unknown' ? 'error' : p.blocked.length ? 'failure' : 'success';
-          const desc = p.sync === 'Unknown' ? `unreachable: ${p.error}` : p.blocked.length ? `blocked: ${p.blocked[0]}` : p.changes.length || p.steps.length ? `${p.changes.length} change(s), ${serviceSummary(p)}` : 'no changes';
+          const desc =
+            p.sync === 'Unknown'
+              ? `unreachable: ${p.error}`
+              : p.blocked.length
+                ? `blocked: ${p.blocked[0]}`
+                : p.changes.length || p.steps.length
+                  ? `${p.changes.length} change(s), ${serviceSummary(p)}`
+                  : 'no changes';
           await this.status(head, hostContext(p.host), state, desc);
         }
         const bad = plans.filter((p) => p.sync === 'Unknown' || p.blocked.length).length;
-        await this.status(head, STATUS_CONTEXT, bad ? 'failure' : 'success', bad ? `${bad} host(s) cannot be planned` : `plan: ${plans.filter((p) => p.sync === 'OutOfSync').length} host(s) change`);
+        await this.status(
+          head,
+          STATUS_CONTEXT,
+          bad ? 'failure' : 'success',
+          bad
+            ? `${bad} host(s) cannot be planned`
+            : `plan: ${plans.filter((p) => p.sync === 'OutOfSync').length} host(s) change`,
+        );
         log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
       }
-      this.state.planComments[pr.number] = await github.ensureComment(pr.number, PLAN_MARKER, body, this.state.planComments[pr.number]);
+      this.state.planComments[pr.number] = await github.ensureComment(
+        pr.number,
+        PLAN_MARKER,
+        body,
+        this.state.planComments[pr.number],
+      );
       this.state.pullHeads[pr.number] = head;
       this.save();
     }
@@ -217,7 +296,12 @@ export class Controller {
     const started = this.now();
     const { targets } = await this.load(head);
     if (!targets) return;
-    const runs = await reconcileAll(targets, { pool: this.d.pool, revision: head, apply: false, concurrency: this.d.concurrency });
+    const runs = await reconcileAll(targets, {
+      pool: this.d.pool,
+      revision: head,
+      apply: false,
+      concurrency: this.d.concurrency,
+    });
     for (const [i, run] of runs.entries()) {
       const t = targets[i];
       const name = t.desired.name;
@@ -230,7 +314,9 @@ export class Controller {
         if (open && plan.sync === 'Synced') await this.closeDrift(name, open.number, 'The host is back in sync.');
         continue;
       }
-      const fingerprint = sha(JSON.stringify([plan.drift, plan.changes.map((c) => [c.path, c.kind === 'file' ? c.diff : ''])]));
+      const fingerprint = sha(
+        JSON.stringify([plan.drift, plan.changes.map((c) => [c.path, c.kind === 'file' ? c.diff : ''])]),
+      );
       const selfHeal = t.spec.policy.selfHeal;
       this.d.log.warn({ host: name, drift: plan.drift, selfHeal }, 'drift detected');
       let issue: number | undefined = open?.number;
@@ -241,7 +327,8 @@ export class Controller {
         if (issue === undefined) issue = await this.d.github.openIssue(`natsfleet: drift on ${name}`, body);
         else if (open?.fingerprint !== fingerprint) {
           await this.d.github.updateIssue(issue, body);
-          if (open) await this.d.github.comment(issue, 'The drift on this host changed; the description above is up to date.');
+          if (open)
+            await this.d.github.comment(issue, 'The drift on this host changed; the description above is up to date.');
         }
         this.state.driftIssues[name] = { number: issue, fingerprint };
         this.save();
@@ -250,7 +337,12 @@ export class Controller {
         const healed = await reconcileOne(t, { pool: this.d.pool, revision: head, apply: true, concurrency: 1 });
         if (okResult(healed.apply)) {
           this.d.log.info({ host: name }, 'drift corrected (selfHeal)');
-          if (issue !== undefined) await this.closeDrift(name, issue, `natsfleet corrected the drift (selfHeal): ${healed.apply!.steps.join(', ') || 'files restored'}.`);
+          if (issue !== undefined)
+            await this.closeDrift(
+              name,
+              issue,
+              `natsfleet corrected the drift (selfHeal): ${healed.apply!.steps.join(', ') || 'files restored'}.`,
+            );
         } else {
           this.d.log.error({ host: name, error: healed.apply?.error ?? healed.error }, 'self-heal failed');
         }

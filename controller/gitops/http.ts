@@ -34,12 +34,15 @@ export function startHttp(o: HttpOptions): Promise<Server> {
         res.writeHead(code, { 'content-type': type });
         res.end(body);
       };
-      if (req.method === 'GET' && req.url === '/healthz') return o.healthy() ? send(200, '{"status":"ok"}') : send(503, '{"status":"unavailable"}');
-      if (req.method === 'GET' && req.url === '/metrics') return send(200, o.metrics.render(), 'text/plain; version=0.0.4');
+      if (req.method === 'GET' && req.url === '/healthz')
+        return o.healthy() ? send(200, '{"status":"ok"}') : send(503, '{"status":"unavailable"}');
+      if (req.method === 'GET' && req.url === '/metrics')
+        return send(200, o.metrics.render(), 'text/plain; version=0.0.4');
       if (req.method === 'POST' && req.url === '/webhook') {
         if (!o.webhookSecret) return send(404, '{"error":"webhook not configured"}');
         const body = Buffer.concat(chunks);
-        if (!verifySignature(o.webhookSecret, body, req.headers['x-hub-signature-256'] as string | undefined)) return send(401, '{"error":"bad signature"}');
+        if (!verifySignature(o.webhookSecret, body, req.headers['x-hub-signature-256'] as string | undefined))
+          return send(401, '{"error":"bad signature"}');
         const event = String(req.headers['x-github-event'] ?? '');
         if (event === 'push' || event === 'pull_request') o.trigger(event);
         return send(202, '{"status":"accepted"}');

@@ -26,7 +26,10 @@ export class Metrics {
       '# TYPE natsfleet_reconcile_duration_seconds summary',
     ];
     for (const [kind, d] of this.durations) {
-      out.push(`natsfleet_reconcile_duration_seconds_sum{phase="${kind}"} ${d.sum.toFixed(3)}`, `natsfleet_reconcile_duration_seconds_count{phase="${kind}"} ${d.count}`);
+      out.push(
+        `natsfleet_reconcile_duration_seconds_sum{phase="${kind}"} ${d.sum.toFixed(3)}`,
+        `natsfleet_reconcile_duration_seconds_count{phase="${kind}"} ${d.count}`,
+      );
     }
     out.push('# HELP natsfleet_hosts Hosts per sync and health status.', '# TYPE natsfleet_hosts gauge');
     const counts = new Map<string, number>();

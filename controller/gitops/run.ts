@@ -22,7 +22,10 @@ export interface RunningController {
   url?: string;
 }
 
-export async function startController(cfg: ControllerConfig, log: Logger = pino({ base: { app: 'natsfleet' } })): Promise<RunningController> {
+export async function startController(
+  cfg: ControllerConfig,
+  log: Logger = pino({ base: { app: 'natsfleet' } }),
+): Promise<RunningController> {
   let github: GitHubReporter | undefined;
   if (cfg.github) {
     const octokit = await makeOctokit({
@@ -30,7 +33,11 @@ export async function startController(cfg: ControllerConfig, log: Logger = pino(
       apiUrl: cfg.github.apiUrl,
       token: cfg.github.token,
       app: cfg.github.appId
-        ? { appId: cfg.github.appId, privateKey: readFileSync(cfg.github.appPrivateKeyFile!, 'utf8'), installationId: cfg.github.installationId! }
+        ? {
+            appId: cfg.github.appId,
+            privateKey: readFileSync(cfg.github.appPrivateKeyFile!, 'utf8'),
+            installationId: cfg.github.installationId!,
+          }
         : undefined,
     });
     github = new GitHubReporter(octokit, cfg.github.repository);

@@ -28,7 +28,13 @@ export interface ControllerState {
   lastSuccessfulSync?: string;
 }
 
-export const emptyState = (): ControllerState => ({ hostFingerprints: {}, retries: {}, pullHeads: {}, planComments: {}, driftIssues: {} });
+export const emptyState = (): ControllerState => ({
+  hostFingerprints: {},
+  retries: {},
+  pullHeads: {},
+  planComments: {},
+  driftIssues: {},
+});
 
 export class StateStore {
   private readonly path: string;

@@ -53,13 +53,15 @@ function parse(file: ManifestFile): Parsed {
   });
   const bytes = Buffer.byteLength(file.text);
   if (bytes > MAX_MANIFEST_BYTES) return err(`file is ${bytes} bytes; a manifest may be at most ${MAX_MANIFEST_BYTES}`);
-  if (!/\S/.test(file.text.replace(/#.*$/gm, ''))) return err('file is empty: it must be a YAML mapping (a NatsHost resource)');
+  if (!/\S/.test(file.text.replace(/#.*$/gm, '')))
+    return err('file is empty: it must be a YAML mapping (a NatsHost resource)');
   try {
     const documents = parseEvents(file.text, { maxDepth: MAX_DEPTH }).filter((e) => e.type === 1).length;
     if (documents > 1) return err(`contains ${documents} YAML documents; a manifest file holds exactly one NatsHost`);
     const doc = load(file.text, { filename: file.path, maxDepth: MAX_DEPTH, maxAliases: MAX_ALIASES });
     if (countNodes(doc, MAX_NODES) > MAX_NODES) return err(`expands to more than ${MAX_NODES} values (alias bomb?)`);
-    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return err('must be a YAML mapping (a NatsHost resource)');
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc))
+      return err('must be a YAML mapping (a NatsHost resource)');
     return { doc, lines: buildLineMap(file.text), problems: [] };
   } catch (e) {
     const mark = (e as { mark?: { line: number } }).mark;
@@ -85,7 +87,9 @@ function loadOne(file: ManifestFile): { host?: HostSpec; problems: Problem[] } {
   const problems = checkHost(host).map((f) => at(f.path, f.severity, f.message));
   const base = posix.basename(file.path).replace(/\.ya?ml$/, '');
   if (base !== host.name) {
-    problems.push(at('metadata.name', 'error', `"${host.name}" must equal the file name "${base}" (hosts/<name>.yaml)`));
+    problems.push(
+      at('metadata.name', 'error', `"${host.name}" must equal the file name "${base}" (hosts/<name>.yaml)`),
+    );
   }
   return { host, problems };
 }
@@ -103,11 +107,22 @@ export function loadManifests(files: readonly ManifestFile[]): LoadResult {
     if (!h) continue;
     const cross: Problem[] = [];
     const other = byName.get(h.name);
-    if (other) cross.push({ file: file.path, path: 'metadata.name', severity: 'error', message: `"${h.name}" is already used by ${other}` });
+    if (other)
+      cross.push({
+        file: file.path,
+        path: 'metadata.name',
+        severity: 'error',
+        message: `"${h.name}" is already used by ${other}`,
+      });
     const endpoint = `${h.ssh.host}:${h.ssh.port}`;
     const sameHost = byEndpoint.get(endpoint);
     if (sameHost && h.state === 'present') {
-      cross.push({ file: file.path, path: 'spec.ssh.host', severity: 'error', message: `${endpoint} is already managed by ${sameHost}` });
+      cross.push({
+        file: file.path,
+        path: 'spec.ssh.host',
+        severity: 'error',
+        message: `${endpoint} is already managed by ${sameHost}`,
+      });
     }
     problems.push(...cross);
     if (one.problems.some((p) => p.severity === 'error') || cross.length > 0) continue;

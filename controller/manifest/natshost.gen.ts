@@ -1,148 +1,148 @@
 // Generated from schemas/natshost.schema.json by `npm run gen:types`. Do not edit.
 /* eslint-disable */
 
-export type LabelValue = string
-export type DockerImage = string
-export type AbsolutePath = string
-export type Size = (string | number)
+export type LabelValue = string;
+export type DockerImage = string;
+export type AbsolutePath = string;
+export type Size = string | number;
 
 /**
  * One NATS server on one Linux host, reconciled by natsfleet over SSH.
  */
 export interface NatsHost {
-apiVersion: "natsfleet/v1alpha1"
-kind: "NatsHost"
-metadata: {
-/**
- * DNS label, unique in the repository and equal to the file name (hosts/<name>.yaml).
- */
-name: string
-/**
- * Free-form string labels, used to select hosts.
- */
-labels?: {
-[k: string]: LabelValue
-}
-}
-spec: {
-ssh: Ssh
-nats: Nats
-proxy?: Proxy
-policy?: {
-/**
- * Correct drift automatically (true) or only report it (false).
- */
-selfHeal?: boolean
-}
-/**
- * present: run NATS on the host; absent: decommission (stop, disable, remove unit, container and proxy files; data is kept).
- */
-state?: ("present" | "absent")
-}
+  apiVersion: 'natsfleet/v1alpha1';
+  kind: 'NatsHost';
+  metadata: {
+    /**
+     * DNS label, unique in the repository and equal to the file name (hosts/<name>.yaml).
+     */
+    name: string;
+    /**
+     * Free-form string labels, used to select hosts.
+     */
+    labels?: {
+      [k: string]: LabelValue;
+    };
+  };
+  spec: {
+    ssh: Ssh;
+    nats: Nats;
+    proxy?: Proxy;
+    policy?: {
+      /**
+       * Correct drift automatically (true) or only report it (false).
+       */
+      selfHeal?: boolean;
+    };
+    /**
+     * present: run NATS on the host; absent: decommission (stop, disable, remove unit, container and proxy files; data is kept).
+     */
+    state?: 'present' | 'absent';
+  };
 }
 /**
  * How the controller reaches the host. The host key is pinned: natsfleet refuses any other key.
  */
 export interface Ssh {
-host: string
-port?: number
-user?: string
-/**
- * The host's public key as in known_hosts: '<type> <base64>'. Print it with `natsfleet hostkey scan HOST[:PORT]`.
- */
-hostKey: string
+  host: string;
+  port?: number;
+  user?: string;
+  /**
+   * The host's public key as in known_hosts: '<type> <base64>'. Print it with `natsfleet hostkey scan HOST[:PORT]`.
+   */
+  hostKey: string;
 }
 export interface Nats {
-image: DockerImage
-/**
- * Always: try a pull before every start; IfNotPresent: pull only when the image is missing; Never. Default: Always for ':latest' or untagged images, otherwise IfNotPresent (the Kubernetes rule).
- */
-imagePullPolicy?: ("Always" | "IfNotPresent" | "Never")
-containerName?: string
-/**
- * NATS server_name; default metadata.name. Changing it needs a restart.
- */
-serverName?: string
-clientPort?: number
-httpPort?: number
-/**
- * Host address the monitoring port is published on. Default 127.0.0.1 when the proxy is enabled (monitoring has no authentication), otherwise 0.0.0.0.
- */
-httpBind?: string
-/**
- * NATS config on the host. Its directory is mounted read-only at /etc/nats in the container (a directory mount, so that atomic replacement is seen).
- */
-confFile?: string
-/**
- * Data directory on the host, mounted at /data in the container.
- */
-dataDir?: string
-/**
- * Client authorization: a token, or a user and a password (NATS refuses both). Without it the server is open, and validate warns.
- */
-auth?: {
-token?: Secret
-user?: string
-password?: Secret
-}
-jetstream?: {
-enabled?: boolean
-/**
- * Host path inside dataDir; default <dataDir>/jetstream. NATS keeps its files in <storeDir>/jetstream.
- */
-storeDir?: string
-maxMemory?: Size
-maxFile?: Size
-}
-maxPayload?: Size
-maxConnections?: number
-/**
- * Graceful shutdown on stop: NATS stops accepting clients, waits gracePeriod, then closes clients over duration.
- */
-lameDuck?: {
-duration?: string
-gracePeriod?: string
-}
-logging?: {
-debug?: boolean
-trace?: boolean
-logtime?: boolean
-}
+  image: DockerImage;
+  /**
+   * Always: try a pull before every start; IfNotPresent: pull only when the image is missing; Never. Default: Always for ':latest' or untagged images, otherwise IfNotPresent (the Kubernetes rule).
+   */
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  containerName?: string;
+  /**
+   * NATS server_name; default metadata.name. Changing it needs a restart.
+   */
+  serverName?: string;
+  clientPort?: number;
+  httpPort?: number;
+  /**
+   * Host address the monitoring port is published on. Default 127.0.0.1 when the proxy is enabled (monitoring has no authentication), otherwise 0.0.0.0.
+   */
+  httpBind?: string;
+  /**
+   * NATS config on the host. Its directory is mounted read-only at /etc/nats in the container (a directory mount, so that atomic replacement is seen).
+   */
+  confFile?: string;
+  /**
+   * Data directory on the host, mounted at /data in the container.
+   */
+  dataDir?: string;
+  /**
+   * Client authorization: a token, or a user and a password (NATS refuses both). Without it the server is open, and validate warns.
+   */
+  auth?: {
+    token?: Secret;
+    user?: string;
+    password?: Secret;
+  };
+  jetstream?: {
+    enabled?: boolean;
+    /**
+     * Host path inside dataDir; default <dataDir>/jetstream. NATS keeps its files in <storeDir>/jetstream.
+     */
+    storeDir?: string;
+    maxMemory?: Size;
+    maxFile?: Size;
+  };
+  maxPayload?: Size;
+  maxConnections?: number;
+  /**
+   * Graceful shutdown on stop: NATS stops accepting clients, waits gracePeriod, then closes clients over duration.
+   */
+  lameDuck?: {
+    duration?: string;
+    gracePeriod?: string;
+  };
+  logging?: {
+    debug?: boolean;
+    trace?: boolean;
+    logtime?: boolean;
+  };
 }
 /**
  * A secret is never written in Git: {env: NAME} reads the controller's environment, {file: PATH} a file on the controller machine, {bcrypt: HASH} is a bcrypt hash that NATS verifies.
  */
 export interface Secret {
-env?: string
-file?: AbsolutePath
-bcrypt?: string
+  env?: string;
+  file?: AbsolutePath;
+  bcrypt?: string;
 }
 /**
  * nginx + certbot (jonasal/nginx-certbot) terminating TLS in front of the monitoring port.
  */
 export interface Proxy {
-enabled?: boolean
-domain?: string
-email?: string
-image?: string
-/**
- * Use Let's Encrypt's staging server (untrusted certificates, generous rate limits).
- */
-staging?: boolean
-/**
- * Compose project directory.
- */
-dir?: string
-/**
- * Host directory mounted at /etc/nginx/user_conf.d.
- */
-userConfDir?: string
-/**
- * Env file of the proxy container.
- */
-envFile?: string
-/**
- * External Docker volume holding /etc/letsencrypt.
- */
-secretsVolume?: string
+  enabled?: boolean;
+  domain?: string;
+  email?: string;
+  image?: string;
+  /**
+   * Use Let's Encrypt's staging server (untrusted certificates, generous rate limits).
+   */
+  staging?: boolean;
+  /**
+   * Compose project directory.
+   */
+  dir?: string;
+  /**
+   * Host directory mounted at /etc/nginx/user_conf.d.
+   */
+  userConfDir?: string;
+  /**
+   * Env file of the proxy container.
+   */
+  envFile?: string;
+  /**
+   * External Docker volume holding /etc/letsencrypt.
+   */
+  secretsVolume?: string;
 }

@@ -70,7 +70,8 @@ export function validateSchema(doc: unknown): SchemaError[] {
     const key = `${d.path}\u0000${d.message}`;
     if (seen.has(key)) continue;
     // type + pattern on the same value (e.g. a size given as a float) say the same thing once.
-    if (out.some((o) => o.path === d.path && e.keyword !== 'additionalProperties' && e.keyword !== 'required')) continue;
+    if (out.some((o) => o.path === d.path && e.keyword !== 'additionalProperties' && e.keyword !== 'required'))
+      continue;
     seen.add(key);
     out.push(d);
   }

@@ -53,8 +53,7 @@ export function buildLineMap(source: string): LineMap {
     }
     const top = stack[stack.length - 1];
     if (!top) continue;
-    const offset =
-      ev.type === EVENT.SCALAR ? ev.valueStart : ev.type === EVENT.ALIAS ? ev.anchorStart : ev.start;
+    const offset = ev.type === EVENT.SCALAR ? ev.valueStart : ev.type === EVENT.ALIAS ? ev.anchorStart : ev.start;
     if (top.kind === 'map' && top.expectKey) {
       top.key = ev.type === EVENT.SCALAR ? source.slice(ev.valueStart, ev.valueEnd).replace(/^["']|["']$/g, '') : '?';
       top.expectKey = false;

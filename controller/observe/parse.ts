@@ -40,9 +40,21 @@ export function httpAnswers(text: string): { status: number; body: string }[] {
 }
 
 function parseContainer(a: { status: number; body: string } | undefined): ContainerFact {
-  const c = a?.status === 200 ? json<{ Id: string; Image: string; State: { Running: boolean; StartedAt: string }; Config: { Image: string } }>(a.body) : undefined;
+  const c =
+    a?.status === 200
+      ? json<{ Id: string; Image: string; State: { Running: boolean; StartedAt: string }; Config: { Image: string } }>(
+          a.body,
+        )
+      : undefined;
   if (!c) return { exists: false };
-  return { exists: true, id: c.Id, imageId: c.Image, running: c.State.Running, startedAt: c.State.StartedAt, image: c.Config.Image };
+  return {
+    exists: true,
+    id: c.Id,
+    imageId: c.Image,
+    running: c.State.Running,
+    startedAt: c.State.StartedAt,
+    image: c.Config.Image,
+  };
 }
 
 function parseFile(body: string[]): FileFact {
@@ -93,7 +105,9 @@ export function parseFacts(output: string, d: DesiredHost): HostFacts {
     }
   }
 
-  const unitProps = Object.fromEntries(get('unit').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const unitProps = Object.fromEntries(
+    get('unit').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
   const unit: UnitFact = {
     loadState: unitProps.LoadState ?? 'unknown',
     activeState: unitProps.ActiveState ?? 'unknown',
@@ -103,10 +117,12 @@ export function parseFacts(output: string, d: DesiredHost): HostFacts {
   };
 
   const wanted = (secs.find((s) => s.name === 'ports-wanted')?.arg ?? '').split(',').filter(Boolean).map(Number);
-  const listeners = get('ports').map((l) => l.trim()).filter(Boolean);
+  const listeners = get('ports')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const ports: PortFact[] = wanted.map((port) => {
     const hit = listeners.find((l) => new RegExp(`:${port}$`).test(l.split(' ')[0]));
-    return { port, held: Boolean(hit), process: hit ? /users:\(\("([^"]+)"/.exec(hit)?.[1] ?? 'unknown' : undefined };
+    return { port, held: Boolean(hit), process: hit ? (/users:\(\("([^"]+)"/.exec(hit)?.[1] ?? 'unknown') : undefined };
   });
 
   const [healthz, varz, jsz] = httpAnswers(get('monitor').join('\n'));

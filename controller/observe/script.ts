@@ -15,7 +15,13 @@ export const APPLIED_FILES_PATH = `${STATE_DIR}/applied.files`;
 const MAX_FILE_BYTES = 1024 * 1024;
 const DOCKER_SOCKET = '/var/run/docker.sock';
 /** Where Docker looks for CLI plugins (the `docker compose` v2 plugin). */
-const CLI_PLUGIN_DIRS = ['/usr/libexec/docker/cli-plugins', '/usr/lib/docker/cli-plugins', '/usr/local/lib/docker/cli-plugins', '/usr/local/libexec/docker/cli-plugins', '/root/.docker/cli-plugins'];
+const CLI_PLUGIN_DIRS = [
+  '/usr/libexec/docker/cli-plugins',
+  '/usr/lib/docker/cli-plugins',
+  '/usr/local/lib/docker/cli-plugins',
+  '/usr/local/libexec/docker/cli-plugins',
+  '/root/.docker/cli-plugins',
+];
 
 export const MARK = '@@natsfleet';
 /** Ends each response of a multi-URL curl: the HTTP status follows (000 when nothing answered). */
@@ -58,7 +64,10 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
     section('curl'),
     'command -v curl >/dev/null 2>&1 && echo yes',
     section('docker-api'),
-    curlMany([`--unix-socket ${DOCKER_SOCKET}`], dockerApiPaths(d).map((p) => `http://docker${p}`)),
+    curlMany(
+      [`--unix-socket ${DOCKER_SOCKET}`],
+      dockerApiPaths(d).map((p) => `http://docker${p}`),
+    ),
   ];
   const fileFact = (p: string) =>
     `if [ -f ${p} ]; then stat -c '%a %U %G %s' ${p}; head -c ${MAX_FILE_BYTES} ${p} | base64 -w0; echo; else echo missing; fi`;
@@ -81,7 +90,10 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
     `ss -Htlnp 2>/dev/null | awk '{print $4, $6}'`,
     section('ports-wanted', ports.join(',')),
     section('monitor'),
-    curlMany([], MONITOR_PATHS.map((p) => `http://${monitorAddress(d)}/${p}`)),
+    curlMany(
+      [],
+      MONITOR_PATHS.map((p) => `http://${monitorAddress(d)}/${p}`),
+    ),
     section('record'),
     `cat ${RECORD_PATH} 2>/dev/null; echo`,
     section('pending'),

@@ -7,11 +7,13 @@ import type { HostFacts } from '../observe/facts.js';
 import { planHost } from './plan.js';
 import type { HostPlan } from './types.js';
 
-
 /** The facts of a host converged on `d` (or of an empty Debian host when `d` is undefined). */
 export function convergedFacts(d: DesiredHost | undefined, revision = 'base'): HostFacts {
   const files = Object.fromEntries(
-    (d && d.state === 'present' ? d.files : []).map((f) => [f.path, { exists: true, mode: f.mode, owner: f.owner, group: f.group, content: f.content, sha256: sha256(f.content) }]),
+    (d && d.state === 'present' ? d.files : []).map((f) => [
+      f.path,
+      { exists: true, mode: f.mode, owner: f.owner, group: f.group, content: f.content, sha256: sha256(f.content) },
+    ]),
   );
   const running = Boolean(d && d.state === 'present');
   return {
@@ -21,16 +23,46 @@ export function convergedFacts(d: DesiredHost | undefined, revision = 'base'): H
     compose: 'plugin',
     curl: true,
     files,
-    dirs: Object.fromEntries((d && d.state === 'present' ? d.dirs : []).map((x) => [x.path, { exists: true, mode: x.mode, owner: x.owner, group: x.group }])),
+    dirs: Object.fromEntries(
+      (d && d.state === 'present' ? d.dirs : []).map((x) => [
+        x.path,
+        { exists: true, mode: x.mode, owner: x.owner, group: x.group },
+      ]),
+    ),
     unit: running
-      ? { loadState: 'loaded', activeState: 'active', subState: 'running', unitFileState: 'enabled', needDaemonReload: false }
-      : { loadState: 'not-found', activeState: 'inactive', subState: 'dead', unitFileState: '', needDaemonReload: false },
-    container: running ? { exists: true, running: true, image: d!.nats.image, imageId: 'sha256:base' } : { exists: false },
+      ? {
+          loadState: 'loaded',
+          activeState: 'active',
+          subState: 'running',
+          unitFileState: 'enabled',
+          needDaemonReload: false,
+        }
+      : {
+          loadState: 'not-found',
+          activeState: 'inactive',
+          subState: 'dead',
+          unitFileState: '',
+          needDaemonReload: false,
+        },
+    container: running
+      ? { exists: true, running: true, image: d!.nats.image, imageId: 'sha256:base' }
+      : { exists: false },
     imageId: running ? 'sha256:base' : undefined,
-    proxy: { container: { exists: Boolean(running && d!.proxy), running: Boolean(running && d!.proxy) }, volume: Boolean(running && d!.proxy) },
+    proxy: {
+      container: { exists: Boolean(running && d!.proxy), running: Boolean(running && d!.proxy) },
+      volume: Boolean(running && d!.proxy),
+    },
     ports: [],
     healthz: running ? { status: 200, body: '{"status":"ok"}' } : undefined,
-    record: d ? { revision, appliedAt: '', by: 'offline', image: d.nats.image, files: Object.fromEntries(Object.entries(files).map(([p, f]) => [p, { sha256: f.sha256, mode: f.mode }])) } : undefined,
+    record: d
+      ? {
+          revision,
+          appliedAt: '',
+          by: 'offline',
+          image: d.nats.image,
+          files: Object.fromEntries(Object.entries(files).map(([p, f]) => [p, { sha256: f.sha256, mode: f.mode }])),
+        }
+      : undefined,
   };
 }
 
@@ -44,5 +76,13 @@ export function planOffline(base: DesiredHost | undefined, next: DesiredHost, re
 
 /** A fingerprint of everything natsfleet would put on a host: equal fingerprints, nothing to apply. */
 export function desiredFingerprint(d: DesiredHost): string {
-  return sha256(JSON.stringify({ files: d.files.map((f) => [f.path, f.mode, f.owner, f.group, sha256(f.content)]), dirs: d.dirs, nats: d.nats, proxy: d.proxy ?? null, state: d.state }));
+  return sha256(
+    JSON.stringify({
+      files: d.files.map((f) => [f.path, f.mode, f.owner, f.group, sha256(f.content)]),
+      dirs: d.dirs,
+      nats: d.nats,
+      proxy: d.proxy ?? null,
+      state: d.state,
+    }),
+  );
 }

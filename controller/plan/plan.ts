@@ -14,13 +14,16 @@ const SUPPORTED_OS = ['debian', 'ubuntu'];
 
 export function prerequisites(d: DesiredHost, f: HostFacts): string[] {
   const out: string[] = [];
-  if (!SUPPORTED_OS.includes(f.os.id)) out.push(`unsupported OS "${f.os.pretty || f.os.id || 'unknown'}": natsfleet manages Debian and Ubuntu hosts`);
-  if (f.uid !== 0) out.push(`the SSH user is not root (uid ${f.uid}): natsfleet needs root to manage Docker, systemd and files`);
+  if (!SUPPORTED_OS.includes(f.os.id))
+    out.push(`unsupported OS "${f.os.pretty || f.os.id || 'unknown'}": natsfleet manages Debian and Ubuntu hosts`);
+  if (f.uid !== 0)
+    out.push(`the SSH user is not root (uid ${f.uid}): natsfleet needs root to manage Docker, systemd and files`);
   if (!f.docker.installed) out.push('Docker is not installed on the host');
   // The engine is asked through curl: without curl, only that is reported.
   if (!f.curl) out.push('curl is not installed on the host (needed to read Docker and NATS state)');
   else if (f.docker.installed && !f.docker.running) out.push('Docker is installed but its engine is not running');
-  if (d.state === 'present' && d.proxy && f.compose === 'none') out.push('neither `docker compose` nor `docker-compose` is available (needed for the proxy)');
+  if (d.state === 'present' && d.proxy && f.compose === 'none')
+    out.push('neither `docker compose` nor `docker-compose` is available (needed for the proxy)');
   if (d.state === 'present') {
     for (const p of f.ports) {
       if (!p.held) continue;
@@ -38,9 +41,14 @@ function fileChange(want: FileArtifact | undefined, path: string, f: HostFacts):
   const have = f.files[path];
   const rec = f.record?.files[path];
   const after = want && { mode: want.mode, owner: want.owner, group: want.group, sha256: sha256(want.content) };
-  const before = have?.exists ? { mode: have.mode!, owner: have.owner!, group: have.group!, sha256: have.sha256! } : undefined;
+  const before = have?.exists
+    ? { mode: have.mode!, owner: have.owner!, group: have.group!, sha256: have.sha256! }
+    : undefined;
   // Redaction is by key (token/password), so it applies to every diff, also of files natsfleet no longer knows.
-  const diff = (a: string, b: string) => redactNatsConfig(createTwoFilesPatch(path, path, a, b, 'host', 'desired', { context: 3 }).split('\n').slice(2).join('\n'));
+  const diff = (a: string, b: string) =>
+    redactNatsConfig(
+      createTwoFilesPatch(path, path, a, b, 'host', 'desired', { context: 3 }).split('\n').slice(2).join('\n'),
+    );
   // Drift: natsfleet applied this file and the host no longer has what it applied.
   const drift = Boolean(rec) && (!before || before.sha256 !== rec!.sha256 || before.mode !== rec!.mode);
   if (!want) {
@@ -48,12 +56,21 @@ function fileChange(want: FileArtifact | undefined, path: string, f: HostFacts):
     return { kind: 'file', path, action: 'delete', reason: 'no longer managed', before, drift: false };
   }
   if (!before) {
-    return { kind: 'file', path, action: 'create', reason: drift ? 'deleted on the host' : 'new file', after, diff: diff('', want.content), drift };
+    return {
+      kind: 'file',
+      path,
+      action: 'create',
+      reason: drift ? 'deleted on the host' : 'new file',
+      after,
+      diff: diff('', want.content),
+      drift,
+    };
   }
   const reasons: string[] = [];
   if (before.sha256 !== after!.sha256) reasons.push(drift ? 'content changed on the host' : 'content differs');
   if (before.mode !== after!.mode) reasons.push(`mode ${before.mode} -> ${after!.mode}`);
-  if (before.owner !== after!.owner || before.group !== after!.group) reasons.push(`owner ${before.owner}:${before.group} -> ${after!.owner}:${after!.group}`);
+  if (before.owner !== after!.owner || before.group !== after!.group)
+    reasons.push(`owner ${before.owner}:${before.group} -> ${after!.owner}:${after!.group}`);
   if (reasons.length === 0) return undefined;
   return {
     kind: 'file',
@@ -78,7 +95,10 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
   // Content changes drive service steps; a mode or owner fix alone needs none.
   const changed = (id: string) =>
     changes.some(
-      (c) => c.kind === 'file' && d.files.find((x) => x.id === id)?.path === c.path && (c.action === 'create' || c.before?.sha256 !== c.after?.sha256),
+      (c) =>
+        c.kind === 'file' &&
+        d.files.find((x) => x.id === id)?.path === c.path &&
+        (c.action === 'create' || c.before?.sha256 !== c.after?.sha256),
     );
   const conf = d.files.find((x) => x.id === 'nats-config')!;
   const unit = d.files.find((x) => x.id === 'nats-unit')!;
@@ -87,35 +107,53 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
   if (changed('nats-config')) add('test-config', 'check the new config with the target image before installing it');
   const unitTouched = changes.some((c) => c.kind === 'file' && c.path === unit.path);
   // Any rewrite of the unit file (even a mode fix, which installs a new inode) makes systemd want a daemon-reload.
-  if (unitTouched || f.unit.needDaemonReload) add('daemon-reload', changed('nats-unit') ? 'unit file changed' : 'unit file rewritten');
-  if (f.unit.unitFileState !== 'enabled') add('enable', f.unit.unitFileState ? `unit is ${f.unit.unitFileState}` : 'unit not installed');
+  if (unitTouched || f.unit.needDaemonReload)
+    add('daemon-reload', changed('nats-unit') ? 'unit file changed' : 'unit file rewritten');
+  if (f.unit.unitFileState !== 'enabled')
+    add('enable', f.unit.unitFileState ? `unit is ${f.unit.unitFileState}` : 'unit not installed');
 
   const running = f.unit.activeState === 'active' && f.container.running === true;
   if (running && (f.container.image !== d.nats.image || (f.imageId && f.container.imageId !== f.imageId))) {
-    add('restart', f.container.image !== d.nats.image ? `image ${f.container.image} -> ${d.nats.image}` : `image ${d.nats.image} was updated on the host`);
+    add(
+      'restart',
+      f.container.image !== d.nats.image
+        ? `image ${f.container.image} -> ${d.nats.image}`
+        : `image ${d.nats.image} was updated on the host`,
+    );
   }
   if (changed('nats-unit') && running) add('restart', 'unit file changed');
   const confBefore = f.files[conf.path]?.exists ? f.files[conf.path].content : undefined;
   // A config deleted under a running server: the server still runs its old one, and a reload loads the new.
-  const cls = confBefore === undefined
-    ? { action: changed('nats-config') ? ('reload' as const) : ('none' as const), changed: ['config file re-created'], restartKeys: [] }
-    : classifyConfigChange(confBefore, conf.content);
-  if (cls.action === 'restart' && running) add('restart', `config keys that need a restart: ${cls.restartKeys.join(', ')}`);
+  const cls =
+    confBefore === undefined
+      ? {
+          action: changed('nats-config') ? ('reload' as const) : ('none' as const),
+          changed: ['config file re-created'],
+          restartKeys: [],
+        }
+      : classifyConfigChange(confBefore, conf.content);
+  if (cls.action === 'restart' && running)
+    add('restart', `config keys that need a restart: ${cls.restartKeys.join(', ')}`);
   for (const a of f.pending?.actions ?? []) {
-    if ((a === 'restart' || a === 'reload') && running) add(a, `an earlier apply (revision ${f.pending!.revision}) was interrupted before it finished`);
+    if ((a === 'restart' || a === 'reload') && running)
+      add(a, `an earlier apply (revision ${f.pending!.revision}) was interrupted before it finished`);
   }
   if (!running && !steps.has('restart')) {
     add('start', !f.container.exists ? 'container is not running' : `service is ${f.unit.activeState}`);
   }
-  if (cls.action === 'reload' && running && !steps.has('restart')) add('reload', `hot-reloadable config keys changed: ${cls.changed.join(', ')}`);
-  if (!running && f.record) drift.push(`service ${d.nats.unit} is ${f.unit.activeState}${f.container.exists ? '' : ', container missing'}`);
-  if (f.record && f.container.exists && f.container.image !== f.record.image) drift.push(`container runs ${f.container.image}, natsfleet applied ${f.record.image}`);
+  if (cls.action === 'reload' && running && !steps.has('restart'))
+    add('reload', `hot-reloadable config keys changed: ${cls.changed.join(', ')}`);
+  if (!running && f.record)
+    drift.push(`service ${d.nats.unit} is ${f.unit.activeState}${f.container.exists ? '' : ', container missing'}`);
+  if (f.record && f.container.exists && f.container.image !== f.record.image)
+    drift.push(`container runs ${f.container.image}, natsfleet applied ${f.record.image}`);
 
   if (!d.proxy && f.proxy.container.exists) add('proxy-down', 'proxy disabled');
   if (d.proxy) {
     if (!f.proxy.volume) add('volume-create', `volume ${d.proxy.secretsVolume} does not exist`);
     const proxyFiles = changed('proxy-compose') || changed('proxy-env');
-    if (proxyFiles || !f.proxy.container.running) add('proxy-up', proxyFiles ? 'proxy compose project changed' : 'proxy container is not running');
+    if (proxyFiles || !f.proxy.container.running)
+      add('proxy-up', proxyFiles ? 'proxy compose project changed' : 'proxy container is not running');
     else if (changed('proxy-site')) add('proxy-reload', 'server block changed');
     if (f.record && !f.proxy.container.running) drift.push('proxy container is not running');
   }
@@ -125,30 +163,46 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
 function absentPlan(d: DesiredHost, f: HostFacts): StepPlan[] {
   const steps: StepPlan[] = [];
   if (f.proxy.container.exists) steps.push({ step: 'proxy-down', reason: 'host decommissioned (state: absent)' });
-  if (f.unit.activeState === 'active' || f.unit.activeState === 'activating') steps.push({ step: 'stop', reason: 'host decommissioned (state: absent)' });
-  if (f.unit.unitFileState === 'enabled') steps.push({ step: 'disable', reason: 'host decommissioned (state: absent)' });
+  if (f.unit.activeState === 'active' || f.unit.activeState === 'activating')
+    steps.push({ step: 'stop', reason: 'host decommissioned (state: absent)' });
+  if (f.unit.unitFileState === 'enabled')
+    steps.push({ step: 'disable', reason: 'host decommissioned (state: absent)' });
   if (f.container.exists) steps.push({ step: 'remove-container', reason: 'host decommissioned (state: absent)' });
   if (f.files[d.nats.unitPath]?.exists) steps.push({ step: 'daemon-reload', reason: 'unit file removed' });
   return steps;
 }
 
 export function planHost(d: DesiredHost, f: HostFacts, revision: string): HostPlan {
-  const blocked = d.state === 'present' ? prerequisites(d, f) : prerequisites(d, f).filter((p) => !p.startsWith('port'));
+  const blocked =
+    d.state === 'present' ? prerequisites(d, f) : prerequisites(d, f).filter((p) => !p.startsWith('port'));
   const drift: string[] = [];
   const changes: Change[] = [];
   if (d.state === 'present') {
     for (const dir of d.dirs) {
       const have = f.dirs[dir.path];
-      if (!have?.exists) changes.push({ kind: 'dir', path: dir.path, action: 'create', reason: 'missing', after: dir, drift: false });
+      if (!have?.exists)
+        changes.push({ kind: 'dir', path: dir.path, action: 'create', reason: 'missing', after: dir, drift: false });
       else if (have.mode !== dir.mode || have.owner !== dir.owner || have.group !== dir.group) {
-        changes.push({ kind: 'dir', path: dir.path, action: 'update', reason: `mode/owner ${have.mode} ${have.owner}:${have.group} -> ${dir.mode} ${dir.owner}:${dir.group}`, before: { mode: have.mode!, owner: have.owner!, group: have.group! }, after: dir, drift: false });
+        changes.push({
+          kind: 'dir',
+          path: dir.path,
+          action: 'update',
+          reason: `mode/owner ${have.mode} ${have.owner}:${have.group} -> ${dir.mode} ${dir.owner}:${dir.group}`,
+          before: { mode: have.mode!, owner: have.owner!, group: have.group! },
+          after: dir,
+          drift: false,
+        });
       }
     }
   }
   const wanted = d.state === 'present' ? d.files : [];
   const paths = [...new Set([...d.files.map((x) => x.path), ...Object.keys(f.files)])];
   for (const path of paths) {
-    const c = fileChange(wanted.find((w) => w.path === path), path, f);
+    const c = fileChange(
+      wanted.find((w) => w.path === path),
+      path,
+      f,
+    );
     if (!c) continue;
     changes.push(c);
     if (c.drift) drift.push(`${path}: ${c.reason}`);

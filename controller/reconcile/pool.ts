@@ -6,7 +6,10 @@ import { SshSession, type SshAuth } from '../transport/ssh.js';
 export class SessionPool {
   private readonly sessions = new Map<string, Promise<SshSession>>();
 
-  constructor(private readonly auth: SshAuth, private readonly connectTimeoutMs = 15_000) {}
+  constructor(
+    private readonly auth: SshAuth,
+    private readonly connectTimeoutMs = 15_000,
+  ) {}
 
   async get(h: HostSpec): Promise<SshSession> {
     const key = `${h.ssh.user}@${h.ssh.host}:${h.ssh.port}|${h.ssh.hostKey}`;
@@ -39,7 +42,11 @@ export class SessionPool {
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, keeping order in the result. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {

@@ -59,7 +59,18 @@ export interface ReconcileOptions {
 }
 
 export function unknownPlan(t: Target, revision: string, error: string): HostPlan {
-  return { host: t.desired.name, revision, state: t.desired.state, blocked: [], changes: [], steps: [], drift: [], sync: 'Unknown', health: 'Missing', error };
+  return {
+    host: t.desired.name,
+    revision,
+    state: t.desired.state,
+    blocked: [],
+    changes: [],
+    steps: [],
+    drift: [],
+    sync: 'Unknown',
+    health: 'Missing',
+    error,
+  };
 }
 
 /** A pooled session can die between two uses (network, sshd restart): observe once more on a new one. */

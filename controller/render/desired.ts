@@ -6,7 +6,14 @@ import { isPlaintext, type SecretResolver } from '../secrets/resolve.js';
 import type { DesiredHost, DirArtifact, FileArtifact } from './artifact.js';
 import { containerConfPath, renderNatsConfig, type ResolvedAuth } from './nats-config.js';
 import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
-import { PROXY_CONTAINER, proxyComposePath, proxySitePath, renderCompose, renderProxyEnv, renderProxySite } from './proxy.js';
+import {
+  PROXY_CONTAINER,
+  proxyComposePath,
+  proxySitePath,
+  renderCompose,
+  renderProxyEnv,
+  renderProxySite,
+} from './proxy.js';
 
 const rootFile = (f: Omit<FileArtifact, 'owner' | 'group' | 'sensitive'> & { sensitive?: boolean }): FileArtifact => ({
   owner: 'root',
@@ -68,7 +75,13 @@ export function renderHost(h: HostSpec, resolve: SecretResolver): DesiredHost {
       stopTimeoutSec: stopTimeoutSec(h),
     },
     proxy: p.enabled
-      ? { dir: p.dir, image: p.image, containerName: PROXY_CONTAINER, secretsVolume: p.secretsVolume, domain: p.domain! }
+      ? {
+          dir: p.dir,
+          image: p.image,
+          containerName: PROXY_CONTAINER,
+          secretsVolume: p.secretsVolume,
+          domain: p.domain!,
+        }
       : undefined,
   };
 }

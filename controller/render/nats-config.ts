@@ -43,7 +43,10 @@ export function renderNatsConfig(h: HostSpec, auth: ResolvedAuth | undefined): s
   ];
   if (n.maxPayload !== undefined) lines.push(`max_payload: ${size(n.maxPayload)}`);
   if (n.maxConnections !== undefined) lines.push(`max_connections: ${n.maxConnections}`);
-  lines.push(`lame_duck_duration: ${str(n.lameDuck.duration)}`, `lame_duck_grace_period: ${str(n.lameDuck.gracePeriod)}`);
+  lines.push(
+    `lame_duck_duration: ${str(n.lameDuck.duration)}`,
+    `lame_duck_grace_period: ${str(n.lameDuck.gracePeriod)}`,
+  );
   lines.push(`debug: ${n.logging.debug}`, `trace: ${n.logging.trace}`, `logtime: ${n.logging.logtime}`);
   if (auth) {
     lines.push('', 'authorization {');

@@ -28,15 +28,28 @@ export function stopTimeoutSec(h: HostSpec): number {
 export function dockerRunArgv(h: HostSpec): string[] {
   const n = h.nats;
   return [
-    DOCKER, 'run', '--rm', '--name', n.containerName,
-    '--label', `io.natsfleet.host=${h.name}`,
-    '-p', `${n.clientPort}:${CONTAINER_CLIENT_PORT}`,
-    '-p', `${n.httpBind}:${n.httpPort}:${CONTAINER_HTTP_PORT}`,
-    '-v', `${posix.dirname(n.confFile)}:${CONTAINER_CONF_DIR}:ro`,
-    '-v', `${n.dataDir}:${CONTAINER_DATA_DIR}`,
-    '--stop-signal', 'SIGUSR2',
-    '--stop-timeout', String(stopTimeoutSec(h)),
-    n.image, '-c', containerConfPath(h),
+    DOCKER,
+    'run',
+    '--rm',
+    '--name',
+    n.containerName,
+    '--label',
+    `io.natsfleet.host=${h.name}`,
+    '-p',
+    `${n.clientPort}:${CONTAINER_CLIENT_PORT}`,
+    '-p',
+    `${n.httpBind}:${n.httpPort}:${CONTAINER_HTTP_PORT}`,
+    '-v',
+    `${posix.dirname(n.confFile)}:${CONTAINER_CONF_DIR}:ro`,
+    '-v',
+    `${n.dataDir}:${CONTAINER_DATA_DIR}`,
+    '--stop-signal',
+    'SIGUSR2',
+    '--stop-timeout',
+    String(stopTimeoutSec(h)),
+    n.image,
+    '-c',
+    containerConfPath(h),
   ];
 }
 
@@ -47,7 +60,9 @@ function pullLine(h: HostSpec): string[] {
     case 'Always':
       return [`ExecStartPre=-${systemdArgv(pull)}`];
     case 'IfNotPresent':
-      return [`ExecStartPre=-/bin/sh -c ${JSON.stringify(`${sh(DOCKER, 'image', 'inspect', image)} >/dev/null 2>&1 || exec ${sh(...pull)}`)}`];
+      return [
+        `ExecStartPre=-/bin/sh -c ${JSON.stringify(`${sh(DOCKER, 'image', 'inspect', image)} >/dev/null 2>&1 || exec ${sh(...pull)}`)}`,
+      ];
     case 'Never':
       return [];
   }

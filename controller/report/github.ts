@@ -37,7 +37,10 @@ export class GitHubReporter {
   /** Requests made, by kind: tests and metrics read it. */
   readonly calls = { commentsCreated: 0, commentsUpdated: 0, commentsSkipped: 0 };
 
-  constructor(private readonly octokit: Octokit, repository: string) {
+  constructor(
+    private readonly octokit: Octokit,
+    repository: string,
+  ) {
     [this.owner, this.repo] = repository.split('/');
   }
 
@@ -46,7 +49,11 @@ export class GitHubReporter {
   }
 
   async openPulls(): Promise<PullInfo[]> {
-    const pulls = await this.octokit.paginate(this.octokit.rest.pulls.list, { ...this.r, state: 'open', per_page: 100 });
+    const pulls = await this.octokit.paginate(this.octokit.rest.pulls.list, {
+      ...this.r,
+      state: 'open',
+      per_page: 100,
+    });
     return pulls.map((p) => ({
       number: p.number,
       headSha: p.head.sha,
@@ -65,10 +72,17 @@ export class GitHubReporter {
     const full = `${body}\n\n${marker}`;
     let existing: { id: number; body?: string } | undefined;
     if (knownId) {
-      existing = await this.octokit.rest.issues.getComment({ ...this.r, comment_id: knownId }).then((r) => r.data, () => undefined);
+      existing = await this.octokit.rest.issues.getComment({ ...this.r, comment_id: knownId }).then(
+        (r) => r.data,
+        () => undefined,
+      );
     }
     if (!existing) {
-      const comments = await this.octokit.paginate(this.octokit.rest.issues.listComments, { ...this.r, issue_number: issueNumber, per_page: 100 });
+      const comments = await this.octokit.paginate(this.octokit.rest.issues.listComments, {
+        ...this.r,
+        issue_number: issueNumber,
+        per_page: 100,
+      });
       existing = comments.find((c) => c.body?.includes(marker));
     }
     if (existing?.body === full) {
@@ -90,13 +104,21 @@ export class GitHubReporter {
   }
 
   async setStatus(sha: string, context: string, state: StatusState, description: string): Promise<void> {
-    const d = description.length > MAX_STATUS_DESCRIPTION ? `${description.slice(0, MAX_STATUS_DESCRIPTION - 3)}...` : description;
+    const d =
+      description.length > MAX_STATUS_DESCRIPTION
+        ? `${description.slice(0, MAX_STATUS_DESCRIPTION - 3)}...`
+        : description;
     await this.octokit.rest.repos.createCommitStatus({ ...this.r, sha, context, state, description: d });
   }
 
   /** The open drift issue of a host, found by its marker. */
   async findDriftIssue(marker: string): Promise<{ number: number; body: string } | undefined> {
-    const issues = await this.octokit.paginate(this.octokit.rest.issues.listForRepo, { ...this.r, labels: DRIFT_LABEL, state: 'open', per_page: 100 });
+    const issues = await this.octokit.paginate(this.octokit.rest.issues.listForRepo, {
+      ...this.r,
+      labels: DRIFT_LABEL,
+      state: 'open',
+      per_page: 100,
+    });
     const hit = issues.find((i) => !i.pull_request && i.body?.includes(marker));
     return hit ? { number: hit.number, body: hit.body ?? '' } : undefined;
   }
@@ -111,6 +133,11 @@ export class GitHubReporter {
   }
 
   async closeIssue(number: number): Promise<void> {
-    await this.octokit.rest.issues.update({ ...this.r, issue_number: number, state: 'closed', state_reason: 'completed' });
+    await this.octokit.rest.issues.update({
+      ...this.r,
+      issue_number: number,
+      state: 'closed',
+      state_reason: 'completed',
+    });
   }
 }

@@ -32,7 +32,9 @@ function hostSection(p: HostPlan, budget: number): string {
   for (const d of p.drift) parts.push(`- :warning: drift: ${d}`);
   for (const s of p.steps) parts.push(`- step \`${s.step}\`: ${s.reason}`);
   for (const c of p.changes) {
-    parts.push(`- \`${c.action}\` \`${c.path}\`${c.after ? ` (${c.after.mode} ${c.after.owner}:${c.after.group})` : ''}: ${c.reason}`);
+    parts.push(
+      `- \`${c.action}\` \`${c.path}\`${c.after ? ` (${c.after.mode} ${c.after.owner}:${c.after.group})` : ''}: ${c.reason}`,
+    );
     if (c.kind === 'file' && c.diff) parts.push(fence(c.diff.trimEnd()));
   }
   let body = parts.join('\n\n');
@@ -58,7 +60,13 @@ export function planComment(x: PlanCommentInput): string {
   const lines = [`### natsfleet plan for ${x.sha.slice(0, 12)}`, ''];
   const errors = (x.problems ?? []).filter((p) => p.severity === 'error');
   if (errors.length) {
-    lines.push(':x: **The manifests are invalid; nothing was planned and nothing will be applied.**', '', '```', ...errors.map(formatProblem), '```');
+    lines.push(
+      ':x: **The manifests are invalid; nothing was planned and nothing will be applied.**',
+      '',
+      '```',
+      ...errors.map(formatProblem),
+      '```',
+    );
     return lines.join('\n');
   }
   if (x.offline) lines.push(`> :lock: Planned offline, from the repository only: ${x.offline}`, '');
@@ -68,23 +76,49 @@ export function planComment(x: PlanCommentInput): string {
   }
   lines.push('| host | action | service | changed files |', '| --- | --- | --- | --- |');
   for (const p of x.plans) {
-    const action = p.sync === 'Unknown' ? `:grey_question: unknown: ${cell(p.error ?? '')}` : p.blocked.length ? ':no_entry: blocked' : p.changes.length || p.steps.length ? 'update' : 'no changes';
-    const files = p.changes.filter((c) => c.kind === 'file').map((c) => `\`${c.path}\``).join(', ') || '-';
+    const action =
+      p.sync === 'Unknown'
+        ? `:grey_question: unknown: ${cell(p.error ?? '')}`
+        : p.blocked.length
+          ? ':no_entry: blocked'
+          : p.changes.length || p.steps.length
+            ? 'update'
+            : 'no changes';
+    const files =
+      p.changes
+        .filter((c) => c.kind === 'file')
+        .map((c) => `\`${c.path}\``)
+        .join(', ') || '-';
     lines.push(`| ${p.host} | ${action} | ${serviceSummary(p)} | ${files} |`);
   }
   lines.push('');
   const head = lines.join('\n');
   const budget = Math.floor((GITHUB_COMMENT_LIMIT - RESERVE - head.length) / Math.max(1, x.plans.length));
-  return [head, ...x.plans.filter((p) => p.changes.length || p.steps.length || p.blocked.length).map((p) => hostSection(p, budget))].join('\n\n');
+  return [
+    head,
+    ...x.plans.filter((p) => p.changes.length || p.steps.length || p.blocked.length).map((p) => hostSection(p, budget)),
+  ].join('\n\n');
 }
 
-export function deployComment(sha: string, results: readonly ApplyResult[], unreachable: readonly { host: string; error: string }[]): string {
-  const lines = [`### natsfleet deployed ${sha.slice(0, 12)}`, '', '| host | result | health | service | files |', '| --- | --- | --- | --- | --- |'];
+export function deployComment(
+  sha: string,
+  results: readonly ApplyResult[],
+  unreachable: readonly { host: string; error: string }[],
+): string {
+  const lines = [
+    `### natsfleet deployed ${sha.slice(0, 12)}`,
+    '',
+    '| host | result | health | service | files |',
+    '| --- | --- | --- | --- | --- |',
+  ];
   for (const r of results) {
     const icon = r.outcome === 'applied' || r.outcome === 'unchanged' ? ':white_check_mark:' : ':x:';
-    lines.push(`| ${r.host} | ${icon} ${r.outcome}${r.error ? `: ${cell(r.error).slice(0, 500)}` : ''} | ${r.health} | ${r.steps.filter((s) => ['reload', 'restart', 'start', 'stop'].includes(s)).join(', ') || '-'} | ${r.changedFiles.length} |`);
+    lines.push(
+      `| ${r.host} | ${icon} ${r.outcome}${r.error ? `: ${cell(r.error).slice(0, 500)}` : ''} | ${r.health} | ${r.steps.filter((s) => ['reload', 'restart', 'start', 'stop'].includes(s)).join(', ') || '-'} | ${r.changedFiles.length} |`,
+    );
   }
-  for (const u of unreachable) lines.push(`| ${u.host} | :x: unreachable: ${cell(u.error).slice(0, 300)} | Unknown | - | - |`);
+  for (const u of unreachable)
+    lines.push(`| ${u.host} | :x: unreachable: ${cell(u.error).slice(0, 300)} | Unknown | - | - |`);
   return lines.join('\n');
 }
 
@@ -94,7 +128,9 @@ export function driftIssueBody(p: HostPlan, selfHeal: boolean, revision: string)
     '',
     ...p.drift.map((d) => `- ${d}`),
     '',
-    selfHeal ? 'selfHeal is on: natsfleet corrects this host.' : 'selfHeal is off: natsfleet only reports. Apply, or set `spec.policy.selfHeal: true`, to correct it.',
+    selfHeal
+      ? 'selfHeal is on: natsfleet corrects this host.'
+      : 'selfHeal is off: natsfleet only reports. Apply, or set `spec.policy.selfHeal: true`, to correct it.',
     '',
     hostSection(p, 40_000),
   ].join('\n');

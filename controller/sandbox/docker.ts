@@ -2,8 +2,14 @@
 import { spawn } from 'node:child_process';
 
 export class DockerError extends Error {
-  constructor(readonly args: readonly string[], readonly code: number | null, readonly stderr: string) {
-    super(`docker ${args.slice(0, 3).join(' ')} failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+  constructor(
+    readonly args: readonly string[],
+    readonly code: number | null,
+    readonly stderr: string,
+  ) {
+    super(
+      `docker ${args.slice(0, 3).join(' ')} failed (exit ${code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    );
     this.name = 'DockerError';
   }
 }
@@ -33,7 +39,12 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       if (timer) clearTimeout(timer);
       const stderr = Buffer.concat(err).toString();
       if (code === 0) resolve(Buffer.concat(out).toString());
-      else reject(cmd === 'docker' ? new DockerError(args, code, stderr) : new Error(`${cmd} failed (exit ${code}): ${stderr.trim().slice(-500)}`));
+      else
+        reject(
+          cmd === 'docker'
+            ? new DockerError(args, code, stderr)
+            : new Error(`${cmd} failed (exit ${code}): ${stderr.trim().slice(-500)}`),
+        );
     });
     if (typeof opts.input === 'string') child.stdin.end(opts.input);
     else if (opts.input) opts.input.pipe(child.stdin);
@@ -47,7 +58,9 @@ export function dockerPipe(from: readonly string[], to: readonly string[]): Prom
   const err: Buffer[] = [];
   source.stderr.on('data', (b: Buffer) => err.push(b));
   const sourceDone = new Promise<void>((resolve, reject) =>
-    source.on('close', (code) => (code === 0 ? resolve() : reject(new DockerError(from, code, Buffer.concat(err).toString())))),
+    source.on('close', (code) =>
+      code === 0 ? resolve() : reject(new DockerError(from, code, Buffer.concat(err).toString())),
+    ),
   );
   return Promise.all([docker(to, { input: source.stdout }), sourceDone]).then(([out]) => out);
 }

@@ -4,7 +4,16 @@
 // so `down` (or a later `up` after an interrupted run) removes all of it.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  existsSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ssh2 from 'ssh2';
@@ -46,12 +55,24 @@ export interface UpOptions {
 const containerName = (id: string, i: number) => `natsfleet-sb-${id}-${i}`;
 
 const HOST_FLAGS = [
-  '--cap-add', 'ALL', '--cap-drop', 'SYS_RESOURCE',
-  '--security-opt', 'seccomp=unconfined', '--security-opt', 'apparmor=unconfined',
-  '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw',
-  '--tmpfs', '/run', '--tmpfs', '/run/lock',
-  '--stop-signal', 'SIGRTMIN+3',
-  '-p', '127.0.0.1::22',
+  '--cap-add',
+  'ALL',
+  '--cap-drop',
+  'SYS_RESOURCE',
+  '--security-opt',
+  'seccomp=unconfined',
+  '--security-opt',
+  'apparmor=unconfined',
+  '-v',
+  '/sys/fs/cgroup:/sys/fs/cgroup:rw',
+  '--tmpfs',
+  '/run',
+  '--tmpfs',
+  '/run/lock',
+  '--stop-signal',
+  'SIGRTMIN+3',
+  '-p',
+  '127.0.0.1::22',
 ];
 
 function keyPair() {
@@ -79,7 +100,9 @@ async function seed(container: string, files: { path: string; content?: string; 
       if (existsSync(join(tmp, d))) chmodSync(join(tmp, d), 0o755);
     }
     for (const d of ['root', 'root/.ssh']) if (existsSync(join(tmp, d))) chmodSync(join(tmp, d), 0o700);
-    const tar = spawn('tar', ['-C', tmp, '--owner=0', '--group=0', '-c', ...tops], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const tar = spawn('tar', ['-C', tmp, '--owner=0', '--group=0', '-c', ...tops], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await docker(['cp', '-', `${container}:/`], { input: tar.stdout });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -92,12 +115,22 @@ async function waitReady(container: string): Promise<void> {
   let state = '';
   // Until systemd has its bus up, systemctl cannot even connect: retry, then wait for boot to finish.
   for (let i = 0; i < 120 && !/^(running|degraded)/.test(state); i++) {
-    state = (await docker(['exec', container, 'timeout', '60', 'systemctl', 'is-system-running', '--wait']).catch((e) => String(e))).trim();
+    state = (
+      await docker(['exec', container, 'timeout', '60', 'systemctl', 'is-system-running', '--wait']).catch((e) =>
+        String(e),
+      )
+    ).trim();
     if (!/^(running|degraded)/.test(state)) await sleep(250);
   }
   if (!/^(running|degraded)/.test(state)) throw new Error(`${container}: systemd did not come up: ${state}`);
   for (let i = 0; i < 60; i++) {
-    if (await docker(['exec', container, 'docker', 'info', '--format', '{{.ServerVersion}}']).then(() => true, () => false)) return;
+    if (
+      await docker(['exec', container, 'docker', 'info', '--format', '{{.ServerVersion}}']).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     await sleep(500);
   }
   throw new Error(`${container}: the host's Docker engine did not answer`);
@@ -110,13 +143,30 @@ async function startHost(fleetId: string, image: string, i: number, clientPublic
   const compose = i % 2 === 1 ? 'v1+plugin' : 'v1';
   const labels = ['--label', `${SANDBOX_LABEL}=${fleetId}`];
   await docker(['volume', 'create', ...labels, volume]);
-  await docker(['create', '--name', container, '--hostname', `nats-sb-${i + 1}`, ...labels, ...HOST_FLAGS, '-v', `${volume}:/var/lib/docker`, image]);
+  await docker([
+    'create',
+    '--name',
+    container,
+    '--hostname',
+    `nats-sb-${i + 1}`,
+    ...labels,
+    ...HOST_FLAGS,
+    '-v',
+    `${volume}:/var/lib/docker`,
+    image,
+  ]);
   await seed(container, [
     { path: 'etc/ssh/ssh_host_ed25519_key', content: hostKey.private, mode: 0o600 },
     { path: 'etc/ssh/ssh_host_ed25519_key.pub', content: `${hostKey.public}\n`, mode: 0o644 },
     { path: 'root/.ssh/authorized_keys', content: `${clientPublicKey}\n`, mode: 0o600 },
     ...(compose === 'v1+plugin'
-      ? [{ path: 'usr/libexec/docker/cli-plugins/docker-compose', link: '/usr/local/lib/natsfleet/compose-plugin-shim', mode: 0o755 }]
+      ? [
+          {
+            path: 'usr/libexec/docker/cli-plugins/docker-compose',
+            link: '/usr/local/lib/natsfleet/compose-plugin-shim',
+            mode: 0o755,
+          },
+        ]
       : []),
   ]);
   await docker(['start', container]);
@@ -126,33 +176,47 @@ async function startHost(fleetId: string, image: string, i: number, clientPublic
   const m = /^127\.0\.0\.1:(\d+)$/.exec(port);
   if (!m) throw new Error(`${container}: SSH is not published on 127.0.0.1 only: ${port}`);
   const pub = hostKey.public.split(' ');
-  return { name: `nats-sb-${i + 1}`, container, volume, sshPort: Number(m[1]), hostKey: `${pub[0]} ${pub[1]}`, compose };
+  return {
+    name: `nats-sb-${i + 1}`,
+    container,
+    volume,
+    sshPort: Number(m[1]),
+    hostKey: `${pub[0]} ${pub[1]}`,
+    compose,
+  };
 }
 
 /** The NatsHost manifest `up` writes for a sandbox host: a realistic host, secrets from a file. */
 export function sandboxManifest(h: SandboxHost, tokenPath: string): string {
-  return dump({
-    apiVersion: 'natsfleet/v1alpha1',
-    kind: 'NatsHost',
-    metadata: { name: h.name, labels: { sandbox: 'true', compose: h.compose.replace('+', '-') } },
-    spec: {
-      ssh: { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey },
-      nats: {
-        image: NATS_TAGS[0],
-        auth: { token: { file: tokenPath } },
-        jetstream: { enabled: true, maxMemory: '64MB', maxFile: '256MB' },
+  return dump(
+    {
+      apiVersion: 'natsfleet/v1alpha1',
+      kind: 'NatsHost',
+      metadata: { name: h.name, labels: { sandbox: 'true', compose: h.compose.replace('+', '-') } },
+      spec: {
+        ssh: { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey },
+        nats: {
+          image: NATS_TAGS[0],
+          auth: { token: { file: tokenPath } },
+          jetstream: { enabled: true, maxMemory: '64MB', maxFile: '256MB' },
+        },
+        proxy: { enabled: true, domain: `${h.name}.sandbox.test`, email: 'ops@example.com' },
+        policy: { selfHeal: true },
       },
-      proxy: { enabled: true, domain: `${h.name}.sandbox.test`, email: 'ops@example.com' },
-      policy: { selfHeal: true },
     },
-  }, { lineWidth: -1 });
+    { lineWidth: -1 },
+  );
 }
 
 export async function waitForSsh(fleet: Fleet, h: SandboxHost): Promise<void> {
   const privateKey = readFileSync(fleet.privateKeyPath);
   for (let attempt = 0; ; attempt++) {
     try {
-      const s = await SshSession.connect({ host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey }, { privateKey }, { timeoutMs: 5000 });
+      const s = await SshSession.connect(
+        { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey },
+        { privateKey },
+        { timeoutMs: 5000 },
+      );
       s.close();
       return;
     } catch (e) {
@@ -207,7 +271,10 @@ export interface HostStatus {
 
 /** Resident memory of a sandbox host, all its processes (systemd, sshd, dockerd, NATS, nginx) included. */
 function memoryMiB(containerId: string): number | undefined {
-  for (const path of [`/sys/fs/cgroup/memory/docker/${containerId}/memory.stat`, `/sys/fs/cgroup/system.slice/docker-${containerId}.scope/memory.stat`]) {
+  for (const path of [
+    `/sys/fs/cgroup/memory/docker/${containerId}/memory.stat`,
+    `/sys/fs/cgroup/system.slice/docker-${containerId}.scope/memory.stat`,
+  ]) {
     if (!existsSync(path)) continue;
     const m = /^(?:total_rss|anon) (\d+)$/m.exec(readFileSync(path, 'utf8'));
     if (m) return Math.round(Number(m[1]) / 1048576);
@@ -217,7 +284,11 @@ function memoryMiB(containerId: string): number | undefined {
 
 export async function fleetStatus(id?: string): Promise<HostStatus[]> {
   const filter = ['--filter', `label=${SANDBOX_LABEL}${id ? `=${id}` : ''}`];
-  const rows = (await docker(['ps', '-a', '--no-trunc', ...filter, '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Ports}}'])).split('\n').filter(Boolean);
+  const rows = (
+    await docker(['ps', '-a', '--no-trunc', ...filter, '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Ports}}'])
+  )
+    .split('\n')
+    .filter(Boolean);
   return rows
     .map((r) => {
       const [containerId, container, state, ports] = r.split('\t');

@@ -6,7 +6,17 @@
 // Each image is tagged by a hash of its inputs, so a rebuild happens only when an input changed.
 import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { packagePath } from '../package-root.js';
@@ -14,8 +24,18 @@ import { docker, dockerOk, run } from './docker.js';
 
 const ASSETS = packagePath('controller', 'sandbox', 'assets');
 export const HOST_PACKAGES = [
-  'systemd', 'systemd-sysv', 'dbus', 'openssh-server', 'docker.io', 'docker-compose', 'curl', 'ca-certificates',
-  'iproute2', 'procps', 'python3', 'coreutils',
+  'systemd',
+  'systemd-sysv',
+  'dbus',
+  'openssh-server',
+  'docker.io',
+  'docker-compose',
+  'curl',
+  'ca-certificates',
+  'iproute2',
+  'procps',
+  'python3',
+  'coreutils',
 ];
 const SUITE = 'bookworm';
 export const NATS_TAGS = ['nats:2.9.10', 'nats:2.9.10-r1'] as const;
@@ -34,7 +54,9 @@ const assetBytes = (dir: string) =>
     .flatMap((f) => [f, readFileSync(join(ASSETS, dir, f))]);
 
 async function labelOf(image: string): Promise<string | undefined> {
-  const out = await docker(['image', 'inspect', '--format', `{{ index .Config.Labels "${LABEL}" }}`, image]).catch(() => '');
+  const out = await docker(['image', 'inspect', '--format', `{{ index .Config.Labels "${LABEL}" }}`, image]).catch(
+    () => '',
+  );
   return out.trim() || undefined;
 }
 
@@ -64,7 +86,9 @@ export async function buildHostImage(log: (s: string) => void): Promise<string> 
   const root = mkdtempSync(join('/var/tmp', 'natsfleet-rootfs-'));
   try {
     log(`building ${tag}: debootstrap ${SUITE} (about a minute)`);
-    await run('debootstrap', ['--variant=minbase', `--include=${HOST_PACKAGES.join(',')}`, SUITE, root], { timeoutMs: 900_000 });
+    await run('debootstrap', ['--variant=minbase', `--include=${HOST_PACKAGES.join(',')}`, SUITE, root], {
+      timeoutMs: 900_000,
+    });
     // Per-host keys are put in at create time; none are baked into the image.
     for (const f of readdirSync(join(root, 'etc/ssh'))) if (f.startsWith('ssh_host_')) rmSync(join(root, 'etc/ssh', f));
     copyFileSync(join(ASSETS, 'host/sshd-natsfleet.conf'), join(root, 'etc/ssh/sshd_config.d/natsfleet.conf'));
@@ -76,7 +100,17 @@ export async function buildHostImage(log: (s: string) => void): Promise<string> 
     rmSync(join(root, 'var/cache/apt/archives'), { recursive: true, force: true });
     const tar = spawn('tar', ['-C', root, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
     await docker(
-      ['import', '-c', 'CMD ["/lib/systemd/systemd"]', '-c', 'ENV container=docker', '-c', `LABEL ${LABEL}=${tag}`, '-', tag],
+      [
+        'import',
+        '-c',
+        'CMD ["/lib/systemd/systemd"]',
+        '-c',
+        'ENV container=docker',
+        '-c',
+        `LABEL ${LABEL}=${tag}`,
+        '-',
+        tag,
+      ],
       { input: tar.stdout },
     );
     return tag;
@@ -139,7 +173,15 @@ export async function buildProxyImage(): Promise<void> {
     put(a('passwd'), '/etc/passwd');
     put(a('group'), '/etc/group');
     put('/usr/lib/ssl/openssl.cnf', '/usr/lib/ssl/openssl.cnf');
-    for (const d of ['/etc/nginx/user_conf.d', '/etc/letsencrypt', '/var/lib/nginx', '/var/log/nginx', '/run', '/tmp', '/var/www']) {
+    for (const d of [
+      '/etc/nginx/user_conf.d',
+      '/etc/letsencrypt',
+      '/var/lib/nginx',
+      '/var/log/nginx',
+      '/run',
+      '/tmp',
+      '/var/www',
+    ]) {
       mkdirSync(join(root, d), { recursive: true });
     }
     return [

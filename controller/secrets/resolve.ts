@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import type { Secret } from '../manifest/natshost.gen.js';
 
 export class SecretError extends Error {
-  constructor(readonly field: string, message: string) {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
     super(`${field}: ${message}`);
     this.name = 'SecretError';
   }
@@ -37,13 +40,19 @@ export function secretResolver(source: SecretSource): SecretResolver {
       try {
         value = source.readFile(ref.file).replace(/\r?\n$/, '');
       } catch (e) {
-        throw new SecretError(field, `cannot read secret file ${ref.file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+        throw new SecretError(
+          field,
+          `cannot read secret file ${ref.file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+        );
       }
     } else {
       throw new SecretError(field, 'empty secret reference');
     }
     if (!SAFE_VALUE.test(value)) {
-      throw new SecretError(field, 'secret value must be 1-512 printable ASCII characters without quotes, backslashes or spaces');
+      throw new SecretError(
+        field,
+        'secret value must be 1-512 printable ASCII characters without quotes, backslashes or spaces',
+      );
     }
     return value;
   };

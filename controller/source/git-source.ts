@@ -9,7 +9,12 @@ import { isManifestName, MAX_MANIFEST_BYTES, type ManifestFile } from '../manife
 export class GitSource {
   private readonly git: SimpleGit;
 
-  constructor(readonly remote: string, readonly dir: string, readonly branch: string, readonly hostsDir = 'hosts') {
+  constructor(
+    readonly remote: string,
+    readonly dir: string,
+    readonly branch: string,
+    readonly hostsDir = 'hosts',
+  ) {
     mkdirSync(dir, { recursive: true });
     this.git = simpleGit({ baseDir: dir, timeout: { block: 120_000 } });
   }
@@ -23,7 +28,13 @@ export class GitSource {
   /** Fetches the branch; returns its head commit. */
   async fetchBranch(): Promise<string> {
     await this.ensureRepo();
-    await this.git.raw(['fetch', '--quiet', '--prune', 'origin', `+refs/heads/${this.branch}:refs/remotes/origin/${this.branch}`]);
+    await this.git.raw([
+      'fetch',
+      '--quiet',
+      '--prune',
+      'origin',
+      `+refs/heads/${this.branch}:refs/remotes/origin/${this.branch}`,
+    ]);
     return (await this.git.raw(['rev-parse', `refs/remotes/origin/${this.branch}`])).trim();
   }
 
@@ -43,7 +54,10 @@ export class GitSource {
       if (!m || !isManifestName(m[3])) continue;
       const path = posix.join(this.hostsDir, m[3]);
       // An oversized blob is not read: the loader rejects it by size.
-      const text = Number(m[2]) > MAX_MANIFEST_BYTES ? ' '.repeat(MAX_MANIFEST_BYTES + 1) : await this.git.raw(['cat-file', 'blob', m[1]]);
+      const text =
+        Number(m[2]) > MAX_MANIFEST_BYTES
+          ? ' '.repeat(MAX_MANIFEST_BYTES + 1)
+          : await this.git.raw(['cat-file', 'blob', m[1]]);
       files.push({ path, text });
     }
     return files;

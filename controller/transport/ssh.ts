@@ -22,14 +22,23 @@ export interface SshAuth {
 }
 
 export class HostKeyError extends Error {
-  constructor(readonly target: string, readonly expected: string, readonly presented: string) {
-    super(`${target}: host key mismatch: the host presented ${presented}, the manifest pins ${expected}; refusing to connect`);
+  constructor(
+    readonly target: string,
+    readonly expected: string,
+    readonly presented: string,
+  ) {
+    super(
+      `${target}: host key mismatch: the host presented ${presented}, the manifest pins ${expected}; refusing to connect`,
+    );
     this.name = 'HostKeyError';
   }
 }
 
 export class SshError extends Error {
-  constructor(readonly target: string, message: string) {
+  constructor(
+    readonly target: string,
+    message: string,
+  ) {
     super(`${target}: ${message}`);
     this.name = 'SshError';
   }
@@ -54,7 +63,10 @@ export class SshSession {
   execCount = 0;
   private closed = false;
 
-  private constructor(private readonly client: Client, readonly label: string) {
+  private constructor(
+    private readonly client: Client,
+    readonly label: string,
+  ) {
     client.on('close', () => {
       this.closed = true;
     });
@@ -83,7 +95,13 @@ export class SshSession {
       client.once('error', (err: Error) => {
         client.end();
         if (presented && !sameKey(presented, pinned)) {
-          reject(new HostKeyError(label, fingerprint(pinned), `${fingerprint(presented)} (${formatHostKey(presented).slice(0, 24)}...)`));
+          reject(
+            new HostKeyError(
+              label,
+              fingerprint(pinned),
+              `${fingerprint(presented)} (${formatHostKey(presented).slice(0, 24)}...)`,
+            ),
+          );
         } else {
           reject(new SshError(label, err.message));
         }
@@ -112,7 +130,11 @@ export class SshSession {
         stream.stderr.on('data', (b: Buffer) => errOut.push(b));
         stream.on('close', (code: number | null) => {
           clearTimeout(timer);
-          resolve({ code: code ?? 255, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(errOut).toString() });
+          resolve({
+            code: code ?? 255,
+            stdout: Buffer.concat(out).toString(),
+            stderr: Buffer.concat(errOut).toString(),
+          });
         });
         if (opts.stdin !== undefined) stream.end(opts.stdin);
         else stream.end();
@@ -128,7 +150,11 @@ export class SshSession {
   /** A TCP stream to host:port as seen from the remote host (ssh -L without a local listener). */
   forwardOut(port: number, host = '127.0.0.1'): Promise<Duplex> {
     return new Promise((resolve, reject) => {
-      this.client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => (err ? reject(new SshError(this.label, `port forward to ${host}:${port} failed: ${err.message}`)) : resolve(stream)));
+      this.client.forwardOut('127.0.0.1', 0, host, port, (err, stream) =>
+        err
+          ? reject(new SshError(this.label, `port forward to ${host}:${port} failed: ${err.message}`))
+          : resolve(stream),
+      );
     });
   }
 

@@ -4,7 +4,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installScript, lockAcquire, lockRelease, remoteScript, stepCommand, testConfigScript, verifyScript, writeAtomic } from '../../controller/apply/commands.js';
+import {
+  installScript,
+  lockAcquire,
+  lockRelease,
+  remoteScript,
+  stepCommand,
+  testConfigScript,
+  verifyScript,
+  writeAtomic,
+} from '../../controller/apply/commands.js';
 import { sh, shQuote } from '../../controller/shell/quote.js';
 import { desiredFrom } from '../helpers/observed.js';
 
@@ -35,8 +44,12 @@ describe('service steps', () => {
     expect(stepCommand('restart', d, 'standalone')).toBe('systemctl restart nats.service');
     expect(stepCommand('daemon-reload', d, 'standalone')).toBe('systemctl daemon-reload');
     expect(stepCommand('proxy-up', d, 'plugin')).toBe('cd /root/nginx && docker compose up -d --remove-orphans 2>&1');
-    expect(stepCommand('proxy-up', d, 'standalone')).toBe('cd /root/nginx && docker-compose up -d --remove-orphans 2>&1');
-    expect(stepCommand('proxy-reload', d, 'plugin')).toBe('docker exec nginx-certbot nginx -t 2>&1 && docker kill --signal=HUP nginx-certbot >/dev/null');
+    expect(stepCommand('proxy-up', d, 'standalone')).toBe(
+      'cd /root/nginx && docker-compose up -d --remove-orphans 2>&1',
+    );
+    expect(stepCommand('proxy-reload', d, 'plugin')).toBe(
+      'docker exec nginx-certbot nginx -t 2>&1 && docker kill --signal=HUP nginx-certbot >/dev/null',
+    );
   });
 
   it('tests the staged config with the target image, offline, config directory read-only', () => {
@@ -55,16 +68,24 @@ describe('service steps', () => {
     });
     const lines = script.split('\n');
     const at = (needle: string) => lines.findIndex((l) => l.includes(needle));
-    expect(at('cp -p /etc/nats/nats-server.conf /var/lib/natsfleet/backup/etc/nats/nats-server.conf')).toBeGreaterThan(0);
+    expect(at('cp -p /etc/nats/nats-server.conf /var/lib/natsfleet/backup/etc/nats/nats-server.conf')).toBeGreaterThan(
+      0,
+    );
     expect(at('/var/lib/natsfleet/pending.json')).toBeGreaterThan(at('cp -p'));
-    expect(at('mv -f /etc/nats/nats-server.conf.natsfleet-new /etc/nats/nats-server.conf')).toBeGreaterThan(at('pending.json'));
+    expect(at('mv -f /etc/nats/nats-server.conf.natsfleet-new /etc/nats/nats-server.conf')).toBeGreaterThan(
+      at('pending.json'),
+    );
     expect(at('systemctl reload nats.service')).toBeGreaterThan(at('mv -f /etc/nats/nats-server.conf.natsfleet-new'));
     expect(script).not.toContain('test-config');
   });
 
   it('the lock is an atomic mkdir, released only with its own token', () => {
-    expect(lockAcquire({ owner: 'o', host: 'h', pid: 1, token: 'tk', since: 's' })).toContain("if ! mkdir /var/lib/natsfleet/lock 2>/dev/null; then cat /var/lib/natsfleet/lock/info 2>/dev/null; exit 75; fi");
-    expect(lockRelease('tk')).toBe(`grep -q '"token":"tk"' /var/lib/natsfleet/lock/info 2>/dev/null && rm -rf /var/lib/natsfleet/lock; true`);
+    expect(lockAcquire({ owner: 'o', host: 'h', pid: 1, token: 'tk', since: 's' })).toContain(
+      'if ! mkdir /var/lib/natsfleet/lock 2>/dev/null; then cat /var/lib/natsfleet/lock/info 2>/dev/null; exit 75; fi',
+    );
+    expect(lockRelease('tk')).toBe(
+      `grep -q '"token":"tk"' /var/lib/natsfleet/lock/info 2>/dev/null && rm -rf /var/lib/natsfleet/lock; true`,
+    );
   });
 
   it('after a reload, verify waits for a new config_load_time, not for the start time (the same value until then)', () => {

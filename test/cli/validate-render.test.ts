@@ -24,10 +24,17 @@ describe('natsfleet validate', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nf-validate-'));
     const good = readFileSync(join(ROOT, 'hosts/nats-us-1.yaml'), 'utf8');
     writeFileSync(join(dir, 'nats-us-1.yaml'), good);
-    writeFileSync(join(dir, 'bad.yaml'), good.replace('name: nats-us-1', 'name: bad').replace('image: nats:2.10.22-alpine', 'image: "nats; reboot"\n    clientPort: 8222\n    httpPort: 8222'));
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      good
+        .replace('name: nats-us-1', 'name: bad')
+        .replace('image: nats:2.10.22-alpine', 'image: "nats; reboot"\n    clientPort: 8222\n    httpPort: 8222'),
+    );
     const r = await cli('validate', dir);
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(new RegExp(`^${dir}/bad.yaml:\\d+: error: spec.nats.image: must be a Docker image reference`, 'm'));
+    expect(r.out).toMatch(
+      new RegExp(`^${dir}/bad.yaml:\\d+: error: spec.nats.image: must be a Docker image reference`, 'm'),
+    );
     expect(r.out).toMatch(/1 error\(s\), 0 warning\(s\): 1 of 2 manifest\(s\) invalid/);
   });
 
@@ -42,13 +49,23 @@ describe('natsfleet render', () => {
   it('writes every artifact at its remote path with its mode, secrets from the environment', () => {
     const out = mkdtempSync(join(tmpdir(), 'nf-render-'));
     // Through the installed bin, as a user would run it.
-    const r = spawnSync('node', [join(ROOT, 'bin/natsfleet.js'), 'render', 'nats-eu-1', '--out', out, '--hosts', join(ROOT, 'hosts')], {
-      encoding: 'utf8',
-      env: { ...process.env, NATS_EU1_TOKEN: 'render-test-token' },
-    });
+    const r = spawnSync(
+      'node',
+      [join(ROOT, 'bin/natsfleet.js'), 'render', 'nats-eu-1', '--out', out, '--hosts', join(ROOT, 'hosts')],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, NATS_EU1_TOKEN: 'render-test-token' },
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    for (const p of ['etc/nats/nats-server.conf', 'etc/systemd/system/nats.service', 'root/nginx/compose.yml', 'data/nginx/nginx-certbot.env', 'data/nginx/user_conf.d/nats-eu-1.example.com.conf']) {
+    for (const p of [
+      'etc/nats/nats-server.conf',
+      'etc/systemd/system/nats.service',
+      'root/nginx/compose.yml',
+      'data/nginx/nginx-certbot.env',
+      'data/nginx/user_conf.d/nats-eu-1.example.com.conf',
+    ]) {
       expect(statSync(join(out, p)).isFile()).toBe(true);
     }
     expect(readFileSync(join(out, 'etc/nats/nats-server.conf'), 'utf8')).toContain('token: "render-test-token"');

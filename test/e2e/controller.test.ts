@@ -43,7 +43,14 @@ function commit(message: string): string {
 }
 
 /** As a developer would: a branch off main with one host edited, opened as pull request `number`. */
-function openPullRequest(number: number, branch: string, host: string, edit: (d: any) => void, message: string, headRepo?: string): string {
+function openPullRequest(
+  number: number,
+  branch: string,
+  host: string,
+  edit: (d: any) => void,
+  message: string,
+  headRepo?: string,
+): string {
   git('checkout', '-q', '-b', branch, 'main');
   editHost(host, edit);
   const sha = commit(message);
@@ -99,16 +106,27 @@ describe('the GitOps loop', () => {
   });
 
   it('a pull request gets one plan comment and a status per host; nothing is applied', async () => {
-    prSha = openPullRequest(1, 'feature', h1.name, (d) => (d.spec.nats.logging = { debug: true }), 'debug logging on nats-sb-1');
+    prSha = openPullRequest(
+      1,
+      'feature',
+      h1.name,
+      (d) => (d.spec.nats.logging = { debug: true }),
+      'debug logging on nats-sb-1',
+    );
     await c().tick();
     const [comment, ...more] = gh.commentsOn(1);
     expect(more).toEqual([]);
     expect(comment.body).toContain('<!-- natsfleet:plan -->');
-    expect(comment.body).toMatch(new RegExp(`\\| ${h1.name} \\| update \\| reload \\| \`/etc/nats/nats-server.conf\` \\|`));
+    expect(comment.body).toMatch(
+      new RegExp(`\\| ${h1.name} \\| update \\| reload \\| \`/etc/nats/nats-server.conf\` \\|`),
+    );
     expect(comment.body).toContain('<details><summary><b>nats-sb-1</b>');
     expect(comment.body).toContain('+debug: true');
     expect(comment.body).not.toContain(s1.token());
-    expect(gh.latestStatus(prSha, `natsfleet/${h1.name}`)).toMatchObject({ state: 'success', description: '1 change(s), reload' });
+    expect(gh.latestStatus(prSha, `natsfleet/${h1.name}`)).toMatchObject({
+      state: 'success',
+      description: '1 change(s), reload',
+    });
     expect(await s1.sh('grep ^debug /etc/nats/nats-server.conf')).toBe('debug: false');
   });
 
@@ -132,8 +150,12 @@ describe('the GitOps loop', () => {
     const before = await s2.sh('sha256sum /etc/systemd/system/nats.service');
     await c().tick();
     expect(gh.latestStatus(bad, 'natsfleet')).toMatchObject({ state: 'failure' });
-    expect(gh.latestStatus(bad, 'natsfleet')!.description).toMatch(/invalid manifests: hosts\/nats-sb-2\.yaml:\d+: error: spec\.nats\.httpPort: clashes/);
-    expect(gh.commentsOn(2)[0].body).toMatch(/The manifests are invalid; nothing was planned and nothing will be applied[\s\S]*spec\.nats\.httpPort/);
+    expect(gh.latestStatus(bad, 'natsfleet')!.description).toMatch(
+      /invalid manifests: hosts\/nats-sb-2\.yaml:\d+: error: spec\.nats\.httpPort: clashes/,
+    );
+    expect(gh.commentsOn(2)[0].body).toMatch(
+      /The manifests are invalid; nothing was planned and nothing will be applied[\s\S]*spec\.nats\.httpPort/,
+    );
     expect(await s2.sh('sha256sum /etc/systemd/system/nats.service')).toBe(before);
   });
 
@@ -142,12 +164,21 @@ describe('the GitOps loop', () => {
     const sessionsBefore = gh.requests.length;
     await c().tick();
     expect(gh.requests.length).toBeGreaterThan(sessionsBefore);
-    expect(gh.commentsOn(3)[0].body).toContain('Planned offline, from the repository only: it changes the SSH address or host key of nats-sb-2');
+    expect(gh.commentsOn(3)[0].body).toContain(
+      'Planned offline, from the repository only: it changes the SSH address or host key of nats-sb-2',
+    );
     expect(gh.latestStatus(sha, 'natsfleet/nats-sb-2')?.state).toBe('success');
   });
 
   it('a pull request from a fork is planned offline only, even for a harmless change', async () => {
-    const sha = openPullRequest(5, 'fork-change', h2.name, (d) => (d.spec.nats.maxPayload = '4MB'), 'bigger payloads', 'someone/hosts-fork');
+    const sha = openPullRequest(
+      5,
+      'fork-change',
+      h2.name,
+      (d) => (d.spec.nats.maxPayload = '4MB'),
+      'bigger payloads',
+      'someone/hosts-fork',
+    );
     await c().tick();
     const body = gh.commentsOn(5)[0].body;
     expect(body).toContain('Planned offline, from the repository only: the pull request comes from a fork');
@@ -157,15 +188,31 @@ describe('the GitOps loop', () => {
 
   it('merge: the host is deployed and the pull request gets the result', async () => {
     git('checkout', '-q', 'main');
-    git('-c', 'user.name=dev', '-c', 'user.email=dev@example.com', 'merge', '-q', '--no-ff', '-m', 'Merge pull request #1', 'feature');
+    git(
+      '-c',
+      'user.name=dev',
+      '-c',
+      'user.email=dev@example.com',
+      'merge',
+      '-q',
+      '--no-ff',
+      '-m',
+      'Merge pull request #1',
+      'feature',
+    );
     const merge = git('rev-parse', 'HEAD');
     git('push', '-q', 'origin', 'main');
     gh.mergePull(1, merge);
     await c().tick();
     expect(JSON.parse(await s1.sh('curl -s 127.0.0.1:8222/varz')).max_payload).toBe(2 * 1024 * 1024);
     const deploy = gh.commentsOn(1).find((x) => x.body.includes(`<!-- natsfleet:deploy:${merge} -->`));
-    expect(deploy?.body).toMatch(new RegExp(`\\| ${h1.name} \\| :white_check_mark: applied \\| Healthy \\| reload \\| 1 \\|`));
-    expect(gh.latestStatus(merge, `natsfleet/${h1.name}`)).toMatchObject({ state: 'success', description: 'applied: test-config, reload' });
+    expect(deploy?.body).toMatch(
+      new RegExp(`\\| ${h1.name} \\| :white_check_mark: applied \\| Healthy \\| reload \\| 1 \\|`),
+    );
+    expect(gh.latestStatus(merge, `natsfleet/${h1.name}`)).toMatchObject({
+      state: 'success',
+      description: 'applied: test-config, reload',
+    });
     expect(c().state.appliedRevision).toBe(merge);
   });
 
@@ -211,7 +258,18 @@ describe('crash safety', () => {
     await newController().tick();
     expect(gh.commentsOn(4).filter((x) => x.body.includes('natsfleet:plan'))).toHaveLength(1);
     git('checkout', '-q', 'main');
-    git('-c', 'user.name=dev', '-c', 'user.email=dev@example.com', 'merge', '-q', '--no-ff', '-m', 'Merge pull request #4', 'feature2');
+    git(
+      '-c',
+      'user.name=dev',
+      '-c',
+      'user.email=dev@example.com',
+      'merge',
+      '-q',
+      '--no-ff',
+      '-m',
+      'Merge pull request #4',
+      'feature2',
+    );
     const merge = git('rev-parse', 'HEAD');
     git('push', '-q', 'origin', 'main');
     gh.mergePull(4, merge);
@@ -219,7 +277,22 @@ describe('crash safety', () => {
     const stateDir = join(root, 'state-process');
     cpSync(join(root, 'state', 'state.json'), join(stateDir, 'state.json'), { recursive: true });
     const env = { ...process.env, GITHUB_TOKEN: gh.token, NATSFLEET_SSH_KEY: fleet.privateKeyPath };
-    const args = [join(ROOT, 'bin/natsfleet.js'), 'controller', '--repo', origin, '--state-dir', stateDir, '--github-repository', gh.repository, '--github-api-url', gh.url, '--poll-interval', '1', '--drift-interval', '3600'];
+    const args = [
+      join(ROOT, 'bin/natsfleet.js'),
+      'controller',
+      '--repo',
+      origin,
+      '--state-dir',
+      stateDir,
+      '--github-repository',
+      gh.repository,
+      '--github-api-url',
+      gh.url,
+      '--poll-interval',
+      '1',
+      '--drift-interval',
+      '3600',
+    ];
     // First process: killed (SIGKILL, no cleanup) as soon as it starts deploying.
     const first = spawn('node', args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => {

@@ -12,10 +12,14 @@ afterAll(() => fleetDown('e2e-demo'));
 
 it('natsfleet demo deploys the example hosts and prints them Synced and Healthy', async () => {
   const lines: string[] = [];
-  const code = await demoCommand({ hosts: join(ROOT, 'hosts'), out: mkdtempSync(join(tmpdir(), 'nf-demo-')), timeoutSec: 240, fleetId: 'e2e-demo' }, (l) => lines.push(l));
+  const code = await demoCommand(
+    { hosts: join(ROOT, 'hosts'), out: mkdtempSync(join(tmpdir(), 'nf-demo-')), timeoutSec: 240, fleetId: 'e2e-demo' },
+    (l) => lines.push(l),
+  );
   const out = lines.join('\n');
   expect(out).toMatch(/deployed [0-9a-f]{12} to every host/);
-  for (const host of ['nats-eu-1', 'nats-us-1', 'nats-sb-3']) expect(out).toMatch(new RegExp(`^${host}\\s+Synced\\s+Healthy\\s+2\\.9\\.10`, 'm'));
+  for (const host of ['nats-eu-1', 'nats-us-1', 'nats-sb-3'])
+    expect(out).toMatch(new RegExp(`^${host}\\s+Synced\\s+Healthy\\s+2\\.9\\.10`, 'm'));
   expect(out).toContain('Next: change a host and watch it deploy.');
   expect(code).toBe(0);
 });

@@ -15,9 +15,13 @@ declare module 'vitest' {
 
 function removeNow() {
   const filter = `label=${SANDBOX_LABEL}=${E2E_FLEET_ID}`;
-  const ids = execFileSync('docker', ['ps', '-aq', '--filter', filter], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const ids = execFileSync('docker', ['ps', '-aq', '--filter', filter], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
   if (ids.length) execFileSync('docker', ['rm', '-f', ...ids], { stdio: 'ignore' });
-  const vols = execFileSync('docker', ['volume', 'ls', '-q', '--filter', filter], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const vols = execFileSync('docker', ['volume', 'ls', '-q', '--filter', filter], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
   if (vols.length) execFileSync('docker', ['volume', 'rm', '-f', ...vols], { stdio: 'ignore' });
 }
 
@@ -28,7 +32,12 @@ export default async function setup(project: TestProject) {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const fleet = await fleetUp({ hosts: E2E_HOSTS, id: E2E_FLEET_ID, dir: '.sandbox/e2e', log: (l) => console.log(`[sandbox] ${l}`) });
+  const fleet = await fleetUp({
+    hosts: E2E_HOSTS,
+    id: E2E_FLEET_ID,
+    dir: '.sandbox/e2e',
+    log: (l) => console.log(`[sandbox] ${l}`),
+  });
   project.provide('fleet', fleet);
   return async () => {
     await fleetDown(E2E_FLEET_ID);

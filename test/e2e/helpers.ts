@@ -9,7 +9,12 @@ import type { Fleet, SandboxHost } from '../../controller/sandbox/fleet.js';
 import { loadManifests } from '../../controller/manifest/load.js';
 import { readManifestDir } from '../../controller/manifest/read-dir.js';
 import { processSecrets, secretResolver } from '../../controller/secrets/resolve.js';
-import { prepareTargets, reconcileOne, type ReconcileOptions, type Target } from '../../controller/reconcile/reconcile.js';
+import {
+  prepareTargets,
+  reconcileOne,
+  type ReconcileOptions,
+  type Target,
+} from '../../controller/reconcile/reconcile.js';
 import { SessionPool } from '../../controller/reconcile/pool.js';
 import { SshSession } from '../../controller/transport/ssh.js';
 import { openTunnel, type Credentials } from '../../controller/apply/nats-probe.js';
@@ -22,7 +27,11 @@ export class Scenario {
   private shell?: SshSession;
   doc: Doc;
 
-  constructor(readonly fleet: Fleet, readonly host: SandboxHost, readonly revision = 'e2e') {
+  constructor(
+    readonly fleet: Fleet,
+    readonly host: SandboxHost,
+    readonly revision = 'e2e',
+  ) {
     this.pool = new SessionPool({ privateKey: readFileSync(fleet.privateKeyPath) });
     this.doc = load(readFileSync(join(fleet.hostsDir, `${host.name}.yaml`), 'utf8')) as Doc;
   }
@@ -68,12 +77,21 @@ export class Scenario {
   }
 
   /** A NATS client connected through an SSH tunnel to the host's client port. */
-  async nats(creds: Credentials, port = 4222): Promise<{ nc?: NatsConnection; error?: string; close: () => Promise<void> }> {
+  async nats(
+    creds: Credentials,
+    port = 4222,
+  ): Promise<{ nc?: NatsConnection; error?: string; close: () => Promise<void> }> {
     await this.sh('true');
     const tunnel = await openTunnel(this.shell!, port);
     try {
       const nc = await connect({ servers: `127.0.0.1:${tunnel.port}`, reconnect: false, timeout: 5000, ...creds });
-      return { nc, close: async () => { await nc.close(); await tunnel.close(); } };
+      return {
+        nc,
+        close: async () => {
+          await nc.close();
+          await tunnel.close();
+        },
+      };
     } catch (e) {
       await tunnel.close();
       return { error: (e as { code?: string }).code ?? String(e), close: async () => {} };

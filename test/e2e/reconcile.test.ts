@@ -44,7 +44,9 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
     });
     const plan = await s.plan(t);
     expect(steps(plan)).toEqual(['test-config', 'reload']);
-    expect(formatPlan(plan.plan!)).toContain('hot-reloadable config keys changed: authorization.password, authorization.token, authorization.user');
+    expect(formatPlan(plan.plan!)).toContain(
+      'hot-reloadable config keys changed: authorization.password, authorization.token, authorization.user',
+    );
     expect(formatPlan(plan.plan!)).not.toContain(s.token());
     const run = await s.apply(t);
     expect(run.apply).toMatchObject({ outcome: 'applied', steps: ['test-config', 'reload'] });
@@ -62,7 +64,11 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
     const run = await s.apply(t);
     expect(run.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
     const jsz = JSON.parse(await s.sh('curl -s 127.0.0.1:8222/jsz'));
-    expect(jsz.config).toMatchObject({ max_memory: 32 * 1024 ** 2, max_storage: 128 * 1024 ** 2, store_dir: '/data/jetstream/jetstream' });
+    expect(jsz.config).toMatchObject({
+      max_memory: 32 * 1024 ** 2,
+      max_storage: 128 * 1024 ** 2,
+      store_dir: '/data/jetstream/jetstream',
+    });
     const c = await s.nats({ user: 'app', pass: 'e2e-app-password' });
     const jsm = await c.nc!.jetstreamManager();
     const info = await jsm.streams.add({ name: 'E2E', subjects: ['e2e.stream.>'] });
@@ -76,7 +82,8 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
 
   it('5. a second apply: plan exit 0, nothing written, one SSH command to observe', async () => {
     const t = s.manifest();
-    const stamp = () => s.sh('stat -c %Y.%i /etc/nats/nats-server.conf /etc/systemd/system/nats.service /var/lib/natsfleet/applied.json');
+    const stamp = () =>
+      s.sh('stat -c %Y.%i /etc/nats/nats-server.conf /etc/systemd/system/nats.service /var/lib/natsfleet/applied.json');
     const before = await stamp();
     const session = await s.pool.get(t.spec);
     const execs = session.execCount;
@@ -93,10 +100,15 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
       d.spec.nats.image = 'nats:2.9.10-r1';
     });
     const plan = await s.plan(t);
-    expect(plan.plan!.steps).toContainEqual({ step: 'restart', reason: 'image nats:2.9.10 -> nats:2.9.10-r1; unit file changed' });
+    expect(plan.plan!.steps).toContainEqual({
+      step: 'restart',
+      reason: 'image nats:2.9.10 -> nats:2.9.10-r1; unit file changed',
+    });
     const run = await s.apply(t);
     expect(run.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
-    const [configImage, imageId] = (await s.sh("docker inspect --format '{{.Config.Image}} {{.Image}}' nats")).split(' ');
+    const [configImage, imageId] = (await s.sh("docker inspect --format '{{.Config.Image}} {{.Image}}' nats")).split(
+      ' ',
+    );
     expect(configImage).toBe('nats:2.9.10-r1');
     expect(imageId).toBe(await s.sh("docker image inspect --format '{{.Id}}' nats:2.9.10-r1"));
   });
@@ -110,7 +122,9 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
     conf.content += 'key_from_a_newer_nats: true\n';
     const run = await s.apply(t);
     expect(run.apply!.outcome).toBe('failed');
-    expect(run.apply!.error).toMatch(/nats-server rejected the new config \(not installed; the running server is untouched\).*key_from_a_newer_nats/);
+    expect(run.apply!.error).toMatch(
+      /nats-server rejected the new config \(not installed; the running server is untouched\).*key_from_a_newer_nats/,
+    );
     expect(await s.sh('sha256sum /etc/nats/nats-server.conf')).toBe(configBefore);
     expect(await s.containerStartedAt()).toBe(startedBefore);
     expect(await s.sh('curl -s 127.0.0.1:8222/healthz')).toBe('{"status":"ok"}');
@@ -125,7 +139,9 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
     });
     const run = await s.apply(t);
     expect(run.apply).toMatchObject({ outcome: 'rolled-back', health: 'Degraded' });
-    expect(run.apply!.error).toMatch(/\/varz version is 2\.9\.10, the image nats:2\.10\.99 should run 2\.10\.99.*rolled back/);
+    expect(run.apply!.error).toMatch(
+      /\/varz version is 2\.9\.10, the image nats:2\.10\.99 should run 2\.10\.99.*rolled back/,
+    );
     expect(await s.sh("docker inspect --format '{{.Config.Image}}' nats")).toBe('nats:2.9.10-r1');
     expect(await s.sh('curl -s 127.0.0.1:8222/healthz')).toBe('{"status":"ok"}');
     const back = s.manifest((d) => {
@@ -149,7 +165,9 @@ describe('proxy, drift and a cut connection (nats-sb-2)', () => {
     expect(run.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
     expect(run.apply!.steps).toContain('proxy-up');
     const ip = await s.sh("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1");
-    const varz = JSON.parse(await s.sh(`curl -sk --resolve ${h2.name}.sandbox.test:443:${ip} https://${h2.name}.sandbox.test/varz`));
+    const varz = JSON.parse(
+      await s.sh(`curl -sk --resolve ${h2.name}.sandbox.test:443:${ip} https://${h2.name}.sandbox.test/varz`),
+    );
     expect(varz.server_name).toBe(h2.name);
     expect(await s.sh(`curl -s -o /dev/null -w '%{http_code}' http://${ip}:8222/varz || true`)).toBe('000');
     expect(await s.sh(`curl -s -o /dev/null -w '%{http_code}' http://${ip}/varz`)).toBe('301');
@@ -167,7 +185,10 @@ describe('proxy, drift and a cut connection (nats-sb-2)', () => {
       '/etc/systemd/system/nats.service: mode 0666 -> 0644',
       'service nats.service is inactive, container missing',
     ]);
-    expect(plan.changes.map((c) => `${c.action} ${c.path}`)).toEqual(['update /etc/nats/nats-server.conf', 'update /etc/systemd/system/nats.service']);
+    expect(plan.changes.map((c) => `${c.action} ${c.path}`)).toEqual([
+      'update /etc/nats/nats-server.conf',
+      'update /etc/systemd/system/nats.service',
+    ]);
     expect(plan.changes[0].kind === 'file' && plan.changes[0].diff).toMatch(/-debug: true\n\+debug: false/);
     expect(plan.steps.map((x) => x.step)).toEqual(['test-config', 'daemon-reload', 'start']);
     const run = await s.apply(t);
@@ -210,7 +231,9 @@ describe('host keys and decommissioning (nats-sb-3)', () => {
       d.spec.ssh.hostKey = h1.hostKey;
     });
     const run = await s.apply(t);
-    expect(run.error).toMatch(/host key mismatch: the host presented SHA256:\S+ .*the manifest pins SHA256:\S+; refusing to connect/);
+    expect(run.error).toMatch(
+      /host key mismatch: the host presented SHA256:\S+ .*the manifest pins SHA256:\S+; refusing to connect/,
+    );
     expect(run.plan!.sync).toBe('Unknown');
     s.doc.spec.ssh.hostKey = h3.hostKey;
     expect(await s.sh('ls /etc/nats 2>/dev/null || echo none')).toBe('none');
@@ -223,7 +246,13 @@ describe('host keys and decommissioning (nats-sb-3)', () => {
       d.spec.state = 'absent';
     });
     const plan = (await s.plan(t)).plan!;
-    expect(plan.steps.map((x) => x.step)).toEqual(['proxy-down', 'stop', 'disable', 'remove-container', 'daemon-reload']);
+    expect(plan.steps.map((x) => x.step)).toEqual([
+      'proxy-down',
+      'stop',
+      'disable',
+      'remove-container',
+      'daemon-reload',
+    ]);
     const run = await s.apply(t);
     expect(run.apply!.outcome).toBe('applied');
     expect(await s.sh('systemctl is-active nats || true')).toBe('inactive');
@@ -240,7 +269,9 @@ describe('the CLI an operator runs (nats-sb-2)', () => {
   afterAll(() => s.close());
   const cli = async (...args: string[]) => {
     const lines: string[] = [];
-    const code = await main(['node', 'natsfleet', ...args, '--hosts', s.dir, '--ssh-key', fleet.privateKeyPath], (l) => lines.push(l));
+    const code = await main(['node', 'natsfleet', ...args, '--hosts', s.dir, '--ssh-key', fleet.privateKeyPath], (l) =>
+      lines.push(l),
+    );
     return { code, out: lines.join('\n') };
   };
 
@@ -254,7 +285,11 @@ describe('the CLI an operator runs (nats-sb-2)', () => {
     const changed = await cli('plan', '--output', 'json');
     expect(changed.code).toBe(2);
     const [plan] = JSON.parse(changed.out);
-    expect(plan).toMatchObject({ host: 'nats-sb-2', sync: 'OutOfSync', steps: [{ step: 'test-config' }, { step: 'reload' }] });
+    expect(plan).toMatchObject({
+      host: 'nats-sb-2',
+      sync: 'OutOfSync',
+      steps: [{ step: 'test-config' }, { step: 'reload' }],
+    });
     expect(changed.out).not.toContain(s.token());
   });
 
@@ -271,7 +306,9 @@ describe('the CLI an operator runs (nats-sb-2)', () => {
     s.write((d) => (d.spec.nats.clientPort = 8222));
     const r = await cli('apply');
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/nats-sb-2\.yaml:\d+: error: spec\.nats\.httpPort: clashes with spec\.nats\.clientPort \(8222\)/);
+    expect(r.out).toMatch(
+      /nats-sb-2\.yaml:\d+: error: spec\.nats\.httpPort: clashes with spec\.nats\.clientPort \(8222\)/,
+    );
     expect(r.out).toContain('nothing was run on any host');
     expect(await s.sh('stat -c %Y /var/lib/natsfleet/applied.json')).toBe(before);
     s.manifest((d) => (d.spec.nats.clientPort = 4222));

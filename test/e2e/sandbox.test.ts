@@ -15,7 +15,13 @@ const sessions = new Map<string, SshSession>();
 
 beforeAll(async () => {
   for (const h of fleet.hosts) {
-    sessions.set(h.name, await SshSession.connect({ host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey }, { privateKey }));
+    sessions.set(
+      h.name,
+      await SshSession.connect(
+        { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey },
+        { privateKey },
+      ),
+    );
   }
 });
 afterAll(() => sessions.forEach((s) => s.close()));
@@ -48,7 +54,9 @@ describe.each(fleet.hosts.map((h) => [h.name, h] as const))('%s', (name, host) =
 
   it('is root over SSH, published on 127.0.0.1 only', async () => {
     expect(await sh('id -u')).toBe('0');
-    const bindings = JSON.parse(await docker(['inspect', '--format', '{{json .HostConfig.PortBindings}}', host.container]));
+    const bindings = JSON.parse(
+      await docker(['inspect', '--format', '{{json .HostConfig.PortBindings}}', host.container]),
+    );
     expect(bindings).toEqual({ '22/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] });
   });
 
@@ -59,7 +67,8 @@ describe.each(fleet.hosts.map((h) => [h.name, h] as const))('%s', (name, host) =
   it('refuses a host whose key differs from the pinned one, before authenticating', async () => {
     const other = fleet.hosts.find((h) => h.name !== name)!;
     const wrong = { host: '127.0.0.1', port: host.sshPort, user: 'root', hostKey: other.hostKey };
-    const accepted = async () => Number(await sh("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true"));
+    const accepted = async () =>
+      Number(await sh("journalctl -u ssh --no-pager -o cat | grep -c 'Accepted publickey' || true"));
     const before = await accepted();
     await expect(SshSession.connect(wrong, { privateKey })).rejects.toThrow(HostKeyError);
     await expect(SshSession.connect(wrong, { privateKey })).rejects.toThrow(/host key mismatch.*refusing to connect/);
@@ -89,7 +98,10 @@ describe('fleet manifests', () => {
 describe('fleet lifecycle', () => {
   it('status lists the hosts with their memory; down leaves no container or volume behind', async () => {
     const status = await fleetStatus(fleet.id);
-    expect(status.map((s) => s.state), JSON.stringify(status)).toEqual(fleet.hosts.map(() => 'running'));
+    expect(
+      status.map((s) => s.state),
+      JSON.stringify(status),
+    ).toEqual(fleet.hosts.map(() => 'running'));
     for (const s of status) expect(s.memoryMiB, JSON.stringify(status)).toBeGreaterThan(5);
 
     const extra = await fleetUp({ hosts: 1, id: 'e2e-lifecycle', dir: '.sandbox/e2e-lifecycle' });

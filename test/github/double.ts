@@ -9,7 +9,8 @@ import { createRequire } from 'node:module';
 import { OpenAPIBackend, type Context } from 'openapi-backend';
 import addFormatsModule from 'ajv-formats';
 
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: unknown) => unknown;
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
+  addFormatsModule) as unknown as (ajv: unknown) => unknown;
 const require = createRequire(import.meta.url);
 
 export const SERVED_OPERATIONS = [
@@ -34,9 +35,26 @@ export interface Pull {
   state: 'open' | 'closed';
   mergeSha?: string;
 }
-export interface Comment { id: number; issue: number; body: string; updates: number }
-export interface Status { sha: string; context: string; state: string; description?: string }
-export interface Issue { number: number; title: string; body: string; labels: string[]; state: 'open' | 'closed'; comments: string[] }
+export interface Comment {
+  id: number;
+  issue: number;
+  body: string;
+  updates: number;
+}
+export interface Status {
+  sha: string;
+  context: string;
+  state: string;
+  description?: string;
+}
+export interface Issue {
+  number: number;
+  title: string;
+  body: string;
+  labels: string[];
+  state: 'open' | 'closed';
+  comments: string[];
+}
 
 let spec: { paths: Record<string, Record<string, { operationId: string }>> } | undefined;
 function githubSpec() {
@@ -75,7 +93,10 @@ export class GitHubDouble {
   private server?: Server;
   url = '';
 
-  constructor(readonly repository = 'acme/hosts', readonly token = 'ghs_double_token') {}
+  constructor(
+    readonly repository = 'acme/hosts',
+    readonly token = 'ghs_double_token',
+  ) {}
 
   private repoObj(full = this.repository) {
     const [owner, name] = full.split('/');
@@ -84,28 +105,64 @@ export class GitHubDouble {
 
   private pullObj(p: Pull) {
     return {
-      id: p.number, number: p.number, state: p.state, title: `PR ${p.number}`, locked: false, draft: false,
-      html_url: `https://github.com/${this.repository}/pull/${p.number}`, user: { login: 'dev', id: 2 },
+      id: p.number,
+      number: p.number,
+      state: p.state,
+      title: `PR ${p.number}`,
+      locked: false,
+      draft: false,
+      html_url: `https://github.com/${this.repository}/pull/${p.number}`,
+      user: { login: 'dev', id: 2 },
       head: { sha: p.headSha, ref: p.headRef, label: p.headRef, repo: this.repoObj(p.headRepo) },
       base: { sha: '0'.repeat(40), ref: 'main', label: 'main', repo: this.repoObj() },
-      merge_commit_sha: p.mergeSha ?? null, merged_at: p.mergeSha ? new Date().toISOString() : null,
+      merge_commit_sha: p.mergeSha ?? null,
+      merged_at: p.mergeSha ? new Date().toISOString() : null,
     };
   }
 
   private commentObj(c: Comment) {
-    return { id: c.id, node_id: `C${c.id}`, body: c.body, user: { login: 'natsfleet[bot]', id: 3 }, html_url: `https://github.com/${this.repository}/issues/${c.issue}#issuecomment-${c.id}`, created_at: '', updated_at: '' };
+    return {
+      id: c.id,
+      node_id: `C${c.id}`,
+      body: c.body,
+      user: { login: 'natsfleet[bot]', id: 3 },
+      html_url: `https://github.com/${this.repository}/issues/${c.issue}#issuecomment-${c.id}`,
+      created_at: '',
+      updated_at: '',
+    };
   }
 
   private issueObj(i: Issue) {
-    return { id: i.number, number: i.number, title: i.title, body: i.body, state: i.state, labels: i.labels.map((name) => ({ name })), html_url: `https://github.com/${this.repository}/issues/${i.number}` };
+    return {
+      id: i.number,
+      number: i.number,
+      title: i.title,
+      body: i.body,
+      state: i.state,
+      labels: i.labels.map((name) => ({ name })),
+      html_url: `https://github.com/${this.repository}/issues/${i.number}`,
+    };
   }
 
   private handlers(): Record<string, (c: Context) => { status: number; body?: unknown }> {
     const num = (c: Context, k: string) => Number(c.request.params[k]);
     const body = (c: Context) => c.request.requestBody as Record<string, any>;
     return {
-      'pulls/list': (c) => ({ status: 200, body: this.pulls.filter((p) => (c.request.query.state ?? 'open') === 'all' || p.state === c.request.query.state || (!c.request.query.state && p.state === 'open')).map((p) => this.pullObj(p)) }),
-      'issues/list-comments': (c) => ({ status: 200, body: this.comments.filter((x) => x.issue === num(c, 'issue_number')).map((x) => this.commentObj(x)) }),
+      'pulls/list': (c) => ({
+        status: 200,
+        body: this.pulls
+          .filter(
+            (p) =>
+              (c.request.query.state ?? 'open') === 'all' ||
+              p.state === c.request.query.state ||
+              (!c.request.query.state && p.state === 'open'),
+          )
+          .map((p) => this.pullObj(p)),
+      }),
+      'issues/list-comments': (c) => ({
+        status: 200,
+        body: this.comments.filter((x) => x.issue === num(c, 'issue_number')).map((x) => this.commentObj(x)),
+      }),
       'issues/get-comment': (c) => {
         const x = this.comments.find((y) => y.id === num(c, 'comment_id'));
         return x ? { status: 200, body: this.commentObj(x) } : { status: 404, body: { message: 'Not Found' } };
@@ -125,19 +182,46 @@ export class GitHubDouble {
         return { status: 200, body: this.commentObj(x) };
       },
       'repos/create-commit-status': (c) => {
-        const s: Status = { sha: String(c.request.params.sha), context: body(c).context ?? 'default', state: body(c).state, description: body(c).description };
+        const s: Status = {
+          sha: String(c.request.params.sha),
+          context: body(c).context ?? 'default',
+          state: body(c).state,
+          description: body(c).description,
+        };
         this.statuses.push(s);
         return { status: 201, body: { id: this.nextId++, ...s, url: '', created_at: '', updated_at: '' } };
       },
-      'repos/list-commit-statuses-for-ref': (c) => ({ status: 200, body: this.statuses.filter((s) => s.sha === c.request.params.ref).reverse() }),
-      'repos/list-pull-requests-associated-with-commit': (c) => ({ status: 200, body: this.pulls.filter((p) => p.mergeSha === c.request.params.commit_sha || p.headSha === c.request.params.commit_sha).map((p) => this.pullObj(p)) }),
+      'repos/list-commit-statuses-for-ref': (c) => ({
+        status: 200,
+        body: this.statuses.filter((s) => s.sha === c.request.params.ref).reverse(),
+      }),
+      'repos/list-pull-requests-associated-with-commit': (c) => ({
+        status: 200,
+        body: this.pulls
+          .filter((p) => p.mergeSha === c.request.params.commit_sha || p.headSha === c.request.params.commit_sha)
+          .map((p) => this.pullObj(p)),
+      }),
       'issues/list-for-repo': (c) => {
-        const labels = String(c.request.query.labels ?? '').split(',').filter(Boolean);
+        const labels = String(c.request.query.labels ?? '')
+          .split(',')
+          .filter(Boolean);
         const state = String(c.request.query.state ?? 'open');
-        return { status: 200, body: this.issues.filter((i) => (state === 'all' || i.state === state) && labels.every((l) => i.labels.includes(l))).map((i) => this.issueObj(i)) };
+        return {
+          status: 200,
+          body: this.issues
+            .filter((i) => (state === 'all' || i.state === state) && labels.every((l) => i.labels.includes(l)))
+            .map((i) => this.issueObj(i)),
+        };
       },
       'issues/create': (c) => {
-        const i: Issue = { number: this.nextId++, title: body(c).title, body: body(c).body ?? '', labels: (body(c).labels ?? []).map((l: string | { name: string }) => (typeof l === 'string' ? l : l.name)), state: 'open', comments: [] };
+        const i: Issue = {
+          number: this.nextId++,
+          title: body(c).title,
+          body: body(c).body ?? '',
+          labels: (body(c).labels ?? []).map((l: string | { name: string }) => (typeof l === 'string' ? l : l.name)),
+          state: 'open',
+          comments: [],
+        };
         this.issues.push(i);
         return { status: 201, body: this.issueObj(i) };
       },

@@ -11,7 +11,11 @@ import { ROOT } from '../helpers/fixtures.js';
 
 describe('resolveConfig', () => {
   it('reads the shipped config file; the environment overrides it, flags override both', () => {
-    const cfg = resolveConfig({ concurrency: '3' }, { NATSFLEET_POLL_INTERVAL: '7', GITHUB_TOKEN: 'ghs_x' }, join(ROOT, 'deploy/natsfleet.yaml'));
+    const cfg = resolveConfig(
+      { concurrency: '3' },
+      { NATSFLEET_POLL_INTERVAL: '7', GITHUB_TOKEN: 'ghs_x' },
+      join(ROOT, 'deploy/natsfleet.yaml'),
+    );
     expect(cfg).toMatchObject({
       repo: 'git@github.com:acme/nats-hosts.git',
       branch: 'main',
@@ -25,9 +29,13 @@ describe('resolveConfig', () => {
   });
 
   it('names what is missing, and makes a local repository path absolute', () => {
-    expect(() => resolveConfig({}, {}, undefined)).toThrow(/repo is required \(flag --repo, NATSFLEET_REPO or the config file\)/);
+    expect(() => resolveConfig({}, {}, undefined)).toThrow(
+      /repo is required \(flag --repo, NATSFLEET_REPO or the config file\)/,
+    );
     expect(resolveConfig({ repo: 'some/dir', sshKey: 'k' }, {}).repo).toBe(join(process.cwd(), 'some/dir'));
-    expect(resolveConfig({ repo: 'https://github.com/a/b.git', sshKey: 'k' }, {}).repo).toBe('https://github.com/a/b.git');
+    expect(resolveConfig({ repo: 'https://github.com/a/b.git', sshKey: 'k' }, {}).repo).toBe(
+      'https://github.com/a/b.git',
+    );
   });
 
   it('ships a systemd unit that systemd-analyze accepts', () => {
@@ -43,13 +51,24 @@ describe('HTTP endpoint', () => {
   let server: Server;
   let url = '';
   beforeAll(async () => {
-    server = await startHttp({ host: '127.0.0.1', port: 0, metrics, webhookSecret: 's3cret', trigger: (e) => triggered.push(e), healthy: () => true });
+    server = await startHttp({
+      host: '127.0.0.1',
+      port: 0,
+      metrics,
+      webhookSecret: 's3cret',
+      trigger: (e) => triggered.push(e),
+      healthy: () => true,
+    });
     url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   const post = (body: string, signature: string, event = 'push') =>
-    fetch(`${url}/webhook`, { method: 'POST', body, headers: { 'x-hub-signature-256': signature, 'x-github-event': event } });
+    fetch(`${url}/webhook`, {
+      method: 'POST',
+      body,
+      headers: { 'x-hub-signature-256': signature, 'x-github-event': event },
+    });
   const sign = (body: string, secret = 's3cret') => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
   it('a signed push or pull_request event triggers a poll; a bad signature is refused', async () => {

@@ -14,10 +14,24 @@ it('a trigger during a tick starts the next tick at once instead of waiting for 
   execFileSync('git', ['init', '-q', '-b', 'main', join(d, 'work')]);
   mkdirSync(join(d, 'work/hosts'));
   writeFileSync(join(d, 'work/hosts/README'), 'no hosts yet\n');
-  execFileSync('sh', ['-c', 'git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init && git push -q ../origin.git main'], { cwd: join(d, 'work') });
+  execFileSync(
+    'sh',
+    [
+      '-c',
+      'git add -A && git -c user.name=t -c user.email=t@example.com commit -qm init && git push -q ../origin.git main',
+    ],
+    { cwd: join(d, 'work') },
+  );
   writeFileSync(join(d, 'key'), 'unused: no host to reach\n');
   const running = await startController(
-    { ...DEFAULTS, repo: join(d, 'origin.git'), stateDir: join(d, 'state'), sshKey: join(d, 'key'), pollIntervalSec: 60, driftIntervalSec: 3600 },
+    {
+      ...DEFAULTS,
+      repo: join(d, 'origin.git'),
+      stateDir: join(d, 'state'),
+      sshKey: join(d, 'key'),
+      pollIntervalSec: 60,
+      driftIntervalSec: 3600,
+    },
     pino({ level: 'silent' }),
   );
   try {

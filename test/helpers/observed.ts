@@ -22,7 +22,11 @@ export function desiredFrom(edit: (doc: any) => void = () => {}): DesiredHost {
 }
 
 /** Facts of the converged host, optionally with the raw output or the parsed facts edited. */
-export function factsFrom(d: DesiredHost, editOutput: (o: string) => string = (o) => o, editFacts: (f: HostFacts) => void = () => {}): HostFacts {
+export function factsFrom(
+  d: DesiredHost,
+  editOutput: (o: string) => string = (o) => o,
+  editFacts: (f: HostFacts) => void = () => {},
+): HostFacts {
   const f = parseFacts(editOutput(CONVERGED_OUTPUT), d);
   editFacts(f);
   return f;

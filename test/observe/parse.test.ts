@@ -20,13 +20,26 @@ describe('parseFacts', () => {
   it('reads every managed file with mode, owner and content', () => {
     expect(Object.keys(f.files).sort()).toEqual(d.files.map((x) => x.path).sort());
     for (const want of d.files) {
-      expect(f.files[want.path]).toMatchObject({ exists: true, mode: want.mode, owner: 'root', group: 'root', content: want.content });
+      expect(f.files[want.path]).toMatchObject({
+        exists: true,
+        mode: want.mode,
+        owner: 'root',
+        group: 'root',
+        content: want.content,
+      });
     }
-    for (const dir of d.dirs) expect(f.dirs[dir.path]).toEqual({ exists: true, mode: '0755', owner: 'root', group: 'root' });
+    for (const dir of d.dirs)
+      expect(f.dirs[dir.path]).toEqual({ exists: true, mode: '0755', owner: 'root', group: 'root' });
   });
 
   it('reads the unit, containers, image, ports and monitoring', () => {
-    expect(f.unit).toEqual({ loadState: 'loaded', activeState: 'active', subState: 'running', unitFileState: 'enabled', needDaemonReload: false });
+    expect(f.unit).toEqual({
+      loadState: 'loaded',
+      activeState: 'active',
+      subState: 'running',
+      unitFileState: 'enabled',
+      needDaemonReload: false,
+    });
     expect(f.container).toMatchObject({ exists: true, running: true, image: 'nats:2.9.10' });
     expect(f.imageId).toBe(f.container.imageId);
     expect(f.proxy).toMatchObject({ container: { exists: true, running: true }, volume: true });
@@ -45,7 +58,10 @@ describe('parseFacts', () => {
   });
 
   it('a Docker engine that does not answer: installed, not running, nothing else known', () => {
-    const down = CONVERGED_OUTPUT.replace(/(@@natsfleet docker-api\n)[\s\S]*?(\n@@natsfleet file)/, `$1${'\n@@http 000\n'.repeat(5)}$2`);
+    const down = CONVERGED_OUTPUT.replace(
+      /(@@natsfleet docker-api\n)[\s\S]*?(\n@@natsfleet file)/,
+      `$1${'\n@@http 000\n'.repeat(5)}$2`,
+    );
     const g = parseFacts(down, d);
     expect(g.docker).toEqual({ installed: true, running: false, version: undefined });
     expect(g.container).toEqual({ exists: false });
@@ -63,8 +79,10 @@ describe('observeScript', () => {
     expect(script.trimEnd().endsWith("echo '@@natsfleet end'")).toBe(true);
     expect(script).toContain("echo '@@natsfleet file /etc/nats/nats-server.conf'");
     // One curl for the Docker Engine API, one for NATS monitoring.
-    expect(script).toContain("--unix-socket /var/run/docker.sock -w '\n@@http %{http_code}\n' http://docker/version http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets");
-    expect(script).toContain("http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz");
+    expect(script).toContain(
+      "--unix-socket /var/run/docker.sock -w '\n@@http %{http_code}\n' http://docker/version http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets",
+    );
+    expect(script).toContain('http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz');
     expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
   });
 });

@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { classifyConfigChange, flattenNatsConf } from '../../controller/plan/nats-conf.js';
 
-const base = 'server_name: "a"\nport: 4222\nhttp_port: 8222\ndebug: false\nauthorization {\n  token: "t1"\n}\njetstream {\n  store_dir: "/data/js"\n  max_memory_store: 1GB\n}\n';
+const base =
+  'server_name: "a"\nport: 4222\nhttp_port: 8222\ndebug: false\nauthorization {\n  token: "t1"\n}\njetstream {\n  store_dir: "/data/js"\n  max_memory_store: 1GB\n}\n';
 
 describe('classifyConfigChange', () => {
   it.each([

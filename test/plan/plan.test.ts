@@ -42,21 +42,33 @@ describe('planHost', () => {
 
   it('server name or store dir changes restart', () => {
     const d = desiredFrom((doc) => (doc.spec.nats.serverName = 'renamed'));
-    expect(planHost(d, factsFrom(d), 'r').steps.find((s) => s.step === 'restart')?.reason).toBe('unit file changed; config keys that need a restart: server_name');
+    expect(planHost(d, factsFrom(d), 'r').steps.find((s) => s.step === 'restart')?.reason).toBe(
+      'unit file changed; config keys that need a restart: server_name',
+    );
     const js = desiredFrom((doc) => (doc.spec.nats.jetstream.storeDir = '/var/lib/nats/js2'));
-    expect(planHost(js, factsFrom(js), 'r').steps.find((s) => s.step === 'restart')?.reason).toBe('config keys that need a restart: jetstream.store_dir');
+    expect(planHost(js, factsFrom(js), 'r').steps.find((s) => s.step === 'restart')?.reason).toBe(
+      'config keys that need a restart: jetstream.store_dir',
+    );
   });
 
   it('a client port change rewrites only the unit: daemon-reload and restart', () => {
     const d = desiredFrom((doc) => (doc.spec.nats.clientPort = 14222));
-    const p = planHost(d, factsFrom(d, (o) => o.replace('@@natsfleet ports-wanted 4222,', '@@natsfleet ports-wanted 14222,')), 'r');
+    const p = planHost(
+      d,
+      factsFrom(d, (o) => o.replace('@@natsfleet ports-wanted 4222,', '@@natsfleet ports-wanted 14222,')),
+      'r',
+    );
     expect(p.changes.map((c) => c.path)).toEqual(['/etc/systemd/system/nats.service']);
     expect(steps(p)).toEqual(['daemon-reload', 'restart']);
   });
 
   it('image change: restart for the image, pull when it is not on the host', () => {
     const d = desiredFrom((doc) => (doc.spec.nats.image = 'nats:2.9.11'));
-    const p = planHost(d, factsFrom(d, undefined, (f) => (f.imageId = undefined)), 'r');
+    const p = planHost(
+      d,
+      factsFrom(d, undefined, (f) => (f.imageId = undefined)),
+      'r',
+    );
     expect(p.steps).toEqual([
       { step: 'pull', reason: 'image nats:2.9.11 is not on the host' },
       { step: 'daemon-reload', reason: 'unit file changed' },
@@ -76,7 +88,11 @@ describe('planHost', () => {
 
   it('a stopped service with a missing container is started, and reported as drift', () => {
     const d = desiredFrom();
-    const f = factsFrom(d, (o) => o.replace('ActiveState=active', 'ActiveState=inactive'), (x) => (x.container = { exists: false }));
+    const f = factsFrom(
+      d,
+      (o) => o.replace('ActiveState=active', 'ActiveState=inactive'),
+      (x) => (x.container = { exists: false }),
+    );
     const p = planHost(d, f, 'r');
     expect(steps(p)).toEqual(['start']);
     expect(p.drift).toEqual(['service nats.service is inactive, container missing']);
@@ -85,10 +101,14 @@ describe('planHost', () => {
 
   it('failed prerequisites block the host with clear messages', () => {
     const d = desiredFrom();
-    const f = factsFrom(d, (o) => o.replace('@@natsfleet uid\n0', '@@natsfleet uid\n1000'), (x) => {
-      x.docker.running = false;
-      x.ports[0] = { port: 4222, held: true, process: 'gnatsd' };
-    });
+    const f = factsFrom(
+      d,
+      (o) => o.replace('@@natsfleet uid\n0', '@@natsfleet uid\n1000'),
+      (x) => {
+        x.docker.running = false;
+        x.ports[0] = { port: 4222, held: true, process: 'gnatsd' };
+      },
+    );
     expect(planHost(d, f, 'r').blocked).toEqual([
       'the SSH user is not root (uid 1000): natsfleet needs root to manage Docker, systemd and files',
       'Docker is installed but its engine is not running',
@@ -98,14 +118,23 @@ describe('planHost', () => {
 
   it('an interrupted apply is finished: its pending restart is redone', () => {
     const d = desiredFrom();
-    const f = factsFrom(d, (o) => o.replace('@@natsfleet pending\n', '@@natsfleet pending\n{"revision":"r0","since":"x","actions":["restart"]}\n'));
-    expect(planHost(d, f, 'r').steps).toEqual([{ step: 'restart', reason: 'an earlier apply (revision r0) was interrupted before it finished' }]);
+    const f = factsFrom(d, (o) =>
+      o.replace('@@natsfleet pending\n', '@@natsfleet pending\n{"revision":"r0","since":"x","actions":["restart"]}\n'),
+    );
+    expect(planHost(d, f, 'r').steps).toEqual([
+      { step: 'restart', reason: 'an earlier apply (revision r0) was interrupted before it finished' },
+    ]);
   });
 
   it('disabling the proxy deletes its files; decommissioning stops and removes, keeping data', () => {
     const off = desiredFrom((doc) => (doc.spec.proxy.enabled = false));
     const p = planHost(off, factsFrom(off), 'r');
-    expect(p.changes.filter((c) => c.action === 'delete').map((c) => c.path).sort()).toEqual([
+    expect(
+      p.changes
+        .filter((c) => c.action === 'delete')
+        .map((c) => c.path)
+        .sort(),
+    ).toEqual([
       '/data/nginx/nginx-certbot.env',
       '/data/nginx/user_conf.d/nats-sb-1.sandbox.test.conf',
       '/root/nginx/compose.yml',

@@ -48,7 +48,10 @@ describe('secrets', () => {
   });
 
   it('fails clearly, naming the field, when an {env} secret is missing or unsafe', () => {
-    const missing = () => renderHost(eu, (ref, field) => { throw new Error(`${field}: environment variable ${ref.env} is not set`); });
+    const missing = () =>
+      renderHost(eu, (ref, field) => {
+        throw new Error(`${field}: environment variable ${ref.env} is not set`);
+      });
     expect(missing).toThrow('spec.nats.auth.token: environment variable NATS_EU1_TOKEN is not set');
   });
 });

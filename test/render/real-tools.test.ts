@@ -50,8 +50,23 @@ describe('nginx -t', () => {
     mkdirSync(live, { recursive: true });
     mkdirSync(join(dir, 'letsencrypt', 'dhparams'));
     const openssl = (...args: string[]) => expect(run('openssl', args).code).toBe(0);
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', `/CN=${domain}`, '-keyout', join(live, 'privkey.pem'), '-out', join(live, 'fullchain.pem'));
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${domain}`,
+      '-keyout',
+      join(live, 'privkey.pem'),
+      '-out',
+      join(live, 'fullchain.pem'),
+    );
     copyFileSync(join(live, 'fullchain.pem'), join(live, 'chain.pem'));
     openssl('dhparam', '-dsaparam', '-out', join(dir, 'letsencrypt', 'dhparams', 'dhparam.pem'), '2048');
     // The image's /etc/letsencrypt becomes this throwaway directory; nothing else in the block changes.

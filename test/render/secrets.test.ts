@@ -21,7 +21,9 @@ describe('secretResolver', () => {
 
   it('names the field and the variable, never the value', () => {
     const r = resolver({ BAD: 'has"quote', SP: 'a b' });
-    expect(() => r({ env: 'NOPE' }, 'spec.nats.auth.token')).toThrow('spec.nats.auth.token: environment variable NOPE is not set');
+    expect(() => r({ env: 'NOPE' }, 'spec.nats.auth.token')).toThrow(
+      'spec.nats.auth.token: environment variable NOPE is not set',
+    );
     expect(() => r({ env: 'BAD' }, 'f')).toThrow(/without quotes/);
     expect(() => r({ env: 'BAD' }, 'f')).not.toThrow(/has"quote/);
     expect(() => r({ env: 'SP' }, 'f')).toThrow(/spaces/);
