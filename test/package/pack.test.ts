@@ -1,0 +1,58 @@
+// The npm tarball ships the CLI (bin/, the built dist/), the schema, deploy/ and the README, and no
+// test material: no test/ or .sandbox/ path, no private key, no token or secret fixture.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/fixtures.js';
+
+const MAIN = 'dist/controller/cli/main.js';
+let files: string[] = [];
+
+beforeAll(() => {
+  if (!existsSync(join(ROOT, MAIN))) {
+    try {
+      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe', timeout: 600_000 });
+    } catch (e) {
+      // tsc writes its output even when it reports type errors: only a missing output is fatal.
+      if (!existsSync(join(ROOT, MAIN))) throw e;
+    }
+  }
+  // --ignore-scripts: no prepare (build) run; --dry-run: nothing written.
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 120_000,
+  });
+  const [pack] = JSON.parse(out) as { files: { path: string }[] }[];
+  files = pack.files.map((f) => f.path);
+}, 660_000);
+
+describe('npm pack', () => {
+  it('ships bin/, dist/, schemas/, deploy/, README.md and package.json, nothing else', () => {
+    const allowed = /^(bin|dist|schemas|deploy)\/|^(README\.md|package\.json|LICEN[CS]E(\.\w+)?)$/;
+    expect(files.filter((f) => !allowed.test(f))).toEqual([]);
+    expect(files).toContain('bin/natsfleet.js');
+    expect(files).toContain(MAIN);
+    expect(files).toContain('schemas/natshost.schema.json');
+    expect(files).toContain('README.md');
+    expect(files.some((f) => f.startsWith('deploy/'))).toBe(true);
+  });
+
+  it('has no path under test/ or .sandbox/', () => {
+    expect(files.filter((f) => /(^|\/)(test|\.sandbox)\//.test(f))).toEqual([]);
+  });
+
+  it('has no file holding a private key', () => {
+    expect(files.filter((f) => readFileSync(join(ROOT, f), 'latin1').includes('PRIVATE KEY'))).toEqual([]);
+  });
+
+  it('has no file named like a key, token or secret fixture', () => {
+    const key = /^id_(rsa|dsa|ecdsa|ed25519)|\.(pem|key|p12|pfx|jks|crt)$|^\.env($|\.)/i;
+    // Compiled modules may be named after what they handle (secrets/resolve.js): the rule is for data files.
+    const fixture = (name: string) =>
+      !/\.(js|js\.map|d\.ts)$/.test(name) && /token|secret|passw|credential/i.test(name);
+    expect(files.map((f) => basename(f)).filter((n) => key.test(n) || fixture(n))).toEqual([]);
+  });
+});
