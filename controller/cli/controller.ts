@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { resolveConfig } from '../gitops/config.js';
 import { startController } from '../gitops/run.js';
+import { redactUrl } from '../source/git-source.js';
 
 interface Flags {
   config?: string;
@@ -57,7 +58,12 @@ export function controllerCommand(program: Command) {
       const log = pino({ base: { app: 'natsfleet' } });
       const running = await startController(cfg, log);
       log.info(
-        { repo: cfg.repo, branch: cfg.branch, github: cfg.github?.repository ?? null, listen: running.url ?? null },
+        {
+          repo: redactUrl(cfg.repo),
+          branch: cfg.branch,
+          github: cfg.github?.repository ?? null,
+          listen: running.url ?? null,
+        },
         'controller started',
       );
       await new Promise<void>((resolve) => {

@@ -1,5 +1,6 @@
 // Owns the controller's HTTP endpoint: GET /healthz, GET /metrics (Prometheus), and POST /webhook
-// (GitHub push and pull_request events, X-Hub-Signature-256 verified) which triggers a poll at once.
+// (GitHub push and pull_request events, X-Hub-Signature-256 verified, redeliveries of the same
+// X-GitHub-Delivery ignored) which triggers a poll at once.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Metrics } from './metrics.js';
@@ -20,20 +21,48 @@ export function verifySignature(secret: string, body: Buffer, header: string | u
   return want.length === got.length && timingSafeEqual(want, got);
 }
 
+const MAX_BODY_BYTES = 5 * 1024 * 1024;
+
+/** The last `capacity` ids seen (insertion order), in bounded memory. */
+export class RecentIds {
+  private readonly ids = new Set<string>();
+
+  constructor(private readonly capacity = 1000) {}
+
+  /** Records `id`; says whether it was already there. */
+  seen(id: string): boolean {
+    if (this.ids.has(id)) return true;
+    this.ids.add(id);
+    if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value as string);
+    return false;
+  }
+}
+
 export function startHttp(o: HttpOptions): Promise<Server> {
+  const deliveries = new RecentIds(1000);
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let tooLarge = false;
+    const send = (code: number, body: string, type = 'application/json') => {
+      if (res.headersSent) return;
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    req.on('error', () => res.destroy());
+    res.on('error', () => {});
     req.on('data', (c: Buffer) => {
+      if (tooLarge) return;
       size += c.length;
-      if (size > 5 * 1024 * 1024) req.destroy();
-      else chunks.push(c);
+      if (size <= MAX_BODY_BYTES) return void chunks.push(c);
+      tooLarge = true;
+      chunks.length = 0;
+      res.setHeader('connection', 'close');
+      res.on('finish', () => req.destroy());
+      send(413, '{"error":"body too large"}');
     });
     req.on('end', () => {
-      const send = (code: number, body: string, type = 'application/json') => {
-        res.writeHead(code, { 'content-type': type });
-        res.end(body);
-      };
+      if (tooLarge) return;
       if (req.method === 'GET' && req.url === '/healthz')
         return o.healthy() ? send(200, '{"status":"ok"}') : send(503, '{"status":"unavailable"}');
       if (req.method === 'GET' && req.url === '/metrics')
@@ -43,6 +72,10 @@ export function startHttp(o: HttpOptions): Promise<Server> {
         const body = Buffer.concat(chunks);
         if (!verifySignature(o.webhookSecret, body, req.headers['x-hub-signature-256'] as string | undefined))
           return send(401, '{"error":"bad signature"}');
+        // Only after the signature: an unsigned request cannot fill the memory of deliveries.
+        const delivery = String(req.headers['x-github-delivery'] ?? '').slice(0, 200);
+        if (delivery && deliveries.seen(delivery))
+          return send(200, JSON.stringify({ status: 'duplicate', delivery, message: 'delivery already received' }));
         const event = String(req.headers['x-github-event'] ?? '');
         if (event === 'push' || event === 'pull_request') o.trigger(event);
         return send(202, '{"status":"accepted"}');
@@ -50,6 +83,9 @@ export function startHttp(o: HttpOptions): Promise<Server> {
       send(404, '{"error":"not found"}');
     });
   });
+  // A client that trickles its headers or body cannot hold a connection for long.
+  server.headersTimeout = 15_000;
+  server.requestTimeout = 30_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => resolve(server));

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { GitSource } from '../source/git-source.js';
+import { GitSource, redactUrl } from '../source/git-source.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { GitHubReporter, makeOctokit } from '../report/github.js';
 import { processSecrets, secretResolver } from '../secrets/resolve.js';
@@ -73,7 +73,8 @@ export async function startController(
         lastTickOk = true;
       } catch (e) {
         lastTickOk = false;
-        log.error({ err: (e as Error).message }, 'loop iteration failed');
+        // A git error may quote the repository URL: never its credentials.
+        log.error({ err: redactUrl((e as Error).message) }, 'loop iteration failed');
       }
       const w = waiters;
       waiters = [];

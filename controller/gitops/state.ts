@@ -1,6 +1,7 @@
 // Owns the controller's durable state in its state directory, written atomically (temp file +
-// rename), so that a crash or restart loses no deploy and posts no duplicate comment or issue.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// rename), so that a crash or restart loses no deploy and posts no duplicate comment or issue. The
+// directory is 0700 and the file 0600 whatever the umask (an existing directory is tightened too).
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface HostRetry {
@@ -41,6 +42,7 @@ export class StateStore {
 
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
     this.path = join(dir, 'state.json');
   }
 
@@ -56,6 +58,7 @@ export class StateStore {
   save(state: ControllerState): void {
     const tmp = `${this.path}.tmp-${process.pid}`;
     writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(tmp, 0o600);
     renameSync(tmp, this.path);
   }
 }

@@ -1,14 +1,19 @@
 // Owns SSH connections across hosts: one session per host, reused by every operation on it and
-// re-opened when it dropped, and bounded parallelism across hosts.
+// re-opened when it dropped (the dead one closed, so nothing leaks), and bounded parallelism across hosts.
 import type { HostSpec } from '../manifest/host-spec.js';
 import { SshSession, type SshAuth } from '../transport/ssh.js';
 
 export class SessionPool {
   private readonly sessions = new Map<string, Promise<SshSession>>();
 
+  /**
+   * @param connectTimeoutMs deadline of a connection (TCP, SSH banner, handshake, authentication)
+   * @param maxStepMs optional upper bound on every remote step's deadline on the pool's sessions
+   */
   constructor(
     private readonly auth: SshAuth,
     private readonly connectTimeoutMs = 15_000,
+    private readonly maxStepMs?: number,
   ) {}
 
   async get(h: HostSpec): Promise<SshSession> {
@@ -17,10 +22,16 @@ export class SessionPool {
     if (existing) {
       const s = await existing.catch(() => undefined);
       if (s?.isOpen) return s;
+      // Another caller may have replaced it meanwhile: use theirs.
+      const current = this.sessions.get(key);
+      if (current && current !== existing) return this.get(h);
+      s?.close();
     }
-    const p = SshSession.connect(h.ssh, this.auth, { timeoutMs: this.connectTimeoutMs });
+    const p = SshSession.connect(h.ssh, this.auth, { timeoutMs: this.connectTimeoutMs, maxStepMs: this.maxStepMs });
     this.sessions.set(key, p);
-    p.catch(() => this.sessions.delete(key));
+    p.catch(() => {
+      if (this.sessions.get(key) === p) this.sessions.delete(key);
+    });
     return p;
   }
 

@@ -1,13 +1,71 @@
 // Owns reading the hosts repository: a bare mirror in the state directory, fetched (never
 // re-cloned) with simple-git, branch heads, pull-request heads (refs/pull/N/head, as GitHub
-// publishes them), and manifest files at any revision.
-import { existsSync, mkdirSync } from 'node:fs';
-import { posix } from 'node:path';
+// publishes them), and manifest files at any revision. Credentials in the repository URL never
+// reach the mirror's config, a log or the disk: the stored remote has no userinfo, and git gets
+// them from a GIT_ASKPASS script that only echoes variables set on the git child process.
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, posix, resolve } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { isManifestName, MAX_MANIFEST_BYTES, type ManifestFile } from '../manifest/load.js';
 
+const USER_VAR = 'NATSFLEET_GIT_USERNAME';
+const PASS_VAR = 'NATSFLEET_GIT_PASSWORD';
+const ASKPASS_NAME = 'natsfleet-askpass';
+// Git asks "Username for '...': " then "Password for '...': ". No secret is in this file.
+const ASKPASS_SCRIPT = `#!/bin/sh
+case "$1" in
+  Username*) printf '%s\\n' "$${USER_VAR}" ;;
+  *) printf '%s\\n' "$${PASS_VAR}" ;;
+esac
+`;
+
+/** Any `scheme://user:secret@` in `text` (a URL or a message quoting one) with the userinfo as `***`. */
+export function redactUrl(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s'"]*@/gi, '$1***@');
+}
+
+export interface RemoteCredentials {
+  username: string;
+  password: string;
+}
+
+/**
+ * Splits an http(s) URL's userinfo from it: the URL git may store and the credentials to hand over
+ * through GIT_ASKPASS. Other remotes (ssh, scp-like, local paths) are returned unchanged.
+ */
+export function splitCredentials(remote: string): { url: string; credentials?: RemoteCredentials } {
+  if (!/^https?:\/\//i.test(remote)) return { url: remote };
+  let u: URL;
+  try {
+    u = new URL(remote);
+  } catch {
+    return { url: remote };
+  }
+  if (!u.username && !u.password) return { url: remote };
+  const decode = (v: string) => {
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return v;
+    }
+  };
+  const credentials = { username: decode(u.username), password: decode(u.password) };
+  u.username = '';
+  u.password = '';
+  return { url: u.toString(), credentials };
+}
+
+/**
+ * simple-git strips these from the environment it inherits (every GIT_* variable and a few others
+ * git would run or read), and refuses them in an environment we pass: they are left out, as before.
+ */
+const isGuardedVar = (k: string) => /^git_/i.test(k) || /^(editor|visual|pager|prefix|ssh_askpass)$/i.test(k);
+
 export class GitSource {
   private readonly git: SimpleGit;
+  /** The remote as stored in the mirror (no userinfo). */
+  readonly url: string;
+  private readonly credentials?: RemoteCredentials;
 
   constructor(
     readonly remote: string,
@@ -15,14 +73,56 @@ export class GitSource {
     readonly branch: string,
     readonly hostsDir = 'hosts',
   ) {
-    mkdirSync(dir, { recursive: true });
-    this.git = simpleGit({ baseDir: dir, timeout: { block: 120_000 } });
+    ({ url: this.url, credentials: this.credentials } = splitCredentials(remote));
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !isGuardedVar(k)) env[k] = v;
+    env.GIT_TERMINAL_PROMPT = '0';
+    const config: string[] = [];
+    if (this.credentials) {
+      env.GIT_ASKPASS = resolve(dir, ASKPASS_NAME);
+      env[USER_VAR] = this.credentials.username;
+      env[PASS_VAR] = this.credentials.password;
+      // No credential helper may store what askpass answered.
+      config.push('credential.helper=');
+    }
+    const creds = Boolean(this.credentials);
+    this.git = simpleGit({
+      baseDir: dir,
+      timeout: { block: 120_000 },
+      config,
+      allowEnvironment: creds ? ['GIT_TERMINAL_PROMPT', 'GIT_ASKPASS'] : ['GIT_TERMINAL_PROMPT'],
+      unsafe: { allowUnsafeAskPass: creds, allowUnsafeCredentialHelper: creds },
+    }).env(env);
+  }
+
+  /** The remote for messages and logs. */
+  get safeRemote(): string {
+    return redactUrl(this.remote);
   }
 
   private async ensureRepo(): Promise<void> {
-    if (existsSync(posix.join(this.dir, 'HEAD'))) return;
-    await this.git.raw(['init', '--bare', '--quiet']);
-    await this.git.raw(['remote', 'add', 'origin', this.remote]);
+    chmodSync(this.dir, 0o700);
+    if (this.credentials) {
+      const askpass = join(this.dir, ASKPASS_NAME);
+      writeFileSync(askpass, ASKPASS_SCRIPT, { mode: 0o700 });
+      chmodSync(askpass, 0o700);
+    }
+    if (!existsSync(posix.join(this.dir, 'HEAD'))) {
+      await this.git.raw(['init', '--bare', '--quiet']);
+      chmodSync(join(this.dir, 'config'), 0o600);
+      await this.git.raw(['remote', 'add', 'origin', this.url]);
+    } else {
+      const stored = (await this.git.raw(['config', '--get', 'remote.origin.url']).catch(() => '')).trim();
+      // A mirror made before (possibly with credentials in its config) or for another URL.
+      if (stored !== this.url) {
+        chmodSync(join(this.dir, 'config'), 0o600);
+        if (stored) await this.git.raw(['remote', 'set-url', 'origin', this.url]);
+        else await this.git.raw(['remote', 'add', 'origin', this.url]);
+      }
+    }
+    chmodSync(join(this.dir, 'config'), 0o600);
   }
 
   /** Fetches the branch; returns its head commit. */

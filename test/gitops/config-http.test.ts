@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Server } from 'node:http';
 import { resolveConfig } from '../../controller/gitops/config.js';
-import { startHttp, verifySignature } from '../../controller/gitops/http.js';
+import { RecentIds, startHttp, verifySignature } from '../../controller/gitops/http.js';
 import { Metrics } from '../../controller/gitops/metrics.js';
 import { ROOT } from '../helpers/fixtures.js';
 
@@ -93,5 +93,41 @@ describe('HTTP endpoint', () => {
     expect(text).toContain('natsfleet_hosts{sync="OutOfSync",health="Degraded"} 1');
     expect(text).toContain('natsfleet_reconcile_duration_seconds_sum{phase="deploy"} 1.500');
     expect(text).toContain('natsfleet_last_successful_sync_timestamp_seconds 1700000000');
+  });
+
+  it('a redelivered webhook (same X-GitHub-Delivery) is answered 200 as a duplicate and triggers nothing', async () => {
+    const body = JSON.stringify({ ref: 'refs/heads/main', n: 2 });
+    const deliver = (id: string, signature = sign(body)) =>
+      fetch(`${url}/webhook`, {
+        method: 'POST',
+        body,
+        headers: { 'x-hub-signature-256': signature, 'x-github-event': 'push', 'x-github-delivery': id },
+      });
+    const before = triggered.length;
+    // A badly signed request with an id does not claim it.
+    expect((await deliver('d-1', sign(body, 'other'))).status).toBe(401);
+    expect((await deliver('d-1')).status).toBe(202);
+    const dup = await deliver('d-1');
+    expect(dup.status).toBe(200);
+    expect(await dup.json()).toMatchObject({ status: 'duplicate', delivery: 'd-1' });
+    expect((await deliver('d-2')).status).toBe(202);
+    expect(triggered.length - before).toBe(2);
+  });
+
+  it('remembers a bounded number of deliveries (the oldest are forgotten)', () => {
+    const ids = new RecentIds(3);
+    expect(['a', 'b', 'c', 'a'].map((id) => ids.seen(id))).toEqual([false, false, false, true]);
+    expect(ids.seen('d')).toBe(false); // evicts a
+    expect(ids.seen('a')).toBe(false);
+    expect(ids.seen('c')).toBe(true);
+  });
+
+  it('refuses a body over 5 MB with 413', async () => {
+    const res = await fetch(`${url}/webhook`, {
+      method: 'POST',
+      body: 'x'.repeat(5 * 1024 * 1024 + 1),
+      headers: { 'x-github-event': 'push' },
+    });
+    expect(res.status).toBe(413);
   });
 });

@@ -1,0 +1,331 @@
+// SSH transport against misbehaving hosts, all in-process (no Docker): a TCP port that never sends an
+// SSH banner, an ssh2 server that authenticates but never answers exec or port-forward requests (or
+// answers too late), garbage injected after the handshake, and the host-key algorithm pin.
+import { createServer, connect as tcpConnect, type Server as NetServer, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import ssh2, { type Connection } from 'ssh2';
+import { HostKeyError, scanHostKey, SshError, SshSession, type SshTarget } from '../../controller/transport/ssh.js';
+import { SessionPool } from '../../controller/reconcile/pool.js';
+import { prepareTargets, reconcileAll } from '../../controller/reconcile/reconcile.js';
+import { loadManifests } from '../../controller/manifest/load.js';
+import type { HostSpec } from '../../controller/manifest/host-spec.js';
+import { fixtureSecrets, readDir } from '../helpers/fixtures.js';
+
+const { generateKeyPairSync } = ssh2.utils;
+const clientKey = generateKeyPairSync('ed25519');
+const ed25519 = generateKeyPairSync('ed25519');
+const ecdsa = generateKeyPairSync('ecdsa', { bits: 256 });
+const otherEd25519 = generateKeyPairSync('ed25519');
+const auth = { privateKey: clientKey.private };
+const pub = (k: { public: string }) => k.public.split(' ').slice(0, 2).join(' ');
+const noop = () => {};
+
+const closers: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+function listen(server: NetServer | InstanceType<typeof ssh2.Server>): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
+  );
+}
+
+/** A TCP port that accepts and never writes (the connection is held open). */
+async function silentPort(banner?: string): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', noop);
+    if (banner) s.write(banner);
+  });
+  const port = await listen(server);
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  );
+  return port;
+}
+
+type ExecBehaviour = 'never' | 'hang' | 'late' | 'answer';
+interface FakeHost {
+  port: number;
+  /** Server-side channels that were closed (the client closed them). */
+  closedChannels: number;
+}
+
+/**
+ * An ssh2 server accepting any public key. Exec: `never` leaves the request unanswered, `hang`
+ * starts the command and never ends it, `late` answers after 600 ms, `answer` replies at once;
+ * the command `echo` is always answered. Port forwards are left unanswered, or accepted late.
+ */
+async function fakeHost(o: {
+  hostKeys: string[];
+  exec?: ExecBehaviour;
+  forward?: 'never' | 'late';
+}): Promise<FakeHost> {
+  const conns = new Set<Connection>();
+  const host: FakeHost = { port: 0, closedChannels: 0 };
+  const server = new ssh2.Server({ hostKeys: o.hostKeys }, (client) => {
+    conns.add(client);
+    client.on('error', noop);
+    client.on('authentication', (ctx) => (ctx.method === 'publickey' ? ctx.accept() : ctx.reject(['publickey'])));
+    client.on('ready', () => {
+      client.on('session', (accept) => {
+        const session = accept();
+        session.on('exec', (acceptExec, _reject, info) => {
+          const answer = () => {
+            const stream = acceptExec();
+            stream.on('error', noop);
+            stream.on('close', () => host.closedChannels++);
+            stream.on('data', noop);
+            if (mode === 'hang') return;
+            stream.write('ok\n');
+            stream.exit(0);
+            stream.end();
+          };
+          const mode = info.command === 'echo' ? 'answer' : (o.exec ?? 'answer');
+          if (mode === 'never') return;
+          if (mode === 'late') setTimeout(answer, 600);
+          else answer();
+        });
+      });
+      client.on('tcpip', (accept) => {
+        if (o.forward !== 'late') return;
+        setTimeout(() => {
+          try {
+            const ch = accept();
+            ch.on('error', noop);
+            ch.on('data', noop);
+            ch.on('close', () => host.closedChannels++);
+          } catch {
+            // the client is gone
+          }
+        }, 600);
+      });
+    });
+  });
+  server.on('error', noop);
+  host.port = await listen(server);
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const c of conns) c.end();
+        server.close(() => r());
+      }),
+  );
+  return host;
+}
+
+const target = (port: number, hostKey: string): SshTarget => ({ host: '127.0.0.1', port, user: 'root', hostKey });
+
+// Any uncaught exception or unhandled rejection during a test fails it.
+const uncaught: unknown[] = [];
+const onUncaught = (e: unknown) => uncaught.push(e);
+beforeEach(() => {
+  uncaught.length = 0;
+  process.on('uncaughtException', onUncaught);
+  process.on('unhandledRejection', onUncaught);
+});
+afterEach(async () => {
+  await new Promise((r) => setTimeout(r, 100)); // let late events arrive
+  process.off('uncaughtException', onUncaught);
+  process.off('unhandledRejection', onUncaught);
+  expect(uncaught).toEqual([]);
+});
+
+async function elapsed<T>(p: Promise<T>): Promise<{ ms: number; result?: T; error?: Error }> {
+  const t = Date.now();
+  try {
+    return { ms: Date.now() - t, result: await p };
+  } catch (e) {
+    return { ms: Date.now() - t, error: e as Error };
+  }
+}
+
+describe('connect deadline', () => {
+  it('a host that accepts TCP but never sends a banner is refused within the deadline, without a crash', async () => {
+    const port = await silentPort();
+    const r = await elapsed(SshSession.connect(target(port, pub(ed25519)), auth, { timeoutMs: 500 }));
+    expect(r.error).toBeInstanceOf(SshError);
+    expect(r.error!.message).toBe(`root@127.0.0.1:${port}: no SSH banner within 0.5 s`);
+    expect(r.ms).toBeGreaterThanOrEqual(450);
+    expect(r.ms).toBeLessThan(1_500);
+  });
+
+  it('a host that sends a banner and then stalls: the handshake deadline says so', async () => {
+    const port = await silentPort('SSH-2.0-OpenSSH_9.2\r\n');
+    const r = await elapsed(SshSession.connect(target(port, pub(ed25519)), auth, { timeoutMs: 500 }));
+    expect(r.error).toBeInstanceOf(SshError);
+    expect(r.error!.message).toMatch(/SSH handshake not completed within 0\.5 s/);
+    expect(r.ms).toBeLessThan(1_500);
+  });
+
+  it('garbage instead of SSH, and a refused port, are clean SshErrors', async () => {
+    const garbage = await silentPort('HTTP/1.1 400 Bad Request\r\n\r\n'.repeat(20));
+    const r = await elapsed(SshSession.connect(target(garbage, pub(ed25519)), auth, { timeoutMs: 1_000 }));
+    expect(r.error).toBeInstanceOf(SshError);
+    const refused = await elapsed(SshSession.connect(target(1, pub(ed25519)), auth, { timeoutMs: 1_000 }));
+    expect(refused.error).toBeInstanceOf(SshError);
+    expect(refused.error!.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it('an invalid pinned key is refused before connecting', async () => {
+    const truncated = pub(ed25519).slice(0, -8);
+    await expect(SshSession.connect(target(1, truncated), auth)).rejects.toThrow(
+      /: the pinned host key is not a valid ssh-ed25519 public key: the key/,
+    );
+  });
+
+  it('scanHostKey returns the key, and a silent port is a clean error within its deadline', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private] });
+    expect(await scanHostKey('127.0.0.1', host.port)).toBe(pub(ed25519));
+    const port = await silentPort();
+    const r = await elapsed(scanHostKey('127.0.0.1', port, 400));
+    expect(r.error!.message).toMatch(/no host key received \(no answer within 0\.4 s\)/);
+    expect(r.ms).toBeLessThan(1_500);
+  });
+});
+
+describe('step deadlines', () => {
+  it('exec on a host that never answers the request rejects within its timeout and drops the session', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'never' });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const r = await elapsed(s.exec('true', { timeoutMs: 400 }));
+    expect(r.error).toBeInstanceOf(SshError);
+    expect(r.error!.message).toBe(`root@127.0.0.1:${host.port}: remote command timed out after 400 ms`);
+    expect(r.ms).toBeLessThan(1_500);
+    expect(s.isOpen).toBe(false);
+  });
+
+  it('an answer that arrives after the deadline does nothing', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'late' });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    await expect(s.exec('true', { timeoutMs: 200 })).rejects.toThrow(/timed out after 200 ms/);
+    await new Promise((r) => setTimeout(r, 700)); // the late answer (to a dropped connection)
+  });
+
+  it('a command that runs past its deadline is closed; the session stays usable', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'hang' });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    await expect(s.exec('sleep 100', { timeoutMs: 300 })).rejects.toThrow(/timed out after 300 ms/);
+    expect(s.isOpen).toBe(true);
+    expect(await s.exec('echo')).toEqual({ code: 0, stdout: 'ok\n', stderr: '' });
+    await expect.poll(() => host.closedChannels).toBeGreaterThanOrEqual(2);
+    s.close();
+  });
+
+  it('a session-wide step cap bounds longer timeouts (runScript included)', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'never' });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000, maxStepMs: 300 });
+    const r = await elapsed(s.runScript('true', 60_000));
+    expect(r.error!.message).toMatch(/remote command timed out after 300 ms/);
+    expect(r.ms).toBeLessThan(1_500);
+  });
+
+  it('forwardOut that is never answered rejects within its timeout; a late channel is closed', async () => {
+    const never = await fakeHost({ hostKeys: [ed25519.private], forward: 'never' });
+    const s1 = await SshSession.connect(target(never.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const r = await elapsed(s1.forwardOut(4222, '127.0.0.1', 300));
+    expect(r.error).toBeInstanceOf(SshError);
+    expect(r.error!.message).toMatch(/port forward to 127\.0\.0\.1:4222 timed out after 300 ms/);
+    expect(r.ms).toBeLessThan(1_500);
+    s1.close();
+
+    const late = await fakeHost({ hostKeys: [ed25519.private], forward: 'late' });
+    const s2 = await SshSession.connect(target(late.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    await expect(s2.forwardOut(4222, '127.0.0.1', 200)).rejects.toThrow(/timed out after 200 ms/);
+    await expect.poll(() => late.closedChannels, { timeout: 3_000 }).toBe(1);
+    expect(await s2.exec('echo')).toMatchObject({ code: 0 });
+    s2.close();
+  });
+
+  it('garbage after the handshake: the session dies cleanly and its pending command fails', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'never' });
+    const toClient = new Set<Socket>();
+    const proxy = createServer((c) => {
+      const up = tcpConnect(host.port, '127.0.0.1');
+      c.on('error', noop);
+      up.on('error', noop);
+      c.pipe(up).pipe(c);
+      toClient.add(c);
+    });
+    const port = await listen(proxy);
+    closers.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const c of toClient) c.destroy();
+          proxy.close(() => r());
+        }),
+    );
+    const s = await SshSession.connect(target(port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const pending = elapsed(s.exec('true', { timeoutMs: 5_000 }));
+    await new Promise((r) => setTimeout(r, 50));
+    for (const c of toClient) c.write(Buffer.alloc(256, 0x41));
+    const r = await pending;
+    expect(r.error).toBeInstanceOf(SshError);
+    expect(r.error!.message).toMatch(/connection lost/);
+    expect(r.ms).toBeLessThan(3_000);
+    expect(s.isOpen).toBe(false);
+  });
+});
+
+describe('host-key algorithm pin', () => {
+  it('a host with ed25519 and ecdsa keys presents the pinned ecdsa key', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private, ecdsa.private] });
+    const s = await SshSession.connect(target(host.port, pub(ecdsa)), auth, { timeoutMs: 2_000 });
+    expect(await s.exec('echo')).toMatchObject({ code: 0, stdout: 'ok\n' });
+    s.close();
+    // with a .pub-style comment too
+    const t = await SshSession.connect(target(host.port, `${pub(ed25519)} root@host`), auth, { timeoutMs: 2_000 });
+    t.close();
+  });
+
+  it('a wrong key of the pinned type is a HostKeyError; a type the host lacks is a clear SshError', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private, ecdsa.private] });
+    const wrong = await elapsed(SshSession.connect(target(host.port, pub(otherEd25519)), auth, { timeoutMs: 2_000 }));
+    expect(wrong.error).toBeInstanceOf(HostKeyError);
+    expect(wrong.error!.message).toMatch(/host key mismatch: the host presented SHA256:\S+ .*refusing to connect/);
+
+    const onlyEd = await fakeHost({ hostKeys: [ed25519.private] });
+    const r = await elapsed(SshSession.connect(target(onlyEd.port, pub(ecdsa)), auth, { timeoutMs: 2_000 }));
+    expect(r.error).toBeInstanceOf(SshError);
+    expect(r.error!.message).toMatch(/the host offers no ecdsa-sha2-nistp256 host key/);
+  });
+
+  it('an RSA pin negotiates an RSA host key', async () => {
+    const rsa = generateKeyPairSync('rsa', { bits: 2048 });
+    const host = await fakeHost({ hostKeys: [ed25519.private, rsa.private] });
+    const s = await SshSession.connect(target(host.port, pub(rsa)), auth, { timeoutMs: 2_000 });
+    s.close();
+  });
+});
+
+describe('reconcile against hosts that never answer', () => {
+  function spec(name: string, port: number): HostSpec {
+    const { hosts } = loadManifests(readDir('test/fixtures/hosts'));
+    const h = hosts.find((x) => x.name === 'minimal')!;
+    return { ...h, name, ssh: { ...h.ssh, host: '127.0.0.1', port, user: 'root', hostKey: pub(ed25519) } };
+  }
+
+  it('gives every host an error and an Unknown plan within the deadline', async () => {
+    const a = await fakeHost({ hostKeys: [ed25519.private], exec: 'never' });
+    const b = await fakeHost({ hostKeys: [ed25519.private], exec: 'never' });
+    const silent = await silentPort();
+    const targets = prepareTargets([spec('a', a.port), spec('b', b.port), spec('c', silent)], fixtureSecrets);
+    const pool = new SessionPool(auth, 600, 400);
+    const t = Date.now();
+    const runs = await reconcileAll(targets, { pool, revision: 'r1', apply: false, concurrency: 3 });
+    // observe, then one retry on a fresh connection: 2 x 400 ms at most, plus the handshakes
+    expect(Date.now() - t).toBeLessThan(4_000);
+    expect(runs.map((r) => r.host)).toEqual(['a', 'b', 'c']);
+    for (const r of runs) expect(r.plan!.sync).toBe('Unknown');
+    expect(runs[0].error).toMatch(/remote command timed out after 400 ms/);
+    expect(runs[1].error).toMatch(/remote command timed out after 400 ms/);
+    expect(runs[2].error).toMatch(/no SSH banner within 0\.6 s/);
+    await pool.closeAll();
+  });
+});
