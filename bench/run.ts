@@ -16,7 +16,8 @@ import { observeScript } from '../controller/observe/script.js';
 import { loadManifests } from '../controller/manifest/load.js';
 import { readManifestDir } from '../controller/manifest/read-dir.js';
 import { prepareTargets } from '../controller/reconcile/reconcile.js';
-import { processSecrets, secretResolver } from '../controller/secrets/resolve.js';
+import { policyResolver } from '../controller/secrets/resolve.js';
+import { loadPolicyFrom } from '../controller/manifest/policy.js';
 import { startController } from '../controller/gitops/run.js';
 import { DEFAULTS } from '../controller/gitops/config.js';
 import { simManifest } from './fake-host.js';
@@ -65,6 +66,8 @@ function natsfleet(fleet: Fleet, ...args: string[]) {
     fleet.hostsDir,
     '--ssh-key',
     fleet.privateKeyPath,
+    '--secrets-dir',
+    fleet.secretsDir,
     '--concurrency',
     String(N),
   ]);
@@ -144,6 +147,7 @@ async function pushToServing(fleet: Fleet) {
       concurrency: N,
       listen: '127.0.0.1:0',
       webhookSecret: secret,
+      policy: loadPolicyFrom({ secretsDir: fleet.secretsDir }),
     },
     pino({ level: 'warn' }),
   );
@@ -291,8 +295,9 @@ async function main() {
     must(await natsfleet(fleet, 'apply'), 'natsfleet converge');
 
     // One host, no-op: one SSH command; its time on loopback on a warm connection, and the whole CLI.
-    const { hosts } = loadManifests(await readManifestDir(fleet.hostsDir));
-    const [target] = prepareTargets(hosts, secretResolver(processSecrets));
+    const policy = loadPolicyFrom({ secretsDir: fleet.secretsDir });
+    const { hosts } = loadManifests(await readManifestDir(fleet.hostsDir), policy);
+    const [target] = prepareTargets(hosts, await policyResolver(hosts, policy.secrets));
     const session = await connect(fleet);
     const observeMs: number[] = [];
     for (let i = 0; i < 20; i++) {

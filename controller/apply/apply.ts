@@ -7,15 +7,16 @@ import type { DesiredHost } from '../render/artifact.js';
 import type { AppliedRecord, HostFacts } from '../observe/facts.js';
 import { hasWork, type HealthStatus, type HostPlan, type Step } from '../plan/types.js';
 import type { SshSession } from '../transport/ssh.js';
-import { sh } from '../shell/quote.js';
+import { monitorAddress } from '../observe/script.js';
 import {
   finalizeScript,
   installScript,
   pullScript,
   rollbackScript,
-  STAGED_SUFFIX,
   stageScript,
   testConfigScript,
+  unstageScript,
+  verifyScript,
 } from './commands.js';
 import { acquireLock, LockError } from './lock.js';
 import { verifyHost } from './verify.js';
@@ -45,6 +46,24 @@ export interface ApplyInput {
 }
 
 const run = (session: SshSession, script: string, timeoutMs = 300_000) => session.runScript(script, timeoutMs);
+const lastLines = (text: string) => text.trim().split('\n').slice(-3).join(' ');
+
+/**
+ * What is said of a refused config: never the output of the image (it may be a pull request's image,
+ * and could print anything it can read), only the line number nats-server named.
+ */
+export function configTestFailure(stdout: string, stderr: string): string {
+  const line = /\.conf[^:\s]*:(\d+):\d+/.exec(`${stdout}\n${stderr}`)?.[1];
+  const staged = /natsfleet: .*(not \d+ bytes as rendered|differs from the rendering)/.exec(stderr);
+  if (staged) return 'the staged config is not the rendered one (not installed; the running server is untouched)';
+  return `config test failed${line ? ` at line ${line}` : ''}: nats-server rejected the new config (not installed; the running server is untouched)`;
+}
+
+/** /healthz answers 200 within `timeoutSec` (no check of the desired name or limits). */
+async function healthyAfter(session: SshSession, d: DesiredHost, timeoutSec: number): Promise<boolean> {
+  const r = await session.runScript(verifyScript(monitorAddress(d), timeoutSec), (timeoutSec + 20) * 1000);
+  return r.code === 0;
+}
 
 export async function applyHost(session: SshSession, x: ApplyInput): Promise<ApplyResult> {
   const started = Date.now();
@@ -74,12 +93,17 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
   const install = fileChanges.filter((c) => c.action !== 'delete').map((c) => c.path);
   const remove = fileChanges.filter((c) => c.action === 'delete').map((c) => c.path);
   const composeKind = x.facts.compose === 'plugin' ? 'plugin' : 'standalone';
-  const unstage = () => run(session, install.map((p) => sh('rm', '-f', `${p}${STAGED_SUFFIX}`)).join('\n') || 'true');
+  const token = lock.token;
+  const unstage = () => run(session, unstageScript(install, token));
+  const artifacts = d.state === 'present' ? d.files.filter((f) => install.includes(f.path)) : [];
   try {
     await x.onPhase?.('locked');
-    const artifacts = d.files.filter((f) => install.includes(f.path));
-    const staged = await run(session, stageScript(d, d.state === 'present' ? artifacts : []));
-    if (staged.code !== 0) throw new Error(`staging files failed: ${staged.stderr.trim()}`);
+    const staged = await run(session, stageScript(d, artifacts, token));
+    if (staged.code !== 0) {
+      await unstage();
+      await lock.release();
+      return result('failed', plan.health, `staging files failed (nothing installed): ${lastLines(staged.stderr)}`);
+    }
     await x.onPhase?.('staged');
 
     if (steps.includes('pull')) {
@@ -95,15 +119,11 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       }
     }
     if (steps.includes('test-config')) {
-      const t = await run(session, testConfigScript(d), 120_000);
+      const t = await run(session, testConfigScript(d, token), 120_000);
       if (t.code !== 0) {
         await unstage();
         await lock.release();
-        return result(
-          'failed',
-          plan.health,
-          `nats-server rejected the new config (not installed; the running server is untouched): ${t.stdout.trim()}`,
-        );
+        return result('failed', plan.health, configTestFailure(t.stdout, t.stderr));
       }
     }
 
@@ -111,8 +131,9 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     const inst = await run(
       session,
       installScript(d, {
-        install,
+        install: artifacts,
         remove,
+        token,
         steps,
         composeKind,
         pending: { revision: x.revision, since: new Date().toISOString(), actions: steps },
@@ -121,7 +142,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     let failure: string | undefined;
     if (inst.code !== 0) {
       const step = [...inst.stdout.matchAll(/@@step (\S+)/g)].pop()?.[1] ?? 'install';
-      failure = `${step} failed: ${(inst.stderr || inst.stdout).trim().split('\n').slice(-3).join(' ')}`;
+      failure = `${step} failed: ${lastLines(inst.stderr || inst.stdout)}`;
     } else if (d.state === 'present') {
       await x.onPhase?.('verifying');
       const reloadedFrom =
@@ -131,18 +152,16 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     }
     if (failure) {
       const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
-      await run(session, rollbackScript(d, { install, composeKind, proxyTouched }));
-      const again =
-        d.state === 'present'
-          ? await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, timeoutSec: 30 }).catch(
-              () => undefined,
-            )
-          : undefined;
+      const rb = await run(session, rollbackScript(d, { install, composeKind, proxyTouched, token }));
+      // The previous state is judged by health alone: it has its own name, version and limits.
+      const healthy = d.state === 'present' ? await healthyAfter(session, d, 30).catch(() => false) : rb.code === 0;
       await lock.release();
+      const after =
+        rb.code !== 0 ? ' (some rollback steps failed)' : healthy ? '' : ' (the previous state is not healthy either)';
       return result(
         'rolled-back',
-        'Degraded',
-        `${failure}; rolled back to the previous files${again?.ok === false ? ' (the previous state is not healthy either)' : ''}`,
+        healthy ? 'Healthy' : 'Degraded',
+        `${failure}; rolled back to the previous files${after}`,
       );
     }
 
@@ -154,6 +173,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       files: Object.fromEntries(
         (d.state === 'present' ? d.files : []).map((f) => [f.path, { sha256: sha256(f.content), mode: f.mode }]),
       ),
+      rendered: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, f.display])),
     };
     const fin = await run(session, finalizeScript(record, lock.token));
     if (fin.code !== 0) throw new Error(`recording the applied state failed: ${fin.stderr.trim()}`);

@@ -3,182 +3,295 @@
 import { posix } from 'node:path';
 import { sh, shQuote } from '../shell/quote.js';
 
-export { remoteScript } from '../shell/quote.js';
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
-import { APPLIED_FILES_PATH, LOCK_DIR, PENDING_PATH, RECORD_PATH, STATE_DIR } from '../observe/script.js';
+import {
+  APPLIED_FILES_PATH,
+  LOCK_DIR,
+  OWNED_DIRS_PATH,
+  PENDING_PATH,
+  RECORD_PATH,
+  STATE_DIR,
+} from '../observe/script.js';
+import { sha256 } from '../shell/hash.js';
 import type { AppliedRecord, LockInfo, PendingRecord } from '../observe/facts.js';
 import type { Step } from '../plan/types.js';
 
-export const STAGED_SUFFIX = '.natsfleet-new';
 export const BACKUP_DIR = `${STATE_DIR}/backup`;
 /** Exit code of the lock script when another apply holds the lock. */
 export const LOCK_HELD = 75;
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-/** Writes `content` beside `path` (`path` + STAGED_SUFFIX, same filesystem) with its mode and owner. */
-function stageFile(path: string, content: string, mode: string, owner: string, group: string): string {
-  const tmp = `${path}${STAGED_SUFFIX}`;
+/**
+ * Every script apply runs starts so: any failed command ends the whole script (`set -eu`; the
+ * builders never hide a failure in an `&&` chain or a pipeline's middle), `>` never overwrites
+ * (`set -C`: a staged file is created exclusively, a planted link is refused), new files are private.
+ */
+export const STRICT_PRELUDE = ['set -eu', 'set -C', 'umask 077', 'fail() { echo "natsfleet: $*" >&2; exit 1; }'].join(
+  '\n',
+);
+export const strict = (...lines: string[]) => [STRICT_PRELUDE, ...lines].join('\n');
+
+/** Where `path` is staged during one apply: beside it (same filesystem, so install is a rename), named by the apply's token. */
+export const stagedPath = (path: string, token: string) =>
+  `${path}.natsfleet-${token.replace(/[^A-Za-z0-9]/g, '').slice(0, 16)}`;
+
+/** Checks that `path` holds exactly `content`: size, then SHA-256 (computed on the host). */
+export function verifyFile(path: string, content: string): string[] {
+  const bytes = Buffer.byteLength(content);
   return [
-    `printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(tmp)}`,
-    sh('chown', `${owner}:${group}`, tmp),
-    sh('chmod', mode, tmp),
-  ].join(' && ');
+    `[ "$(stat -c %s ${shQuote(path)})" = ${bytes} ] || fail ${shQuote(`${path}: not ${bytes} bytes as rendered (disk full?)`)}`,
+    `[ "$(sha256sum < ${shQuote(path)} | cut -c1-64)" = ${sha256(content)} ] || fail ${shQuote(`${path}: content differs from the rendering`)}`,
+  ];
 }
 
-/** Writes `content` to `path` atomically: staged beside it, then renamed over it. */
-export function writeAtomic(path: string, content: string, mode = '0644', owner = 'root', group = 'root'): string {
-  return `${stageFile(path, content, mode, owner, group)} && ${sh('mv', '-f', `${path}${STAGED_SUFFIX}`, path)}`;
+/**
+ * Writes `content` to `staged` (created exclusively), flushes it to disk, verifies its size and hash,
+ * then sets its owner and mode. Nothing is renamed over a live file here.
+ */
+export function stageFile(staged: string, content: string, mode: string, owner: string, group: string): string[] {
+  return [
+    `printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(staged)}`,
+    sh('sync', staged),
+    ...verifyFile(staged, content),
+    sh('chown', `${owner}:${group}`, staged),
+    sh('chmod', mode, staged),
+  ];
 }
 
+/** Writes `content` to `path`: staged beside it under the token's name, verified, then renamed over it. */
+export function writeVerified(path: string, content: string, token: string, mode = '0600'): string[] {
+  const staged = stagedPath(path, token);
+  return [...stageFile(staged, content, mode, 'root', 'root'), sh('mv', '-f', staged, path)];
+}
+
+/** natsfleet's own state directory on the host: private to root. */
+const stateDirLines = () => [sh('mkdir', '-p', STATE_DIR), sh('chmod', '0700', STATE_DIR)];
+
+/**
+ * Takes the lock: the lock directory is built complete (with its owner file, verified) under a
+ * private name, then renamed into place in one step, so a full disk leaves no ownerless lock.
+ */
 export function lockAcquire(info: LockInfo): string {
+  const fresh = `${LOCK_DIR}.new-${stagedPath('', info.token).slice('.natsfleet-'.length)}`;
+  return strict(
+    ...stateDirLines(),
+    sh('rm', '-rf', fresh),
+    sh('mkdir', fresh),
+    `trap ${shQuote(`rm -rf ${shQuote(fresh)}`)} EXIT`,
+    ...writeVerified(`${fresh}/info`, JSON.stringify(info), info.token, '0600'),
+    `if ! mv -T ${shQuote(fresh)} ${shQuote(LOCK_DIR)} 2>/dev/null; then cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}; fi`,
+  );
+}
+
+const ownsLock = (token: string) =>
+  `grep -qF ${shQuote(`"token":"${token}"`)} ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null`;
+
+/** Releases the lock only when it is still ours (the token matches). */
+export const lockRelease = (token: string) => strict(`if ${ownsLock(token)}; then ${sh('rm', '-rf', LOCK_DIR)}; fi`);
+
+/**
+ * Takes over a lock left by a natsfleet apply known to be gone: moves it aside in one step (only one
+ * taker can), checks it is the one judged abandoned (same token), then acquires.
+ */
+export function lockTakeOver(oldToken: string, info: LockInfo): string {
+  const aside = `${LOCK_DIR}.stale-${stagedPath('', info.token).slice('.natsfleet-'.length)}`;
   return [
-    'set -e',
-    sh('mkdir', '-p', STATE_DIR),
-    `if ! mkdir ${shQuote(LOCK_DIR)} 2>/dev/null; then cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null; exit ${LOCK_HELD}; fi`,
-    writeAtomic(`${LOCK_DIR}/info`, JSON.stringify(info), '0644'),
+    strict(
+      `if mv -T ${shQuote(LOCK_DIR)} ${shQuote(aside)} 2>/dev/null; then`,
+      `  if ! grep -qF ${shQuote(`"token":"${oldToken}"`)} ${shQuote(`${aside}/info`)} 2>/dev/null; then`,
+      `    mv -T ${shQuote(aside)} ${shQuote(LOCK_DIR)} 2>/dev/null || true; cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}`,
+      '  fi',
+      `  ${sh('rm', '-rf', aside)}`,
+      'fi',
+    ),
+    // A new script: its own prelude and trap.
+    `( ${lockAcquire(info).replace(/\n/g, '\n  ')}\n)`,
   ].join('\n');
 }
 
-/** Releases the lock only when it is still ours (the token matches). */
-export const lockRelease = (token: string) =>
-  `grep -q ${shQuote(`"token":"${token}"`)} ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null && rm -rf ${shQuote(LOCK_DIR)}; true`;
-
-/** Takes over a lock left by a natsfleet process that is known to be gone, then acquires it. */
-export const lockTakeOver = (oldToken: string, info: LockInfo) => `${lockRelease(oldToken)}\n${lockAcquire(info)}`;
-
-/** Stages changed files beside their targets (same filesystem, so install is a rename) and makes directories. */
-export function stageScript(d: DesiredHost, files: readonly FileArtifact[]): string {
-  const lines = ['set -e', 'umask 077'];
-  for (const dir of d.dirs) {
+/**
+ * Makes directories and stages changed files beside their targets under the apply's token. A dedicated
+ * directory natsfleet claims is recorded as natsfleet's BEFORE it is created, so an interrupted apply
+ * never leaves a directory natsfleet made but does not own. Existing parents are never re-moded.
+ */
+export function stageScript(d: DesiredHost, files: readonly FileArtifact[], token: string): string {
+  const lines = [...stateDirLines(), 'umask 022'];
+  for (const c of d.claims) {
     lines.push(
-      `${sh('mkdir', '-p', dir.path)} && ${sh('chown', `${dir.owner}:${dir.group}`, dir.path)} && ${sh('chmod', dir.mode, dir.path)}`,
+      `if [ ! -e ${shQuote(c)} ]; then echo ${shQuote(c)} >> ${shQuote(OWNED_DIRS_PATH)}; ${sh('mkdir', '-p', c)}; fi`,
     );
   }
-  for (const f of files)
-    lines.push(sh('mkdir', '-p', posix.dirname(f.path)), stageFile(f.path, f.content, f.mode, f.owner, f.group));
-  return lines.join('\n');
+  for (const dir of d.dirs) {
+    lines.push(
+      sh('mkdir', '-p', dir.path),
+      sh('chown', `${dir.owner}:${dir.group}`, dir.path),
+      sh('chmod', dir.mode, dir.path),
+    );
+  }
+  lines.push('umask 077');
+  for (const f of files) {
+    lines.push(sh('mkdir', '-p', posix.dirname(f.path)));
+    lines.push(...stageFile(stagedPath(f.path, token), f.content, f.mode, f.owner, f.group));
+  }
+  return strict(...lines);
 }
 
-/** Checks the staged NATS config with the image that will run it (nats-server -t). */
-export function testConfigScript(d: DesiredHost): string {
+/** Removes this apply's staged files (after a refused config or a failed pull). */
+export const unstageScript = (paths: readonly string[], token: string) =>
+  strict(...paths.map((p) => sh('rm', '-f', stagedPath(p, token))));
+
+/**
+ * Checks the staged NATS config with the image that will run it (nats-server -t), after checking that
+ * the staged file is exactly the rendered one (an empty or truncated file never reaches the test).
+ */
+export function testConfigScript(d: DesiredHost, token: string): string {
+  const conf = d.files.find((f) => f.id === 'nats-config')!;
   const dir = posix.dirname(d.nats.confFile);
-  const staged = `${d.nats.containerConfFile}${STAGED_SUFFIX}`;
-  return `${sh('docker', 'run', '--rm', '--network', 'none', '-v', `${dir}:${posix.dirname(d.nats.containerConfFile)}:ro`, d.nats.image, '-t', '-c', staged)} 2>&1`;
+  const containerDir = posix.dirname(d.nats.containerConfFile);
+  const staged = stagedPath(d.nats.containerConfFile, token);
+  return strict(
+    ...verifyFile(stagedPath(d.nats.confFile, token), conf.content),
+    `${sh('docker', 'run', '--rm', '--network', 'none', '-v', `${dir}:${containerDir}:ro`, d.nats.image, '-t', '-c', staged)} 2>&1`,
+  );
 }
 
 export const pullScript = (d: DesiredHost) => `${sh('timeout', '300', 'docker', 'pull', d.nats.image)} 2>&1`;
 
+/** A compose command run in the project's directory, in a subshell (a failed `cd` fails the line). */
 const compose = (kind: 'plugin' | 'standalone', dir: string, ...args: string[]) =>
-  `cd ${shQuote(dir)} && ${kind === 'plugin' ? sh('docker', 'compose', ...args) : sh('docker-compose', ...args)}`;
+  `( cd ${shQuote(dir)}; ${kind === 'plugin' ? sh('docker', 'compose', ...args) : sh('docker-compose', ...args)} )`;
 
-/** The shell line for one service step; `record` carries context steps need. */
-export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 'standalone'): string {
+/** The shell lines for one service step (each line fails the script when it fails, unless marked tolerant). */
+export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 'standalone'): string[] {
   const unit = d.nats.unit;
   switch (step) {
     case 'pull':
-      return pullScript(d);
+      return [pullScript(d)];
     case 'test-config':
-      return 'true'; // run separately, before anything is installed
+      return []; // run separately, before anything is installed
     case 'volume-create':
-      return sh('docker', 'volume', 'create', d.proxy!.secretsVolume) + ' >/dev/null';
+      return [`${sh('docker', 'volume', 'create', d.proxy!.secretsVolume)} >/dev/null`];
     case 'daemon-reload':
-      return sh('systemctl', 'daemon-reload');
+      return [sh('systemctl', 'daemon-reload')];
     case 'enable':
-      return sh('systemctl', 'enable', '--quiet', unit);
+      return [sh('systemctl', 'enable', '--quiet', unit)];
     case 'restart':
-      return sh('systemctl', 'restart', unit);
+      return [sh('systemctl', 'restart', unit)];
     case 'start':
-      return sh('systemctl', 'start', unit);
+      return [sh('systemctl', 'start', unit)];
     case 'reload':
-      return sh('systemctl', 'reload', unit);
+      return [sh('systemctl', 'reload', unit)];
     case 'stop':
-      return sh('systemctl', 'stop', unit);
+      return [sh('systemctl', 'stop', unit)];
     case 'disable':
-      return sh('systemctl', 'disable', '--quiet', unit);
+      return [sh('systemctl', 'disable', '--quiet', unit)];
     case 'remove-container':
-      return `${sh('docker', 'rm', '--force', d.nats.containerName)} >/dev/null 2>&1 || true`;
+      // Tolerant: the container may already be gone.
+      return [`${sh('docker', 'rm', '--force', d.nats.containerName)} >/dev/null 2>&1 || true`];
     case 'proxy-up':
-      return `${compose(composeKind, d.proxy!.dir, 'up', '-d', '--remove-orphans')} 2>&1`;
+      return [`${compose(composeKind, d.proxy!.dir, 'up', '-d', '--remove-orphans')} 2>&1`];
     case 'proxy-reload':
-      return `${sh('docker', 'exec', d.proxy!.containerName, 'nginx', '-t')} 2>&1 && ${sh('docker', 'kill', '--signal=HUP', d.proxy!.containerName)} >/dev/null`;
+      return [
+        `${sh('docker', 'exec', d.proxy!.containerName, 'nginx', '-t')} 2>&1`,
+        `${sh('docker', 'kill', '--signal=HUP', d.proxy!.containerName)} >/dev/null`,
+      ];
     case 'proxy-down':
-      // By container name: the compose file may already be gone (or never have been ours to read).
-      return `${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`;
+      // By container name: the compose file may already be gone (or never have been ours to read). Tolerant.
+      return [`${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`];
   }
 }
 
 export interface InstallInput {
-  /** Files to put in place (staged before). */
-  install: readonly string[];
+  /** Files to put in place (staged before under `token`): each is verified again right before its rename. */
+  install: readonly { path: string; content: string }[];
   /** Files to remove. */
   remove: readonly string[];
   steps: readonly Step[];
   pending: PendingRecord;
   composeKind: 'plugin' | 'standalone';
+  token: string;
 }
 
 /**
  * Backs up every file about to change, records the pending actions (so an interrupted apply is
- * finished by the next one), renames staged files into place, deletes removed ones, and runs the
- * service steps. Prints `@@step NAME` before each step so a failure names its step.
+ * finished by the next one), renames verified staged files into place, deletes removed ones, and runs
+ * the service steps. Prints `@@step NAME` before each step so a failure names its step.
  */
 export function installScript(d: DesiredHost, x: InstallInput): string {
-  const lines = ['set -e', sh('rm', '-rf', BACKUP_DIR), sh('mkdir', '-p', BACKUP_DIR)];
-  const touched = [...x.install, ...x.remove];
+  const lines = [...stateDirLines(), sh('rm', '-rf', BACKUP_DIR), sh('mkdir', '-p', BACKUP_DIR)];
+  const touched = [...x.install.map((f) => f.path), ...x.remove];
   for (const p of touched) {
     lines.push(
-      `if [ -f ${shQuote(p)} ]; then ${sh('mkdir', '-p', posix.join(BACKUP_DIR, posix.dirname(p)))} && ${sh('cp', '-p', p, posix.join(BACKUP_DIR, p))}; fi`,
+      `if [ -f ${shQuote(p)} ]; then`,
+      `  ${sh('mkdir', '-p', posix.join(BACKUP_DIR, posix.dirname(p)))}`,
+      `  ${sh('cp', '-p', p, posix.join(BACKUP_DIR, p))}`,
+      'fi',
     );
   }
-  lines.push(writeAtomic(PENDING_PATH, JSON.stringify(x.pending)));
+  lines.push(...writeVerified(PENDING_PATH, JSON.stringify(x.pending), x.token));
   // Stopping and removal run before files go away; the rest after the new files are in place.
   const before: Step[] = ['proxy-down', 'stop', 'disable', 'remove-container'];
   for (const s of x.steps.filter((s) => before.includes(s)))
-    lines.push(`echo '@@step ${s}'`, stepCommand(s, d, x.composeKind));
-  for (const p of x.install) lines.push(sh('mv', '-f', `${p}${STAGED_SUFFIX}`, p));
+    lines.push(`echo '@@step ${s}'`, ...stepCommand(s, d, x.composeKind));
+  lines.push("echo '@@step install'");
+  for (const f of x.install) {
+    const staged = stagedPath(f.path, x.token);
+    lines.push(...verifyFile(staged, f.content), sh('mv', '-f', staged, f.path));
+  }
   for (const p of x.remove) lines.push(sh('rm', '-f', p));
   for (const s of x.steps.filter((s) => !before.includes(s) && s !== 'pull' && s !== 'test-config')) {
-    lines.push(`echo '@@step ${s}'`, stepCommand(s, d, x.composeKind));
+    lines.push(`echo '@@step ${s}'`, ...stepCommand(s, d, x.composeKind));
   }
   lines.push("echo '@@step done'");
-  return lines.join('\n');
+  return strict(...lines);
 }
 
-/** Puts the backed-up files back (atomically), removes files that did not exist before. */
+/**
+ * Puts the backed-up files back (atomically), removes files that did not exist before, restarts. Every
+ * line is attempted even when one fails (a rollback does what it can); the exit code says whether all did.
+ */
 export function rollbackScript(
   d: DesiredHost,
-  x: { install: readonly string[]; composeKind: 'plugin' | 'standalone'; proxyTouched: boolean },
+  x: { install: readonly string[]; composeKind: 'plugin' | 'standalone'; proxyTouched: boolean; token: string },
 ): string {
-  const lines: string[] = [];
+  const attempt = (line: string) => `${line} || rc=1`;
+  const lines = ['set -u', 'umask 077', 'rc=0'];
   for (const p of x.install) {
     const bak = posix.join(BACKUP_DIR, p);
+    const staged = `${stagedPath(p, x.token)}.rollback`;
     lines.push(
-      `if [ -f ${shQuote(bak)} ]; then ${sh('cp', '-p', bak, `${p}${STAGED_SUFFIX}`)} && ${sh('mv', '-f', `${p}${STAGED_SUFFIX}`, p)}; else ${sh('rm', '-f', p)}; fi`,
+      `if [ -f ${shQuote(bak)} ]; then`,
+      `  ${attempt(`{ ${sh('cp', '-p', bak, staged)} && ${sh('mv', '-f', staged, p)}; }`)}`,
+      'else',
+      `  ${attempt(sh('rm', '-f', p))}`,
+      'fi',
+      `${sh('rm', '-f', stagedPath(p, x.token))}`,
     );
   }
-  lines.push(sh('systemctl', 'daemon-reload'), `${sh('systemctl', 'restart', d.nats.unit)} || true`);
+  lines.push(attempt(sh('systemctl', 'daemon-reload')), attempt(sh('systemctl', 'restart', d.nats.unit)));
   if (x.proxyTouched && d.proxy)
-    lines.push(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1 || true`);
-  lines.push(sh('rm', '-f', PENDING_PATH));
+    lines.push(attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`));
+  lines.push(sh('rm', '-f', PENDING_PATH), 'exit $rc');
   return lines.join('\n');
 }
 
-/** Records what was applied (the host's own memory, for drift) and clears pending state and backups. */
+/** Records what was applied (the host's own memory, for drift), clears pending state and backups, unlocks. */
 export function finalizeScript(record: AppliedRecord, lockToken: string): string {
-  return [
-    'set -e',
-    writeAtomic(RECORD_PATH, `${JSON.stringify(record, null, 2)}\n`),
-    writeAtomic(
+  return strict(
+    ...stateDirLines(),
+    ...writeVerified(RECORD_PATH, `${JSON.stringify(record, null, 2)}\n`, lockToken),
+    ...writeVerified(
       APPLIED_FILES_PATH,
       Object.keys(record.files)
         .map((p) => `${p}\n`)
         .join(''),
+      lockToken,
     ),
     sh('rm', '-rf', PENDING_PATH, BACKUP_DIR),
-    lockRelease(lockToken),
-  ].join('\n');
+    `if ${ownsLock(lockToken)}; then ${sh('rm', '-rf', LOCK_DIR)}; fi`,
+  );
 }
 
 /**

@@ -10,6 +10,7 @@ import { fleetUp, type SandboxHost } from '../sandbox/fleet.js';
 import { NATS_TAGS } from '../sandbox/images.js';
 import { startController } from '../gitops/run.js';
 import { DEFAULTS } from '../gitops/config.js';
+import { loadPolicyFrom } from '../manifest/policy.js';
 import { main } from './main.js';
 
 export interface DemoOptions {
@@ -90,6 +91,7 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void): Pro
       pollIntervalSec: 2,
       driftIntervalSec: 3600,
       planUntrustedLive: false,
+      policy: loadPolicyFrom({ secretsDir: fleet.secretsDir }),
     },
     log,
   );

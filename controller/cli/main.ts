@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { packagePath } from '../package-root.js';
 import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
+import { policyOptions, type PolicyFlags } from './policy-options.js';
 import { sandboxCommands } from './sandbox.js';
 import { reconcileCommands } from './reconcile.js';
 import { controllerCommand } from './controller.js';
@@ -17,23 +18,25 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
     .exitOverride()
     .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => out(s.trimEnd()) });
 
-  program
-    .command('validate')
-    .description('validate every NatsHost manifest in DIR (default hosts/)')
-    .argument('[dir]', 'hosts directory', 'hosts')
-    .action(async (dir: string) => {
-      code = await validateCommand(dir, out);
-    });
+  policyOptions(
+    program
+      .command('validate')
+      .description('validate every NatsHost manifest in DIR (default hosts/)')
+      .argument('[dir]', 'hosts directory', 'hosts'),
+  ).action(async (dir: string, opts: PolicyFlags) => {
+    code = await validateCommand(dir, out, opts);
+  });
 
-  program
-    .command('render')
-    .description("write a host's files under DIR at their remote paths")
-    .argument('<target>', 'host name or manifest file')
-    .requiredOption('--out <dir>', 'output directory')
-    .option('--hosts <dir>', 'hosts directory', 'hosts')
-    .action(async (target: string, opts: { out: string; hosts: string }) => {
-      code = await renderCommand(target, opts, out);
-    });
+  policyOptions(
+    program
+      .command('render')
+      .description("write a host's files under DIR at their remote paths")
+      .argument('<target>', 'host name or manifest file')
+      .requiredOption('--out <dir>', 'output directory')
+      .option('--hosts <dir>', 'hosts directory', 'hosts'),
+  ).action(async (target: string, opts: { out: string; hosts: string } & PolicyFlags) => {
+    code = await renderCommand(target, opts, out);
+  });
 
   const setCode = (c: number) => {
     code = c;

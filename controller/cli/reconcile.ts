@@ -6,7 +6,8 @@ import type { Command } from 'commander';
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem, hasErrors } from '../manifest/problems.js';
 import { readManifestDir } from '../manifest/read-dir.js';
-import { processSecrets, secretResolver } from '../secrets/resolve.js';
+import { policyResolver } from '../secrets/resolve.js';
+import { policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { formatApply, formatPlan, formatTable, planSummary } from '../plan/format.js';
@@ -15,7 +16,7 @@ import { scanHostKey } from '../transport/ssh.js';
 import { LOCK_DIR } from '../observe/script.js';
 import { sh } from '../shell/quote.js';
 
-interface Common {
+interface Common extends PolicyFlags {
   hosts: string;
   host: string[];
   sshKey?: string;
@@ -30,7 +31,8 @@ function sshKey(opts: Common): Buffer {
 }
 
 async function run(opts: Common, apply: boolean, out: (l: string) => void): Promise<HostRun[] | undefined> {
-  const { hosts, problems } = loadManifests(await readManifestDir(opts.hosts));
+  const policy = policyFrom(opts);
+  const { hosts, problems } = loadManifests(await readManifestDir(opts.hosts), policy);
   for (const p of problems) out(formatProblem(p));
   if (hasErrors(problems)) {
     out('error: invalid manifests: nothing was run on any host');
@@ -42,7 +44,7 @@ async function run(opts: Common, apply: boolean, out: (l: string) => void): Prom
     out(`error: no host named ${unknown.join(', ')} in ${opts.hosts}`);
     return undefined;
   }
-  const targets = prepareTargets(selected, secretResolver(processSecrets));
+  const targets = prepareTargets(selected, await policyResolver(selected, policy.secrets), policy.paths);
   const pool = new SessionPool({ privateKey: sshKey(opts) });
   try {
     return await reconcileAll(targets, {
@@ -57,7 +59,7 @@ async function run(opts: Common, apply: boolean, out: (l: string) => void): Prom
 }
 
 function common(cmd: Command): Command {
-  return cmd
+  return policyOptions(cmd)
     .option('--hosts <dir>', 'hosts directory', 'hosts')
     .option('--host <name>', 'only this host (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY)')

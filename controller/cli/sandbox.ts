@@ -19,7 +19,9 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
       for (const h of fleet.hosts)
         out(`${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  (compose ${h.compose})`);
       out(`manifests: ${fleet.hostsDir}`);
-      out(`next: NATSFLEET_SSH_KEY=${fleet.privateKeyPath} natsfleet validate ${fleet.hostsDir}`);
+      out(
+        `next: export NATSFLEET_SSH_KEY=${fleet.privateKeyPath} NATSFLEET_SECRETS_DIR=${fleet.secretsDir}; natsfleet plan --hosts ${fleet.hostsDir}`,
+      );
     });
   sandbox
     .command('down')

@@ -2,14 +2,20 @@
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem, hasErrors } from '../manifest/problems.js';
 import { readManifestDir } from '../manifest/read-dir.js';
+import { policyFrom, type PolicyFlags } from './policy-options.js';
 
-export async function validateCommand(dir: string, out: (line: string) => void): Promise<number> {
+export async function validateCommand(
+  dir: string,
+  out: (line: string) => void,
+  flags: PolicyFlags = {},
+): Promise<number> {
+  const policy = policyFrom(flags);
   const files = await readManifestDir(dir);
   if (files.length === 0) {
     out(`${dir}: error: no manifests (*.yaml) found`);
     return 1;
   }
-  const { hosts, problems } = loadManifests(files);
+  const { hosts, problems } = loadManifests(files, policy);
   for (const p of problems) out(formatProblem(p));
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;

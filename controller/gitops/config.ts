@@ -4,6 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { load } from 'js-yaml';
+import type { LoadPolicy } from '../manifest/load.js';
+import { loadPolicyFrom } from '../manifest/policy.js';
 
 export interface ControllerConfig {
   repo: string;
@@ -17,6 +19,8 @@ export interface ControllerConfig {
   listen?: string;
   webhookSecret?: string;
   planUntrustedLive: boolean;
+  /** Where manifests may write on hosts and which secrets they may name (paths.allowedRoots, secrets.dir, secrets.envPattern). */
+  policy: LoadPolicy;
   github?: {
     repository: string;
     apiUrl?: string;
@@ -37,7 +41,7 @@ export const DEFAULTS = {
   planUntrustedLive: false,
 };
 
-type Flat = Record<string, string | number | boolean | undefined>;
+type Flat = Record<string, string | number | boolean | string[] | undefined>;
 
 const ENV: Record<string, string> = {
   NATSFLEET_REPO: 'repo',
@@ -50,6 +54,9 @@ const ENV: Record<string, string> = {
   NATSFLEET_CONCURRENCY: 'concurrency',
   NATSFLEET_LISTEN: 'listen',
   NATSFLEET_WEBHOOK_SECRET: 'webhookSecret',
+  NATSFLEET_ALLOWED_ROOTS: 'paths.allowedRoots',
+  NATSFLEET_SECRETS_DIR: 'secrets.dir',
+  NATSFLEET_SECRET_ENV_PATTERN: 'secrets.envPattern',
   NATSFLEET_GITHUB_REPOSITORY: 'github.repository',
   NATSFLEET_GITHUB_API_URL: 'github.apiUrl',
   GITHUB_TOKEN: 'github.token',
@@ -68,6 +75,12 @@ function flatten(obj: Record<string, unknown>, prefix = ''): Flat {
   }
   return out;
 }
+
+/** A list from the config file, or a comma-separated list from the environment. */
+const roots = (v: unknown): string[] | undefined =>
+  v === undefined
+    ? undefined
+    : (Array.isArray(v) ? v.map(String) : String(v).split(',')).map((r) => r.trim()).filter(Boolean);
 
 export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: string): ControllerConfig {
   const merged: Flat = { ...DEFAULTS };
@@ -98,6 +111,11 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     listen: merged.listen ? String(merged.listen) : undefined,
     webhookSecret: merged.webhookSecret ? String(merged.webhookSecret) : undefined,
     planUntrustedLive: merged.planUntrustedLive === true || merged.planUntrustedLive === 'true',
+    policy: loadPolicyFrom({
+      allowedRoots: roots(merged['paths.allowedRoots']),
+      secretsDir: merged['secrets.dir'] ? String(merged['secrets.dir']) : undefined,
+      secretEnvPattern: merged['secrets.envPattern'] ? String(merged['secrets.envPattern']) : undefined,
+    }),
   };
   if (merged['github.repository']) {
     cfg.github = {

@@ -2,14 +2,23 @@
 // pull request), plan open pull requests against live hosts read-only (one comment per PR, edited in
 // place, and a commit status per host), and sweep for drift (one issue per host, self-heal when the
 // manifest allows). GitHub is optional: without it, everything goes to the log.
+// Failure domains: each phase of a tick, each pull request and each host fails on its own; one bad
+// PR or host never stops the others. Pull requests never resolve a secret (plans compare displays).
 import { sha256 } from '../shell/hash.js';
 import type { Logger } from 'pino';
-import { loadManifests } from '../manifest/load.js';
-import { formatProblem } from '../manifest/problems.js';
+import { DEFAULT_LOAD_POLICY, loadManifests, type LoadPolicy, type ManifestFile } from '../manifest/load.js';
+import { formatProblem, type Problem } from '../manifest/problems.js';
 import type { HostSpec } from '../manifest/host-spec.js';
-import type { SecretResolver } from '../secrets/resolve.js';
-import { renderHost } from '../render/desired.js';
-import { prepareTargets, reconcileAll, reconcileOne, type HostRun, type Target } from '../reconcile/reconcile.js';
+import { policyResolver, secretPresenceProblems } from '../secrets/resolve.js';
+import { placeholderSecrets, renderHost } from '../render/desired.js';
+import {
+  prepareEach,
+  reconcileAll,
+  reconcileOne,
+  unknownPlan,
+  type HostRun,
+  type Target,
+} from '../reconcile/reconcile.js';
 import type { SessionPool } from '../reconcile/pool.js';
 import { desiredFingerprint, planOffline } from '../plan/offline.js';
 import type { HostPlan } from '../plan/types.js';
@@ -22,9 +31,17 @@ import {
   driftIssueBody,
   PLAN_MARKER,
   planComment,
-  serviceSummary,
 } from '../report/markdown.js';
-import type { ApplyResult } from '../apply/apply.js';
+import {
+  deployStatus,
+  isSuccessful,
+  nextRetry,
+  oneLine,
+  overallPlanStatus,
+  planStatus,
+  shouldDeploy,
+  untrustedReason,
+} from './decide.js';
 import { Metrics } from './metrics.js';
 import type { ControllerState, StateStore } from './state.js';
 
@@ -33,7 +50,10 @@ export interface ControllerDeps {
   github?: GitHubReporter;
   pool: SessionPool;
   store: StateStore;
-  secrets: SecretResolver;
+  /** The operator's path and secret policies (the controller's configuration). */
+  policy?: LoadPolicy;
+  /** Where `{env}` secrets are read (default: the process environment). */
+  env?: Readonly<Record<string, string | undefined>>;
   log: Logger;
   concurrency: number;
   driftIntervalMs: number;
@@ -42,28 +62,31 @@ export interface ControllerDeps {
   now?: () => number;
 }
 
-const BACKOFF_BASE_MS = 15_000;
-const BACKOFF_MAX_MS = 10 * 60_000;
 export const STATUS_CONTEXT = 'natsfleet';
 export const hostContext = (host: string) => `natsfleet/${host}`;
 
-const okResult = (r: ApplyResult | undefined) =>
-  Boolean(
-    r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'),
-  );
 const sha = (s: string) => sha256(s).slice(0, 16);
-const placeholderSecrets: SecretResolver = (ref) =>
-  `natsfleet-offline-${ref.env ? 'env' : ref.file ? 'file' : 'bcrypt'}-secret`;
+
+interface Loaded {
+  files: ManifestFile[];
+  hosts: HostSpec[];
+  problems: Problem[];
+  errors: string[];
+}
 
 export class Controller {
   state: ControllerState;
   readonly metrics = new Metrics();
   private lastDrift = 0;
   private readonly now: () => number;
+  private readonly policy: LoadPolicy;
+  private readonly env: Readonly<Record<string, string | undefined>>;
 
   constructor(private readonly d: ControllerDeps) {
     this.state = d.store.load();
     this.now = d.now ?? Date.now;
+    this.policy = d.policy ?? DEFAULT_LOAD_POLICY;
+    this.env = d.env ?? process.env;
   }
 
   private save() {
@@ -72,8 +95,20 @@ export class Controller {
 
   private async status(sha: string, context: string, state: StatusState, description: string) {
     await this.d.github
-      ?.setStatus(sha, context, state, description)
-      .catch((e) => this.d.log.warn({ err: e.message, context }, 'commit status failed'));
+      ?.setStatus(sha, context, state, oneLine(description))
+      .catch((e: Error) => this.d.log.warn({ err: oneLine(e.message), context }, 'commit status failed'));
+  }
+
+  /** Runs one phase of a tick in its own failure domain: an error is logged and counted, the tick goes on. */
+  private async phase(name: string, fn: () => Promise<void>): Promise<boolean> {
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      this.metrics.errors++;
+      this.d.log.error({ phase: name, err: oneLine((e as Error).message) }, 'phase failed; the others go on');
+      return false;
+    }
   }
 
   /** One pass of the loop: deploy the branch, plan pull requests, and sweep for drift when due. */
@@ -81,33 +116,36 @@ export class Controller {
     const started = this.now();
     this.metrics.ticks++;
     try {
-      const head = await this.d.source.fetchBranch();
-      await this.deploy(head);
-      if (this.d.github) await this.planPulls(head);
+      let head: string;
+      try {
+        head = await this.d.source.fetchBranch();
+      } catch (e) {
+        this.metrics.errors++;
+        throw e;
+      }
+      const ok = [await this.phase('deploy', () => this.deploy(head))];
+      if (this.d.github) ok.push(await this.phase('pull-requests', () => this.planPulls(head)));
       if (this.now() - this.lastDrift >= this.d.driftIntervalMs) {
         this.lastDrift = this.now();
-        await this.driftSweep(head);
+        ok.push(await this.phase('drift', () => this.driftSweep(head)));
       }
-    } catch (e) {
-      this.metrics.errors++;
-      throw e;
+      if (ok.includes(false)) throw new Error('a phase of this tick failed (see the log)');
     } finally {
       this.metrics.observeDuration('tick', (this.now() - started) / 1000);
     }
   }
 
-  private async load(
-    rev: string,
-    secrets = this.d.secrets,
-  ): Promise<{ targets?: Target[]; hosts?: HostSpec[]; errors: string[] }> {
-    const { hosts, problems } = loadManifests(await this.d.source.manifestsAt(rev));
-    const errors = problems.filter((p) => p.severity === 'error').map(formatProblem);
-    if (errors.length) return { errors };
-    try {
-      return { targets: prepareTargets(hosts, secrets), hosts, errors: [] };
-    } catch (e) {
-      return { errors: [(e as Error).message] };
-    }
+  /** Manifests at a revision, checked against the operator's policies. Nothing is resolved or contacted. */
+  private async load(rev: string): Promise<Loaded> {
+    const files = await this.d.source.manifestsAt(rev);
+    const { hosts, problems } = loadManifests(files, this.policy);
+    return { files, hosts, problems, errors: problems.filter((p) => p.severity === 'error').map(formatProblem) };
+  }
+
+  /** Renders hosts with their real secrets (read under the policy); a host whose secret fails is a failure of its own. */
+  private async prepare(hosts: readonly HostSpec[]) {
+    const resolve = await policyResolver(hosts, this.policy.secrets, this.env);
+    return prepareEach(hosts, resolve, this.policy.paths);
   }
 
   async deploy(head: string): Promise<void> {
@@ -116,74 +154,75 @@ export class Controller {
     if (head === this.state.invalidRevision) return;
     const started = this.now();
     const log = this.d.log.child({ revision: head.slice(0, 12) });
-    const { targets, errors } = await this.load(head);
-    if (!targets) {
+    const loaded = await this.load(head);
+    if (loaded.errors.length) {
+      const errors = loaded.errors;
       log.error({ errors }, 'revision is invalid: nothing applied');
       await this.status(head, STATUS_CONTEXT, 'failure', `invalid manifests: ${errors[0]}`);
       for (const pr of (await this.d.github?.pullsForCommit(head)) ?? []) {
         await this.d.github!.ensureComment(
           pr,
           DEPLOY_MARKER(head),
-          `### natsfleet did not deploy ${head.slice(0, 12)}\n\nThe manifests are invalid; nothing was applied.\n\n\`\`\`\n${errors.join('\n')}\n\`\`\``,
+          `### natsfleet did not deploy ${head.slice(0, 12)}\n\nThe manifests are invalid; nothing was applied.\n\n\`\`\`\n${errors.join('\n').slice(0, 20_000)}\n\`\`\``,
         );
       }
       this.state.invalidRevision = head;
       this.save();
       return;
     }
+    const { targets, failures } = await this.prepare(loaded.hosts);
     const newRevision = head !== this.state.appliedRevision;
-    const todo = targets.filter((t) => {
-      const retry = this.state.retries[t.desired.name];
-      if (retry && retry.revision === head) return retry.nextAttemptAt <= this.now();
-      return desiredFingerprint(t.desired) !== this.state.hostFingerprints[t.desired.name];
-    });
-    for (const name of Object.keys(this.state.retries))
-      if (!targets.some((t) => t.desired.name === name)) delete this.state.retries[name];
+    const now = this.now();
+    const todo = targets.filter((t) =>
+      shouldDeploy(
+        this.state.retries[t.desired.name],
+        head,
+        now,
+        desiredFingerprint(t.desired),
+        this.state.hostFingerprints[t.desired.name],
+      ),
+    );
+    // A host that cannot be rendered (a secret refused or missing) fails on its own, with backoff.
+    const failing = failures.filter((f) => shouldDeploy(this.state.retries[f.host], head, now, undefined, undefined));
+    const names = new Set(loaded.hosts.map((h) => h.name));
+    for (const name of Object.keys(this.state.retries)) if (!names.has(name)) delete this.state.retries[name];
     log.info({ hosts: todo.map((t) => t.desired.name) }, todo.length ? 'deploying' : 'revision changes no host');
     for (const t of todo) await this.status(head, hostContext(t.desired.name), 'pending', 'deploying');
-    const runs = await reconcileAll(todo, {
+    const runs: HostRun[] = await reconcileAll(todo, {
       pool: this.d.pool,
       revision: head,
       apply: true,
       concurrency: this.d.concurrency,
     });
-    for (const [i, run] of runs.entries()) {
-      const t = todo[i];
-      const name = t.desired.name;
+    runs.push(...failing.map((f) => ({ host: f.host, error: f.error, durationMs: 0 })));
+    for (const run of runs) {
+      const name = run.host;
+      const t = todo.find((x) => x.desired.name === name);
+      const ok = !run.error && isSuccessful(run.apply);
       this.metrics.setHost(
         name,
-        run.error ? 'Unknown' : okResult(run.apply) ? 'Synced' : 'OutOfSync',
+        run.error ? 'Unknown' : ok ? 'Synced' : 'OutOfSync',
         run.error ? 'Unknown' : run.apply!.health,
       );
-      if (okResult(run.apply)) {
+      const st = deployStatus(run.apply, run.error);
+      if (ok && t) {
         this.state.hostFingerprints[name] = desiredFingerprint(t.desired);
         delete this.state.retries[name];
-        await this.status(
-          head,
-          hostContext(name),
-          'success',
-          run.apply!.outcome === 'applied' ? `applied: ${run.apply!.steps.join(', ') || 'files'}` : 'in sync',
-        );
       } else {
-        const prev = this.state.retries[name];
-        const attempts = prev && prev.revision === head ? prev.attempts + 1 : 1;
-        const error = run.error ?? run.apply?.error ?? run.apply?.outcome ?? 'failed';
-        this.state.retries[name] = {
-          revision: head,
-          attempts,
-          nextAttemptAt: this.now() + Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS),
-          lastError: error,
-        };
-        log.warn({ host: name, attempts, error }, 'host failed; will retry with backoff');
-        await this.status(head, hostContext(name), run.error ? 'error' : 'failure', error);
+        this.state.retries[name] = nextRetry(this.state.retries[name], head, this.now(), st.description);
+        log.warn(
+          { host: name, attempts: this.state.retries[name].attempts, error: oneLine(st.description) },
+          'host failed; will retry with backoff',
+        );
       }
+      await this.status(head, hostContext(name), st.state, st.description);
     }
     const failed = Object.keys(this.state.retries).length;
     await this.status(
       head,
       STATUS_CONTEXT,
       failed ? 'failure' : 'success',
-      failed ? `${failed} host(s) failed` : `${targets.length} host(s) in sync`,
+      failed ? `${failed} host(s) failed` : `${loaded.hosts.length} host(s) in sync`,
     );
     if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs);
     this.state.appliedRevision = head;
@@ -206,96 +245,116 @@ export class Controller {
   async planPulls(baseHead: string): Promise<void> {
     const github = this.d.github!;
     const started = this.now();
-    const base = await this.load(baseHead, placeholderSecrets);
-    const baseFiles = new Map((await this.d.source.manifestsAt(baseHead)).map((f) => [f.path, f.text]));
+    const base = await this.load(baseHead);
+    const baseFiles = new Map(base.files.map((f) => [f.path, f.text]));
     for (const pr of await github.openPulls()) {
       if (this.state.pullHeads[pr.number] === pr.headSha) continue;
-      const head = await this.d.source.fetchPull(pr.number);
-      const log = this.d.log.child({ pull: pr.number, sha: head.slice(0, 12) });
-      const files = await this.d.source.manifestsAt(head);
-      const { hosts, problems } = loadManifests(files);
-      const changed = hosts.filter((h) => baseFiles.get(h.file) !== files.find((f) => f.path === h.file)?.text);
+      // Each pull request is its own failure domain: a bad one gets its own failing status and comment.
+      let head = pr.headSha;
       let body: string;
-      let plans: HostPlan[] = [];
-      if (problems.some((p) => p.severity === 'error')) {
-        body = planComment({ sha: head, plans: [], problems });
-        await this.status(
-          head,
-          STATUS_CONTEXT,
-          'failure',
-          `invalid manifests: ${formatProblem(problems.find((p) => p.severity === 'error')!)}`,
-        );
-        log.warn('pull request has invalid manifests');
-      } else {
-        const baseSpec = (name: string) => base.hosts?.find((b) => b.name === name);
-        const untrusted = changed
-          .map((h) => {
-            const b = baseSpec(h.name);
-            if (pr.fromFork) return 'the pull request comes from a fork';
-            if (!b) return `it adds the host ${h.name}`;
-            if (JSON.stringify(b.ssh) !== JSON.stringify(h.ssh))
-              return `it changes the SSH address or host key of ${h.name}`;
-            return undefined;
-          })
-          .find(Boolean);
-        const offline =
-          untrusted && !this.d.planUntrustedLive ? `${untrusted}, so it is not planned against live hosts.` : undefined;
-        if (offline) {
-          plans = changed.map((h) => {
-            const b = baseSpec(h.name);
-            return planOffline(b && renderHost(b, placeholderSecrets), renderHost(h, placeholderSecrets), head);
-          });
-        } else {
-          const targets = prepareTargets(changed, this.d.secrets);
-          const runs = await reconcileAll(targets, {
-            pool: this.d.pool,
-            revision: head,
-            apply: false,
-            concurrency: this.d.concurrency,
-          });
-          plans = runs.map((r) => r.plan!);
-        }
-        body = planComment({ sha: head, plans, offline });
-        for (const p of plans) {
-          const state: StatusState = p.sync === 'Unknown' ? 'error' : p.blocked.length ? 'failure' : 'success';
-          const desc =
-            p.sync === 'Unknown'
-              ? `unreachable: ${p.error}`
-              : p.blocked.length
-                ? `blocked: ${p.blocked[0]}`
-                : p.changes.length || p.steps.length
-                  ? `${p.changes.length} change(s), ${serviceSummary(p)}`
-                  : 'no changes';
-          await this.status(head, hostContext(p.host), state, desc);
-        }
-        const bad = plans.filter((p) => p.sync === 'Unknown' || p.blocked.length).length;
-        await this.status(
-          head,
-          STATUS_CONTEXT,
-          bad ? 'failure' : 'success',
-          bad
-            ? `${bad} host(s) cannot be planned`
-            : `plan: ${plans.filter((p) => p.sync === 'OutOfSync').length} host(s) change`,
-        );
-        log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
+      try {
+        head = await this.d.source.fetchPull(pr.number);
+        body = await this.planPull(pr, head, base, baseFiles);
+      } catch (e) {
+        const why = oneLine((e as Error).message, 500);
+        this.d.log.error({ pull: pr.number, err: why }, 'planning the pull request failed');
+        this.metrics.errors++;
+        await this.status(head, STATUS_CONTEXT, 'failure', `natsfleet could not plan this pull request: ${why}`);
+        body = `### natsfleet could not plan ${head.slice(0, 12)}\n\n${why}\n\nNothing was applied. Push a fix to plan again.`;
       }
-      this.state.planComments[pr.number] = await github.ensureComment(
-        pr.number,
-        PLAN_MARKER,
-        body,
-        this.state.planComments[pr.number],
-      );
+      try {
+        this.state.planComments[pr.number] = await github.ensureComment(
+          pr.number,
+          PLAN_MARKER,
+          body,
+          this.state.planComments[pr.number],
+        );
+      } catch (e) {
+        this.metrics.errors++;
+        this.d.log.error({ pull: pr.number, err: oneLine((e as Error).message) }, 'plan comment failed');
+        continue; // not recorded: tried again on the next tick
+      }
       this.state.pullHeads[pr.number] = head;
       this.save();
     }
     this.metrics.observeDuration('pull-plan', (this.now() - started) / 1000);
   }
 
+  /** Plans one pull request (statuses set) and returns its comment. Never resolves a secret. */
+  private async planPull(
+    pr: { number: number; fromFork: boolean },
+    head: string,
+    base: Loaded,
+    baseFiles: Map<string, string>,
+  ): Promise<string> {
+    const log = this.d.log.child({ pull: pr.number, sha: head.slice(0, 12) });
+    const pull = await this.load(head);
+    const changed = pull.hosts.filter((h) => baseFiles.get(h.file) !== pull.files.find((f) => f.path === h.file)?.text);
+    if (pull.errors.length) {
+      await this.status(head, STATUS_CONTEXT, 'failure', `invalid manifests: ${pull.errors[0]}`);
+      log.warn({ errors: pull.errors.length }, 'pull request has invalid manifests');
+      return planComment({ sha: head, plans: [], problems: pull.problems });
+    }
+    const baseSpec = (name: string) => base.hosts.find((b) => b.name === name);
+    const untrusted = untrustedReason(pr.fromFork, changed, baseSpec);
+    const offline =
+      untrusted && !this.d.planUntrustedLive ? `${untrusted}, so it is not planned against live hosts.` : undefined;
+    const render = (h: HostSpec) => renderHost(h, placeholderSecrets, this.policy.paths);
+    let plans: HostPlan[];
+    if (offline) {
+      plans = changed.map((h) => {
+        const b = baseSpec(h.name);
+        return planOffline(b && render(b), render(h), head);
+      });
+    } else {
+      // Whether deploying would find each secret, without reading one: a host that would fail is blocked, not contacted.
+      const missing = new Map<string, string[]>();
+      for (const h of changed) {
+        const problems = await secretPresenceProblems(h, this.policy.secrets, this.env);
+        if (problems.length)
+          missing.set(
+            h.name,
+            problems.map((p) => `${h.file}: ${p.path}: ${p.message}`),
+          );
+      }
+      const { targets } = prepareEach(
+        changed.filter((h) => !missing.has(h.name)),
+        placeholderSecrets,
+        this.policy.paths,
+      );
+      const runs = await reconcileAll(targets, {
+        pool: this.d.pool,
+        revision: head,
+        apply: false,
+        concurrency: this.d.concurrency,
+        compare: 'display',
+      });
+      plans = changed.map((h) => {
+        const run = runs.find((r) => r.host === h.name);
+        if (run?.plan) return run.plan;
+        const target: Target = { spec: h, desired: render(h) };
+        const blocked = missing.get(h.name) ?? ['not planned'];
+        return { ...unknownPlan(target, head, ''), sync: 'OutOfSync', error: undefined, blocked };
+      });
+    }
+    for (const p of plans) {
+      const st = planStatus(p);
+      await this.status(head, hostContext(p.host), st.state, st.description);
+    }
+    const overall = overallPlanStatus(plans);
+    await this.status(head, STATUS_CONTEXT, overall.state, overall.description);
+    log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
+    return planComment({ sha: head, plans, offline });
+  }
+
   async driftSweep(head: string): Promise<void> {
     if (head !== this.state.appliedRevision) return;
     const started = this.now();
-    const { targets } = await this.load(head);
-    if (!targets) return;
+    const loaded = await this.load(head);
+    if (loaded.errors.length) return;
+    const { targets, failures } = await this.prepare(loaded.hosts);
+    for (const f of failures)
+      this.d.log.warn({ host: f.host, error: oneLine(f.error) }, 'drift sweep: host not rendered');
     const runs = await reconcileAll(targets, {
       pool: this.d.pool,
       revision: head,
@@ -304,51 +363,63 @@ export class Controller {
     });
     for (const [i, run] of runs.entries()) {
       const t = targets[i];
-      const name = t.desired.name;
-      const plan = run.plan!;
-      this.metrics.setHost(name, plan.sync, run.error ? 'Unknown' : plan.health);
-      if (run.error) continue;
-      const drifted = plan.drift.length > 0;
-      const open = this.state.driftIssues[name];
-      if (!drifted) {
-        if (open && plan.sync === 'Synced') await this.closeDrift(name, open.number, 'The host is back in sync.');
-        continue;
-      }
-      const fingerprint = sha(
-        JSON.stringify([plan.drift, plan.changes.map((c) => [c.path, c.kind === 'file' ? c.diff : ''])]),
-      );
-      const selfHeal = t.spec.policy.selfHeal;
-      this.d.log.warn({ host: name, drift: plan.drift, selfHeal }, 'drift detected');
-      let issue: number | undefined = open?.number;
-      if (this.d.github) {
-        const body = `${driftIssueBody(plan, selfHeal, head)}\n\n${DRIFT_MARKER(name)}`;
-        // After a restart without state, the issue is found by its marker: never a second one.
-        if (issue === undefined) issue = (await this.d.github.findDriftIssue(DRIFT_MARKER(name)))?.number;
-        if (issue === undefined) issue = await this.d.github.openIssue(`natsfleet: drift on ${name}`, body);
-        else if (open?.fingerprint !== fingerprint) {
-          await this.d.github.updateIssue(issue, body);
-          if (open)
-            await this.d.github.comment(issue, 'The drift on this host changed; the description above is up to date.');
-        }
-        this.state.driftIssues[name] = { number: issue, fingerprint };
-        this.save();
-      }
-      if (selfHeal) {
-        const healed = await reconcileOne(t, { pool: this.d.pool, revision: head, apply: true, concurrency: 1 });
-        if (okResult(healed.apply)) {
-          this.d.log.info({ host: name }, 'drift corrected (selfHeal)');
-          if (issue !== undefined)
-            await this.closeDrift(
-              name,
-              issue,
-              `natsfleet corrected the drift (selfHeal): ${healed.apply!.steps.join(', ') || 'files restored'}.`,
-            );
-        } else {
-          this.d.log.error({ host: name, error: healed.apply?.error ?? healed.error }, 'self-heal failed');
-        }
+      try {
+        await this.driftOne(t, run, head);
+      } catch (e) {
+        this.metrics.errors++;
+        this.d.log.error({ host: t.desired.name, err: oneLine((e as Error).message) }, 'drift handling failed');
       }
     }
     this.metrics.observeDuration('drift', (this.now() - started) / 1000);
+  }
+
+  private async driftOne(t: Target, run: HostRun, head: string): Promise<void> {
+    const name = t.desired.name;
+    const plan = run.plan!;
+    this.metrics.setHost(name, plan.sync, run.error ? 'Unknown' : plan.health);
+    if (run.error) {
+      this.d.log.warn({ host: name, error: oneLine(run.error) }, 'drift sweep: host unreachable');
+      return;
+    }
+    const drifted = plan.drift.length > 0;
+    const open = this.state.driftIssues[name];
+    if (!drifted) {
+      if (open && plan.sync === 'Synced') await this.closeDrift(name, open.number, 'The host is back in sync.');
+      return;
+    }
+    const fingerprint = sha(
+      JSON.stringify([plan.drift, plan.changes.map((c) => [c.path, c.kind === 'file' ? c.diff : ''])]),
+    );
+    const selfHeal = t.spec.policy.selfHeal;
+    this.d.log.warn({ host: name, drift: plan.drift, selfHeal }, 'drift detected');
+    let issue: number | undefined = open?.number;
+    if (this.d.github) {
+      const body = `${driftIssueBody(plan, selfHeal, head)}\n\n${DRIFT_MARKER(name)}`;
+      // After a restart without state, the issue is found by its marker: never a second one.
+      if (issue === undefined) issue = (await this.d.github.findDriftIssue(DRIFT_MARKER(name)))?.number;
+      if (issue === undefined) issue = await this.d.github.openIssue(`natsfleet: drift on ${name}`, body);
+      else if (open?.fingerprint !== fingerprint) {
+        await this.d.github.updateIssue(issue, body);
+        if (open)
+          await this.d.github.comment(issue, 'The drift on this host changed; the description above is up to date.');
+      }
+      this.state.driftIssues[name] = { number: issue, fingerprint };
+      this.save();
+    }
+    if (selfHeal) {
+      const healed = await reconcileOne(t, { pool: this.d.pool, revision: head, apply: true, concurrency: 1 });
+      if (isSuccessful(healed.apply)) {
+        this.d.log.info({ host: name }, 'drift corrected (selfHeal)');
+        if (issue !== undefined)
+          await this.closeDrift(
+            name,
+            issue,
+            `natsfleet corrected the drift (selfHeal): ${healed.apply!.steps.join(', ') || 'files restored'}.`,
+          );
+      } else {
+        this.d.log.error({ host: name, error: oneLine(healed.apply?.error ?? healed.error ?? '') }, 'self-heal failed');
+      }
+    }
   }
 
   private async closeDrift(host: string, number: number, why: string) {

@@ -6,7 +6,6 @@ import pino, { type Logger } from 'pino';
 import { GitSource, redactUrl } from '../source/git-source.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { GitHubReporter, makeOctokit } from '../report/github.js';
-import { processSecrets, secretResolver } from '../secrets/resolve.js';
 import type { ControllerConfig } from './config.js';
 import { Controller } from './controller.js';
 import { startHttp } from './http.js';
@@ -48,7 +47,7 @@ export async function startController(
     github,
     pool,
     store: new StateStore(cfg.stateDir),
-    secrets: secretResolver(processSecrets),
+    policy: cfg.policy,
     log,
     concurrency: cfg.concurrency,
     driftIntervalMs: cfg.driftIntervalSec * 1000,

@@ -6,6 +6,15 @@ import { buildLineMap, lineOf, type LineMap } from './yaml-positions.js';
 import { validateSchema } from './schema.js';
 import { toHostSpec, type HostSpec } from './host-spec.js';
 import { checkHost } from './rules.js';
+import { DEFAULT_PATH_POLICY, type PathPolicy } from './path-policy.js';
+import { checkSecretPolicy, DEFAULT_SECRET_POLICY, type SecretPolicy } from './secret-policy.js';
+
+/** The operator's policies a manifest is checked against (the controller's configuration; defaults here). */
+export interface LoadPolicy {
+  paths: PathPolicy;
+  secrets: SecretPolicy;
+}
+export const DEFAULT_LOAD_POLICY: LoadPolicy = { paths: DEFAULT_PATH_POLICY, secrets: DEFAULT_SECRET_POLICY };
 import type { NatsHost } from './natshost.gen.js';
 import type { Problem } from './problems.js';
 
@@ -13,6 +22,8 @@ export interface ManifestFile {
   /** Path as shown to the user, e.g. hosts/nats-eu-1.yaml. */
   path: string;
   text: string;
+  /** Set when the entry looks like a manifest but cannot be read as one (a directory, a link, a subdirectory). */
+  unreadable?: string;
 }
 
 export interface LoadResult {
@@ -25,7 +36,38 @@ const MAX_NODES = 5000;
 const MAX_ALIASES = 16;
 const MAX_DEPTH = 32;
 
-export const isManifestName = (name: string) => /\.ya?ml$/.test(name);
+/** Any case of .yaml/.yml: such a file is read, or reported, never silently skipped. */
+export const isManifestName = (name: string) => /\.ya?ml$/i.test(name);
+/** Stands for a file over the size limit, so that the loader reports it without it being read. */
+export const oversized = (path: string): ManifestFile => ({ path, text: ' '.repeat(MAX_MANIFEST_BYTES + 1) });
+
+/**
+ * The key under which one SSH endpoint is unique: names in lower case, IPv6 in canonical form; an IPv4
+ * address written other than as four plain decimal numbers (3221225985, 192.000.002.001, 0xc0.0.2.1)
+ * is refused, since the resolver would read it as another spelling of some address.
+ */
+export function endpointKey(host: string, port: number): { key: string; problem?: string } {
+  if (host.includes(':')) {
+    try {
+      return { key: `[${new URL(`http://[${host}]/`).hostname.slice(1, -1)}]:${port}` };
+    } catch {
+      return { key: host, problem: `${host} is not a valid IPv6 address` };
+    }
+  }
+  const lower = host.toLowerCase().replace(/\.$/, '');
+  const labels = lower.split('.');
+  const numeric = labels.every((l) => /^(0x[0-9a-f]*|[0-9]+)$/.test(l));
+  if (numeric || /^[0-9]+$/.test(labels[labels.length - 1])) {
+    const octet = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
+    if (labels.length !== 4 || !labels.every((l) => octet.test(l))) {
+      return {
+        key: lower,
+        problem: `${host} is not written as an IPv4 address of four decimal numbers (such as 192.0.2.1)`,
+      };
+    }
+  }
+  return { key: `${lower}:${port}` };
+}
 
 /** Counts values, following aliases, and stops once past `budget` (an alias bomb never gets expanded). */
 function countNodes(value: unknown, budget: number): number {
@@ -70,7 +112,9 @@ function parse(file: ManifestFile): Parsed {
   }
 }
 
-function loadOne(file: ManifestFile): { host?: HostSpec; problems: Problem[] } {
+function loadOne(file: ManifestFile, policy: LoadPolicy): { host?: HostSpec; problems: Problem[] } {
+  if (file.unreadable)
+    return { problems: [{ file: file.path, path: '', severity: 'error', message: file.unreadable }] };
   const parsed = parse(file);
   if (!parsed.doc) return { problems: parsed.problems };
   const at = (path: string, severity: Problem['severity'], message: string): Problem => ({
@@ -84,8 +128,9 @@ function loadOne(file: ManifestFile): { host?: HostSpec; problems: Problem[] } {
   const schemaErrors = validateSchema(doc);
   if (schemaErrors.length > 0) return { problems: schemaErrors.map((e) => at(e.path, 'error', e.message)) };
   const host = toHostSpec(doc, file.path);
-  const problems = checkHost(host).map((f) => at(f.path, f.severity, f.message));
-  const base = posix.basename(file.path).replace(/\.ya?ml$/, '');
+  const problems = checkHost(host, policy.paths).map((f) => at(f.path, f.severity, f.message));
+  for (const f of checkSecretPolicy(host, policy.secrets)) problems.push(at(f.path, 'error', f.message));
+  const base = posix.basename(file.path).replace(/\.ya?ml$/i, '');
   if (base !== host.name) {
     problems.push(
       at('metadata.name', 'error', `"${host.name}" must equal the file name "${base}" (hosts/<name>.yaml)`),
@@ -95,13 +140,13 @@ function loadOne(file: ManifestFile): { host?: HostSpec; problems: Problem[] } {
 }
 
 /** Loads a whole hosts directory's worth of files; a host with any error is left out of `hosts`. */
-export function loadManifests(files: readonly ManifestFile[]): LoadResult {
+export function loadManifests(files: readonly ManifestFile[], policy: LoadPolicy = DEFAULT_LOAD_POLICY): LoadResult {
   const problems: Problem[] = [];
   const hosts: HostSpec[] = [];
   const byName = new Map<string, string>();
   const byEndpoint = new Map<string, string>();
   for (const file of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
-    const one = loadOne(file);
+    const one = loadOne(file, policy);
     problems.push(...one.problems);
     const h = one.host;
     if (!h) continue;
@@ -114,14 +159,15 @@ export function loadManifests(files: readonly ManifestFile[]): LoadResult {
         severity: 'error',
         message: `"${h.name}" is already used by ${other}`,
       });
-    const endpoint = `${h.ssh.host}:${h.ssh.port}`;
+    const { key: endpoint, problem } = endpointKey(h.ssh.host, h.ssh.port);
+    if (problem) cross.push({ file: file.path, path: 'spec.ssh.host', severity: 'error', message: problem });
     const sameHost = byEndpoint.get(endpoint);
     if (sameHost && h.state === 'present') {
       cross.push({
         file: file.path,
         path: 'spec.ssh.host',
         severity: 'error',
-        message: `${endpoint} is already managed by ${sameHost}`,
+        message: `${h.ssh.host}:${h.ssh.port} is already managed by ${sameHost}`,
       });
     }
     problems.push(...cross);

@@ -48,7 +48,7 @@ export interface Ssh {
   port?: number;
   user?: string;
   /**
-   * The host's public key as in known_hosts: '<type> <base64>'. Print it with `natsfleet hostkey scan HOST[:PORT]`.
+   * The host's public key as in known_hosts or a .pub file: '<type> <base64> [comment]'. Its type is the one algorithm natsfleet accepts from the host. Print it with `natsfleet hostkey scan HOST[:PORT]`.
    */
   hostKey: string;
 }

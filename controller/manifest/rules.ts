@@ -2,38 +2,13 @@
 // (ports, auth, paths, proxy) and between manifests (names). Each rule returns problems by field path.
 import { posix } from 'node:path';
 import type { HostSpec } from './host-spec.js';
+import { DEFAULT_PATH_POLICY, directoryProblem, isInside, type PathPolicy } from './path-policy.js';
+import { hostKeyProblem } from './host-key.js';
 
 export interface RuleFinding {
   path: string;
   severity: 'error' | 'warning';
   message: string;
-}
-
-/** Trees a data or config directory must never be, nor lie inside. */
-const SYSTEM_TREES = [
-  '/proc',
-  '/sys',
-  '/dev',
-  '/boot',
-  '/bin',
-  '/sbin',
-  '/lib',
-  '/lib64',
-  '/usr',
-  '/run',
-  '/var/lib/docker',
-];
-/** Directories that may hold ours but must not be ours (mounting them would expose the host). */
-const SYSTEM_DIRS = ['/', '/etc', '/root', '/home', '/var', '/var/lib', '/tmp', '/data', '/opt', '/srv'];
-
-const inside = (path: string, dir: string) => path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
-
-function checkDir(path: string, field: string, what: string): RuleFinding[] {
-  const tree = SYSTEM_TREES.find((t) => inside(path, t));
-  if (tree) return [{ path: field, severity: 'error', message: `${what} ${path} lies in the system tree ${tree}` }];
-  if (SYSTEM_DIRS.includes(path))
-    return [{ path: field, severity: 'error', message: `${what} must be a dedicated directory, not ${path}` }];
-  return [];
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -59,26 +34,141 @@ export function durationMs(d: string): number {
   return Number(m[1]) * DURATION_UNITS[m[2]];
 }
 
-function checkHostKey(hostKey: string): RuleFinding[] {
-  const [type, b64] = hostKey.split(' ');
-  const blob = Buffer.from(b64, 'base64');
-  const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
-  const inner = len > 0 && len + 4 <= blob.length ? blob.subarray(4, 4 + len).toString('latin1') : '';
-  if (inner !== type) {
-    return [
-      {
-        path: 'spec.ssh.hostKey',
+const INT64_MAX = 2n ** 63n - 1n;
+/** Exact size in bytes (BigInt: sizes above 2^53 must not silently round). */
+export function sizeInBytesExact(size: string | number): bigint {
+  if (typeof size === 'number') return Number.isSafeInteger(size) ? BigInt(size) : INT64_MAX + 1n;
+  const m = /^(\d+)([A-Z]*)$/.exec(size)!;
+  return BigInt(m[1]) * BigInt(SIZE_UNITS[m[2]]);
+}
+
+const SIZE_FIELDS = ['maxPayload', 'jetstream.maxMemory', 'jetstream.maxFile'] as const;
+
+function checkSizes(h: HostSpec): RuleFinding[] {
+  const out: RuleFinding[] = [];
+  const values: Record<(typeof SIZE_FIELDS)[number], string | number | undefined> = {
+    maxPayload: h.nats.maxPayload,
+    'jetstream.maxMemory': h.nats.jetstream.maxMemory,
+    'jetstream.maxFile': h.nats.jetstream.maxFile,
+  };
+  for (const f of SIZE_FIELDS) {
+    const v = values[f];
+    if (v === undefined) continue;
+    if (typeof v === 'number' && !Number.isSafeInteger(v)) {
+      out.push({
+        path: `spec.nats.${f}`,
         severity: 'error',
-        message: `is not a valid ${type} public key (the key data names "${inner || 'nothing'}")`,
-      },
-    ];
+        message: 'is too large to be exact: write it with a unit, such as 10GB',
+      });
+    } else if (sizeInBytesExact(v) > INT64_MAX) {
+      out.push({
+        path: `spec.nats.${f}`,
+        severity: 'error',
+        message: `${v} is more than NATS can hold (a 64-bit byte count)`,
+      });
+    }
   }
-  return [];
+  return out;
+}
+
+/** Directories and files a manifest chooses, by field, for the path policy and overlap checks. */
+function chosenPaths(h: HostSpec) {
+  const n = h.nats;
+  const dirs: { field: string; dir: string; group: 'nats' | 'proxy' }[] = [
+    { field: 'spec.nats.confFile', dir: posix.dirname(n.confFile), group: 'nats' },
+    { field: 'spec.nats.dataDir', dir: n.dataDir, group: 'nats' },
+  ];
+  if (n.jetstream.enabled)
+    dirs.push({ field: 'spec.nats.jetstream.storeDir', dir: n.jetstream.storeDir, group: 'nats' });
+  const files: { field: string; path: string }[] = [{ field: 'spec.nats.confFile', path: n.confFile }];
+  if (h.proxy.enabled) {
+    dirs.push(
+      { field: 'spec.proxy.dir', dir: h.proxy.dir, group: 'proxy' },
+      { field: 'spec.proxy.userConfDir', dir: h.proxy.userConfDir, group: 'proxy' },
+      { field: 'spec.proxy.envFile', dir: posix.dirname(h.proxy.envFile), group: 'proxy' },
+    );
+    files.push(
+      { field: 'spec.proxy.dir', path: posix.join(h.proxy.dir, 'compose.yml') },
+      { field: 'spec.proxy.envFile', path: h.proxy.envFile },
+    );
+    if (h.proxy.domain)
+      files.push({ field: 'spec.proxy.domain', path: posix.join(h.proxy.userConfDir, `${h.proxy.domain}.conf`) });
+  }
+  return { dirs, files };
+}
+
+/** The path policy (where natsfleet may write) and overlaps between what one manifest asks for. */
+function checkPaths(h: HostSpec, policy: PathPolicy): RuleFinding[] {
+  const out: RuleFinding[] = [];
+  const { dirs, files } = chosenPaths(h);
+  const seen = new Set<string>();
+  for (const d of dirs) {
+    const problem = directoryProblem(d.dir, policy);
+    if (problem && !seen.has(d.field)) {
+      seen.add(d.field);
+      out.push({ path: d.field, severity: 'error', message: problem });
+    }
+  }
+  const n = h.nats;
+  const confDir = posix.dirname(n.confFile);
+  if (isInside(confDir, n.dataDir) || isInside(n.dataDir, confDir)) {
+    out.push({
+      path: 'spec.nats.confFile',
+      severity: 'error',
+      message: `config directory ${confDir} must be separate from the data directory ${n.dataDir}`,
+    });
+  }
+  if (!isInside(n.jetstream.storeDir, n.dataDir)) {
+    out.push({
+      path: 'spec.nats.jetstream.storeDir',
+      severity: 'error',
+      message: `must lie inside spec.nats.dataDir (${n.dataDir}), the only host directory the container sees`,
+    });
+  }
+  // NATS directories are mounted into the NATS container: no proxy file may live in them, nor the reverse.
+  for (const a of dirs.filter((x) => x.group === 'proxy')) {
+    const clash = dirs.find((b) => b.group === 'nats' && (isInside(a.dir, b.dir) || isInside(b.dir, a.dir)));
+    if (clash) {
+      out.push({
+        path: a.field,
+        severity: 'error',
+        message: `${a.dir} overlaps ${clash.dir} (${clash.field}): the proxy's and NATS's directories must be separate`,
+      });
+    }
+  }
+  for (const [i, f] of files.entries()) {
+    const twin = files.findIndex((g) => g.path === f.path);
+    if (twin !== i) {
+      out.push({ path: f.field, severity: 'error', message: `${f.path} is also the file of ${files[twin].field}` });
+    }
+    if (posix.basename(f.path).length > 255) {
+      out.push({ path: f.field, severity: 'error', message: `the file name of ${f.path} is longer than 255 bytes` });
+    }
+  }
+  return out;
+}
+
+/** Monitoring is curled by natsfleet on the host at httpBind: never a link-local (metadata) or special address. */
+function checkHttpBind(bind: string): RuleFinding[] {
+  const [a, b] = bind.split('.').map(Number);
+  const bad =
+    (a === 169 && b === 254) || a >= 224 || (a === 0 && bind !== '0.0.0.0') || (a === 127 && bind !== '127.0.0.1');
+  return bad
+    ? [
+        {
+          path: 'spec.nats.httpBind',
+          severity: 'error',
+          message: `${bind} is not an address to publish monitoring on: use 127.0.0.1, 0.0.0.0 or an address of the host`,
+        },
+      ]
+    : [];
 }
 
 /** Checks one manifest (already through the schema) on its own. */
-export function checkHost(h: HostSpec): RuleFinding[] {
-  const out: RuleFinding[] = [...checkHostKey(h.ssh.hostKey)];
+export function checkHost(h: HostSpec, policy: PathPolicy = DEFAULT_PATH_POLICY): RuleFinding[] {
+  const keyProblem = hostKeyProblem(h.ssh.hostKey);
+  const out: RuleFinding[] = keyProblem ? [{ path: 'spec.ssh.hostKey', severity: 'error', message: keyProblem }] : [];
+  out.push(...checkPaths(h, policy), ...checkSizes(h), ...checkHttpBind(h.nats.httpBind));
   const n = h.nats;
   if (n.clientPort === n.httpPort) {
     out.push({
@@ -135,23 +225,6 @@ export function checkHost(h: HostSpec): RuleFinding[] {
   } else if (!auth.token && auth.user === undefined) {
     out.push({ path: 'spec.nats.auth', severity: 'error', message: 'must set token, or user and password' });
   }
-  const confDir = posix.dirname(n.confFile);
-  out.push(...checkDir(n.dataDir, 'spec.nats.dataDir', 'data directory'));
-  out.push(...checkDir(confDir, 'spec.nats.confFile', 'config directory'));
-  if (inside(confDir, n.dataDir) || inside(n.dataDir, confDir)) {
-    out.push({
-      path: 'spec.nats.confFile',
-      severity: 'error',
-      message: `config directory ${confDir} must be separate from the data directory ${n.dataDir}`,
-    });
-  }
-  if (!inside(n.jetstream.storeDir, n.dataDir)) {
-    out.push({
-      path: 'spec.nats.jetstream.storeDir',
-      severity: 'error',
-      message: `must lie inside spec.nats.dataDir (${n.dataDir}), the only host directory the container sees`,
-    });
-  }
   if (!n.jetstream.enabled && (n.jetstream.maxMemory !== undefined || n.jetstream.maxFile !== undefined)) {
     out.push({
       path: 'spec.nats.jetstream',
@@ -176,10 +249,6 @@ export function checkHost(h: HostSpec): RuleFinding[] {
       severity: 'error',
       message: `must be shorter than lameDuck.duration (${ld.duration}); nats-server refuses to start otherwise`,
     });
-  }
-  if (h.proxy.enabled) {
-    for (const f of ['dir', 'userConfDir'] as const)
-      out.push(...checkDir(h.proxy[f], `spec.proxy.${f}`, 'proxy directory'));
   }
   return out;
 }

@@ -1,11 +1,16 @@
 // Owns the HostFacts value: everything natsfleet knows about a host after one observe round trip.
+/**
+ * A managed path on the host: metadata and the SHA-256 of its content (computed on the host), never the
+ * content itself: natsfleet shows only what it rendered (the displays in its record).
+ */
 export interface FileFact {
   exists: boolean;
+  /** What is at the path when it exists: only a regular file is ever replaced. */
+  kind?: 'file' | 'link' | 'other';
   mode?: string;
   owner?: string;
   group?: string;
-  /** Full content (managed files are small; capped at 1 MiB). */
-  content?: string;
+  size?: number;
   sha256?: string;
 }
 
@@ -51,6 +56,8 @@ export interface AppliedRecord {
   by: string;
   image: string;
   files: Record<string, { sha256: string; mode: string }>;
+  /** Per path, natsfleet's display of what it wrote (secrets replaced by placeholders): shown in diffs. */
+  rendered?: Record<string, string>;
 }
 
 export interface PendingRecord {
@@ -85,6 +92,10 @@ export interface HostFacts {
   varz?: { server_name?: string; version?: string; config_load_time?: string; start?: string };
   jsz?: { config?: { max_memory?: number; max_storage?: number; store_dir?: string } };
   record?: AppliedRecord;
+  /** Dedicated directories natsfleet created on this host (its ownership record). */
+  ownedDirs: string[];
+  /** For each of the desired state's claims: whether the directory exists. */
+  claims: Record<string, boolean>;
   pending?: PendingRecord;
   lock?: LockInfo;
 }

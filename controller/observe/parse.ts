@@ -1,5 +1,4 @@
 // Owns parsing the observe script's output into HostFacts. Pure: fixture text in, facts out.
-import { sha256 } from '../shell/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { ContainerFact, FileFact, HostFacts, PortFact, UnitFact } from './facts.js';
 import { HTTP_MARK, MARK } from './script.js';
@@ -58,16 +57,19 @@ function parseContainer(a: { status: number; body: string } | undefined): Contai
 }
 
 function parseFile(body: string[]): FileFact {
-  if (body[0] === undefined || body[0].trim() === 'missing') return { exists: false };
-  const [mode, owner, group] = body[0].trim().split(' ');
-  const content = Buffer.from((body[1] ?? '').trim(), 'base64');
+  const first = body[0]?.trim();
+  if (first === undefined || first === 'missing' || first === '') return { exists: false };
+  if (first === 'link' || first === 'other') return { exists: true, kind: first };
+  const [mode, owner, group, size] = first.split(' ');
+  const hash = (body[1] ?? '').trim();
   return {
     exists: true,
+    kind: 'file',
     mode: mode.padStart(4, '0'),
     owner,
     group,
-    content: content.toString('utf8'),
-    sha256: sha256(content),
+    size: Number(size),
+    sha256: /^[0-9a-f]{64}$/.test(hash) ? hash : undefined,
   };
 }
 
@@ -143,6 +145,12 @@ export function parseFacts(output: string, d: DesiredHost): HostFacts {
     varz: varz?.status === 200 ? json(varz.body) : undefined,
     jsz: jsz?.status === 200 ? json(jsz.body) : undefined,
     record: json(text('record')),
+    ownedDirs: get('owned')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('/')),
+    claims: Object.fromEntries(
+      secs.filter((s) => s.name === 'claim').map((s) => [s.arg, s.body.join('').trim() === 'exists']),
+    ),
     pending: json(text('pending')),
     lock: json(text('lock')),
   };

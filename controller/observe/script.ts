@@ -12,7 +12,8 @@ export const PENDING_PATH = `${STATE_DIR}/pending.json`;
 export const LOCK_DIR = `${STATE_DIR}/lock`;
 /** One path per line: every file natsfleet manages on the host, so files it no longer wants are seen too. */
 export const APPLIED_FILES_PATH = `${STATE_DIR}/applied.files`;
-const MAX_FILE_BYTES = 1024 * 1024;
+/** One path per line: every dedicated directory natsfleet created (and so owns) on the host. */
+export const OWNED_DIRS_PATH = `${STATE_DIR}/owned.dirs`;
 const DOCKER_SOCKET = '/var/run/docker.sock';
 /** Where Docker looks for CLI plugins (the `docker compose` v2 plugin). */
 const CLI_PLUGIN_DIRS = [
@@ -69,8 +70,10 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
       dockerApiPaths(d).map((p) => `http://docker${p}`),
     ),
   ];
+  // Metadata and the host-side hash only: natsfleet never reads a managed file's content back.
   const fileFact = (p: string) =>
-    `if [ -f ${p} ]; then stat -c '%a %U %G %s' ${p}; head -c ${MAX_FILE_BYTES} ${p} | base64 -w0; echo; else echo missing; fi`;
+    `if [ -L ${p} ]; then echo link; elif [ -f ${p} ]; then stat -c '%a %U %G %s' ${p}; sha256sum < ${p} | cut -c1-64; ` +
+    `elif [ -e ${p} ]; then echo other; else echo missing; fi`;
   for (const p of paths) lines.push(section('file', p), fileFact(shQuote(p)));
   // Files natsfleet put there before and may no longer want (their paths are natsfleet's own writing).
   const known = paths.map((p) => `-e ${shQuote(`^${p.replace(/[.]/g, '\\.')}$`)}`).join(' ');
@@ -96,6 +99,9 @@ export function observeScript(d: DesiredHost, extraPaths: readonly string[] = []
     ),
     section('record'),
     `cat ${RECORD_PATH} 2>/dev/null; echo`,
+    section('owned'),
+    `cat ${OWNED_DIRS_PATH} 2>/dev/null; echo`,
+    ...d.claims.flatMap((c) => [section('claim', c), `[ -e ${shQuote(c)} ] && echo exists || echo missing`]),
     section('pending'),
     `cat ${PENDING_PATH} 2>/dev/null; echo`,
     section('lock'),

@@ -12,7 +12,7 @@ export function convergedFacts(d: DesiredHost | undefined, revision = 'base'): H
   const files = Object.fromEntries(
     (d && d.state === 'present' ? d.files : []).map((f) => [
       f.path,
-      { exists: true, mode: f.mode, owner: f.owner, group: f.group, content: f.content, sha256: sha256(f.content) },
+      { exists: true, kind: 'file' as const, mode: f.mode, owner: f.owner, group: f.group, sha256: sha256(f.content) },
     ]),
   );
   const running = Boolean(d && d.state === 'present');
@@ -61,8 +61,11 @@ export function convergedFacts(d: DesiredHost | undefined, revision = 'base'): H
           by: 'offline',
           image: d.nats.image,
           files: Object.fromEntries(Object.entries(files).map(([p, f]) => [p, { sha256: f.sha256, mode: f.mode }])),
+          rendered: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, f.display])),
         }
       : undefined,
+    ownedDirs: d?.claims ?? [],
+    claims: Object.fromEntries((d?.claims ?? []).map((c) => [c, true])),
   };
 }
 

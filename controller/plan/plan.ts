@@ -5,8 +5,8 @@ import { sha256 } from '../shell/hash.js';
 import { createTwoFilesPatch } from 'diff';
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import type { HostFacts } from '../observe/facts.js';
-import { redactNatsConfig } from '../secrets/redact.js';
-import { classifyConfigChange } from './nats-conf.js';
+import { isInside } from '../manifest/path-policy.js';
+import { classifyConfigChange, type ConfigChangeClass } from './nats-conf.js';
 import { healthOf } from './health.js';
 import { STEP_ORDER, type Change, type FileChange, type HostPlan, type Step, type StepPlan } from './types.js';
 
@@ -37,23 +37,51 @@ export function prerequisites(d: DesiredHost, f: HostFacts): string[] {
   return out;
 }
 
-function fileChange(want: FileArtifact | undefined, path: string, f: HostFacts): FileChange | undefined {
+/**
+ * How file contents are compared. `content`: the rendering with real secrets against the host's hash
+ * (deploys). `display`: the rendering with secret placeholders against natsfleet's record of what it
+ * wrote (pull-request plans, which never resolve a secret): a secret-bearing file is unchanged when the
+ * host still holds natsfleet's last write and its display equals the new one.
+ */
+export type CompareMode = 'content' | 'display';
+
+/** The host holds exactly what natsfleet last wrote at `path`. */
+const holdsOurWrite = (f: HostFacts, path: string) => {
+  const have = f.files[path];
+  const rec = f.record?.files[path];
+  return Boolean(have?.exists && have.kind === 'file' && rec && have.sha256 === rec.sha256);
+};
+
+function fileChange(
+  want: FileArtifact | undefined,
+  path: string,
+  f: HostFacts,
+  compare: CompareMode,
+): FileChange | undefined {
   const have = f.files[path];
   const rec = f.record?.files[path];
   const after = want && { mode: want.mode, owner: want.owner, group: want.group, sha256: sha256(want.content) };
   const before = have?.exists
-    ? { mode: have.mode!, owner: have.owner!, group: have.group!, sha256: have.sha256! }
+    ? { mode: have.mode ?? '', owner: have.owner ?? '', group: have.group ?? '', sha256: have.sha256 ?? '' }
     : undefined;
-  // Redaction is by key (token/password), so it applies to every diff, also of files natsfleet no longer knows.
+  const ours = holdsOurWrite(f, path);
+  // The only "before" text ever shown: natsfleet's own display of what it wrote, when the host still has it.
+  const shownBefore = ours ? f.record?.rendered?.[path] : undefined;
   const diff = (a: string, b: string) =>
-    redactNatsConfig(
-      createTwoFilesPatch(path, path, a, b, 'host', 'desired', { context: 3 }).split('\n').slice(2).join('\n'),
-    );
+    createTwoFilesPatch(path, path, a, b, 'host', 'desired', { context: 3 }).split('\n').slice(2).join('\n');
   // Drift: natsfleet applied this file and the host no longer has what it applied.
   const drift = Boolean(rec) && (!before || before.sha256 !== rec!.sha256 || before.mode !== rec!.mode);
   if (!want) {
     if (!before) return undefined;
-    return { kind: 'file', path, action: 'delete', reason: 'no longer managed', before, drift: false };
+    return {
+      kind: 'file',
+      path,
+      action: 'delete',
+      reason: 'no longer managed',
+      before,
+      drift: false,
+      contentChanged: true,
+    };
   }
   if (!before) {
     return {
@@ -62,12 +90,18 @@ function fileChange(want: FileArtifact | undefined, path: string, f: HostFacts):
       action: 'create',
       reason: drift ? 'deleted on the host' : 'new file',
       after,
-      diff: diff('', want.content),
+      diff: diff('', want.display),
       drift,
+      contentChanged: true,
     };
   }
+  const same =
+    compare === 'display' && want.sensitive ? ours && shownBefore === want.display : before.sha256 === after!.sha256;
   const reasons: string[] = [];
-  if (before.sha256 !== after!.sha256) reasons.push(drift ? 'content changed on the host' : 'content differs');
+  if (!same) {
+    const notOurs = !rec ? ' (the file on the host was not written by natsfleet: its content is not shown)' : '';
+    reasons.push(drift ? 'content changed on the host (content not shown)' : `content differs${notOurs}`);
+  }
   if (before.mode !== after!.mode) reasons.push(`mode ${before.mode} -> ${after!.mode}`);
   if (before.owner !== after!.owner || before.group !== after!.group)
     reasons.push(`owner ${before.owner}:${before.group} -> ${after!.owner}:${after!.group}`);
@@ -79,9 +113,30 @@ function fileChange(want: FileArtifact | undefined, path: string, f: HostFacts):
     reason: reasons.join(', '),
     before,
     after,
-    diff: before.sha256 !== after!.sha256 ? diff(have!.content ?? '', want.content) : undefined,
+    diff: same ? undefined : diff(shownBefore ?? '', want.display),
     drift,
+    contentChanged: !same,
   };
+}
+
+/**
+ * Reload or restart for a config change, decided on displays (natsfleet's own renderings with secret
+ * placeholders): the host's current config is known only when it still holds natsfleet's last write.
+ */
+function classifyConfig(f: HostFacts, conf: FileArtifact, changed: boolean): ConfigChangeClass {
+  if (!changed) return { action: 'none', changed: [], restartKeys: [] };
+  // A config deleted under a running server: the server still runs its old one, and a reload loads the new.
+  if (!f.files[conf.path]?.exists) return { action: 'reload', changed: ['config file re-created'], restartKeys: [] };
+  const before = holdsOurWrite(f, conf.path) ? f.record?.rendered?.[conf.path] : undefined;
+  if (before === undefined) {
+    const why = '(current config not written by natsfleet: what it holds is unknown)';
+    return { action: 'restart', changed: [why], restartKeys: [why] };
+  }
+  const cls = classifyConfigChange(before, conf.display);
+  // Equal displays, different content: only a secret's value changed (authorization reloads).
+  return cls.action === 'none'
+    ? { action: 'reload', changed: ['authorization (a secret value)'], restartKeys: [] }
+    : cls;
 }
 
 function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: string[]): StepPlan[] {
@@ -95,10 +150,7 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
   // Content changes drive service steps; a mode or owner fix alone needs none.
   const changed = (id: string) =>
     changes.some(
-      (c) =>
-        c.kind === 'file' &&
-        d.files.find((x) => x.id === id)?.path === c.path &&
-        (c.action === 'create' || c.before?.sha256 !== c.after?.sha256),
+      (c) => c.kind === 'file' && d.files.find((x) => x.id === id)?.path === c.path && c.contentChanged === true,
     );
   const conf = d.files.find((x) => x.id === 'nats-config')!;
   const unit = d.files.find((x) => x.id === 'nats-unit')!;
@@ -122,16 +174,7 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
     );
   }
   if (changed('nats-unit') && running) add('restart', 'unit file changed');
-  const confBefore = f.files[conf.path]?.exists ? f.files[conf.path].content : undefined;
-  // A config deleted under a running server: the server still runs its old one, and a reload loads the new.
-  const cls =
-    confBefore === undefined
-      ? {
-          action: changed('nats-config') ? ('reload' as const) : ('none' as const),
-          changed: ['config file re-created'],
-          restartKeys: [],
-        }
-      : classifyConfigChange(confBefore, conf.content);
+  const cls = classifyConfig(f, conf, changed('nats-config'));
   if (cls.action === 'restart' && running)
     add('restart', `config keys that need a restart: ${cls.restartKeys.join(', ')}`);
   for (const a of f.pending?.actions ?? []) {
@@ -172,9 +215,33 @@ function absentPlan(d: DesiredHost, f: HostFacts): StepPlan[] {
   return steps;
 }
 
-export function planHost(d: DesiredHost, f: HostFacts, revision: string): HostPlan {
+/** Dedicated directories natsfleet would write in that exist on the host and are not natsfleet's. */
+export function ownershipProblems(d: DesiredHost, f: HostFacts): string[] {
+  const recorded = Object.keys(f.record?.files ?? {});
+  return d.claims
+    .filter((c) => f.claims[c] && !f.ownedDirs.includes(c) && !recorded.some((p) => isInside(p, c)))
+    .map(
+      (c) =>
+        `${c} exists and was not created by natsfleet: natsfleet writes only in directories it created ` +
+        `or under the controller's allowed roots (paths.allowedRoots); its content is not read`,
+    );
+}
+
+/** Managed paths that hold something other than a regular file: natsfleet replaces only regular files. */
+function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
+  return d.files
+    .filter((x) => f.files[x.path]?.exists && f.files[x.path].kind !== 'file')
+    .map(
+      (x) =>
+        `${x.path} is ${f.files[x.path].kind === 'link' ? 'a symbolic link' : 'not a regular file'}: natsfleet replaces only regular files`,
+    );
+}
+
+export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare: CompareMode = 'content'): HostPlan {
   const blocked =
-    d.state === 'present' ? prerequisites(d, f) : prerequisites(d, f).filter((p) => !p.startsWith('port'));
+    d.state === 'present'
+      ? [...prerequisites(d, f), ...ownershipProblems(d, f), ...nonRegularFiles(d, f)]
+      : prerequisites(d, f).filter((p) => !p.startsWith('port'));
   const drift: string[] = [];
   const changes: Change[] = [];
   if (d.state === 'present') {
@@ -202,6 +269,7 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string): HostPl
       wanted.find((w) => w.path === path),
       path,
       f,
+      compare,
     );
     if (!c) continue;
     changes.push(c);

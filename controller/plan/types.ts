@@ -20,6 +20,8 @@ export interface FileChange {
   diff?: string;
   /** The host no longer matches what natsfleet applied (someone changed it by hand). */
   drift: boolean;
+  /** The content changes (not only mode or owner): drives the service steps. */
+  contentChanged: boolean;
 }
 
 export interface DirChange {

@@ -1,5 +1,5 @@
-// Owns reconciling a set of hosts: render (secrets resolved up front: a missing secret stops
-// everything before any host is touched), then per host with bounded parallelism: observe in one
+// Owns reconciling a set of hosts: render (secrets resolved up front, per host: a host whose secret is
+// refused or missing is never contacted), then per host with bounded parallelism: observe in one
 // round trip, plan, and optionally apply. Used by the CLI and by the controller loop.
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { DesiredHost } from '../render/artifact.js';
@@ -7,7 +7,8 @@ import { renderHost } from '../render/desired.js';
 import type { SecretResolver } from '../secrets/resolve.js';
 import { observeHost } from '../observe/observe.js';
 import type { HostFacts } from '../observe/facts.js';
-import { planHost } from '../plan/plan.js';
+import { planHost, type CompareMode } from '../plan/plan.js';
+import { DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest/path-policy.js';
 import type { HostPlan } from '../plan/types.js';
 import { applyHost, type ApplyInput, type ApplyResult } from '../apply/apply.js';
 import type { Credentials } from '../apply/nats-probe.js';
@@ -30,24 +31,51 @@ export interface HostRun {
   durationMs: number;
 }
 
-/** Renders every host; throws (naming host and field) before anything is contacted. */
-export function prepareTargets(hosts: readonly HostSpec[], resolve: SecretResolver): Target[] {
-  return hosts.map((spec) => {
-    let credentials: Credentials | undefined;
-    const tracking: SecretResolver = (ref, field) => {
-      const v = resolve(ref, field);
-      if (ref.bcrypt === undefined) {
-        if (field.endsWith('token')) credentials = { token: v };
-        if (field.endsWith('password')) credentials = { user: spec.nats.auth!.user!, pass: v };
-      }
-      return v;
-    };
+export interface PreparedTargets {
+  targets: Target[];
+  /** Hosts that could not be rendered (a secret refused or missing), with the reason naming file and field. */
+  failures: { host: string; error: string }[];
+}
+
+/** Renders every host that can be rendered; each failure names the host's file and the field. */
+export function prepareEach(
+  hosts: readonly HostSpec[],
+  resolve: SecretResolver,
+  paths: PathPolicy = DEFAULT_PATH_POLICY,
+): PreparedTargets {
+  const out: PreparedTargets = { targets: [], failures: [] };
+  for (const spec of hosts) {
     try {
-      return { spec, desired: renderHost(spec, tracking), credentials };
+      out.targets.push(prepareOne(spec, resolve, paths));
     } catch (e) {
-      throw new Error(`${spec.file}: ${(e as Error).message}`);
+      out.failures.push({ host: spec.name, error: `${spec.file}: ${(e as Error).message}` });
     }
-  });
+  }
+  return out;
+}
+
+/** Renders every host; throws (naming file and field) before anything is contacted when any fails. */
+export function prepareTargets(
+  hosts: readonly HostSpec[],
+  resolve: SecretResolver,
+  paths: PathPolicy = DEFAULT_PATH_POLICY,
+): Target[] {
+  const { targets, failures } = prepareEach(hosts, resolve, paths);
+  if (failures.length) throw new Error(failures.map((f) => f.error).join('; '));
+  return targets;
+}
+
+function prepareOne(spec: HostSpec, resolve: SecretResolver, paths: PathPolicy): Target {
+  let credentials: Credentials | undefined;
+  const tracking: SecretResolver = (ref, field) => {
+    const v = resolve(ref, field);
+    if (ref.bcrypt === undefined) {
+      if (field.endsWith('token')) credentials = { token: v };
+      if (field.endsWith('password')) credentials = { user: spec.nats.auth!.user!, pass: v };
+    }
+    return v;
+  };
+  return { spec, desired: renderHost(spec, tracking, paths), credentials };
 }
 
 export interface ReconcileOptions {
@@ -55,6 +83,8 @@ export interface ReconcileOptions {
   revision: string;
   apply: boolean;
   concurrency: number;
+  /** How plans compare secret-bearing files: `display` for pull requests (no secret resolved). */
+  compare?: CompareMode;
   onPhase?: (host: string, phase: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => void | Promise<void>;
 }
 
@@ -90,7 +120,7 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
   const started = Date.now();
   try {
     const { session, facts } = await observeFresh(t, o.pool);
-    const plan = planHost(t.desired, facts, o.revision);
+    const plan = planHost(t.desired, facts, o.revision, o.compare);
     if (!o.apply) return { host: t.desired.name, plan, facts, durationMs: Date.now() - started };
     const apply = await applyHost(session, {
       ...t,

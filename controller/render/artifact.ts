@@ -12,6 +12,8 @@ export interface FileArtifact {
   group: string;
   /** Content holds a plaintext secret: never shown unredacted. */
   sensitive: boolean;
+  /** The same file rendered with every secret replaced by a placeholder naming its reference: what natsfleet shows. */
+  display: string;
 }
 
 export interface DirArtifact {
@@ -51,6 +53,11 @@ export interface DesiredHost {
   state: 'present' | 'absent';
   files: FileArtifact[];
   dirs: DirArtifact[];
+  /**
+   * Dedicated directories outside the operator's allowed roots that natsfleet writes in: each must be
+   * missing (natsfleet creates it and records it) or already natsfleet's on the host.
+   */
+  claims: string[];
   nats: NatsService;
   proxy?: ProxyService;
 }

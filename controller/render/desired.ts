@@ -1,7 +1,11 @@
 // Owns renderHost: HostSpec (+ resolved secrets) in, DesiredHost out. Pure: the one place that
-// decides which files and directories a host gets.
+// decides which files and directories a host gets. Every file is rendered twice from the same model:
+// with the real secrets (what goes on the host) and with each secret replaced by a placeholder naming
+// its reference (`display`: the only text natsfleet ever shows; structural redaction, not a regex).
 import { posix } from 'node:path';
 import type { HostSpec } from '../manifest/host-spec.js';
+import type { Secret } from '../manifest/natshost.gen.js';
+import { dedicatedRoot, DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest/path-policy.js';
 import { isPlaintext, type SecretResolver } from '../secrets/resolve.js';
 import type { DesiredHost, DirArtifact, FileArtifact } from './artifact.js';
 import { containerConfPath, renderNatsConfig, type ResolvedAuth } from './nats-config.js';
@@ -15,12 +19,24 @@ import {
   renderProxySite,
 } from './proxy.js';
 
-const rootFile = (f: Omit<FileArtifact, 'owner' | 'group' | 'sensitive'> & { sensitive?: boolean }): FileArtifact => ({
+const rootFile = (
+  f: Omit<FileArtifact, 'owner' | 'group' | 'sensitive' | 'display'> & { sensitive?: boolean; display?: string },
+): FileArtifact => ({
   owner: 'root',
   group: 'root',
   sensitive: false,
+  display: f.content,
   ...f,
 });
+
+/** What stands in a displayed file for a secret: the reference, never the value. */
+export const secretPlaceholder = (ref: Secret) =>
+  ref.bcrypt !== undefined
+    ? ref.bcrypt
+    : ref.env !== undefined
+      ? `<secret:env:${ref.env}>`
+      : `<secret:file:${ref.file}>`;
+export const placeholderSecrets: SecretResolver = (ref) => secretPlaceholder(ref);
 const rootDir = (path: string): DirArtifact => ({ path, mode: '0755', owner: 'root', group: 'root' });
 
 function resolveAuth(h: HostSpec, resolve: SecretResolver): ResolvedAuth | undefined {
@@ -30,7 +46,7 @@ function resolveAuth(h: HostSpec, resolve: SecretResolver): ResolvedAuth | undef
   return { user: a.user, password: resolve(a.password!, 'spec.nats.auth.password') };
 }
 
-export function renderHost(h: HostSpec, resolve: SecretResolver): DesiredHost {
+export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPolicy = DEFAULT_PATH_POLICY): DesiredHost {
   const n = h.nats;
   const secretInFile = isPlaintext(n.auth?.token) || isPlaintext(n.auth?.password);
   const files: FileArtifact[] = [
@@ -38,6 +54,7 @@ export function renderHost(h: HostSpec, resolve: SecretResolver): DesiredHost {
       id: 'nats-config',
       path: n.confFile,
       content: renderNatsConfig(h, resolveAuth(h, resolve)),
+      display: renderNatsConfig(h, resolveAuth(h, placeholderSecrets)),
       // The seed uses 0644; a config holding a plaintext token or password is kept from other users.
       mode: secretInFile ? '0600' : '0644',
       sensitive: secretInFile,
@@ -60,6 +77,14 @@ export function renderHost(h: HostSpec, resolve: SecretResolver): DesiredHost {
     state: h.state,
     files,
     dirs: dirs.filter((d, i) => dirs.findIndex((o) => o.path === d.path) === i),
+    claims: [
+      ...new Set(
+        [...dirs.map((d) => d.path), ...files.map((f) => posix.dirname(f.path))]
+          .map((path) => dedicatedRoot(path, paths))
+          .filter((r) => r && !r.allowed)
+          .map((r) => r!.root),
+      ),
+    ].sort(),
     nats: {
       unit: NATS_UNIT,
       confFile: n.confFile,

@@ -40,6 +40,8 @@ export interface Fleet {
   image: string;
   privateKeyPath: string;
   tokenPath: string;
+  /** The secrets directory of the fleet's manifests (give it as --secrets-dir / secrets.dir). */
+  secretsDir: string;
   hostsDir: string;
   hosts: SandboxHost[];
   readyMs: number;
@@ -238,11 +240,23 @@ export async function fleetUp(opts: UpOptions): Promise<Fleet> {
   const client = keyPair();
   const privateKeyPath = join(dir, 'id_ed25519');
   writeFileSync(privateKeyPath, client.private, { mode: 0o600 });
-  const tokenPath = join(dir, 'nats-token');
+  const secretsDir = join(dir, 'secrets');
+  mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
+  const tokenPath = join(secretsDir, 'nats-token');
   if (!existsSync(tokenPath)) writeFileSync(tokenPath, `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
   log(`starting ${opts.hosts} sandbox host(s) (fleet ${id})`);
   const hosts = await Promise.all(Array.from({ length: opts.hosts }, (_, i) => startHost(id, image, i, client.public)));
-  const fleet: Fleet = { id, dir, image, privateKeyPath, tokenPath, hostsDir: join(dir, 'hosts'), hosts, readyMs: 0 };
+  const fleet: Fleet = {
+    id,
+    dir,
+    image,
+    privateKeyPath,
+    tokenPath,
+    secretsDir,
+    hostsDir: join(dir, 'hosts'),
+    hosts,
+    readyMs: 0,
+  };
   await Promise.all(hosts.map((h) => waitForSsh(fleet, h)));
   fleet.readyMs = Date.now() - started;
   for (const h of hosts) writeFileSync(join(fleet.hostsDir, `${h.name}.yaml`), sandboxManifest(h, tokenPath));

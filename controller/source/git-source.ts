@@ -6,7 +6,8 @@
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
-import { isManifestName, MAX_MANIFEST_BYTES, type ManifestFile } from '../manifest/load.js';
+import { isManifestName, MAX_MANIFEST_BYTES, oversized, type ManifestFile } from '../manifest/load.js';
+import { unreadableReason } from '../manifest/read-dir.js';
 
 const USER_VAR = 'NATSFLEET_GIT_USERNAME';
 const PASS_VAR = 'NATSFLEET_GIT_PASSWORD';
@@ -146,19 +147,27 @@ export class GitSource {
   }
 
   /** The manifest files under the hosts directory at `rev`, shown with their repository paths. */
+  /**
+   * The manifest-like entries under the hosts directory at `rev`, with their repository paths, as
+   * `validate` reads a directory (manifest/read-dir.ts): every name in any case of .yaml/.yml is read or
+   * reported (in a subdirectory, a directory, a link, a submodule), names taken raw (-z: no quoting).
+   */
   async manifestsAt(rev: string): Promise<ManifestFile[]> {
-    const listing = await this.git.raw(['ls-tree', '-l', `${rev}:${this.hostsDir}`]).catch(() => '');
+    const listing = await this.git.raw(['ls-tree', '-r', '-t', '-l', '-z', `${rev}:${this.hostsDir}`]).catch(() => '');
     const files: ManifestFile[] = [];
-    for (const line of listing.split('\n').filter(Boolean)) {
-      const m = /^\d+ blob ([0-9a-f]+)\s+(\d+)\t(.+)$/.exec(line);
-      if (!m || !isManifestName(m[3])) continue;
-      const path = posix.join(this.hostsDir, m[3]);
+    for (const entry of listing.split('\0').filter(Boolean)) {
+      const m = /^(\d+) (blob|tree|commit) ([0-9a-f]+)\s+(-|\d+)\t([\s\S]+)$/.exec(entry);
+      if (!m) continue;
+      const [, mode, type, id, size, name] = m;
+      if (!isManifestName(name)) continue;
+      const path = posix.join(this.hostsDir, name);
+      const nested = name.includes('/');
+      const kind = type === 'tree' ? 'dir' : mode === '120000' ? 'link' : type === 'blob' ? 'file' : 'other';
+      const why = unreadableReason(kind, nested);
+      if (why) files.push({ path, text: '', unreadable: why });
       // An oversized blob is not read: the loader rejects it by size.
-      const text =
-        Number(m[2]) > MAX_MANIFEST_BYTES
-          ? ' '.repeat(MAX_MANIFEST_BYTES + 1)
-          : await this.git.raw(['cat-file', 'blob', m[1]]);
-      files.push({ path, text });
+      else if (Number(size) > MAX_MANIFEST_BYTES) files.push(oversized(path));
+      else files.push({ path, text: await this.git.raw(['cat-file', 'blob', id]) });
     }
     return files;
   }

@@ -1,23 +1,61 @@
-// Commands are data: the exact shell natsfleet sends, with every argument quoted.
+// Commands are data: the exact shell natsfleet sends, with every argument quoted. The scripts that
+// write are also run in a real shell with failures injected (a write that fails, a write that
+// silently truncates, a planted link, a full lock directory): none may install anything.
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  finalizeScript,
   installScript,
   lockAcquire,
   lockRelease,
-  remoteScript,
+  lockTakeOver,
+  LOCK_HELD,
+  stagedPath,
+  stageScript,
   stepCommand,
+  strict,
   testConfigScript,
   verifyScript,
-  writeAtomic,
+  writeVerified,
 } from '../../controller/apply/commands.js';
-import { sh, shQuote } from '../../controller/shell/quote.js';
+import { remoteScript, sh, shQuote } from '../../controller/shell/quote.js';
+import { STATE_DIR } from '../../controller/observe/script.js';
 import { desiredFrom } from '../helpers/observed.js';
 
 const d = desiredFrom();
+const TOKEN = 'a1b2c3d4e5f6a7b8c9d0';
+
+/** Runs a script in a real /bin/sh, with natsfleet's state directory moved to `state` and PATH extended. */
+function run(script: string, o: { state?: string; path?: string } = {}) {
+  const text = o.state ? script.replaceAll(STATE_DIR, o.state) : script;
+  const env = { ...process.env, PATH: `${o.path ? `${o.path}:` : ''}${process.env.PATH}` };
+  return spawnSync('sh', ['-s'], { input: remoteScript(text), encoding: 'utf8', env });
+}
+
+/** A directory of fake commands that shadow the real ones. */
+function fakeBin(cmds: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'nf-fakebin-'));
+  for (const [name, body] of Object.entries(cmds)) {
+    writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
+    chmodSync(join(dir, name), 0o755);
+  }
+  return dir;
+}
+
+const me = execFileSync('id', ['-un'], { encoding: 'utf8' }).trim();
 
 describe('quoting', () => {
   it('quotes anything that is not a plain word', () => {
@@ -26,66 +64,171 @@ describe('quoting', () => {
   });
 });
 
-describe('writeAtomic', () => {
-  it('writes beside the target and renames: the target is never half-written', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nf-atomic-'));
+describe('verified writes (real shell)', () => {
+  const content = "content with 'quotes' and $(x)\n";
+
+  it('write, flush, check size and hash, then rename: the target has exactly the content, nothing staged is left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-write-'));
     const target = join(dir, 'f.conf');
-    const me = execFileSync('id', ['-un'], { encoding: 'utf8' }).trim();
-    execFileSync('sh', ['-c', writeAtomic(target, "content with 'quotes' and $(x)\n", '0600', me, me)]);
-    expect(readFileSync(target, 'utf8')).toBe("content with 'quotes' and $(x)\n");
-    expect(statSync(target).mode & 0o777).toBe(0o600);
+    writeFileSync(target, 'old\n');
+    const r = run(strict(...writeVerified(target, content, TOKEN, '0640')));
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(target, 'utf8')).toBe(content);
+    expect(statSync(target).mode & 0o777).toBe(0o640);
     expect(readdirSync(dir)).toEqual(['f.conf']);
+  });
+
+  it('a write that fails (disk full) ends the script: the live file is untouched, the error is said', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-write-'));
+    const target = join(dir, 'f.conf');
+    writeFileSync(target, 'live\n');
+    const bin = fakeBin({ base64: 'cat >/dev/null; echo "base64: write error: No space left on device" >&2; exit 1' });
+    const r = run(strict(...writeVerified(target, content, TOKEN), 'echo reached-the-end'), { path: bin });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout).not.toContain('reached-the-end');
+    expect(r.stderr).toContain('No space left on device');
+    expect(readFileSync(target, 'utf8')).toBe('live\n');
+  });
+
+  it('a write that silently truncates (exit 0, half the bytes) is caught by the size check: never installed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-write-'));
+    const target = join(dir, 'f.conf');
+    writeFileSync(target, 'live\n');
+    const bin = fakeBin({ base64: 'cat >/dev/null; printf half' });
+    const r = run(strict(...writeVerified(target, content, TOKEN)), { path: bin });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`not ${Buffer.byteLength(content)} bytes as rendered`);
+    expect(readFileSync(target, 'utf8')).toBe('live\n');
+  });
+
+  it('an empty write is refused: an empty config can never be installed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-write-'));
+    const target = join(dir, 'nats.conf');
+    writeFileSync(target, 'authorization { token: "t" }\n');
+    const bin = fakeBin({ base64: 'cat >/dev/null; exit 0' });
+    const r = run(strict(...writeVerified(target, content, TOKEN)), { path: bin });
+    expect(r.status).not.toBe(0);
+    expect(readFileSync(target, 'utf8')).toContain('authorization');
+  });
+
+  it('same size, other bytes: the hash check refuses it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-write-'));
+    const target = join(dir, 'f.conf');
+    const bin = fakeBin({ base64: `cat >/dev/null; printf '%s' '${'x'.repeat(Buffer.byteLength(content))}'` });
+    const r = run(strict(...writeVerified(target, content, TOKEN)), { path: bin });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('content differs from the rendering');
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it('a link planted at the staged name is refused (created exclusively), its target untouched', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-write-'));
+    const target = join(dir, 'f.conf');
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    symlinkSync(victim, stagedPath(target, TOKEN));
+    const r = run(strict(...writeVerified(target, content, TOKEN)));
+    expect(r.status).not.toBe(0);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(existsSync(target)).toBe(false);
+  });
+
+  it('staged names are unpredictable (the apply token), beside the target', () => {
+    expect(stagedPath('/etc/nats/nats-server.conf', 'f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f')).toBe(
+      '/etc/nats/nats-server.conf.natsfleet-f0e1d2c3b4a59687',
+    );
+  });
+});
+
+describe('staging and ownership (real shell)', () => {
+  it('records a claimed dedicated directory before creating it, and stages verified files', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nf-stage-'));
+    const state = join(root, 'state');
+    const claim = join(root, 'srv-nats');
+    const file = { ...d.files[0], path: join(claim, 'conf', 'nats.conf'), owner: me, group: me };
+    const desired = {
+      ...d,
+      claims: [claim],
+      dirs: [{ path: join(claim, 'conf'), mode: '0755', owner: me, group: me }],
+    };
+    const r = run(stageScript(desired, [file], TOKEN), { state });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(join(state, 'owned.dirs'), 'utf8')).toBe(`${claim}\n`);
+    expect(readFileSync(stagedPath(file.path, TOKEN), 'utf8')).toBe(file.content);
+    expect(statSync(state).mode & 0o777).toBe(0o700);
+    // A second staging does not record the directory again (it exists now).
+    run(stageScript(desired, [], TOKEN), { state });
+    expect(readFileSync(join(state, 'owned.dirs'), 'utf8')).toBe(`${claim}\n`);
   });
 });
 
 describe('service steps', () => {
-  it('are plain systemctl/docker lines', () => {
-    expect(stepCommand('reload', d, 'standalone')).toBe('systemctl reload nats.service');
-    expect(stepCommand('restart', d, 'standalone')).toBe('systemctl restart nats.service');
-    expect(stepCommand('daemon-reload', d, 'standalone')).toBe('systemctl daemon-reload');
-    expect(stepCommand('proxy-up', d, 'plugin')).toBe('cd /root/nginx && docker compose up -d --remove-orphans 2>&1');
-    expect(stepCommand('proxy-up', d, 'standalone')).toBe(
-      'cd /root/nginx && docker-compose up -d --remove-orphans 2>&1',
-    );
-    expect(stepCommand('proxy-reload', d, 'plugin')).toBe(
-      'docker exec nginx-certbot nginx -t 2>&1 && docker kill --signal=HUP nginx-certbot >/dev/null',
-    );
+  it('are plain systemctl/docker lines; compose runs in a subshell so a failed cd fails the line', () => {
+    expect(stepCommand('reload', d, 'standalone')).toEqual(['systemctl reload nats.service']);
+    expect(stepCommand('restart', d, 'standalone')).toEqual(['systemctl restart nats.service']);
+    expect(stepCommand('daemon-reload', d, 'standalone')).toEqual(['systemctl daemon-reload']);
+    expect(stepCommand('proxy-up', d, 'plugin')).toEqual([
+      '( cd /root/nginx; docker compose up -d --remove-orphans ) 2>&1',
+    ]);
+    expect(stepCommand('proxy-up', d, 'standalone')).toEqual([
+      '( cd /root/nginx; docker-compose up -d --remove-orphans ) 2>&1',
+    ]);
+    expect(stepCommand('proxy-reload', d, 'plugin')).toEqual([
+      'docker exec nginx-certbot nginx -t 2>&1',
+      'docker kill --signal=HUP nginx-certbot >/dev/null',
+    ]);
   });
 
-  it('tests the staged config with the target image, offline, config directory read-only', () => {
-    expect(testConfigScript(d)).toBe(
-      'docker run --rm --network none -v /etc/nats:/etc/nats:ro nats:2.9.10 -t -c /etc/nats/nats-server.conf.natsfleet-new 2>&1',
+  it('tests the staged config with the target image, offline, read-only, after checking it is the rendered one', () => {
+    const script = testConfigScript(d, TOKEN);
+    expect(script).toContain(
+      'docker run --rm --network none -v /etc/nats:/etc/nats:ro nats:2.9.10 -t -c /etc/nats/nats-server.conf.natsfleet-a1b2c3d4e5f6a7b8 2>&1',
     );
+    expect(script.indexOf('sha256sum < /etc/nats/nats-server.conf.natsfleet-a1b2c3d4e5f6a7b8')).toBeGreaterThan(0);
+    expect(script.indexOf('sha256sum')).toBeLessThan(script.indexOf('docker run'));
+    expect(script.startsWith('set -eu')).toBe(true);
   });
 
-  it('install backs up, records pending actions, renames staged files, then runs steps', () => {
+  it('install backs up, records pending actions, verifies and renames staged files, then runs steps', () => {
+    const conf = d.files.find((f) => f.id === 'nats-config')!;
     const script = installScript(d, {
-      install: ['/etc/nats/nats-server.conf'],
+      install: [conf],
       remove: [],
       steps: ['test-config', 'reload'],
       composeKind: 'standalone',
       pending: { revision: 'r', since: 't', actions: ['reload'] },
+      token: TOKEN,
     });
     const lines = script.split('\n');
     const at = (needle: string) => lines.findIndex((l) => l.includes(needle));
+    const staged = stagedPath(conf.path, TOKEN);
     expect(at('cp -p /etc/nats/nats-server.conf /var/lib/natsfleet/backup/etc/nats/nats-server.conf')).toBeGreaterThan(
       0,
     );
     expect(at('/var/lib/natsfleet/pending.json')).toBeGreaterThan(at('cp -p'));
-    expect(at('mv -f /etc/nats/nats-server.conf.natsfleet-new /etc/nats/nats-server.conf')).toBeGreaterThan(
-      at('pending.json'),
-    );
-    expect(at('systemctl reload nats.service')).toBeGreaterThan(at('mv -f /etc/nats/nats-server.conf.natsfleet-new'));
+    expect(at(`sha256sum < ${staged}`)).toBeGreaterThan(at('pending.json'));
+    expect(at(`mv -f ${staged} /etc/nats/nats-server.conf`)).toBeGreaterThan(at(`sha256sum < ${staged}`));
+    expect(at('systemctl reload nats.service')).toBeGreaterThan(at(`mv -f ${staged}`));
     expect(script).not.toContain('test-config');
+    expect(script.startsWith('set -eu')).toBe(true);
   });
 
-  it('the lock is an atomic mkdir, released only with its own token', () => {
-    expect(lockAcquire({ owner: 'o', host: 'h', pid: 1, token: 'tk', since: 's' })).toContain(
-      'if ! mkdir /var/lib/natsfleet/lock 2>/dev/null; then cat /var/lib/natsfleet/lock/info 2>/dev/null; exit 75; fi',
-    );
-    expect(lockRelease('tk')).toBe(
-      `grep -q '"token":"tk"' /var/lib/natsfleet/lock/info 2>/dev/null && rm -rf /var/lib/natsfleet/lock; true`,
-    );
+  it('no builder hides a failure in an && chain', () => {
+    const conf = d.files.find((f) => f.id === 'nats-config')!;
+    const scripts = [
+      stageScript(d, d.files, TOKEN),
+      installScript(d, {
+        install: [conf],
+        remove: ['/etc/nats/old.conf'],
+        steps: ['proxy-down', 'daemon-reload', 'restart', 'proxy-up', 'proxy-reload'],
+        composeKind: 'plugin',
+        pending: { revision: 'r', since: 't', actions: [] },
+        token: TOKEN,
+      }),
+      finalizeScript({ revision: 'r', appliedAt: 't', by: 'b', image: 'i', files: {} }, TOKEN),
+      lockAcquire({ owner: 'o', host: 'h', pid: 1, token: TOKEN, since: 's' }),
+    ];
+    for (const s of scripts) expect(s).not.toMatch(/[^|]&&/);
   });
 
   it('after a reload, verify waits for a new config_load_time, not for the start time (the same value until then)', () => {
@@ -97,5 +240,50 @@ describe('service steps', () => {
   it('remote scripts run with stdin closed, so no command can eat the rest of the script', () => {
     const out = execFileSync('sh', ['-s'], { input: remoteScript('cat; echo after'), encoding: 'utf8' });
     expect(out).toBe('after\n');
+  });
+});
+
+describe('the lock (real shell)', () => {
+  const info = (token: string) => ({ owner: 'o', host: 'h', pid: 1, token, since: 's' });
+
+  it('is taken in one rename, with its owner file; a second taker is told who holds it', () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'nf-lock-')), 'state');
+    expect(run(lockAcquire(info('first-token')), { state }).status).toBe(0);
+    const second = run(lockAcquire(info('second-token')), { state });
+    expect(second.status).toBe(LOCK_HELD);
+    expect(JSON.parse(second.stdout).token).toBe('first-token');
+    expect(readdirSync(state).sort()).toEqual(['lock']);
+  });
+
+  it('a full disk leaves no ownerless lock behind', () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'nf-lock-')), 'state');
+    const bin = fakeBin({ base64: 'cat >/dev/null; echo "No space left on device" >&2; exit 1' });
+    const r = run(lockAcquire(info('t1')), { state, path: bin });
+    expect(r.status).not.toBe(0);
+    expect(r.status).not.toBe(LOCK_HELD);
+    expect(existsSync(join(state, 'lock'))).toBe(false);
+    expect(readdirSync(state)).toEqual([]);
+  });
+
+  it('is released only with its own token', () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'nf-lock-')), 'state');
+    run(lockAcquire(info('mine')), { state });
+    expect(run(lockRelease('not-mine'), { state }).status).toBe(0);
+    expect(existsSync(join(state, 'lock'))).toBe(true);
+    expect(run(lockRelease('mine'), { state }).status).toBe(0);
+    expect(existsSync(join(state, 'lock'))).toBe(false);
+  });
+
+  it('take-over moves the abandoned lock aside in one step and takes a new one; a lock that changed hands is left', () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'nf-lock-')), 'state');
+    run(lockAcquire(info('dead-owner')), { state });
+    const r = run(lockTakeOver('dead-owner', info('new-owner')), { state });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(state, 'lock', 'info'), 'utf8')).token).toBe('new-owner');
+    const again = run(lockTakeOver('dead-owner', info('third')), { state });
+    expect(again.status).toBe(LOCK_HELD);
+    expect(JSON.parse(readFileSync(join(state, 'lock', 'info'), 'utf8')).token).toBe('new-owner');
+    expect(readdirSync(state).sort()).toEqual(['lock']);
+    mkdirSync(join(state, 'unused'));
   });
 });

@@ -14,7 +14,7 @@ import { GitSource } from '../../controller/source/git-source.js';
 import { SessionPool } from '../../controller/reconcile/pool.js';
 import { GitHubReporter } from '../../controller/report/github.js';
 import { StateStore } from '../../controller/gitops/state.js';
-import { processSecrets, secretResolver } from '../../controller/secrets/resolve.js';
+import { loadPolicyFrom } from '../../controller/manifest/policy.js';
 import { DRIFT_LABEL } from '../../controller/report/github.js';
 import { Scenario } from './helpers.js';
 import { ROOT } from '../helpers/fixtures.js';
@@ -65,7 +65,7 @@ function newController(stateDir = join(root, 'state')): Controller {
     github: new GitHubReporter(new Octokit({ baseUrl: gh.url, auth: gh.token }), gh.repository),
     pool,
     store: new StateStore(stateDir),
-    secrets: secretResolver(processSecrets),
+    policy: loadPolicyFrom({ secretsDir: fleet.secretsDir }),
     log: pino({ level: 'silent' }),
     concurrency: 4,
     driftIntervalMs: 24 * 3600 * 1000,

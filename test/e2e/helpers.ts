@@ -8,7 +8,8 @@ import { connect, type NatsConnection } from 'nats';
 import type { Fleet, SandboxHost } from '../../controller/sandbox/fleet.js';
 import { loadManifests } from '../../controller/manifest/load.js';
 import { readManifestDir } from '../../controller/manifest/read-dir.js';
-import { processSecrets, secretResolver } from '../../controller/secrets/resolve.js';
+import { policyResolver } from '../../controller/secrets/resolve.js';
+import { loadPolicyFrom } from '../../controller/manifest/policy.js';
 import {
   prepareTargets,
   reconcileOne,
@@ -43,13 +44,18 @@ export class Scenario {
     writeFileSync(join(this.dir, `${this.host.name}.yaml`), dump(this.doc));
   }
 
+  /** The sandbox's policy: secret files in the fleet's secrets directory, the default roots. */
+  get policy() {
+    return loadPolicyFrom({ secretsDir: this.fleet.secretsDir });
+  }
+
   /** Writes this host's manifest after `edit` and returns the prepared target. */
-  manifest(edit: (d: Doc) => void = () => {}): Target {
+  async manifest(edit: (d: Doc) => void = () => {}): Promise<Target> {
     this.write(edit);
     const files = [{ path: join(this.dir, `${this.host.name}.yaml`), text: dump(this.doc) }];
-    const { hosts, problems } = loadManifests(files);
+    const { hosts, problems } = loadManifests(files, this.policy);
     if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems));
-    return prepareTargets(hosts, secretResolver(processSecrets))[0];
+    return prepareTargets(hosts, await policyResolver(hosts, this.policy.secrets), this.policy.paths)[0];
   }
 
   options(apply: boolean, extra: Partial<ReconcileOptions> = {}): ReconcileOptions {

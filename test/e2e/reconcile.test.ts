@@ -1,7 +1,6 @@
 // Issue 4's proof, end to end on the sandbox fleet (real sshd, systemd, dockerd, nats-server, nginx):
 // what an operator would check after each plan and apply.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { Scenario } from './helpers.js';
@@ -10,8 +9,7 @@ import { main } from '../../controller/cli/main.js';
 
 const fleet = inject('fleet');
 const [h1, h2, h3] = fleet.hosts;
-const secretDir = mkdtempSync(join(tmpdir(), 'nf-e2e-secrets-'));
-const passwordFile = join(secretDir, 'app-password');
+const passwordFile = join(fleet.secretsDir, 'app-password');
 writeFileSync(passwordFile, 'e2e-app-password\n', { mode: 0o600 });
 
 const steps = (run: { plan?: { steps: { step: string }[] } }) => run.plan!.steps.map((s) => s.step);
@@ -21,7 +19,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
   afterAll(() => s.close());
 
   it('1. fresh host -> apply -> healthy; a client with the token can publish and subscribe, one without is refused', async () => {
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       delete d.spec.proxy;
       d.spec.nats.jetstream = { enabled: false };
     });
@@ -39,7 +37,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
 
   it('2. token -> user/password: the plan says reload, the apply reloads in place; old token refused, new user accepted', async () => {
     const startedBefore = await s.containerStartedAt();
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       d.spec.nats.auth = { user: 'app', password: { file: passwordFile } };
     });
     const plan = await s.plan(t);
@@ -58,7 +56,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
   });
 
   it('3. JetStream with limits: /jsz shows them and a stream can be created', async () => {
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       d.spec.nats.jetstream = { enabled: true, maxMemory: '32MB', maxFile: '128MB' };
     });
     const run = await s.apply(t);
@@ -81,7 +79,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
   });
 
   it('5. a second apply: plan exit 0, nothing written, one SSH command to observe', async () => {
-    const t = s.manifest();
+    const t = await s.manifest();
     const stamp = () =>
       s.sh('stat -c %Y.%i /etc/nats/nats-server.conf /etc/systemd/system/nats.service /var/lib/natsfleet/applied.json');
     const before = await stamp();
@@ -96,7 +94,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
   });
 
   it('7. image tag change -> restart on the new image', async () => {
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       d.spec.nats.image = 'nats:2.9.10-r1';
     });
     const plan = await s.plan(t);
@@ -114,7 +112,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
   });
 
   it('8a. a config nats-server rejects is never installed; the old server keeps serving', async () => {
-    const t = s.manifest();
+    const t = await s.manifest();
     const configBefore = await s.sh('sha256sum /etc/nats/nats-server.conf');
     const startedBefore = await s.containerStartedAt();
     // As when the image is older than the config it is given: a key this nats-server does not know.
@@ -134,7 +132,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
   it('8b. verification fails after a restart -> rolled back to the previous files, healthy again', async () => {
     // An image whose tag promises a version it does not run: /varz gives it away after the restart.
     await s.sh('docker tag nats:2.9.10-r1 nats:2.10.99');
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       d.spec.nats.image = 'nats:2.10.99';
     });
     const run = await s.apply(t);
@@ -144,7 +142,7 @@ describe('a host from scratch to every kind of change (nats-sb-1)', () => {
     );
     expect(await s.sh("docker inspect --format '{{.Config.Image}}' nats")).toBe('nats:2.9.10-r1');
     expect(await s.sh('curl -s 127.0.0.1:8222/healthz')).toBe('{"status":"ok"}');
-    const back = s.manifest((d) => {
+    const back = await s.manifest((d) => {
       d.spec.nats.image = 'nats:2.9.10-r1';
     });
     expect((await s.plan(back)).plan!.sync).toBe('Synced');
@@ -157,11 +155,11 @@ describe('proxy, drift and a cut connection (nats-sb-2)', () => {
 
   it('4. proxy on: HTTPS through nginx returns /varz; monitoring is not reachable on the public interface', async () => {
     // From a host without the proxy (whatever ran there before: turning it off takes it down)...
-    const off = await s.apply(s.manifest((d) => (d.spec.proxy.enabled = false)));
+    const off = await s.apply(await s.manifest((d) => (d.spec.proxy.enabled = false)));
     expect(off.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
     expect(await s.sh("docker ps -a --format '{{.Names}}' --filter name=nginx-certbot")).toBe('');
     // ...to the proxy on.
-    const run = await s.apply(s.manifest((d) => (d.spec.proxy.enabled = true)));
+    const run = await s.apply(await s.manifest((d) => (d.spec.proxy.enabled = true)));
     expect(run.apply).toMatchObject({ outcome: 'applied', health: 'Healthy' });
     expect(run.apply!.steps).toContain('proxy-up');
     const ip = await s.sh("ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1");
@@ -174,7 +172,7 @@ describe('proxy, drift and a cut connection (nats-sb-2)', () => {
   });
 
   it('6. manual drift (config edited, file chmod, service stopped, container removed): the plan shows exactly that, apply restores', async () => {
-    const t = s.manifest();
+    const t = await s.manifest();
     await s.sh("sed -i 's/^debug: false/debug: true/' /etc/nats/nats-server.conf");
     await s.sh('chmod 0666 /etc/systemd/system/nats.service');
     await s.sh('systemctl stop nats && docker rm -f nats >/dev/null 2>&1 || true');
@@ -198,7 +196,7 @@ describe('proxy, drift and a cut connection (nats-sb-2)', () => {
   });
 
   it('9. SSH connection cut in the middle of an apply: no half-written file; the next apply converges', async () => {
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       d.spec.nats.maxPayload = '2MB';
       d.spec.nats.lameDuck = { duration: '31s', gracePeriod: '5s' };
     });
@@ -227,7 +225,7 @@ describe('host keys and decommissioning (nats-sb-3)', () => {
   afterAll(() => s.close());
 
   it('10a. a wrong host key is refused and nothing runs', async () => {
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       d.spec.ssh.hostKey = h1.hostKey;
     });
     const run = await s.apply(t);
@@ -240,9 +238,9 @@ describe('host keys and decommissioning (nats-sb-3)', () => {
   });
 
   it('10b. decommission: service, container and proxy gone, data kept', async () => {
-    expect((await s.apply(s.manifest())).apply!.outcome).toBe('applied');
+    expect((await s.apply(await s.manifest())).apply!.outcome).toBe('applied');
     await s.sh('echo keep > /var/lib/nats/jetstream/marker');
-    const t = s.manifest((d) => {
+    const t = await s.manifest((d) => {
       d.spec.state = 'absent';
     });
     const plan = (await s.plan(t)).plan!;
@@ -269,19 +267,30 @@ describe('the CLI an operator runs (nats-sb-2)', () => {
   afterAll(() => s.close());
   const cli = async (...args: string[]) => {
     const lines: string[] = [];
-    const code = await main(['node', 'natsfleet', ...args, '--hosts', s.dir, '--ssh-key', fleet.privateKeyPath], (l) =>
-      lines.push(l),
+    const code = await main(
+      [
+        'node',
+        'natsfleet',
+        ...args,
+        '--hosts',
+        s.dir,
+        '--ssh-key',
+        fleet.privateKeyPath,
+        '--secrets-dir',
+        fleet.secretsDir,
+      ],
+      (l) => lines.push(l),
     );
     return { code, out: lines.join('\n') };
   };
 
   it('apply exits 0 when healthy and in sync; plan exits 0 with nothing to do, 2 with changes (Terraform detailed exit codes)', async () => {
-    s.manifest();
+    await s.manifest();
     expect((await cli('apply')).code).toBe(0);
     const same = await cli('plan');
     expect(same.out).toContain('nats-sb-2: no changes (Synced, Healthy)');
     expect(same.code).toBe(0);
-    s.manifest((d) => (d.spec.nats.logging = { debug: true }));
+    await s.manifest((d) => (d.spec.nats.logging = { debug: true }));
     const changed = await cli('plan', '--output', 'json');
     expect(changed.code).toBe(2);
     const [plan] = JSON.parse(changed.out);
@@ -294,7 +303,7 @@ describe('the CLI an operator runs (nats-sb-2)', () => {
   });
 
   it('status prints the table an operator reads', async () => {
-    s.manifest((d) => (d.spec.nats.logging = { debug: false }));
+    await s.manifest((d) => (d.spec.nats.logging = { debug: false }));
     const r = await cli('status');
     expect(r.out.split('\n')[0]).toMatch(/^HOST\s+SYNC\s+HEALTH\s+NATS\s+REVISION\s+APPLIED$/);
     expect(r.out).toMatch(/nats-sb-2\s+Synced\s+Healthy\s+2\.9\.10\s+\S+\s+\d{4}-\d\d-\d\dT/);
@@ -311,14 +320,14 @@ describe('the CLI an operator runs (nats-sb-2)', () => {
     );
     expect(r.out).toContain('nothing was run on any host');
     expect(await s.sh('stat -c %Y /var/lib/natsfleet/applied.json')).toBe(before);
-    s.manifest((d) => (d.spec.nats.clientPort = 4222));
+    await s.manifest((d) => (d.spec.nats.clientPort = 4222));
   });
 
   it('a wrong host key: plan exits 1 and says so', async () => {
-    s.manifest((d) => (d.spec.ssh.hostKey = h1.hostKey));
+    await s.manifest((d) => (d.spec.ssh.hostKey = h1.hostKey));
     const r = await cli('plan');
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/nats-sb-2: Unknown: .*host key mismatch/);
-    s.manifest((d) => (d.spec.ssh.hostKey = h2.hostKey));
+    await s.manifest((d) => (d.spec.ssh.hostKey = h2.hostKey));
   });
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { expect, it } from 'vitest';
 import { startController } from '../../controller/gitops/run.js';
+import { DEFAULT_LOAD_POLICY } from '../../controller/manifest/load.js';
 import { DEFAULTS } from '../../controller/gitops/config.js';
 
 it('a trigger during a tick starts the next tick at once instead of waiting for the poll interval', async () => {
@@ -31,6 +32,7 @@ it('a trigger during a tick starts the next tick at once instead of waiting for 
       sshKey: join(d, 'key'),
       pollIntervalSec: 60,
       driftIntervalSec: 3600,
+      policy: DEFAULT_LOAD_POLICY,
     },
     pino({ level: 'silent' }),
   );

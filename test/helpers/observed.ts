@@ -32,13 +32,11 @@ export function factsFrom(
   return f;
 }
 
-/** Replaces the base64 content of one file section in the captured output. */
-export function withFileContent(output: string, path: string, edit: (content: string) => string): string {
+/** Replaces the metadata line and host-side hash of one file section, as a hand edit of the file would. */
+export function withFileHash(output: string, path: string, sha256: string, size = 99): string {
   const lines = output.split('\n');
   const i = lines.indexOf(`@@natsfleet file ${path}`);
-  const content = Buffer.from(lines[i + 2], 'base64').toString();
-  const next = Buffer.from(edit(content));
-  lines[i + 1] = lines[i + 1].replace(/\d+$/, String(next.length));
-  lines[i + 2] = next.toString('base64');
+  lines[i + 1] = lines[i + 1].replace(/\d+$/, String(size));
+  lines[i + 2] = sha256;
   return lines.join('\n');
 }

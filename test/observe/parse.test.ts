@@ -1,5 +1,6 @@
 // The observe parser on real output captured from a converged sandbox host.
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { parseFacts } from '../../controller/observe/parse.js';
 import { observeScript } from '../../controller/observe/script.js';
 import { CONVERGED_OUTPUT, desiredFrom } from '../helpers/observed.js';
@@ -17,16 +18,20 @@ describe('parseFacts', () => {
     expect(f.curl).toBe(true);
   });
 
-  it('reads every managed file with mode, owner and content', () => {
+  it('reads every managed file with mode, owner, size and the host-side hash, never its content', () => {
     expect(Object.keys(f.files).sort()).toEqual(d.files.map((x) => x.path).sort());
     for (const want of d.files) {
-      expect(f.files[want.path]).toMatchObject({
+      expect(f.files[want.path]).toEqual({
         exists: true,
+        kind: 'file',
         mode: want.mode,
         owner: 'root',
         group: 'root',
-        content: want.content,
+        size: Buffer.byteLength(want.content),
+        sha256: createHash('sha256').update(want.content).digest('hex'),
       });
+      // natsfleet's record holds its own display of what it wrote (no secret to hide here: bcrypt).
+      expect(f.record?.rendered?.[want.path]).toBe(want.display);
     }
     for (const dir of d.dirs)
       expect(f.dirs[dir.path]).toEqual({ exists: true, mode: '0755', owner: 'root', group: 'root' });
@@ -84,5 +89,14 @@ describe('observeScript', () => {
     );
     expect(script).toContain('http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz');
     expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
+  });
+
+  it('never reads a managed file back: only metadata and a hash computed on the host', () => {
+    const script = observeScript(desiredFrom((doc) => (doc.spec.proxy.envFile = '/data/nginx/x.env')));
+    expect(script).not.toMatch(/base64|head -c/);
+    for (const p of ['/etc/nats/nats-server.conf', '/data/nginx/x.env']) {
+      expect(script).toContain(`sha256sum < ${p}`);
+      expect(script).not.toMatch(new RegExp(`cat ${p.replace(/[./]/g, '\\$&')}`));
+    }
   });
 });

@@ -1,9 +1,9 @@
 // Planning as a pure function: captured facts in, typed changes and service steps out.
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { planHost } from '../../controller/plan/plan.js';
 import { formatPlan } from '../../controller/plan/format.js';
-import { REDACTED } from '../../controller/secrets/redact.js';
-import { desiredFrom, factsFrom, withFileContent } from '../helpers/observed.js';
+import { desiredFrom, factsFrom, withFileHash } from '../helpers/observed.js';
 import { FIXTURE_TOKEN } from '../helpers/fixtures.js';
 
 const steps = (p: ReturnType<typeof planHost>) => p.steps.map((s) => s.step);
@@ -17,16 +17,39 @@ describe('planHost', () => {
     expect(p.applied).toEqual({ revision: 'fixture-rev', at: expect.any(String) });
   });
 
-  it('auth change: reload, never restart, and the secret is redacted in the diff', () => {
+  it('auth change: reload, never restart; the diff shows the secret reference, never its value', () => {
     const d = desiredFrom((doc) => (doc.spec.nats.auth = { token: { env: 'NATS_EU1_TOKEN' } }));
     const p = planHost(d, factsFrom(d), 'r2');
     expect(steps(p)).toEqual(['test-config', 'reload']);
     expect(p.changes).toMatchObject([{ kind: 'file', path: CONF, action: 'update', drift: false }]);
     const text = formatPlan(p);
     expect(text).not.toContain(FIXTURE_TOKEN);
-    expect(text).not.toContain('$2a$11$');
-    expect(text).toContain(`+  token: "${REDACTED}"`);
+    expect(text).toContain('+  token: "<secret:env:NATS_EU1_TOKEN>"');
+    expect(text).toContain('-  token: "$2a$11$'); // a bcrypt hash is in Git already
     expect(JSON.stringify(p)).not.toContain(FIXTURE_TOKEN);
+  });
+
+  it('a secret value changed on the controller: a deploy reloads; a pull-request plan (displays) sees no change', () => {
+    const before = desiredFrom((doc) => (doc.spec.nats.auth = { token: { env: 'NATS_EU1_TOKEN' } }));
+    // The host holds natsfleet's write of `before` (its record says so).
+    const facts = factsFrom(before, undefined, (f) => {
+      const conf = before.files.find((x) => x.path === CONF)!;
+      const sha = createHash('sha256').update(conf.content).digest('hex');
+      f.files[CONF] = { ...f.files[CONF], sha256: sha, mode: conf.mode };
+      f.record!.files[CONF] = { sha256: sha, mode: conf.mode };
+      f.record!.rendered![CONF] = conf.display;
+    });
+    const rotated = desiredFrom((doc) => (doc.spec.nats.auth = { token: { env: 'NATS_EU1_TOKEN' } }));
+    rotated.files[0] = {
+      ...rotated.files[0],
+      content: rotated.files[0].content.replace(FIXTURE_TOKEN, 'rotated-value'),
+    };
+    const deploy = planHost(rotated, facts, 'r');
+    expect(steps(deploy)).toEqual(['test-config', 'reload']);
+    expect(deploy.steps[1].reason).toBe('hot-reloadable config keys changed: authorization (a secret value)');
+    expect(JSON.stringify(deploy)).not.toContain('rotated-value');
+    const pr = planHost(rotated, facts, 'r', 'display');
+    expect(pr).toMatchObject({ sync: 'Synced', changes: [], steps: [] });
   });
 
   it('a JetStream limit increase reloads, a decrease restarts', () => {
@@ -76,14 +99,56 @@ describe('planHost', () => {
     ]);
   });
 
-  it('drift: a hand edit is drift (not a desired change) and is reverted with a reload', () => {
+  it('drift: a hand edit is drift, its content never shown; what the server runs is unknown, so it restarts', () => {
     const d = desiredFrom();
-    const f = factsFrom(d, (o) => withFileContent(o, CONF, (c) => c.replace('debug: false', 'debug: true')));
+    const f = factsFrom(d, (o) => withFileHash(o, CONF, 'f'.repeat(64)));
     const p = planHost(d, f, 'r');
-    expect(p.drift).toEqual([`${CONF}: content changed on the host`]);
-    expect(p.changes[0]).toMatchObject({ action: 'update', reason: 'content changed on the host', drift: true });
-    expect((p.changes[0] as { diff: string }).diff).toContain('-debug: true\n+debug: false');
-    expect(steps(p)).toEqual(['test-config', 'reload']);
+    expect(p.drift).toEqual([`${CONF}: content changed on the host (content not shown)`]);
+    expect(p.changes[0]).toMatchObject({
+      action: 'update',
+      reason: 'content changed on the host (content not shown)',
+      drift: true,
+    });
+    // Only natsfleet's own rendering is shown (what it will write), never the host's text.
+    expect((p.changes[0] as { diff: string }).diff).toContain('+debug: false');
+    expect((p.changes[0] as { diff: string }).diff).not.toMatch(/^-(?!--)/m);
+    expect(steps(p)).toEqual(['test-config', 'restart']);
+  });
+
+  it('a file natsfleet did not write (no record): replaced, its content not shown, the server restarted', () => {
+    const d = desiredFrom();
+    const f = factsFrom(
+      d,
+      (o) => withFileHash(o, CONF, 'e'.repeat(64)),
+      (x) => (x.record = undefined),
+    );
+    const p = planHost(d, f, 'r');
+    expect(p.changes[0].reason).toBe(
+      'content differs (the file on the host was not written by natsfleet: its content is not shown)',
+    );
+    expect(steps(p)).toContain('restart');
+  });
+
+  it("a dedicated directory that exists and is not natsfleet's blocks the host; a missing or recorded one does not", () => {
+    const d = desiredFrom((doc) => (doc.spec.nats.dataDir = '/srv/nats/data'));
+    expect(d.claims).toEqual(['/srv/nats']);
+    const theirs = factsFrom(d, undefined, (f) => (f.claims = { '/srv/nats': true }));
+    expect(planHost(d, theirs, 'r').blocked).toEqual([
+      "/srv/nats exists and was not created by natsfleet: natsfleet writes only in directories it created or under the controller's allowed roots (paths.allowedRoots); its content is not read",
+    ]);
+    const missing = factsFrom(d, undefined, (f) => (f.claims = { '/srv/nats': false }));
+    expect(planHost(d, missing, 'r').blocked).toEqual([]);
+    const ours = factsFrom(d, undefined, (f) => {
+      f.claims = { '/srv/nats': true };
+      f.ownedDirs = ['/srv/nats'];
+    });
+    expect(planHost(d, ours, 'r').blocked).toEqual([]);
+  });
+
+  it('a link or a non-regular file at a managed path blocks the host', () => {
+    const d = desiredFrom();
+    const f = factsFrom(d, undefined, (x) => (x.files[CONF] = { exists: true, kind: 'link' }));
+    expect(planHost(d, f, 'r').blocked).toEqual([`${CONF} is a symbolic link: natsfleet replaces only regular files`]);
   });
 
   it('a stopped service with a missing container is started, and reported as drift', () => {

@@ -117,7 +117,7 @@ describe('hostKeyProblem rejects', () => {
     ['base64 with non-zero pad bits', `ecdsa-sha2-nistp256 ${padBitsSet}`, /not valid base64/],
     ['base64 with extra padding', `ecdsa-sha2-nistp256 ${ecB64}==`, /not valid base64/],
     ['base64 with a bad character', `ssh-ed25519 ${edB64.slice(0, 10)}!${edB64.slice(11)}`, /not valid base64/],
-    ['base64url', `ssh-ed25519 ${ed.toString('base64url')}`, /not valid base64/],
+    ['base64url (no padding: never canonical)', `ecdsa-sha2-nistp256 ${ec.toString('base64url')}`, /not valid base64/],
     ['a wrong curve name', text('ecdsa-sha2-nistp256', wire('ecdsa-sha2-nistp256', 'nistp384', point)), /curve/],
     [
       'a compressed point',

@@ -1,0 +1,107 @@
+// Owns the controller's decisions as pure functions of plain values (state, revision, plans, results,
+// time): which hosts a revision deploys, retries and their backoff, the pull-request trust rule, the
+// commit statuses of plans and deploys with their wording. The Controller class only executes them;
+// tests feed these tables, without Git, SSH or GitHub.
+import type { HostSpec } from '../manifest/host-spec.js';
+import type { HostPlan } from '../plan/types.js';
+import type { ApplyResult } from '../apply/apply.js';
+import type { StatusState } from '../report/github.js';
+import type { HostRetry } from './state.js';
+
+export const BACKOFF_BASE_MS = 15_000;
+export const BACKOFF_MAX_MS = 10 * 60_000;
+
+/** An apply succeeded: applied or unchanged, and the host ends healthy (or decommissioned). */
+export const isSuccessful = (r: ApplyResult | undefined): boolean =>
+  Boolean(
+    r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'),
+  );
+
+/** The next retry of a failed host: attempts count per revision, the delay doubles up to the cap. */
+export function nextRetry(prev: HostRetry | undefined, revision: string, now: number, error: string): HostRetry {
+  const attempts = prev && prev.revision === revision ? prev.attempts + 1 : 1;
+  return {
+    revision,
+    attempts,
+    nextAttemptAt: now + Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS),
+    lastError: error,
+  };
+}
+
+/** Whether a host of revision `head` is deployed now: a due retry, or a desired state not yet applied. */
+export function shouldDeploy(
+  retry: HostRetry | undefined,
+  head: string,
+  now: number,
+  fingerprint: string | undefined,
+  applied: string | undefined,
+): boolean {
+  if (retry && retry.revision === head) return retry.nextAttemptAt <= now;
+  return fingerprint === undefined || fingerprint !== applied;
+}
+
+/**
+ * Why a pull request may not be planned against live hosts (so it is planned offline, from the
+ * repository alone), or undefined: it comes from a fork, adds a host, or changes a host's SSH target.
+ */
+export function untrustedReason(
+  fromFork: boolean,
+  changed: readonly HostSpec[],
+  base: (name: string) => HostSpec | undefined,
+): string | undefined {
+  if (fromFork && changed.length) return 'the pull request comes from a fork';
+  for (const h of changed) {
+    const b = base(h.name);
+    if (!b) return `it adds the host ${h.name}`;
+    if (JSON.stringify(b.ssh) !== JSON.stringify(h.ssh)) return `it changes the SSH address or host key of ${h.name}`;
+  }
+  return undefined;
+}
+
+export interface StatusDecision {
+  state: StatusState;
+  description: string;
+}
+
+/** The commit status of one host's plan. */
+export function planStatus(p: HostPlan): StatusDecision {
+  if (p.sync === 'Unknown') return { state: 'error', description: `unreachable: ${p.error}` };
+  if (p.blocked.length) return { state: 'failure', description: `blocked: ${p.blocked[0]}` };
+  if (p.changes.length || p.steps.length) {
+    const restart = p.steps.some((s) => s.step === 'restart' || s.step === 'start');
+    const reload = p.steps.some((s) => s.step === 'reload');
+    return {
+      state: 'success',
+      description: `${p.changes.length} change(s), ${restart ? 'restart' : reload ? 'reload' : 'no restart'}`,
+    };
+  }
+  return { state: 'success', description: 'no changes' };
+}
+
+/** The overall status of a pull request's plan. */
+export function overallPlanStatus(plans: readonly HostPlan[]): StatusDecision {
+  const bad = plans.filter((p) => p.sync === 'Unknown' || p.blocked.length).length;
+  if (bad) return { state: 'failure', description: `${bad} host(s) cannot be planned` };
+  return {
+    state: 'success',
+    description: `plan: ${plans.filter((p) => p.sync === 'OutOfSync').length} host(s) change`,
+  };
+}
+
+/** The commit status of one host after a deploy. */
+export function deployStatus(r: ApplyResult | undefined, error: string | undefined): StatusDecision {
+  if (error) return { state: 'error', description: error };
+  if (isSuccessful(r)) {
+    return {
+      state: 'success',
+      description: r!.outcome === 'applied' ? `applied: ${r!.steps.join(', ') || 'files'}` : 'in sync',
+    };
+  }
+  return { state: 'failure', description: r?.error ?? r?.outcome ?? 'failed' };
+}
+
+/** A short, single-line text for statuses and comments: never a stack, never longer than `max`. */
+export function oneLine(text: string, max = 300): string {
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 3)}...` : line;
+}
