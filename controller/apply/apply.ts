@@ -140,6 +140,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       }),
     );
     let failure: string | undefined;
+    let configLoadTime: string | undefined;
     if (inst.code !== 0) {
       const step = [...inst.stdout.matchAll(/@@step (\S+)/g)].pop()?.[1] ?? 'install';
       failure = `${step} failed: ${lastLines(inst.stderr || inst.stdout)}`;
@@ -149,6 +150,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
       const v = await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, reloadedFrom });
       if (!v.ok) failure = `verification failed: ${v.problems.join('; ')}`;
+      else if (typeof v.varz?.config_load_time === 'string') configLoadTime = v.varz.config_load_time;
     }
     if (failure) {
       const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
@@ -174,6 +176,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         (d.state === 'present' ? d.files : []).map((f) => [f.path, { sha256: sha256(f.content), mode: f.mode }]),
       ),
       rendered: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, f.display])),
+      configLoadTime,
     };
     const fin = await run(session, finalizeScript(record, lock.token));
     if (fin.code !== 0) throw new Error(`recording the applied state failed: ${fin.stderr.trim()}`);

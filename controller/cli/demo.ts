@@ -119,7 +119,17 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void): Pro
       : '  not every host was deployed in time:\n',
   );
   const code = await main(
-    ['node', 'natsfleet', 'status', '--hosts', join(work, 'hosts'), '--ssh-key', fleet.privateKeyPath],
+    [
+      'node',
+      'natsfleet',
+      'status',
+      '--hosts',
+      join(work, 'hosts'),
+      '--ssh-key',
+      fleet.privateKeyPath,
+      '--secrets-dir',
+      fleet.secretsDir,
+    ],
     out,
   );
   out(`
@@ -127,8 +137,9 @@ Next: change a host and watch it deploy.
   cd ${work}
   sed -i 's/^    image: nats:2.9.10$/    image: nats:2.9.10-r1/' hosts/${last.name}.yaml
   git commit -qam 'upgrade ${last.name}' && git push -q origin main
-  npx natsfleet controller --repo ${origin} --state-dir ${stateDir} --ssh-key ${fleet.privateKeyPath} --poll-interval 5
-  npx natsfleet status --hosts ${work}/hosts --ssh-key ${fleet.privateKeyPath}     # in another terminal
+  export NATSFLEET_SSH_KEY=${fleet.privateKeyPath} NATSFLEET_SECRETS_DIR=${fleet.secretsDir}
+  npx natsfleet controller --repo ${origin} --state-dir ${stateDir} --poll-interval 5
+  npx natsfleet status --hosts ${work}/hosts     # in another terminal
 Remove everything: npx natsfleet sandbox down --id ${o.fleetId ?? 'demo'}`);
   return ok ? code : 1;
 }

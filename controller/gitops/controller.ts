@@ -34,6 +34,7 @@ import {
 } from '../report/markdown.js';
 import {
   deployStatus,
+  hostStatusesToPost,
   isSuccessful,
   nextRetry,
   oneLine,
@@ -337,12 +338,14 @@ export class Controller {
         return { ...unknownPlan(target, head, ''), sync: 'OutOfSync', error: undefined, blocked };
       });
     }
-    for (const p of plans) {
+    const posted = hostStatusesToPost(plans);
+    for (const p of posted) {
       const st = planStatus(p);
       await this.status(head, hostContext(p.host), st.state, st.description);
     }
     const overall = overallPlanStatus(plans);
-    await this.status(head, STATUS_CONTEXT, overall.state, overall.description);
+    const note = posted.length < plans.length ? ` (${plans.length} hosts: see the comment)` : '';
+    await this.status(head, STATUS_CONTEXT, overall.state, `${overall.description}${note}`);
     log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
     return planComment({ sha: head, plans, offline });
   }

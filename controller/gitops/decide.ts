@@ -88,6 +88,19 @@ export function overallPlanStatus(plans: readonly HostPlan[]): StatusDecision {
   };
 }
 
+/** Per-host statuses a pull request's plan gets at most: beyond, only hosts that need attention get one. */
+export const MAX_PLAN_HOST_STATUSES = 20;
+
+/**
+ * The plans whose host gets its own commit status: all of them for a usual pull request; for a large
+ * one (a fleet-wide change), only those that are not plain successes, at most MAX_PLAN_HOST_STATUSES,
+ * so that a 300-host pull request does not flood the commit with statuses (the comment has them all).
+ */
+export function hostStatusesToPost(plans: readonly HostPlan[]): HostPlan[] {
+  if (plans.length <= MAX_PLAN_HOST_STATUSES) return [...plans];
+  return plans.filter((p) => planStatus(p).state !== 'success').slice(0, MAX_PLAN_HOST_STATUSES);
+}
+
 /** The commit status of one host after a deploy. */
 export function deployStatus(r: ApplyResult | undefined, error: string | undefined): StatusDecision {
   if (error) return { state: 'error', description: error };

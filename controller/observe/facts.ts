@@ -58,6 +58,8 @@ export interface AppliedRecord {
   files: Record<string, { sha256: string; mode: string }>;
   /** Per path, natsfleet's display of what it wrote (secrets replaced by placeholders): shown in diffs. */
   rendered?: Record<string, string>;
+  /** /varz config_load_time right after the apply: while it is unchanged, NATS runs what natsfleet wrote. */
+  configLoadTime?: string;
 }
 
 export interface PendingRecord {

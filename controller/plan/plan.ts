@@ -127,7 +127,10 @@ function classifyConfig(f: HostFacts, conf: FileArtifact, changed: boolean): Con
   if (!changed) return { action: 'none', changed: [], restartKeys: [] };
   // A config deleted under a running server: the server still runs its old one, and a reload loads the new.
   if (!f.files[conf.path]?.exists) return { action: 'reload', changed: ['config file re-created'], restartKeys: [] };
-  const before = holdsOurWrite(f, conf.path) ? f.record?.rendered?.[conf.path] : undefined;
+  // The server runs natsfleet's last write when the file still holds it, or when it has not loaded any
+  // config since natsfleet's apply (a hand edit not yet reloaded): then the change is known exactly.
+  const loadedOurs = f.record?.configLoadTime !== undefined && f.varz?.config_load_time === f.record.configLoadTime;
+  const before = holdsOurWrite(f, conf.path) || loadedOurs ? f.record?.rendered?.[conf.path] : undefined;
   if (before === undefined) {
     const why = '(current config not written by natsfleet: what it holds is unknown)';
     return { action: 'restart', changed: [why], restartKeys: [why] };

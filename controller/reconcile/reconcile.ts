@@ -109,7 +109,11 @@ async function observeFresh(t: Target, pool: SessionPool) {
   try {
     return { session, facts: await observeHost(session, t.desired) };
   } catch (e) {
-    if (!(e instanceof SshError) && !/not connected|ECONNRESET|EPIPE|channel/i.test((e as Error).message)) throw e;
+    // Only a connection found dead is tried again; a host that does not answer within the deadline is not
+    // given a second deadline (it is reported Unknown now).
+    const message = (e as Error).message;
+    if (/timed out|within \d/i.test(message)) throw e;
+    if (!(e instanceof SshError) && !/not connected|ECONNRESET|EPIPE|channel/i.test(message)) throw e;
     await pool.drop(t.spec);
     const again = await pool.get(t.spec);
     return { session: again, facts: await observeHost(again, t.desired) };

@@ -276,7 +276,12 @@ describe('crash safety', () => {
 
     const stateDir = join(root, 'state-process');
     cpSync(join(root, 'state', 'state.json'), join(stateDir, 'state.json'), { recursive: true });
-    const env = { ...process.env, GITHUB_TOKEN: gh.token, NATSFLEET_SSH_KEY: fleet.privateKeyPath };
+    const env = {
+      ...process.env,
+      GITHUB_TOKEN: gh.token,
+      NATSFLEET_SSH_KEY: fleet.privateKeyPath,
+      NATSFLEET_SECRETS_DIR: fleet.secretsDir,
+    };
     const args = [
       join(ROOT, 'bin/natsfleet.js'),
       'controller',

@@ -6,6 +6,7 @@ import { docker } from '../../controller/sandbox/docker.js';
 import { fleetDown, fleetStatus, fleetUp, SANDBOX_LABEL } from '../../controller/sandbox/fleet.js';
 import { PRELOADED_IMAGES } from '../../controller/sandbox/images.js';
 import { HostKeyError, scanHostKey, SshSession } from '../../controller/transport/ssh.js';
+import { loadPolicyFrom } from '../../controller/manifest/policy.js';
 import { loadManifests } from '../../controller/manifest/load.js';
 import { readManifestDir } from '../../controller/manifest/read-dir.js';
 
@@ -87,7 +88,8 @@ describe('the proxy stand-in follows jonasal/nginx-certbot', () => {
 
 describe('fleet manifests', () => {
   it('are valid NatsHosts pinning each host key on 127.0.0.1', async () => {
-    const { hosts, problems } = loadManifests(await readManifestDir(fleet.hostsDir));
+    const policy = loadPolicyFrom({ secretsDir: fleet.secretsDir });
+    const { hosts, problems } = loadManifests(await readManifestDir(fleet.hostsDir), policy);
     expect(problems).toEqual([]);
     expect(hosts.map((h) => [h.name, h.ssh.host, h.ssh.port, h.ssh.hostKey])).toEqual(
       fleet.hosts.map((h) => [h.name, '127.0.0.1', h.sshPort, h.hostKey]),

@@ -115,6 +115,24 @@ describe('planHost', () => {
     expect(steps(p)).toEqual(['test-config', 'restart']);
   });
 
+  it('drift not yet loaded by the server (config_load_time as natsfleet left it): reverted with a reload', () => {
+    const d = desiredFrom();
+    const f = factsFrom(
+      d,
+      (o) => withFileHash(o, CONF, 'f'.repeat(64)),
+      (x) => (x.record!.configLoadTime = x.varz!.config_load_time),
+    );
+    const p = planHost(d, f, 'r');
+    expect(p.drift).toEqual([`${CONF}: content changed on the host (content not shown)`]);
+    expect(steps(p)).toEqual(['test-config', 'reload']);
+    const reloaded = factsFrom(
+      d,
+      (o) => withFileHash(o, CONF, 'f'.repeat(64)),
+      (x) => (x.record!.configLoadTime = '2020-01-01T00:00:00Z'),
+    );
+    expect(steps(planHost(d, reloaded, 'r'))).toEqual(['test-config', 'restart']);
+  });
+
   it('a file natsfleet did not write (no record): replaced, its content not shown, the server restarted', () => {
     const d = desiredFrom();
     const f = factsFrom(

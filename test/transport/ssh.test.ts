@@ -1,9 +1,10 @@
 // SSH transport against misbehaving hosts, all in-process (no Docker): a TCP port that never sends an
 // SSH banner, an ssh2 server that authenticates but never answers exec or port-forward requests (or
 // answers too late), garbage injected after the handshake, and the host-key algorithm pin.
-import { createServer, connect as tcpConnect, type Server as NetServer, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import ssh2, { type Connection } from 'ssh2';
+import ssh2 from 'ssh2';
+import { closeMisbehavingHosts, fakeHost, listen, onClose, silentPort } from '../helpers/misbehaving-hosts.js';
 import { HostKeyError, scanHostKey, SshError, SshSession, type SshTarget } from '../../controller/transport/ssh.js';
 import { SessionPool } from '../../controller/reconcile/pool.js';
 import { prepareTargets, reconcileAll } from '../../controller/reconcile/reconcile.js';
@@ -20,105 +21,7 @@ const auth = { privateKey: clientKey.private };
 const pub = (k: { public: string }) => k.public.split(' ').slice(0, 2).join(' ');
 const noop = () => {};
 
-const closers: (() => Promise<void>)[] = [];
-afterAll(async () => {
-  for (const c of closers.reverse()) await c();
-});
-
-function listen(server: NetServer | InstanceType<typeof ssh2.Server>): Promise<number> {
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)),
-  );
-}
-
-/** A TCP port that accepts and never writes (the connection is held open). */
-async function silentPort(banner?: string): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', noop);
-    if (banner) s.write(banner);
-  });
-  const port = await listen(server);
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  );
-  return port;
-}
-
-type ExecBehaviour = 'never' | 'hang' | 'late' | 'answer';
-interface FakeHost {
-  port: number;
-  /** Server-side channels that were closed (the client closed them). */
-  closedChannels: number;
-}
-
-/**
- * An ssh2 server accepting any public key. Exec: `never` leaves the request unanswered, `hang`
- * starts the command and never ends it, `late` answers after 600 ms, `answer` replies at once;
- * the command `echo` is always answered. Port forwards are left unanswered, or accepted late.
- */
-async function fakeHost(o: {
-  hostKeys: string[];
-  exec?: ExecBehaviour;
-  forward?: 'never' | 'late';
-}): Promise<FakeHost> {
-  const conns = new Set<Connection>();
-  const host: FakeHost = { port: 0, closedChannels: 0 };
-  const server = new ssh2.Server({ hostKeys: o.hostKeys }, (client) => {
-    conns.add(client);
-    client.on('error', noop);
-    client.on('authentication', (ctx) => (ctx.method === 'publickey' ? ctx.accept() : ctx.reject(['publickey'])));
-    client.on('ready', () => {
-      client.on('session', (accept) => {
-        const session = accept();
-        session.on('exec', (acceptExec, _reject, info) => {
-          const answer = () => {
-            const stream = acceptExec();
-            stream.on('error', noop);
-            stream.on('close', () => host.closedChannels++);
-            stream.on('data', noop);
-            if (mode === 'hang') return;
-            stream.write('ok\n');
-            stream.exit(0);
-            stream.end();
-          };
-          const mode = info.command === 'echo' ? 'answer' : (o.exec ?? 'answer');
-          if (mode === 'never') return;
-          if (mode === 'late') setTimeout(answer, 600);
-          else answer();
-        });
-      });
-      client.on('tcpip', (accept) => {
-        if (o.forward !== 'late') return;
-        setTimeout(() => {
-          try {
-            const ch = accept();
-            ch.on('error', noop);
-            ch.on('data', noop);
-            ch.on('close', () => host.closedChannels++);
-          } catch {
-            // the client is gone
-          }
-        }, 600);
-      });
-    });
-  });
-  server.on('error', noop);
-  host.port = await listen(server);
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        for (const c of conns) c.end();
-        server.close(() => r());
-      }),
-  );
-  return host;
-}
+afterAll(closeMisbehavingHosts);
 
 const target = (port: number, hostKey: string): SshTarget => ({ host: '127.0.0.1', port, user: 'root', hostKey });
 
@@ -254,7 +157,7 @@ describe('step deadlines', () => {
       toClient.add(c);
     });
     const port = await listen(proxy);
-    closers.push(
+    onClose(
       () =>
         new Promise<void>((r) => {
           for (const c of toClient) c.destroy();

@@ -1,0 +1,173 @@
+// The controller's decisions as tables (gitops-engine style): plain values in, decisions out; no Git,
+// SSH or GitHub.
+import { describe, expect, it } from 'vitest';
+import {
+  BACKOFF_BASE_MS,
+  BACKOFF_MAX_MS,
+  deployStatus,
+  hostStatusesToPost,
+  isSuccessful,
+  MAX_PLAN_HOST_STATUSES,
+  nextRetry,
+  oneLine,
+  overallPlanStatus,
+  planStatus,
+  shouldDeploy,
+  untrustedReason,
+} from '../../controller/gitops/decide.js';
+import type { ApplyResult } from '../../controller/apply/apply.js';
+import type { HostPlan } from '../../controller/plan/types.js';
+import type { HostSpec } from '../../controller/manifest/host-spec.js';
+
+const result = (r: Partial<ApplyResult>): ApplyResult => ({
+  host: 'h',
+  outcome: 'applied',
+  health: 'Healthy',
+  steps: [],
+  changedFiles: [],
+  durationMs: 1,
+  ...r,
+});
+const plan = (p: Partial<HostPlan>): HostPlan => ({
+  host: 'h',
+  revision: 'r',
+  state: 'present',
+  blocked: [],
+  changes: [],
+  steps: [],
+  drift: [],
+  sync: 'Synced',
+  health: 'Healthy',
+  ...p,
+});
+const change = { kind: 'file', path: '/etc/nats/nats-server.conf', action: 'update', reason: 'x', drift: false };
+
+describe('isSuccessful: one definition of success', () => {
+  it.each<[string, Partial<ApplyResult> | undefined, boolean]>([
+    ['applied and healthy', {}, true],
+    ['unchanged and healthy', { outcome: 'unchanged' }, true],
+    ['decommissioned (Missing)', { health: 'Missing' }, true],
+    ['applied but degraded', { health: 'Degraded' }, false],
+    ['rolled back, even if healthy again', { outcome: 'rolled-back' }, false],
+    ['blocked', { outcome: 'blocked' }, false],
+    ['failed', { outcome: 'failed', health: 'Degraded' }, false],
+    ['no result', undefined, false],
+  ])('%s', (_t, r, want) => expect(isSuccessful(r && result(r))).toBe(want));
+});
+
+describe('retries: backoff doubles per attempt on one revision, capped, and restarts on a new revision', () => {
+  it.each<[string, Parameters<typeof nextRetry>[0], string, number]>([
+    ['first failure', undefined, 'r1', BACKOFF_BASE_MS],
+    [
+      'second on the same revision',
+      { revision: 'r1', attempts: 1, nextAttemptAt: 0, lastError: '' },
+      'r1',
+      2 * BACKOFF_BASE_MS,
+    ],
+    ['sixth', { revision: 'r1', attempts: 5, nextAttemptAt: 0, lastError: '' }, 'r1', 32 * BACKOFF_BASE_MS],
+    ['tenth: capped', { revision: 'r1', attempts: 9, nextAttemptAt: 0, lastError: '' }, 'r1', BACKOFF_MAX_MS],
+    [
+      'a new revision starts over',
+      { revision: 'r1', attempts: 9, nextAttemptAt: 0, lastError: '' },
+      'r2',
+      BACKOFF_BASE_MS,
+    ],
+  ])('%s', (_t, prev, rev, delay) => {
+    const r = nextRetry(prev, rev, 1000, 'boom');
+    expect(r.nextAttemptAt - 1000).toBe(delay);
+    expect(r).toMatchObject({ revision: rev, lastError: 'boom' });
+  });
+});
+
+describe('shouldDeploy', () => {
+  const retry = (revision: string, nextAttemptAt: number) => ({ revision, attempts: 1, nextAttemptAt, lastError: '' });
+  it.each<[string, Parameters<typeof shouldDeploy>, boolean]>([
+    ['a new desired state', [undefined, 'r', 0, 'fp2', 'fp1'], true],
+    ['the same desired state', [undefined, 'r', 0, 'fp1', 'fp1'], false],
+    ['never applied', [undefined, 'r', 0, 'fp1', undefined], true],
+    ['not renderable (no fingerprint)', [undefined, 'r', 0, undefined, undefined], true],
+    ['a retry not yet due', [retry('r', 100), 'r', 50, 'fp1', 'fp0'], false],
+    ['a retry due', [retry('r', 100), 'r', 100, 'fp1', 'fp1'], true],
+    ['a retry of an older revision: judged by fingerprint', [retry('old', 1e12), 'r', 0, 'fp1', 'fp1'], false],
+  ])('%s', (_t, args, want) => expect(shouldDeploy(...args)).toBe(want));
+});
+
+describe('the pull-request trust rule', () => {
+  const spec = (name: string, host = '203.0.113.1', hostKey = 'ssh-ed25519 AAAA'): HostSpec =>
+    ({ name, ssh: { host, port: 22, user: 'root', hostKey } }) as HostSpec;
+  const base = (name: string) => (name === 'a' ? spec('a') : undefined);
+  it.each<[string, boolean, HostSpec[], string | undefined]>([
+    ['same repository, same SSH target', false, [spec('a')], undefined],
+    ['from a fork', true, [spec('a')], 'the pull request comes from a fork'],
+    ['from a fork, no host changed', true, [], undefined],
+    ['adds a host', false, [spec('b')], 'it adds the host b'],
+    ['changes the address', false, [spec('a', '198.51.100.7')], 'it changes the SSH address or host key of a'],
+    [
+      'changes the key',
+      false,
+      [spec('a', '203.0.113.1', 'ssh-ed25519 BBBB')],
+      'it changes the SSH address or host key of a',
+    ],
+  ])('%s', (_t, fork, changed, want) => expect(untrustedReason(fork, changed, base)).toBe(want));
+});
+
+describe('statuses', () => {
+  it.each<[string, Partial<HostPlan>, string, string]>([
+    ['no changes', {}, 'success', 'no changes'],
+    [
+      'a reload',
+      { sync: 'OutOfSync', changes: [change as never], steps: [{ step: 'reload', reason: '' }] },
+      'success',
+      '1 change(s), reload',
+    ],
+    [
+      'a restart',
+      { sync: 'OutOfSync', changes: [change as never], steps: [{ step: 'restart', reason: '' }] },
+      'success',
+      '1 change(s), restart',
+    ],
+    ['blocked', { blocked: ['port 4222 is held'] }, 'failure', 'blocked: port 4222 is held'],
+    [
+      'unreachable',
+      { sync: 'Unknown', error: 'no SSH banner within 15 s' },
+      'error',
+      'unreachable: no SSH banner within 15 s',
+    ],
+  ])('plan: %s', (_t, p, state, description) => expect(planStatus(plan(p))).toEqual({ state, description }));
+
+  it('overall: failure when any host cannot be planned', () => {
+    expect(overallPlanStatus([plan({}), plan({ sync: 'OutOfSync' })])).toEqual({
+      state: 'success',
+      description: 'plan: 1 host(s) change',
+    });
+    expect(overallPlanStatus([plan({}), plan({ blocked: ['x'] }), plan({ sync: 'Unknown' })])).toEqual({
+      state: 'failure',
+      description: '2 host(s) cannot be planned',
+    });
+  });
+
+  it('a large pull request gets statuses only for hosts that need attention, bounded', () => {
+    const few = Array.from({ length: MAX_PLAN_HOST_STATUSES }, (_, i) => plan({ host: `h${i}` }));
+    expect(hostStatusesToPost(few)).toHaveLength(MAX_PLAN_HOST_STATUSES);
+    const many = Array.from({ length: 300 }, (_, i) => plan({ host: `h${i}`, blocked: i % 10 === 0 ? ['x'] : [] }));
+    const posted = hostStatusesToPost(many);
+    expect(posted).toHaveLength(MAX_PLAN_HOST_STATUSES);
+    expect(posted.every((p) => p.blocked.length)).toBe(true);
+    expect(hostStatusesToPost(Array.from({ length: 300 }, (_, i) => plan({ host: `h${i}` })))).toEqual([]);
+  });
+
+  it.each<[string, Partial<ApplyResult> | undefined, string | undefined, string, string]>([
+    ['applied', { steps: ['test-config', 'reload'] }, undefined, 'success', 'applied: test-config, reload'],
+    ['applied files only', {}, undefined, 'success', 'applied: files'],
+    ['unchanged', { outcome: 'unchanged' }, undefined, 'success', 'in sync'],
+    ['failed', { outcome: 'failed', error: 'staging files failed' }, undefined, 'failure', 'staging files failed'],
+    ['unreachable', undefined, 'no SSH banner', 'error', 'no SSH banner'],
+  ])('deploy: %s', (_t, r, error, state, description) =>
+    expect(deployStatus(r && result(r), error)).toEqual({ state, description }),
+  );
+
+  it('texts for statuses and comments are one line, bounded', () => {
+    expect(oneLine('a\n  b\tc')).toBe('a b c');
+    expect(oneLine('x'.repeat(400), 100)).toHaveLength(100);
+  });
+});
