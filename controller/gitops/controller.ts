@@ -41,6 +41,7 @@ import {
   overallPlanStatus,
   planStatus,
   shouldDeploy,
+  staleRetries,
   untrustedReason,
 } from './decide.js';
 import { Metrics } from './metrics.js';
@@ -85,6 +86,7 @@ export class Controller {
 
   constructor(private readonly d: ControllerDeps) {
     this.state = d.store.load();
+    if (d.store.recovered) d.log.warn(d.store.recovered);
     this.now = d.now ?? Date.now;
     this.policy = d.policy ?? DEFAULT_LOAD_POLICY;
     this.env = d.env ?? process.env;
@@ -185,8 +187,13 @@ export class Controller {
     );
     // A host that cannot be rendered (a secret refused or missing) fails on its own, with backoff.
     const failing = failures.filter((f) => shouldDeploy(this.state.retries[f.host], head, now, undefined, undefined));
-    const names = new Set(loaded.hosts.map((h) => h.name));
-    for (const name of Object.keys(this.state.retries)) if (!names.has(name)) delete this.state.retries[name];
+    // A retry the branch no longer asks for (a revert of the failing commit, a host removed) is dropped.
+    const desiredNow = new Map<string, string | undefined>(loaded.hosts.map((h) => [h.name, undefined]));
+    for (const t of targets) desiredNow.set(t.desired.name, desiredFingerprint(t.desired));
+    for (const name of staleRetries(this.state.retries, head, desiredNow, this.state.hostFingerprints)) {
+      log.info({ host: name }, 'retry dropped: the branch no longer asks for what failed');
+      delete this.state.retries[name];
+    }
     log.info({ hosts: todo.map((t) => t.desired.name) }, todo.length ? 'deploying' : 'revision changes no host');
     for (const t of todo) await this.status(head, hostContext(t.desired.name), 'pending', 'deploying');
     const runs: HostRun[] = await reconcileAll(todo, {
@@ -364,6 +371,16 @@ export class Controller {
       apply: false,
       concurrency: this.d.concurrency,
     });
+    if (
+      failures.length === 0 &&
+      Object.keys(this.state.retries).length === 0 &&
+      runs.every((r) => r.plan?.sync === 'Synced')
+    ) {
+      // Every host is in sync: the last successful sync is now, also when no deploy ran.
+      this.state.lastSuccessfulSync = new Date(this.now()).toISOString();
+      this.metrics.lastSuccessfulSync = this.now();
+      this.save();
+    }
     for (const [i, run] of runs.entries()) {
       const t = targets[i];
       try {

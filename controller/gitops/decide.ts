@@ -41,6 +41,26 @@ export function shouldDeploy(
 }
 
 /**
+ * Retries the branch no longer asks for: a retry of an older revision for a host whose desired state
+ * at `head` is what was last applied successfully (a revert of the failing commit), or for a host that
+ * is gone. Returns the host names whose retry is dropped.
+ */
+export function staleRetries(
+  retries: Readonly<Record<string, HostRetry>>,
+  head: string,
+  desired: ReadonlyMap<string, string | undefined>,
+  applied: Readonly<Record<string, string>>,
+): string[] {
+  return Object.entries(retries)
+    .filter(([host, r]) => {
+      if (!desired.has(host)) return true;
+      const fp = desired.get(host);
+      return r.revision !== head && fp !== undefined && fp === applied[host];
+    })
+    .map(([host]) => host);
+}
+
+/**
  * Why a pull request may not be planned against live hosts (so it is planned offline, from the
  * repository alone), or undefined: it comes from a fork, adds a host, or changes a host's SSH target.
  */

@@ -29,6 +29,34 @@ export interface ControllerState {
   lastSuccessfulSync?: string;
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Why a parsed state file does not have the shape of ControllerState, or undefined. */
+export function stateShapeProblem(v: unknown): string | undefined {
+  if (!isRecord(v)) return 'it is not an object';
+  for (const k of ['appliedRevision', 'invalidRevision', 'lastSuccessfulSync'] as const) {
+    if (v[k] !== undefined && typeof v[k] !== 'string') return `${k} is not a string`;
+  }
+  const maps: Record<string, (x: unknown) => boolean> = {
+    hostFingerprints: (x) => typeof x === 'string',
+    retries: (x) =>
+      isRecord(x) &&
+      typeof x.revision === 'string' &&
+      typeof x.attempts === 'number' &&
+      typeof x.nextAttemptAt === 'number',
+    pullHeads: (x) => typeof x === 'string',
+    planComments: (x) => typeof x === 'number',
+    driftIssues: (x) => isRecord(x) && typeof x.number === 'number' && typeof x.fingerprint === 'string',
+  };
+  for (const [k, ok] of Object.entries(maps)) {
+    if (v[k] === undefined) continue;
+    if (!isRecord(v[k])) return `${k} is not an object`;
+    const bad = Object.entries(v[k] as Record<string, unknown>).find(([, x]) => !ok(x));
+    if (bad) return `${k}.${bad[0]} has the wrong shape`;
+  }
+  return undefined;
+}
+
 export const emptyState = (): ControllerState => ({
   hostFingerprints: {},
   retries: {},
@@ -46,13 +74,35 @@ export class StateStore {
     this.path = join(dir, 'state.json');
   }
 
+  /** Set by load() when the state file was unreadable and moved aside: the reason, for the log. */
+  recovered?: string;
+
+  /**
+   * The saved state; a missing file is a fresh start. An empty, truncated or wrong-shaped file is moved
+   * aside (state.json.corrupt-<time>) and the controller starts fresh: deploys are idempotent (every
+   * host is observed and re-applied only where it differs), comments and issues are found again by their
+   * markers, so nothing is duplicated and nothing is lost.
+   */
   load(): ControllerState {
+    let text: string;
     try {
-      return { ...emptyState(), ...JSON.parse(readFileSync(this.path, 'utf8')) };
+      text = readFileSync(this.path, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
-      throw new Error(`cannot read controller state ${this.path}: ${(e as Error).message}`);
+      throw new Error(`cannot read controller state ${this.path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
     }
+    let problem: string | undefined;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      problem = stateShapeProblem(parsed);
+      if (!problem) return { ...emptyState(), ...(parsed as Partial<ControllerState>) };
+    } catch {
+      problem = text.trim() ? 'it is not valid JSON (truncated?)' : 'it is empty';
+    }
+    const aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    renameSync(this.path, aside);
+    this.recovered = `controller state ${this.path} was unusable (${problem}): moved to ${aside}; starting fresh`;
+    return emptyState();
   }
 
   save(state: ControllerState): void {

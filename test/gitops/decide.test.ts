@@ -13,6 +13,7 @@ import {
   overallPlanStatus,
   planStatus,
   shouldDeploy,
+  staleRetries,
   untrustedReason,
 } from '../../controller/gitops/decide.js';
 import type { ApplyResult } from '../../controller/apply/apply.js';
@@ -170,4 +171,19 @@ describe('statuses', () => {
     expect(oneLine('a\n  b\tc')).toBe('a b c');
     expect(oneLine('x'.repeat(400), 100)).toHaveLength(100);
   });
+});
+
+describe('staleRetries: a retry the branch no longer asks for is dropped', () => {
+  const r = (revision: string) => ({ revision, attempts: 3, nextAttemptAt: 0, lastError: 'x' });
+  it.each<
+    [string, Record<string, ReturnType<typeof r>>, [string, string | undefined][], Record<string, string>, string[]]
+  >([
+    ['a revert restores what was applied', { a: r('bad') }, [['a', 'fp-ok']], { a: 'fp-ok' }, ['a']],
+    ['the failing revision is still the head', { a: r('head') }, [['a', 'fp-ok']], { a: 'fp-ok' }, []],
+    ['the branch still asks for something new', { a: r('bad') }, [['a', 'fp-new']], { a: 'fp-ok' }, []],
+    ['the host is gone', { a: r('bad') }, [], {}, ['a']],
+    ['not renderable now: kept', { a: r('bad') }, [['a', undefined]], { a: 'fp-ok' }, []],
+  ])('%s', (_t, retries, desired, applied, want) =>
+    expect(staleRetries(retries, 'head', new Map(desired), applied)).toEqual(want),
+  );
 });

@@ -2,7 +2,8 @@
 // A change to a renderer shows up as a reviewed diff of these files.
 import { describe, expect, it } from 'vitest';
 import { renderHost } from '../../controller/render/desired.js';
-import { redactNatsConfig, REDACTED } from '../../controller/secrets/redact.js';
+import { policyResolver } from '../../controller/secrets/resolve.js';
+import { DEFAULT_SECRET_POLICY } from '../../controller/manifest/secret-policy.js';
 import { allGoodHosts, FIXTURE_TOKEN, fixtureSecrets } from '../helpers/fixtures.js';
 
 const hosts = allGoodHosts();
@@ -11,7 +12,8 @@ describe.each(hosts.map((h) => [h.name, h] as const))('%s', (name, host) => {
   const desired = renderHost(host, fixtureSecrets);
 
   it.each(desired.files.map((f) => [f.path, f] as const))('renders %s', async (path, file) => {
-    await expect(file.content).toMatchFileSnapshot(`../golden/${name}${path}`);
+    // A file holding a secret is kept as its display (the secret's reference): no secret in a snapshot.
+    await expect(file.sensitive ? file.display : file.content).toMatchFileSnapshot(`../golden/${name}${path}`);
   });
 
   it('lists files with modes and owners, and directories', async () => {
@@ -33,11 +35,10 @@ describe('secrets', () => {
     expect(config.sensitive).toBe(true);
   });
 
-  it('redacts token and password values, including ones natsfleet never knew', () => {
-    const old = 'authorization {\n  token = old-unquoted-token\n}\n';
-    expect(redactNatsConfig(config.content)).not.toContain(FIXTURE_TOKEN);
-    expect(redactNatsConfig(config.content)).toContain(`token: "${REDACTED}"`);
-    expect(redactNatsConfig(old)).toBe(`authorization {\n  token = "${REDACTED}"\n}\n`);
+  it('shows the same model with the secret replaced by its reference, never the value', () => {
+    expect(config.display).not.toContain(FIXTURE_TOKEN);
+    expect(config.display).toContain('token: "<secret:env:NATS_EU1_TOKEN>"');
+    expect(config.display.replace('<secret:env:NATS_EU1_TOKEN>', FIXTURE_TOKEN)).toBe(config.content);
   });
 
   it('quotes bcrypt hashes (an unquoted $ is a NATS variable) and keeps 0644', () => {
@@ -47,11 +48,18 @@ describe('secrets', () => {
     expect(f.mode).toBe('0644');
   });
 
-  it('fails clearly, naming the field, when an {env} secret is missing or unsafe', () => {
-    const missing = () =>
-      renderHost(eu, (ref, field) => {
-        throw new Error(`${field}: environment variable ${ref.env} is not set`);
-      });
-    expect(missing).toThrow('spec.nats.auth.token: environment variable NATS_EU1_TOKEN is not set');
+  it('fails clearly, naming the field, when an {env} secret is missing', async () => {
+    const resolve = await policyResolver([eu], DEFAULT_SECRET_POLICY, {});
+    expect(() => renderHost(eu, resolve)).toThrow(
+      'spec.nats.auth.token: environment variable NATS_EU1_TOKEN is not set',
+    );
+  });
+
+  it('refuses, naming the field, a secret the policy does not allow, before reading anything', async () => {
+    const devZero = { ...eu, nats: { ...eu.nats, auth: { token: { file: '/dev/zero' } } } };
+    const resolve = await policyResolver([devZero], DEFAULT_SECRET_POLICY, {});
+    expect(() => renderHost(devZero, resolve)).toThrow(
+      'spec.nats.auth.token: {file: /dev/zero} is not allowed: secret files must lie in /etc/natsfleet/secrets/',
+    );
   });
 });
