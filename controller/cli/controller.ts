@@ -1,8 +1,10 @@
 // Owns `natsfleet controller`: the long-running GitOps process, configured by flags, NATSFLEET_*
-// environment variables and an optional config file; stops cleanly on SIGINT/SIGTERM.
+// environment variables and an optional config file (all checked by gitops/config.ts: an invalid one
+// is a ConfigError, reported by main() as a usage error); stops cleanly on SIGINT/SIGTERM.
 import type { Command } from 'commander';
 import pino from 'pino';
-import { resolveConfig } from '../gitops/config.js';
+import { integerRange, resolveConfig } from '../gitops/config.js';
+import { integerArg } from './policy-options.js';
 import { startController } from '../gitops/run.js';
 import { redactUrl } from '../source/git-source.js';
 
@@ -11,15 +13,21 @@ interface Flags {
   repo?: string;
   branch?: string;
   hostsDir?: string;
-  pollInterval?: string;
-  driftInterval?: string;
+  pollInterval?: number;
+  driftInterval?: number;
   stateDir?: string;
   sshKey?: string;
-  concurrency?: string;
+  concurrency?: number;
   listen?: string;
   githubRepository?: string;
   githubApiUrl?: string;
 }
+
+/** An integer flag, bounded as the config file's key is. */
+const int = (key: string) => {
+  const { min, max } = integerRange(key);
+  return integerArg(min, max);
+};
 
 export function controllerCommand(program: Command) {
   program
@@ -29,11 +37,11 @@ export function controllerCommand(program: Command) {
     .option('--repo <url>', 'Git remote of the hosts repository (ssh, https, or a local path)')
     .option('--branch <name>', 'branch to deploy (default main)')
     .option('--hosts-dir <dir>', 'hosts directory in the repository (default hosts)')
-    .option('--poll-interval <sec>', 'seconds between polls (default 30)')
-    .option('--drift-interval <sec>', 'seconds between drift sweeps (default 300)')
+    .option('--poll-interval <sec>', 'seconds between polls (default 30)', int('pollIntervalSec'))
+    .option('--drift-interval <sec>', 'seconds between drift sweeps (default 300)', int('driftIntervalSec'))
     .option('--state-dir <dir>', 'state directory (default /var/lib/natsfleet-controller)')
     .option('--ssh-key <path>', 'SSH private key')
-    .option('--concurrency <n>', 'hosts handled at once (default 10)')
+    .option('--concurrency <n>', 'hosts handled at once (default 10)', int('concurrency'))
     .option('--listen <host:port>', 'serve /healthz, /metrics and /webhook')
     .option('--github-repository <owner/repo>', 'report to this GitHub repository')
     .option('--github-api-url <url>', 'GitHub API base URL (GitHub Enterprise)')

@@ -1,22 +1,29 @@
-// Owns the natsfleet command line: parses arguments and dispatches to one module per command.
+// Owns the natsfleet command line: parses arguments and dispatches to one module per command. Normal
+// output goes to `out`; usage errors (a bad flag or argument, an invalid controller configuration) go to
+// `err` as plain messages and return 1; any other failure is thrown to the caller (bin/natsfleet.js).
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { packagePath } from '../package-root.js';
+import { ConfigError } from '../gitops/config.js';
 import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
-import { policyOptions, type PolicyFlags } from './policy-options.js';
+import { integerArg, policyOptions, type PolicyFlags } from './policy-options.js';
 import { sandboxCommands } from './sandbox.js';
 import { reconcileCommands } from './reconcile.js';
 import { controllerCommand } from './controller.js';
 import { demoCommand } from './demo.js';
 
-export async function main(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (line: string) => void = (l) => console.log(l),
+  err: (line: string) => void = (l) => console.error(l),
+): Promise<number> {
   let code = 0;
   const program = new Command('natsfleet')
     .description('GitOps controller for NATS servers on bare Linux hosts')
     .version(JSON.parse(readFileSync(packagePath('package.json'), 'utf8')).version)
     .exitOverride()
-    .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => out(s.trimEnd()) });
+    .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => err(s.trimEnd()) });
 
   policyOptions(
     program
@@ -52,15 +59,20 @@ export async function main(argv: string[], out: (line: string) => void = (l) => 
     )
     .option('--hosts <dir>', 'example manifests', 'hosts')
     .option('--out <dir>', 'where the demo keeps its files', '.sandbox/demo')
-    .option('--timeout <sec>', 'give up after this long', '300')
-    .action(async (opts: { hosts: string; out: string; timeout: string }) => {
-      code = await demoCommand({ hosts: opts.hosts, out: opts.out, timeoutSec: Number(opts.timeout) }, out);
+    .option('--timeout <sec>', 'give up after this long', integerArg(1, 86400), 300)
+    .action(async (opts: { hosts: string; out: string; timeout: number }) => {
+      code = await demoCommand({ hosts: opts.hosts, out: opts.out, timeoutSec: opts.timeout }, out);
     });
 
   try {
     await program.parseAsync(argv);
   } catch (e) {
+    // Commander has already written its message (through writeErr) or the help (through writeOut).
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 1;
+    if (e instanceof ConfigError) {
+      for (const line of e.problems) err(line);
+      return 1;
+    }
     throw e;
   }
   return code;

@@ -1,7 +1,8 @@
-// Owns the CLI's policy flags (--allowed-root, --secrets-dir, --secret-env-pattern), shared by every
-// command that loads manifests, with NATSFLEET_ALLOWED_ROOTS, NATSFLEET_SECRETS_DIR and
-// NATSFLEET_SECRET_ENV_PATTERN as fallbacks: the same policy the controller's configuration sets.
-import type { Command } from 'commander';
+// Owns the CLI's shared options: the policy flags (--allowed-root, --secrets-dir, --secret-env-pattern),
+// shared by every command that loads manifests, with NATSFLEET_ALLOWED_ROOTS, NATSFLEET_SECRETS_DIR and
+// NATSFLEET_SECRET_ENV_PATTERN as fallbacks (the same policy the controller's configuration sets), and
+// the parser of integer options, which makes a bad number a usage error.
+import { InvalidArgumentError, type Command } from 'commander';
 import type { LoadPolicy } from '../manifest/load.js';
 import { loadPolicyFrom, policySettingsFromEnv } from '../manifest/policy.js';
 
@@ -30,4 +31,14 @@ export function policyFrom(flags: PolicyFlags, env: NodeJS.ProcessEnv = process.
     secretsDir: flags.secretsDir ?? fromEnv.secretsDir,
     secretEnvPattern: flags.secretEnvPattern ?? fromEnv.secretEnvPattern,
   });
+}
+
+/** A commander argument parser for a whole number from min to max: anything else is a usage error. */
+export function integerArg(min: number, max: number): (value: string) => number {
+  return (value: string) => {
+    const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`must be an integer from ${min} to ${max}`);
+    return n;
+  };
 }

@@ -2,12 +2,13 @@
 // hosts (nothing runs anywhere when any manifest is invalid or a secret is missing), then observe,
 // plan and apply over SSH.
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem, hasErrors } from '../manifest/problems.js';
 import { readManifestDir } from '../manifest/read-dir.js';
 import { policyResolver } from '../secrets/resolve.js';
-import { policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
+import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
+import { integerRange } from '../gitops/config.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { formatApply, formatPlan, formatTable, planSummary } from '../plan/format.js';
@@ -20,7 +21,7 @@ interface Common extends PolicyFlags {
   hosts: string;
   host: string[];
   sshKey?: string;
-  concurrency: string;
+  concurrency: number;
   output: 'text' | 'json';
 }
 
@@ -59,12 +60,13 @@ async function run(opts: Common, apply: boolean, out: (l: string) => void): Prom
 }
 
 function common(cmd: Command): Command {
+  const concurrency = integerRange('concurrency');
   return policyOptions(cmd)
     .option('--hosts <dir>', 'hosts directory', 'hosts')
     .option('--host <name>', 'only this host (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY)')
-    .option('--concurrency <n>', 'hosts handled at once', '10')
-    .option('--output <format>', 'text or json', 'text');
+    .option('--concurrency <n>', 'hosts handled at once', integerArg(concurrency.min, concurrency.max), 10)
+    .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'));
 }
 
 export function reconcileCommands(program: Command, out: (l: string) => void, setCode: (c: number) => void) {

@@ -1,6 +1,7 @@
 // Owns `natsfleet sandbox up|down|status`: the local fleet of disposable hosts for tests and the demo.
 import type { Command } from 'commander';
 import { fleetDown, fleetStatus, fleetUp } from '../sandbox/fleet.js';
+import { integerArg } from './policy-options.js';
 
 export function sandboxCommands(program: Command, out: (line: string) => void, setCode: (c: number) => void) {
   const sandbox = program
@@ -9,13 +10,11 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
   sandbox
     .command('up')
     .description('start the fleet and write a pinned NatsHost manifest per host, plus the SSH key')
-    .option('--hosts <n>', 'number of hosts', '3')
+    .option('--hosts <n>', 'number of hosts (1 to 50)', integerArg(1, 50), 3)
     .option('--out <dir>', 'where manifests, key and token go', '.sandbox/default')
     .option('--id <id>', 'fleet id (several fleets can run side by side)', 'default')
-    .action(async (opts: { hosts: string; out: string; id: string }) => {
-      const n = Number(opts.hosts);
-      if (!Number.isInteger(n) || n < 1 || n > 50) throw new Error('--hosts must be a whole number from 1 to 50');
-      const fleet = await fleetUp({ hosts: n, dir: opts.out, id: opts.id, log: out });
+    .action(async (opts: { hosts: number; out: string; id: string }) => {
+      const fleet = await fleetUp({ hosts: opts.hosts, dir: opts.out, id: opts.id, log: out });
       for (const h of fleet.hosts)
         out(`${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  (compose ${h.compose})`);
       out(`manifests: ${fleet.hostsDir}`);

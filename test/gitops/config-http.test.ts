@@ -1,10 +1,11 @@
-// Controller configuration precedence, the shipped config file and unit, and the HTTP endpoint.
+// Controller configuration precedence and coercion of variables and flags, the shipped config file and
+// unit, and the HTTP endpoint.
 import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Server } from 'node:http';
-import { resolveConfig } from '../../controller/gitops/config.js';
+import { ConfigError, resolveConfig } from '../../controller/gitops/config.js';
 import { RecentIds, startHttp, verifySignature } from '../../controller/gitops/http.js';
 import { Metrics } from '../../controller/gitops/metrics.js';
 import { ROOT } from '../helpers/fixtures.js';
@@ -36,6 +37,79 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ repo: 'https://github.com/a/b.git', sshKey: 'k' }, {}).repo).toBe(
       'https://github.com/a/b.git',
     );
+  });
+
+  const base = { repo: 'https://example.com/hosts.git', sshKey: 'k' };
+  /** The problems of a configuration, or [] when it resolves. */
+  const problems = (flags: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): string[] => {
+    try {
+      resolveConfig(flags as Parameters<typeof resolveConfig>[0], env);
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems;
+      throw e;
+    }
+  };
+
+  it('environment values are coerced to the schema types, and refused when they cannot be', () => {
+    expect(problems(base, { NATSFLEET_CONCURRENCY: 'abc' })).toEqual([
+      'NATSFLEET_CONCURRENCY: concurrency: must be an integer from 1 to 1000',
+    ]);
+    expect(problems(base, { NATSFLEET_CONCURRENCY: '0' })).toEqual([
+      'NATSFLEET_CONCURRENCY: concurrency: must be an integer from 1 to 1000',
+    ]);
+    expect(problems(base, { NATSFLEET_CONCURRENCY: '2.5' })).toHaveLength(1);
+    expect(resolveConfig(base, { NATSFLEET_CONCURRENCY: '4' }).concurrency).toBe(4);
+    expect(problems(base, { NATSFLEET_POLL_INTERVAL: '-1', NATSFLEET_LISTEN: 'nowhere' })).toEqual([
+      'NATSFLEET_POLL_INTERVAL: pollIntervalSec: must be an integer from 1 to 86400 (seconds)',
+      'NATSFLEET_LISTEN: listen: must be HOST:PORT, e.g. 127.0.0.1:9420',
+    ]);
+    expect(
+      problems(base, {
+        NATSFLEET_GITHUB_REPOSITORY: 'acme/hosts',
+        NATSFLEET_GITHUB_APP_ID: '12x',
+        NATSFLEET_GITHUB_INSTALLATION_ID: '34',
+      }),
+    ).toEqual(['NATSFLEET_GITHUB_APP_ID: github.appId: must be a positive integer']);
+    const cfg = resolveConfig(base, {
+      NATSFLEET_GITHUB_REPOSITORY: 'acme/hosts',
+      NATSFLEET_GITHUB_APP_ID: '12',
+      NATSFLEET_GITHUB_INSTALLATION_ID: '34',
+      NATSFLEET_GITHUB_APP_PRIVATE_KEY_FILE: '/k.pem',
+      NATSFLEET_ALLOWED_ROOTS: '/etc/nats, /srv/nats',
+      NATSFLEET_DRIFT_INTERVAL: ' 60 ',
+    });
+    expect(cfg.github).toMatchObject({ repository: 'acme/hosts', appId: 12, installationId: 34 });
+    expect(cfg.policy.paths.allowedRoots).toEqual(['/etc/nats', '/srv/nats']);
+    expect(cfg.driftIntervalSec).toBe(60);
+    // An empty variable (as in deploy/natsfleet.env.example) sets nothing.
+    expect(resolveConfig(base, { NATSFLEET_CONCURRENCY: '', NATSFLEET_WEBHOOK_SECRET: '' })).toMatchObject({
+      concurrency: 10,
+      webhookSecret: undefined,
+    });
+  });
+
+  it('flags are coerced and checked the same way, and named as flags', () => {
+    expect(problems({ ...base, concurrency: 'abc' })).toEqual([
+      '--concurrency: concurrency: must be an integer from 1 to 1000',
+    ]);
+    expect(problems({ ...base, pollIntervalSec: 0 })).toEqual([
+      '--poll-interval: pollIntervalSec: must be an integer from 1 to 86400 (seconds)',
+    ]);
+    expect(problems({ ...base, planUntrustedLive: 'maybe' })).toEqual([
+      '--plan-untrusted-live: planUntrustedLive: must be true or false',
+    ]);
+    expect(problems({ ...base, 'github.tokn': 'x' })).toEqual(['--github.tokn: github.tokn: unknown key']);
+    expect(resolveConfig({ ...base, planUntrustedLive: 'true', driftIntervalSec: 60 }, {})).toMatchObject({
+      planUntrustedLive: true,
+      driftIntervalSec: 60,
+    });
+  });
+
+  it('a policy it refuses from the environment names the variable', () => {
+    expect(problems(base, { NATSFLEET_SECRET_ENV_PATTERN: '(' })).toEqual([
+      'NATSFLEET_SECRET_ENV_PATTERN: secrets.envPattern "(" is not a regular expression',
+    ]);
   });
 
   it('ships a systemd unit that systemd-analyze accepts', () => {
