@@ -1,11 +1,11 @@
 // Benchmark support: the observe output of a converged host, made from output captured on a real
 // sandbox host (test/fixtures/observe/converged.txt) with the files, directories, /varz and record
 // rewritten for another host's desired state. Used to simulate 1,000 converged hosts.
-import { sha256 } from '../controller/shell/hash.js';
+import { sha256 } from '../controller/util/hash.js';
 import { readFileSync } from 'node:fs';
 import { dump, load } from 'js-yaml';
 import type { DesiredHost } from '../controller/render/artifact.js';
-import { MARK } from '../controller/observe/script.js';
+import { MARK } from '../controller/observe/protocol.js';
 
 export function convergedOutput(fixture: string, d: DesiredHost): string {
   const sections: { head: string; body: string[] }[] = [];

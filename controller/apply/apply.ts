@@ -1,13 +1,13 @@
 // Owns applying one host's plan: lock, stage, test the new NATS config with the target image,
 // install atomically, run the service steps, verify, and roll back when verification fails.
 // Apply with nothing to do writes nothing on the host.
-import { sha256 } from '../shell/hash.js';
-import type { HostSpec } from '../manifest/host-spec.js';
+import { sha256 } from '../util/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { AppliedRecord, HostFacts } from '../observe/facts.js';
-import { hasWork, type HealthStatus, type HostPlan, type Step } from '../plan/types.js';
+import { monitorAddress } from '../observe/fact-table.js';
+import { parseMarked, STEP } from '../observe/protocol.js';
+import { hasWork, type HealthStatus, type HostPlan } from '../plan/types.js';
 import type { SshSession } from '../transport/ssh.js';
-import { monitorAddress } from '../observe/script.js';
 import {
   finalizeScript,
   installScript,
@@ -21,21 +21,9 @@ import {
 import { acquireLock, LockError } from './lock.js';
 import { verifyHost } from './verify.js';
 import type { Credentials } from './nats-probe.js';
-
-export type Outcome = 'unchanged' | 'applied' | 'blocked' | 'failed' | 'rolled-back';
-
-export interface ApplyResult {
-  host: string;
-  outcome: Outcome;
-  health: HealthStatus;
-  steps: Step[];
-  changedFiles: string[];
-  error?: string;
-  durationMs: number;
-}
+import type { ApplyResult, Outcome } from './result.js';
 
 export interface ApplyInput {
-  spec: HostSpec;
   desired: DesiredHost;
   facts: HostFacts;
   plan: HostPlan;
@@ -56,7 +44,10 @@ export function configTestFailure(stdout: string, stderr: string): string {
   const line = /\.conf[^:\s]*:(\d+):\d+/.exec(`${stdout}\n${stderr}`)?.[1];
   const staged = /natsfleet: .*(not \d+ bytes as rendered|differs from the rendering)/.exec(stderr);
   if (staged) return 'the staged config is not the rendered one (not installed; the running server is untouched)';
-  return `config test failed${line ? ` at line ${line}` : ''}: nats-server rejected the new config (not installed; the running server is untouched)`;
+  return (
+    `config test failed${line ? ` at line ${line}` : ''}: ` +
+    'nats-server rejected the new config (not installed; the running server is untouched)'
+  );
 }
 
 /** /healthz answers 200 within `timeoutSec` (no check of the desired name or limits). */
@@ -142,13 +133,13 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     let failure: string | undefined;
     let configLoadTime: string | undefined;
     if (inst.code !== 0) {
-      const step = [...inst.stdout.matchAll(/@@step (\S+)/g)].pop()?.[1] ?? 'install';
+      const step = parseMarked(inst.stdout, STEP).pop()?.name ?? 'install';
       failure = `${step} failed: ${lastLines(inst.stderr || inst.stdout)}`;
     } else if (d.state === 'present') {
       await x.onPhase?.('verifying');
       const reloadedFrom =
         steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
-      const v = await verifyHost(session, { spec: x.spec, desired: d, credentials: x.credentials, reloadedFrom });
+      const v = await verifyHost(session, { desired: d, credentials: x.credentials, reloadedFrom });
       if (!v.ok) failure = `verification failed: ${v.problems.join('; ')}`;
       else if (typeof v.varz?.config_load_time === 'string') configLoadTime = v.varz.config_load_time;
     }

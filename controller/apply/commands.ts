@@ -7,17 +7,18 @@ import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
 import {
   APPLIED_FILES_PATH,
+  BACKUP_DIR,
   LOCK_DIR,
   OWNED_DIRS_PATH,
   PENDING_PATH,
   RECORD_PATH,
   STATE_DIR,
-} from '../observe/script.js';
-import { sha256 } from '../shell/hash.js';
+} from '../observe/host-layout.js';
+import { echoMarker, STEP, VERIFY } from '../observe/protocol.js';
+import { sha256 } from '../util/hash.js';
 import type { AppliedRecord, LockInfo, PendingRecord } from '../observe/facts.js';
 import type { Step } from '../plan/types.js';
 
-export const BACKUP_DIR = `${STATE_DIR}/backup`;
 /** Exit code of the lock script when another apply holds the lock. */
 export const LOCK_HELD = 75;
 
@@ -33,7 +34,10 @@ export const STRICT_PRELUDE = ['set -eu', 'set -C', 'umask 077', 'fail() { echo 
 );
 export const strict = (...lines: string[]) => [STRICT_PRELUDE, ...lines].join('\n');
 
-/** Where `path` is staged during one apply: beside it (same filesystem, so install is a rename), named by the apply's token. */
+/**
+ * Where `path` is staged during one apply: beside it (same filesystem, so install is a rename), named by
+ * the apply's token.
+ */
 export const stagedPath = (path: string, token: string) =>
   `${path}.natsfleet-${token.replace(/[^A-Za-z0-9]/g, '').slice(0, 16)}`;
 
@@ -41,8 +45,10 @@ export const stagedPath = (path: string, token: string) =>
 export function verifyFile(path: string, content: string): string[] {
   const bytes = Buffer.byteLength(content);
   return [
-    `[ "$(stat -c %s ${shQuote(path)})" = ${bytes} ] || fail ${shQuote(`${path}: not ${bytes} bytes as rendered (disk full?)`)}`,
-    `[ "$(sha256sum < ${shQuote(path)} | cut -c1-64)" = ${sha256(content)} ] || fail ${shQuote(`${path}: content differs from the rendering`)}`,
+    `[ "$(stat -c %s ${shQuote(path)})" = ${bytes} ] || ` +
+      `fail ${shQuote(`${path}: not ${bytes} bytes as rendered (disk full?)`)}`,
+    `[ "$(sha256sum < ${shQuote(path)} | cut -c1-64)" = ${sha256(content)} ] || ` +
+      `fail ${shQuote(`${path}: content differs from the rendering`)}`,
   ];
 }
 
@@ -81,7 +87,8 @@ export function lockAcquire(info: LockInfo): string {
     sh('mkdir', fresh),
     `trap ${shQuote(`rm -rf ${shQuote(fresh)}`)} EXIT`,
     ...writeVerified(`${fresh}/info`, JSON.stringify(info), info.token, '0600'),
-    `if ! mv -T ${shQuote(fresh)} ${shQuote(LOCK_DIR)} 2>/dev/null; then cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}; fi`,
+    `if ! mv -T ${shQuote(fresh)} ${shQuote(LOCK_DIR)} 2>/dev/null; then ` +
+      `cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}; fi`,
   );
 }
 
@@ -90,6 +97,12 @@ const ownsLock = (token: string) =>
 
 /** Releases the lock only when it is still ours (the token matches). */
 export const lockRelease = (token: string) => strict(`if ${ownsLock(token)}; then ${sh('rm', '-rf', LOCK_DIR)}; fi`);
+
+/**
+ * Removes the apply lock whoever holds it: `natsfleet unlock`, the operator's decision that no apply is
+ * running (a lock left by a crashed apply that is not provably natsfleet's to take over).
+ */
+export const unlockScript = () => sh('rm', '-rf', LOCK_DIR);
 
 /**
  * Takes over a lock left by a natsfleet apply known to be gone: moves it aside in one step (only one
@@ -101,7 +114,8 @@ export function lockTakeOver(oldToken: string, info: LockInfo): string {
     strict(
       `if mv -T ${shQuote(LOCK_DIR)} ${shQuote(aside)} 2>/dev/null; then`,
       `  if ! grep -qF ${shQuote(`"token":"${oldToken}"`)} ${shQuote(`${aside}/info`)} 2>/dev/null; then`,
-      `    mv -T ${shQuote(aside)} ${shQuote(LOCK_DIR)} 2>/dev/null || true; cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}`,
+      `    mv -T ${shQuote(aside)} ${shQuote(LOCK_DIR)} 2>/dev/null || true; ` +
+        `cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}`,
       '  fi',
       `  ${sh('rm', '-rf', aside)}`,
       'fi',
@@ -151,10 +165,9 @@ export function testConfigScript(d: DesiredHost, token: string): string {
   const dir = posix.dirname(d.nats.confFile);
   const containerDir = posix.dirname(d.nats.containerConfFile);
   const staged = stagedPath(d.nats.containerConfFile, token);
-  return strict(
-    ...verifyFile(stagedPath(d.nats.confFile, token), conf.content),
-    `${sh('docker', 'run', '--rm', '--network', 'none', '-v', `${dir}:${containerDir}:ro`, d.nats.image, '-t', '-c', staged)} 2>&1`,
-  );
+  const mount = `${dir}:${containerDir}:ro`;
+  const test = sh('docker', 'run', '--rm', '--network', 'none', '-v', mount, d.nats.image, '-t', '-c', staged);
+  return strict(...verifyFile(stagedPath(d.nats.confFile, token), conf.content), `${test} 2>&1`);
 }
 
 export const pullScript = (d: DesiredHost) => `${sh('timeout', '300', 'docker', 'pull', d.nats.image)} 2>&1`;
@@ -234,17 +247,17 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
   // Stopping and removal run before files go away; the rest after the new files are in place.
   const before: Step[] = ['proxy-down', 'stop', 'disable', 'remove-container'];
   for (const s of x.steps.filter((s) => before.includes(s)))
-    lines.push(`echo '@@step ${s}'`, ...stepCommand(s, d, x.composeKind));
-  lines.push("echo '@@step install'");
+    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind));
+  lines.push(echoMarker(STEP, 'install'));
   for (const f of x.install) {
     const staged = stagedPath(f.path, x.token);
     lines.push(...verifyFile(staged, f.content), sh('mv', '-f', staged, f.path));
   }
   for (const p of x.remove) lines.push(sh('rm', '-f', p));
   for (const s of x.steps.filter((s) => !before.includes(s) && s !== 'pull' && s !== 'test-config')) {
-    lines.push(`echo '@@step ${s}'`, ...stepCommand(s, d, x.composeKind));
+    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind));
   }
-  lines.push("echo '@@step done'");
+  lines.push(echoMarker(STEP, 'done'));
   return strict(...lines);
 }
 
@@ -302,15 +315,17 @@ export function verifyScript(monitor: string, timeoutSec: number, reloadedFrom?:
   const url = (p: string) => shQuote(`http://${monitor}/${p}`);
   return [
     `i=0; while [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' ${url('healthz')})" != 200 ]; do`,
-    `  i=$((i+1)); if [ $i -gt ${timeoutSec * 2} ]; then echo '@@healthz timeout'; curl -s -m 2 ${url('healthz')}; exit 3; fi; sleep 0.5`,
+    `  i=$((i+1)); if [ $i -gt ${timeoutSec * 2} ]; then ` +
+      `${echoMarker(VERIFY, 'healthz', 'timeout')}; curl -s -m 2 ${url('healthz')}; exit 3; fi; sleep 0.5`,
     'done',
     ...(reloadedFrom
       ? // The key is part of the pattern: /varz "start" holds the same timestamp until the first reload.
         [
-          `i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(`"config_load_time": "${reloadedFrom}"`)} && [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done`,
+          `i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(`"config_load_time": "${reloadedFrom}"`)} ` +
+            '&& [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done',
         ]
       : []),
-    `echo '@@varz'; curl -s -m 2 ${url('varz')}; echo`,
-    `echo '@@jsz'; curl -s -m 2 ${url('jsz')}; echo`,
+    `${echoMarker(VERIFY, 'varz')}; curl -s -m 2 ${url('varz')}; echo`,
+    `${echoMarker(VERIFY, 'jsz')}; curl -s -m 2 ${url('jsz')}; echo`,
   ].join('\n');
 }

@@ -1,17 +1,16 @@
 // Owns verifying a host after apply: /healthz 200 within a timeout, the expected server name and
 // version in /varz, a reload really loaded (config_load_time moved), JetStream limits in /jsz,
-// the proxy answering over HTTPS, and authentication checked with a real NATS client.
-import { sizeInBytes } from '../manifest/rules.js';
-import type { HostSpec } from '../manifest/host-spec.js';
+// the proxy answering over HTTPS, and authentication checked with a real NATS client. What to expect
+// comes from the desired state (`desired.verify`), never from the manifest.
 import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
-import { monitorAddress } from '../observe/script.js';
+import { monitorAddress } from '../observe/fact-table.js';
+import { Marked, VERIFY } from '../observe/protocol.js';
 import { sh, shQuote } from '../shell/quote.js';
 import { verifyScript } from './commands.js';
 import { openTunnel, tryConnect, type Credentials } from './nats-probe.js';
 
 export interface VerifyInput {
-  spec: HostSpec;
   desired: DesiredHost;
   /** Plaintext credentials when natsfleet knows them (from {env}/{file}); undefined for bcrypt. */
   credentials?: Credentials;
@@ -28,17 +27,6 @@ export interface VerifyResult {
 
 const expectedVersion = (image: string) => /:v?(\d+\.\d+(?:\.\d+)?)/.exec(image.split('@')[0])?.[1];
 
-function sections(out: string): Record<string, string> {
-  const res: Record<string, string> = {};
-  let cur = '';
-  for (const line of out.split('\n')) {
-    const m = /^@@(\S+)/.exec(line);
-    if (m) cur = m[1];
-    else if (cur) res[cur] = `${res[cur] ?? ''}${line}\n`;
-  }
-  return res;
-}
-
 export async function verifyHost(session: SshSession, v: VerifyInput): Promise<VerifyResult> {
   const d = v.desired;
   const problems: string[] = [];
@@ -46,19 +34,21 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
     verifyScript(monitorAddress(d), v.timeoutSec ?? 60, v.reloadedFrom),
     ((v.timeoutSec ?? 60) + 20) * 1000,
   );
-  const s = sections(r.stdout);
+  const s = new Marked(r.stdout, VERIFY);
+  const jszText = s.raw('jsz');
   if (r.code !== 0)
     return {
       ok: false,
       problems: [
-        `/healthz did not answer 200 within ${v.timeoutSec ?? 60} s: ${(s.healthz ?? r.stderr).trim().slice(0, 200)}`,
+        `/healthz did not answer 200 within ${v.timeoutSec ?? 60} s: ` +
+          (s.raw('healthz') ?? r.stderr).trim().slice(0, 200),
       ],
     };
   let varz: Record<string, any> = {};
   let jsz: Record<string, any> = {};
   try {
-    varz = JSON.parse(s.varz);
-    jsz = s.jsz?.trim() ? JSON.parse(s.jsz) : {};
+    varz = JSON.parse(s.raw('varz')!);
+    jsz = jszText?.trim() ? JSON.parse(jszText) : {};
   } catch {
     problems.push('/varz or /jsz did not return JSON');
   }
@@ -69,19 +59,20 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
     problems.push(`/varz version is ${varz.version}, the image ${d.nats.image} should run ${version}`);
   if (v.reloadedFrom && varz.config_load_time === v.reloadedFrom)
     problems.push('the reload did not take effect (config_load_time unchanged): nats-server kept its old config');
-  const js = v.spec.nats.jetstream;
-  if (js.enabled) {
+  const js = d.verify.jetstream;
+  if (js) {
     const cfg = jsz.config ?? {};
-    if (!s.jsz?.trim() || jsz.disabled === true || !cfg.store_dir)
+    if (!jszText?.trim() || jsz.disabled === true || !cfg.store_dir)
       problems.push('JetStream is not enabled according to /jsz');
-    if (js.maxMemory !== undefined && cfg.max_memory !== sizeInBytes(js.maxMemory))
-      problems.push(`/jsz max_memory is ${cfg.max_memory}, expected ${sizeInBytes(js.maxMemory)}`);
-    if (js.maxFile !== undefined && cfg.max_storage !== sizeInBytes(js.maxFile))
-      problems.push(`/jsz max_storage is ${cfg.max_storage}, expected ${sizeInBytes(js.maxFile)}`);
+    if (js.maxMemoryBytes !== undefined && cfg.max_memory !== js.maxMemoryBytes)
+      problems.push(`/jsz max_memory is ${cfg.max_memory}, expected ${js.maxMemoryBytes}`);
+    if (js.maxFileBytes !== undefined && cfg.max_storage !== js.maxFileBytes)
+      problems.push(`/jsz max_storage is ${cfg.max_storage}, expected ${js.maxFileBytes}`);
   }
   if (d.proxy) {
     const url = `https://${d.proxy.domain}/varz`;
-    const cmd = `i=0; while ! ${sh('curl', '-sfk', '-m', '3', '--resolve', `${d.proxy.domain}:443:127.0.0.1`, '-o', '/dev/null', url)}; do i=$((i+1)); [ $i -gt 40 ] && exit 1; sleep 0.5; done`;
+    const probe = sh('curl', '-sfk', '-m', '3', '--resolve', `${d.proxy.domain}:443:127.0.0.1`, '-o', '/dev/null', url);
+    const cmd = `i=0; while ! ${probe}; do i=$((i+1)); [ $i -gt 40 ] && exit 1; sleep 0.5; done`;
     const pr = await session.runScript(cmd, 40_000);
     if (pr.code !== 0) problems.push(`the proxy does not answer ${shQuote(url)} over HTTPS`);
   }
@@ -90,19 +81,20 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
 }
 
 async function verifyAuth(session: SshSession, v: VerifyInput): Promise<string[]> {
-  const auth = v.spec.nats.auth;
+  const auth = v.desired.verify.auth;
   const tunnel = await openTunnel(session, v.desired.nats.clientPort);
   try {
     const problems: string[] = [];
     const anon = await tryConnect(tunnel.port, {});
-    if (!auth) {
+    if (auth.kind === 'none') {
       if (!anon.ok) problems.push(`an open server refused a client: ${anon.error}`);
       return problems;
     }
     if (anon.ok) problems.push('a client without credentials was accepted');
-    const wrong: Credentials = auth.token
-      ? { token: 'natsfleet-wrong-token' }
-      : { user: auth.user!, pass: 'natsfleet-wrong-password' };
+    const wrong: Credentials =
+      auth.kind === 'token'
+        ? { token: 'natsfleet-wrong-token' }
+        : { user: auth.user, pass: 'natsfleet-wrong-password' };
     if ((await tryConnect(tunnel.port, wrong)).ok) problems.push('a client with wrong credentials was accepted');
     if (v.credentials) {
       const good = await tryConnect(tunnel.port, v.credentials);

@@ -11,7 +11,6 @@ import { NATS_TAGS } from '../sandbox/images.js';
 import { startController } from '../gitops/run.js';
 import { DEFAULTS } from '../gitops/config.js';
 import { loadPolicyFrom } from '../manifest/policy.js';
-import { main } from './main.js';
 
 export interface DemoOptions {
   hosts: string;
@@ -20,6 +19,9 @@ export interface DemoOptions {
   /** Sandbox fleet id (tests use their own). */
   fleetId?: string;
 }
+
+/** The natsfleet command line (main.ts's `main`), handed in so that demo does not import main back. */
+export type RunCli = (argv: string[], out: (line: string) => void) => Promise<number>;
 
 /** The example manifest `doc`, pointed at sandbox host `h` and at images the sandbox has. */
 function pointAtSandbox(doc: any, h: SandboxHost, tokenPath: string) {
@@ -30,7 +32,7 @@ function pointAtSandbox(doc: any, h: SandboxHost, tokenPath: string) {
   return doc;
 }
 
-export async function demoCommand(o: DemoOptions, out: (l: string) => void): Promise<number> {
+export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli: RunCli): Promise<number> {
   const dir = resolve(o.out);
   const examples = readdirSync(o.hosts)
     .filter((f) => f.endsWith('.yaml'))
@@ -118,7 +120,7 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void): Pro
       ? `  deployed ${head.slice(0, 12)} to every host in ${((Date.now() - started) / 1000).toFixed(1)} s\n`
       : '  not every host was deployed in time:\n',
   );
-  const code = await main(
+  const code = await cli(
     [
       'node',
       'natsfleet',

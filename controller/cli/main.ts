@@ -61,7 +61,7 @@ export async function main(
     .option('--out <dir>', 'where the demo keeps its files', '.sandbox/demo')
     .option('--timeout <sec>', 'give up after this long', integerArg(1, 86400), 300)
     .action(async (opts: { hosts: string; out: string; timeout: number }) => {
-      code = await demoCommand({ hosts: opts.hosts, out: opts.out, timeoutSec: opts.timeout }, out);
+      code = await demoCommand({ hosts: opts.hosts, out: opts.out, timeoutSec: opts.timeout }, out, main);
     });
 
   try {

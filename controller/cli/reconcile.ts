@@ -11,11 +11,11 @@ import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './polic
 import { integerRange } from '../gitops/config.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
-import { formatApply, formatPlan, formatTable, planSummary } from '../plan/format.js';
+import { formatPlan, planSummary } from '../plan/format.js';
+import { formatApply, formatTable } from '../report/terminal.js';
 import { localRevision } from '../source/revision.js';
 import { scanHostKey } from '../transport/ssh.js';
-import { LOCK_DIR } from '../observe/script.js';
-import { sh } from '../shell/quote.js';
+import { unlockScript } from '../apply/commands.js';
 
 interface Common extends PolicyFlags {
   hosts: string;
@@ -147,7 +147,7 @@ export function reconcileCommands(program: Command, out: (l: string) => void, se
     try {
       for (const h of hosts.filter((x) => opts.host.includes(x.name))) {
         const s = await pool.get(h);
-        await s.exec(sh('rm', '-rf', LOCK_DIR));
+        await s.exec(unlockScript());
         out(`${h.name}: lock removed`);
       }
     } finally {

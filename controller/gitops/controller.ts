@@ -4,7 +4,7 @@
 // manifest allows). GitHub is optional: without it, everything goes to the log.
 // Failure domains: each phase of a tick, each pull request and each host fails on its own; one bad
 // PR or host never stops the others. Pull requests never resolve a secret (plans compare displays).
-import { sha256 } from '../shell/hash.js';
+import { sha256 } from '../util/hash.js';
 import type { Logger } from 'pino';
 import { DEFAULT_LOAD_POLICY, loadManifests, type LoadPolicy, type ManifestFile } from '../manifest/load.js';
 import { formatProblem, type Problem } from '../manifest/problems.js';

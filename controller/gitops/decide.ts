@@ -4,7 +4,7 @@
 // tests feed these tables, without Git, SSH or GitHub.
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { HostPlan } from '../plan/types.js';
-import type { ApplyResult } from '../apply/apply.js';
+import type { ApplyResult } from '../apply/result.js';
 import type { StatusState } from '../report/github.js';
 import type { HostRetry } from './state.js';
 

@@ -1,5 +1,5 @@
-// Owns the human-readable text of plans, apply results and status tables (for the terminal and logs).
-import type { ApplyResult } from '../apply/apply.js';
+// Owns the human-readable text of plans (for the terminal and logs); apply results and status tables
+// are reporting (report/terminal.ts).
 import type { HostPlan } from './types.js';
 
 const SYMBOL = { create: '+', update: '~', delete: '-', 'no-op': ' ' } as const;
@@ -33,44 +33,6 @@ export function planSummary(plans: readonly HostPlan[]): string {
   const unknown = plans.filter((p) => p.sync === 'Unknown').length;
   const changing = plans.filter((p) => p.sync === 'OutOfSync').length;
   const blocked = plans.filter((p) => p.blocked.length).length;
-  return `Plan: ${changing} host(s) to change, ${plans.length - changing - unknown} unchanged, ${blocked} blocked, ${unknown} unreachable.`;
-}
-
-export function formatApply(r: ApplyResult): string {
-  const what =
-    r.outcome === 'applied'
-      ? `applied (${r.changedFiles.length} file(s)${r.steps.length ? `; ${r.steps.join(', ')}` : ''})`
-      : r.outcome;
-  return `${r.host}: ${what}, ${r.health}, ${(r.durationMs / 1000).toFixed(1)} s${r.error ? `\n  error: ${r.error}` : ''}`;
-}
-
-export interface StatusRow {
-  host: string;
-  sync: string;
-  health: string;
-  version: string;
-  revision: string;
-  appliedAt: string;
-}
-
-export function formatTable(rows: readonly StatusRow[]): string {
-  const head: StatusRow = {
-    host: 'HOST',
-    sync: 'SYNC',
-    health: 'HEALTH',
-    version: 'NATS',
-    revision: 'REVISION',
-    appliedAt: 'APPLIED',
-  };
-  const all = [head, ...rows];
-  const keys = Object.keys(head) as (keyof StatusRow)[];
-  const width = Object.fromEntries(keys.map((k) => [k, Math.max(...all.map((r) => r[k].length))]));
-  return all
-    .map((r) =>
-      keys
-        .map((k) => r[k].padEnd(width[k]))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  const unchanged = plans.length - changing - unknown;
+  return `Plan: ${changing} host(s) to change, ${unchanged} unchanged, ${blocked} blocked, ${unknown} unreachable.`;
 }

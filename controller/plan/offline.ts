@@ -1,7 +1,7 @@
 // Owns offline planning: the plan of a change computed from the repository alone, as if the host
 // ran exactly the base revision. Used for pull requests that must not reach live hosts (forks,
 // changed SSH targets, new hosts), and by the benchmarks.
-import { sha256 } from '../shell/hash.js';
+import { sha256 } from '../util/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { HostFacts } from '../observe/facts.js';
 import { planHost } from './plan.js';

@@ -1,7 +1,7 @@
 // Owns planning: desired state + observed facts in, HostPlan out. Pure. Decides which files change,
 // which are drift, what blocks the host, and the service steps an expert would take
 // (reload for hot-reloadable config, restart otherwise, daemon-reload for units, pull for images).
-import { sha256 } from '../shell/hash.js';
+import { sha256 } from '../util/hash.js';
 import { createTwoFilesPatch } from 'diff';
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import type { HostFacts } from '../observe/facts.js';

@@ -1,5 +1,5 @@
 // Owns the Artifact and DesiredHost values: every file and directory natsfleet puts on a host,
-// with its remote path, content, mode and owner.
+// with its remote path, content, mode and owner, and what verification expects of the host after.
 export type ArtifactId = 'nats-config' | 'nats-unit' | 'proxy-compose' | 'proxy-env' | 'proxy-site';
 
 export interface FileArtifact {
@@ -48,6 +48,17 @@ export interface ProxyService {
   domain: string;
 }
 
+/**
+ * What verification checks on the host after an apply, beyond the service's name and image (in
+ * `nats`): decided by renderHost from the manifest, so apply never reads the manifest itself.
+ */
+export interface VerifyExpectations {
+  /** JetStream as /jsz must show it (undefined: disabled); each limit in bytes, when the manifest sets it. */
+  jetstream?: { maxMemoryBytes?: number; maxFileBytes?: number };
+  /** Which credentials the server must accept (and which it must refuse). */
+  auth: { kind: 'none' } | { kind: 'token' } | { kind: 'user-password'; user: string };
+}
+
 export interface DesiredHost {
   name: string;
   state: 'present' | 'absent';
@@ -60,6 +71,7 @@ export interface DesiredHost {
   claims: string[];
   nats: NatsService;
   proxy?: ProxyService;
+  verify: VerifyExpectations;
 }
 
 export const MANAGED_HEADER = 'Managed by natsfleet: changes made by hand are reported as drift and may be reverted.';

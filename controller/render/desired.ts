@@ -6,8 +6,9 @@ import { posix } from 'node:path';
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { Secret } from '../manifest/natshost.gen.js';
 import { dedicatedRoot, DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest/path-policy.js';
+import { sizeInBytes } from '../manifest/rules.js';
 import { isPlaintext, type SecretResolver } from '../secrets/resolve.js';
-import type { DesiredHost, DirArtifact, FileArtifact } from './artifact.js';
+import type { DesiredHost, DirArtifact, FileArtifact, VerifyExpectations } from './artifact.js';
 import { containerConfPath, renderNatsConfig, type ResolvedAuth } from './nats-config.js';
 import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
 import {
@@ -44,6 +45,16 @@ function resolveAuth(h: HostSpec, resolve: SecretResolver): ResolvedAuth | undef
   if (!a) return undefined;
   if (a.token) return { token: resolve(a.token, 'spec.nats.auth.token') };
   return { user: a.user, password: resolve(a.password!, 'spec.nats.auth.password') };
+}
+
+/** What verification expects of the running server (JetStream limits in bytes, the kind of auth). */
+function verifyExpectations(h: HostSpec): VerifyExpectations {
+  const { jetstream: js, auth } = h.nats;
+  const bytes = (size: string | number | undefined) => (size === undefined ? undefined : sizeInBytes(size));
+  return {
+    jetstream: js.enabled ? { maxMemoryBytes: bytes(js.maxMemory), maxFileBytes: bytes(js.maxFile) } : undefined,
+    auth: !auth ? { kind: 'none' } : auth.token ? { kind: 'token' } : { kind: 'user-password', user: auth.user! },
+  };
 }
 
 export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPolicy = DEFAULT_PATH_POLICY): DesiredHost {
@@ -108,5 +119,6 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
           domain: p.domain!,
         }
       : undefined,
+    verify: verifyExpectations(h),
   };
 }

@@ -4,7 +4,7 @@
 // or the size of their diffs and errors, leaving room for the marker the caller appends under
 // GitHub's 65,536: a table too long is summarised (counts per action, then the rows that fit), a
 // host's diffs too long are truncated, and hosts whose details do not fit are counted, not shown.
-import type { ApplyResult } from '../apply/apply.js';
+import type { ApplyResult } from '../apply/result.js';
 import type { Problem } from '../manifest/problems.js';
 import { formatProblem } from '../manifest/problems.js';
 import type { HostPlan, Step } from '../plan/types.js';

@@ -32,7 +32,7 @@ import {
   writeVerified,
 } from '../../controller/apply/commands.js';
 import { remoteScript, sh, shQuote } from '../../controller/shell/quote.js';
-import { STATE_DIR } from '../../controller/observe/script.js';
+import { STATE_DIR } from '../../controller/observe/host-layout.js';
 import { desiredFrom } from '../helpers/observed.js';
 
 const d = desiredFrom();

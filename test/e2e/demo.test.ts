@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { demoCommand } from '../../controller/cli/demo.js';
+import { main } from '../../controller/cli/main.js';
 import { fleetDown } from '../../controller/sandbox/fleet.js';
 import { ROOT } from '../helpers/fixtures.js';
 
@@ -15,6 +16,7 @@ it('natsfleet demo deploys the example hosts and prints them Synced and Healthy'
   const code = await demoCommand(
     { hosts: join(ROOT, 'hosts'), out: mkdtempSync(join(tmpdir(), 'nf-demo-')), timeoutSec: 240, fleetId: 'e2e-demo' },
     (l) => lines.push(l),
+    main,
   );
   const out = lines.join('\n');
   expect(out).toMatch(/deployed [0-9a-f]{12} to every host/);

@@ -16,7 +16,7 @@ import {
   staleRetries,
   untrustedReason,
 } from '../../controller/gitops/decide.js';
-import type { ApplyResult } from '../../controller/apply/apply.js';
+import type { ApplyResult } from '../../controller/apply/result.js';
 import type { HostPlan } from '../../controller/plan/types.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
 

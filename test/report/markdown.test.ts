@@ -1,7 +1,7 @@
 // The Markdown posted on GitHub stays under GitHub's 65,536 characters, marker included, whatever
 // the number of hosts and the size of their diffs and errors; a table too long is summarised.
 import { describe, expect, it } from 'vitest';
-import type { ApplyResult } from '../../controller/apply/apply.js';
+import type { ApplyResult } from '../../controller/apply/result.js';
 import type { Problem } from '../../controller/manifest/problems.js';
 import type { FileChange, HostPlan, Step } from '../../controller/plan/types.js';
 import {

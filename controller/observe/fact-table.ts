@@ -1,0 +1,353 @@
+// Owns the facts natsfleet observes on a host (pyinfra's facts): each fact is one record holding the
+// shell fragment that prints its section(s) of the observe output and the parser that reads them
+// back. The observe script is this table's fragments in order (script.ts); HostFacts is the union of
+// its parsers' results (parse.ts). The Docker Engine API and NATS monitoring are each read by ONE curl
+// process (several URLs), instead of a docker CLI process per question.
+import { shQuote } from '../shell/quote.js';
+import type { DesiredHost } from '../render/artifact.js';
+import { PROXY_CONTAINER } from '../render/proxy.js';
+import type { ContainerFact, FileFact, HostFacts, HttpFact, PortFact } from './facts.js';
+import { APPLIED_FILES_PATH, LOCK_INFO_PATH, OWNED_DIRS_PATH, PENDING_PATH, RECORD_PATH } from './host-layout.js';
+import { curlMany, echoMarker, echoMarkerOf, httpAnswers, OBSERVE, type Marked } from './protocol.js';
+
+export interface FactContext {
+  d: DesiredHost;
+  /** Every managed file path asked about (the desired files first). */
+  paths: readonly string[];
+}
+
+export interface Fact<K extends keyof HostFacts> {
+  /** The fields of HostFacts this fact fills. */
+  provides: readonly K[];
+  /** The lines that print this fact's section(s), markers included. */
+  shell(x: FactContext): string[];
+  /** Reads the fact back from the observe output. */
+  parse(out: Marked, d: DesiredHost): Pick<HostFacts, K>;
+}
+
+const section = (name: string, arg = '') => echoMarker(OBSERVE, name, arg);
+
+const json = <T>(text: string): T | undefined => {
+  if (!text.trim()) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+};
+
+const DOCKER_SOCKET = '/var/run/docker.sock';
+/** Where Docker looks for CLI plugins (the `docker compose` v2 plugin). */
+const CLI_PLUGIN_DIRS = [
+  '/usr/libexec/docker/cli-plugins',
+  '/usr/lib/docker/cli-plugins',
+  '/usr/local/lib/docker/cli-plugins',
+  '/usr/local/libexec/docker/cli-plugins',
+  '/root/.docker/cli-plugins',
+];
+
+/** The address NATS monitoring answers on from the host itself. */
+export const monitorAddress = (d: DesiredHost) =>
+  `${d.nats.httpBind === '0.0.0.0' ? '127.0.0.1' : d.nats.httpBind}:${d.nats.httpPort}`;
+
+/** The Docker Engine API answers, in the order the curl asks for them (the volume only with a proxy). */
+const DOCKER_ANSWERS = ['version', 'natsContainer', 'proxyContainer', 'image', 'volume'] as const;
+
+function dockerApiPaths(d: DesiredHost): string[] {
+  return [
+    '/version',
+    `/containers/${d.nats.containerName}/json`,
+    `/containers/${PROXY_CONTAINER}/json`,
+    `/images/${d.nats.image}/json`,
+    ...(d.proxy ? [`/volumes/${d.proxy.secretsVolume}`] : []),
+  ];
+}
+
+function dockerAnswers(m: Marked): Partial<Record<(typeof DOCKER_ANSWERS)[number], HttpFact>> {
+  const answers = httpAnswers(m.lines('docker-api').join('\n'));
+  return Object.fromEntries(DOCKER_ANSWERS.map((key, i) => [key, answers[i]]));
+}
+
+export const MONITOR_PATHS = ['healthz', 'varz', 'jsz'] as const;
+
+function parseContainer(a: HttpFact | undefined): ContainerFact {
+  const c =
+    a?.status === 200
+      ? json<{ Id: string; Image: string; State: { Running: boolean; StartedAt: string }; Config: { Image: string } }>(
+          a.body,
+        )
+      : undefined;
+  if (!c) return { exists: false };
+  return {
+    exists: true,
+    id: c.Id,
+    imageId: c.Image,
+    running: c.State.Running,
+    startedAt: c.State.StartedAt,
+    image: c.Config.Image,
+  };
+}
+
+/** Metadata and the host-side hash only: natsfleet never reads a managed file's content back. */
+const fileFact = (p: string) =>
+  `if [ -L ${p} ]; then echo link; elif [ -f ${p} ]; then stat -c '%a %U %G %s' ${p}; ` +
+  `sha256sum < ${p} | cut -c1-64; elif [ -e ${p} ]; then echo other; else echo missing; fi`;
+
+function parseFile(body: string[]): FileFact {
+  const first = body[0]?.trim();
+  if (first === undefined || first === 'missing' || first === '') return { exists: false };
+  if (first === 'link' || first === 'other') return { exists: true, kind: first };
+  const [mode, owner, group, size] = first.split(' ');
+  const hash = (body[1] ?? '').trim();
+  return {
+    exists: true,
+    kind: 'file',
+    mode: mode.padStart(4, '0'),
+    owner,
+    group,
+    size: Number(size),
+    sha256: /^[0-9a-f]{64}$/.test(hash) ? hash : undefined,
+  };
+}
+
+const os: Fact<'os'> = {
+  provides: ['os'],
+  shell: () => [section('os'), "grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release 2>/dev/null"],
+  parse: (m) => {
+    const os = { id: '', versionId: '', pretty: '' };
+    for (const l of m.lines('os')) {
+      const r = /^(ID|VERSION_ID|PRETTY_NAME)="?([^"]*)"?$/.exec(l);
+      if (r) os[r[1] === 'ID' ? 'id' : r[1] === 'VERSION_ID' ? 'versionId' : 'pretty'] = r[2];
+    }
+    return { os };
+  },
+};
+
+const uid: Fact<'uid'> = {
+  provides: ['uid'],
+  shell: () => [section('uid'), 'id -u'],
+  parse: (m) => ({ uid: Number(m.text('uid')) }),
+};
+
+/** Installed: the CLI is on PATH; running: the Engine API answered /version (asked by dockerApi). */
+const docker: Fact<'docker'> = {
+  provides: ['docker'],
+  shell: () => [section('docker'), 'command -v docker >/dev/null 2>&1 && echo installed || echo missing'],
+  parse: (m) => {
+    const installed = m.text('docker') === 'installed';
+    const version = dockerAnswers(m).version;
+    const serverVersion = version?.status === 200 ? json<{ Version: string }>(version.body)?.Version : undefined;
+    return { docker: { installed, running: installed && serverVersion !== undefined, version: serverVersion } };
+  },
+};
+
+const compose: Fact<'compose'> = {
+  provides: ['compose'],
+  shell: () => [
+    section('compose'),
+    `for d in ${CLI_PLUGIN_DIRS.join(' ')}; do [ -x "$d/docker-compose" ] && { echo plugin; break; }; done`,
+    'command -v docker-compose >/dev/null 2>&1 && echo standalone',
+  ],
+  parse: (m) => {
+    const found = m.lines('compose').map((l) => l.trim());
+    return { compose: found.includes('plugin') ? 'plugin' : found.includes('standalone') ? 'standalone' : 'none' };
+  },
+};
+
+const curl: Fact<'curl'> = {
+  provides: ['curl'],
+  shell: () => [section('curl'), 'command -v curl >/dev/null 2>&1 && echo yes'],
+  parse: (m) => ({ curl: m.text('curl') === 'yes' }),
+};
+
+const dockerApi: Fact<'container' | 'imageId' | 'proxy'> = {
+  provides: ['container', 'imageId', 'proxy'],
+  shell: ({ d }) => [
+    section('docker-api'),
+    curlMany(
+      [`--unix-socket ${DOCKER_SOCKET}`],
+      dockerApiPaths(d).map((p) => `http://docker${p}`),
+    ),
+  ],
+  parse: (m) => {
+    const a = dockerAnswers(m);
+    return {
+      container: parseContainer(a.natsContainer),
+      imageId: a.image?.status === 200 ? json<{ Id: string }>(a.image.body)?.Id : undefined,
+      proxy: { container: parseContainer(a.proxyContainer), volume: a.volume?.status === 200 },
+    };
+  },
+};
+
+/** Every desired file, and the files natsfleet put there before and may no longer want (from its list). */
+const files: Fact<'files'> = {
+  provides: ['files'],
+  shell: ({ paths }) => {
+    // The listed paths are natsfleet's own writing; still, only plain absolute paths are looked at.
+    const known = paths.map((p) => `-e ${shQuote(`^${p.replace(/[.]/g, '\\.')}$`)}`).join(' ');
+    return [
+      ...paths.flatMap((p) => [section('file', p), fileFact(shQuote(p))]),
+      `if [ -f ${APPLIED_FILES_PATH} ]; then grep -v ${known} ${APPLIED_FILES_PATH} | ` +
+        `grep '^/[A-Za-z0-9._/-]*$' | while read -r p; do`,
+      `  ${echoMarkerOf(OBSERVE, 'file', '$p')}; ${fileFact('"$p"')}`,
+      'done; fi',
+    ];
+  },
+  parse: (m) => {
+    const files: Record<string, FileFact> = {};
+    for (const s of m.all('file')) files[s.arg] = parseFile(s.body);
+    return { files };
+  },
+};
+
+const dirs: Fact<'dirs'> = {
+  provides: ['dirs'],
+  shell: ({ d }) =>
+    d.dirs.flatMap((dir) => [
+      section('dir', dir.path),
+      `stat -c '%a %U %G' ${shQuote(dir.path)} 2>/dev/null || echo missing`,
+    ]),
+  parse: (m) => {
+    const dirs: HostFacts['dirs'] = {};
+    for (const s of m.all('dir')) {
+      const l = s.body.join('').trim();
+      if (l === 'missing' || !l) dirs[s.arg] = { exists: false };
+      else {
+        const [mode, owner, group] = l.split(' ');
+        dirs[s.arg] = { exists: true, mode: mode.padStart(4, '0'), owner, group };
+      }
+    }
+    return { dirs };
+  },
+};
+
+const unit: Fact<'unit'> = {
+  provides: ['unit'],
+  shell: ({ d }) => [
+    section('unit'),
+    `systemctl show ${shQuote(d.nats.unit)} -p LoadState -p ActiveState -p SubState -p UnitFileState ` +
+      '-p NeedDaemonReload --no-pager 2>/dev/null',
+  ],
+  parse: (m) => {
+    const props = Object.fromEntries(
+      m.lines('unit').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    return {
+      unit: {
+        loadState: props.LoadState ?? 'unknown',
+        activeState: props.ActiveState ?? 'unknown',
+        subState: props.SubState ?? 'unknown',
+        unitFileState: props.UnitFileState ?? '',
+        needDaemonReload: props.NeedDaemonReload === 'yes',
+      },
+    };
+  },
+};
+
+/** Who listens on the ports natsfleet needs (the wanted ports travel in the `ports-wanted` marker). */
+const ports: Fact<'ports'> = {
+  provides: ['ports'],
+  shell: ({ d }) => [
+    section('ports'),
+    `ss -Htlnp 2>/dev/null | awk '{print $4, $6}'`,
+    section('ports-wanted', [d.nats.clientPort, d.nats.httpPort, ...(d.proxy ? [80, 443] : [])].join(',')),
+  ],
+  parse: (m) => {
+    const wanted = m.arg('ports-wanted').split(',').filter(Boolean).map(Number);
+    const listeners = m
+      .lines('ports')
+      .map((l) => l.trim())
+      .filter(Boolean);
+    const ports: PortFact[] = wanted.map((port) => {
+      const hit = listeners.find((l) => new RegExp(`:${port}$`).test(l.split(' ')[0]));
+      return {
+        port,
+        held: Boolean(hit),
+        process: hit ? (/users:\(\("([^"]+)"/.exec(hit)?.[1] ?? 'unknown') : undefined,
+      };
+    });
+    return { ports };
+  },
+};
+
+const monitor: Fact<'healthz' | 'varz' | 'jsz'> = {
+  provides: ['healthz', 'varz', 'jsz'],
+  shell: ({ d }) => [
+    section('monitor'),
+    curlMany(
+      [],
+      MONITOR_PATHS.map((p) => `http://${monitorAddress(d)}/${p}`),
+    ),
+  ],
+  parse: (m) => {
+    const [healthz, varz, jsz] = httpAnswers(m.lines('monitor').join('\n'));
+    return {
+      healthz: healthz && healthz.status > 0 ? { status: healthz.status, body: healthz.body.trim() } : undefined,
+      varz: varz?.status === 200 ? json(varz.body) : undefined,
+      jsz: jsz?.status === 200 ? json(jsz.body) : undefined,
+    };
+  },
+};
+
+const record: Fact<'record'> = {
+  provides: ['record'],
+  shell: () => [section('record'), `cat ${RECORD_PATH} 2>/dev/null; echo`],
+  parse: (m) => ({ record: json(m.text('record')) }),
+};
+
+const owned: Fact<'ownedDirs'> = {
+  provides: ['ownedDirs'],
+  shell: () => [section('owned'), `cat ${OWNED_DIRS_PATH} 2>/dev/null; echo`],
+  parse: (m) => ({
+    ownedDirs: m
+      .lines('owned')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('/')),
+  }),
+};
+
+const claims: Fact<'claims'> = {
+  provides: ['claims'],
+  shell: ({ d }) =>
+    d.claims.flatMap((c) => [section('claim', c), `[ -e ${shQuote(c)} ] && echo exists || echo missing`]),
+  parse: (m) => ({
+    claims: Object.fromEntries(m.all('claim').map((s) => [s.arg, s.body.join('').trim() === 'exists'])),
+  }),
+};
+
+const pending: Fact<'pending'> = {
+  provides: ['pending'],
+  shell: () => [section('pending'), `cat ${PENDING_PATH} 2>/dev/null; echo`],
+  parse: (m) => ({ pending: json(m.text('pending')) }),
+};
+
+const lock: Fact<'lock'> = {
+  provides: ['lock'],
+  shell: () => [section('lock'), `cat ${LOCK_INFO_PATH} 2>/dev/null; echo`],
+  parse: (m) => ({ lock: json(m.text('lock')) }),
+};
+
+/** Every fact, in the order the observe script asks them. */
+export const FACTS = [
+  os,
+  uid,
+  docker,
+  compose,
+  curl,
+  dockerApi,
+  files,
+  dirs,
+  unit,
+  ports,
+  monitor,
+  record,
+  owned,
+  claims,
+  pending,
+  lock,
+] as const;
+
+// Checked by the compiler: the table fills every field of HostFacts.
+type Provided = (typeof FACTS)[number]['provides'][number];
+const complete: [Exclude<keyof HostFacts, Provided>] extends [never] ? true : Exclude<keyof HostFacts, Provided> = true;
+void complete;

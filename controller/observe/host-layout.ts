@@ -1,0 +1,17 @@
+// Owns natsfleet's own layout on a host: its state directory and what it keeps there (the record of
+// the last apply, the pending steps of an apply in progress, the lock, the ownership lists, the
+// backups). Observe reads these paths and apply writes them: both name them from here.
+export const STATE_DIR = '/var/lib/natsfleet';
+/** What natsfleet applied last (revision, time, file hashes and displays): the host's memory, for drift. */
+export const RECORD_PATH = `${STATE_DIR}/applied.json`;
+/** The steps of an apply in progress: an interrupted apply is finished by the next one. */
+export const PENDING_PATH = `${STATE_DIR}/pending.json`;
+/** The per-host apply lock: a directory (taken by an atomic rename) holding its owner in `info`. */
+export const LOCK_DIR = `${STATE_DIR}/lock`;
+export const LOCK_INFO_PATH = `${LOCK_DIR}/info`;
+/** One path per line: every file natsfleet manages on the host, so files it no longer wants are seen too. */
+export const APPLIED_FILES_PATH = `${STATE_DIR}/applied.files`;
+/** One path per line: every dedicated directory natsfleet created (and so owns) on the host. */
+export const OWNED_DIRS_PATH = `${STATE_DIR}/owned.dirs`;
+/** The previous version of every file an apply replaces or removes, for rollback. */
+export const BACKUP_DIR = `${STATE_DIR}/backup`;

@@ -1,0 +1,106 @@
+// Owns the marker protocol of natsfleet's remote scripts: a script prints marker lines (the `echo`s
+// are built here) and the controller cuts its output at them (parsed here), so one remote command can
+// answer many questions. A marker line is `<channel><name>[ <arg>]`, on a line of its own:
+//   observe  `@@natsfleet NAME [ARG]`  one section per fact (fact-table.ts), last `@@natsfleet end`
+//   verify   `@@NAME [ARG]`            `@@varz`, `@@jsz`, `@@healthz timeout` (apply/commands.ts)
+//   step     `@@step NAME`             printed by apply's install script before each step
+// Inside a section, a multi-URL curl ends each response with `@@http CODE` (000 when nothing answered).
+import { shQuote } from '../shell/quote.js';
+
+export const MARK = '@@natsfleet';
+export const HTTP_MARK = '@@http';
+
+/** The channels: the text a marker line starts with, before the section's name. */
+export const OBSERVE = `${MARK} `;
+export const VERIFY = '@@';
+export const STEP = '@@step ';
+/** The last section of observe's output: output without it is incomplete. */
+export const END = 'end';
+
+export const markerLine = (channel: string, name: string, arg = '') => `${channel}${name}${arg ? ` ${arg}` : ''}`;
+
+/** Single-quoted even when it is a plain word, so every marker reads `echo '...'` in every script. */
+const quoted = (text: string) => {
+  const q = shQuote(text);
+  return q === text ? `'${text}'` : q;
+};
+
+/** The `echo` of a marker line. */
+export const echoMarker = (channel: string, name: string, arg = '') => `echo ${quoted(markerLine(channel, name, arg))}`;
+
+/**
+ * The `echo` of a marker line whose argument is a shell expression expanded on the host (such as
+ * `$p`): double-quoted, so `expr` must be natsfleet's own text, never a value from a manifest.
+ */
+export const echoMarkerOf = (channel: string, name: string, expr: string) =>
+  `echo "${markerLine(channel, name, expr)}"`;
+
+export interface Section {
+  name: string;
+  arg: string;
+  /** The lines after the marker line, up to the next one. */
+  body: string[];
+}
+
+/** Cuts `output` at the marker lines of `channel`, in order; text before the first marker is dropped. */
+export function parseMarked(output: string, channel: string): Section[] {
+  const out: Section[] = [];
+  for (const line of output.split('\n')) {
+    if (line.startsWith(channel)) {
+      const rest = line.slice(channel.length);
+      const sp = rest.indexOf(' ');
+      out.push({ name: sp < 0 ? rest : rest.slice(0, sp), arg: sp < 0 ? '' : rest.slice(sp + 1), body: [] });
+    } else if (out.length > 0) {
+      out[out.length - 1].body.push(line);
+    }
+  }
+  return out;
+}
+
+/** Marked output read by section name (the first section of that name). */
+export class Marked {
+  readonly sections: Section[];
+  constructor(output: string, channel: string) {
+    this.sections = parseMarked(output, channel);
+  }
+  has(name: string): boolean {
+    return this.sections.some((s) => s.name === name);
+  }
+  /** Every section of that name (facts asked once per path). */
+  all(name: string): Section[] {
+    return this.sections.filter((s) => s.name === name);
+  }
+  /** The argument of the marker line, '' when absent. */
+  arg(name: string): string {
+    return this.sections.find((s) => s.name === name)?.arg ?? '';
+  }
+  /** The body's lines, none when the section is absent. */
+  lines(name: string): string[] {
+    return this.sections.find((s) => s.name === name)?.body ?? [];
+  }
+  /** The body as text (undefined when the section is absent). */
+  raw(name: string): string | undefined {
+    return this.sections.find((s) => s.name === name)?.body.join('\n');
+  }
+  /** The body as trimmed text ('' when the section is absent). */
+  text(name: string): string {
+    return this.lines(name).join('\n').trim();
+  }
+}
+
+/** ONE curl process asking every URL in order; each response is followed by `@@http CODE`. */
+export const curlMany = (extra: readonly string[], urls: readonly string[]) =>
+  `curl -s -m 3 ${extra.join(' ')} -w ${shQuote(`\n${HTTP_MARK} %{http_code}\n`)} ${urls.map(shQuote).join(' ')} ` +
+  '2>/dev/null';
+
+/** Splits a multi-URL curl answer into [status, body] per URL, in request order. */
+export function httpAnswers(text: string): { status: number; body: string }[] {
+  const out: { status: number; body: string }[] = [];
+  let rest = text;
+  const re = new RegExp(`\\n?${HTTP_MARK} (\\d{3})\\n?`);
+  for (let m = re.exec(rest); m; m = re.exec(rest)) {
+    out.push({ status: Number(m[1]), body: rest.slice(0, m.index) });
+    rest = rest.slice(m.index + m[0].length);
+  }
+  return out;
+}
