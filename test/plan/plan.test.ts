@@ -101,7 +101,12 @@ describe('planHost', () => {
 
   it('drift: a hand edit is drift, its content never shown; what the server runs is unknown, so it restarts', () => {
     const d = desiredFrom();
-    const f = factsFrom(d, (o) => withFileHash(o, CONF, 'f'.repeat(64)));
+    // ...and the server loaded a config since natsfleet's apply (config_load_time moved).
+    const f = factsFrom(
+      d,
+      (o) => withFileHash(o, CONF, 'f'.repeat(64)),
+      (x) => (x.varz!.config_load_time = '2030-01-01T00:00:00Z'),
+    );
     const p = planHost(d, f, 'r');
     expect(p.drift).toEqual([`${CONF}: content changed on the host (content not shown)`]);
     expect(p.changes[0]).toMatchObject({
