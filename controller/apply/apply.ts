@@ -62,6 +62,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
   const steps = plan.steps.map((s) => s.step);
   const fileChanges = plan.changes.filter((c) => c.kind === 'file');
   const changedFiles = fileChanges.map((c) => c.path);
+  const notes: string[] = [];
   const result = (outcome: Outcome, health: HealthStatus, error?: string): ApplyResult => ({
     host: d.name,
     outcome,
@@ -69,6 +70,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     steps: outcome === 'applied' ? steps : [],
     changedFiles: outcome === 'applied' ? changedFiles : [],
     error,
+    ...(notes.length ? { notes } : {}),
     durationMs: Date.now() - started,
   });
   if (plan.blocked.length) return result('blocked', plan.health, `prerequisites failed: ${plan.blocked.join('; ')}`);
@@ -81,6 +83,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     if (e instanceof LockError) return result('blocked', plan.health, e.message);
     throw e;
   }
+  if (lock.tookOver) notes.push(lock.tookOver);
   const install = fileChanges.filter((c) => c.action !== 'delete').map((c) => c.path);
   const remove = fileChanges.filter((c) => c.action === 'delete').map((c) => c.path);
   const composeKind = x.facts.compose === 'plugin' ? 'plugin' : 'standalone';

@@ -9,7 +9,9 @@ import {
   APPLIED_FILES_PATH,
   BACKUP_DIR,
   LOCK_DIR,
+  LOCK_INFO_PATH,
   OWNED_DIRS_PATH,
+  PENDING_DONE_PATH,
   PENDING_PATH,
   RECORD_PATH,
   STATE_DIR,
@@ -87,9 +89,29 @@ export function lockAcquire(info: LockInfo): string {
     sh('mkdir', fresh),
     `trap ${shQuote(`rm -rf ${shQuote(fresh)}`)} EXIT`,
     ...writeVerified(`${fresh}/info`, JSON.stringify(info), info.token, '0600'),
-    `if ! mv -T ${shQuote(fresh)} ${shQuote(LOCK_DIR)} 2>/dev/null; then ` +
-      `cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}; fi`,
+    `if ! mv -T ${shQuote(fresh)} ${shQuote(LOCK_DIR)} 2>/dev/null; then ${heldLockReport()}; exit ${LOCK_HELD}; fi`,
   );
+}
+
+/** What a script prints of a lock it found held: its owner file (one line, maybe empty), then its age. */
+export const heldLockReport = () =>
+  `{ cat ${shQuote(LOCK_INFO_PATH)} 2>/dev/null || true; echo; ` +
+  `echo "@@age $(( $(date +%s) - $(stat -c %Y ${shQuote(LOCK_DIR)} 2>/dev/null || date +%s) ))"; }`;
+
+/** Prints the lock's report when a lock is held, nothing otherwise. */
+export const lockReportScript = () => strict(`if [ -d ${shQuote(LOCK_DIR)} ]; then ${heldLockReport()}; fi`);
+
+/** Parses heldLockReport's output. */
+export function parseHeldLock(stdout: string): { info?: LockInfo; ageSec: number } {
+  const [first] = stdout.split('\n');
+  let info: LockInfo | undefined;
+  try {
+    info = first?.trim() ? (JSON.parse(first) as LockInfo) : undefined;
+  } catch {
+    info = undefined;
+  }
+  const age = /@@age (-?\d+)/.exec(stdout);
+  return { info, ageSec: age ? Number(age[1]) : 0 };
 }
 
 const ownsLock = (token: string) =>
@@ -99,27 +121,36 @@ const ownsLock = (token: string) =>
 export const lockRelease = (token: string) => strict(`if ${ownsLock(token)}; then ${sh('rm', '-rf', LOCK_DIR)}; fi`);
 
 /**
- * Removes the apply lock whoever holds it: `natsfleet unlock`, the operator's decision that no apply is
- * running (a lock left by a crashed apply that is not provably natsfleet's to take over).
+ * Removes the apply lock whoever holds it: `natsfleet unlock --force`, the operator's decision that no
+ * apply is running. Without --force, unlock uses lockReleaseAbandoned (only a lock judged abandoned).
  */
-export const unlockScript = () => sh('rm', '-rf', LOCK_DIR);
+export const unlockScript = () => strict(sh('rm', '-rf', LOCK_DIR));
 
 /**
- * Takes over a lock left by a natsfleet apply known to be gone: moves it aside in one step (only one
- * taker can), checks it is the one judged abandoned (same token), then acquires.
+ * Moves aside, in one step (only one taker can), the lock judged abandoned: the one whose owner file
+ * has `oldToken`, or, when `oldToken` is undefined, a lock without an owner file. A lock that changed
+ * hands meanwhile is put back and reported held.
  */
-export function lockTakeOver(oldToken: string, info: LockInfo): string {
-  const aside = `${LOCK_DIR}.stale-${stagedPath('', info.token).slice('.natsfleet-'.length)}`;
+export function lockReleaseAbandoned(oldToken: string | undefined, myToken: string): string {
+  const aside = `${LOCK_DIR}.stale-${stagedPath('', myToken).slice('.natsfleet-'.length)}`;
+  const same =
+    oldToken === undefined
+      ? `[ ! -s ${shQuote(`${aside}/info`)} ]`
+      : `grep -qF ${shQuote(`"token":"${oldToken}"`)} ${shQuote(`${aside}/info`)} 2>/dev/null`;
+  return strict(
+    `if mv -T ${shQuote(LOCK_DIR)} ${shQuote(aside)} 2>/dev/null; then`,
+    `  if ! ${same}; then`,
+    `    mv -T ${shQuote(aside)} ${shQuote(LOCK_DIR)} 2>/dev/null || true; ${heldLockReport()}; exit ${LOCK_HELD}`,
+    '  fi',
+    `  ${sh('rm', '-rf', aside)}`,
+    'fi',
+  );
+}
+
+/** Takes over a lock judged abandoned (see lockReleaseAbandoned), then acquires. */
+export function lockTakeOver(oldToken: string | undefined, info: LockInfo): string {
   return [
-    strict(
-      `if mv -T ${shQuote(LOCK_DIR)} ${shQuote(aside)} 2>/dev/null; then`,
-      `  if ! grep -qF ${shQuote(`"token":"${oldToken}"`)} ${shQuote(`${aside}/info`)} 2>/dev/null; then`,
-      `    mv -T ${shQuote(aside)} ${shQuote(LOCK_DIR)} 2>/dev/null || true; ` +
-        `cat ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null || true; exit ${LOCK_HELD}`,
-      '  fi',
-      `  ${sh('rm', '-rf', aside)}`,
-      'fi',
-    ),
+    lockReleaseAbandoned(oldToken, info.token),
     // A new script: its own prelude and trap.
     `( ${lockAcquire(info).replace(/\n/g, '\n  ')}\n)`,
   ].join('\n');
@@ -210,6 +241,8 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
         `${sh('docker', 'exec', d.proxy!.containerName, 'nginx', '-t')} 2>&1`,
         `${sh('docker', 'kill', '--signal=HUP', d.proxy!.containerName)} >/dev/null`,
       ];
+    case 'finish':
+      return []; // verification and the record follow the script
     case 'proxy-down':
       // By container name: the compose file may already be gone (or never have been ours to read). Tolerant.
       return [`${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`];
@@ -243,19 +276,23 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
       'fi',
     );
   }
-  lines.push(...writeVerified(PENDING_PATH, JSON.stringify(x.pending), x.token));
+  // The pending record names the steps; each finished step is appended to pending.done, so an
+  // interrupted apply is finished by the next one without repeating what it did (a restart twice).
+  lines.push(sh('rm', '-f', PENDING_DONE_PATH), ...writeVerified(PENDING_PATH, JSON.stringify(x.pending), x.token));
+  const done = (s: string) => `echo ${shQuote(s)} >> ${shQuote(PENDING_DONE_PATH)}`;
   // Stopping and removal run before files go away; the rest after the new files are in place.
   const before: Step[] = ['proxy-down', 'stop', 'disable', 'remove-container'];
   for (const s of x.steps.filter((s) => before.includes(s)))
-    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind));
+    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind), done(s));
   lines.push(echoMarker(STEP, 'install'));
   for (const f of x.install) {
     const staged = stagedPath(f.path, x.token);
     lines.push(...verifyFile(staged, f.content), sh('mv', '-f', staged, f.path));
   }
   for (const p of x.remove) lines.push(sh('rm', '-f', p));
+  lines.push(done('install'));
   for (const s of x.steps.filter((s) => !before.includes(s) && s !== 'pull' && s !== 'test-config')) {
-    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind));
+    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind), done(s));
   }
   lines.push(echoMarker(STEP, 'done'));
   return strict(...lines);
@@ -286,7 +323,7 @@ export function rollbackScript(
   lines.push(attempt(sh('systemctl', 'daemon-reload')), attempt(sh('systemctl', 'restart', d.nats.unit)));
   if (x.proxyTouched && d.proxy)
     lines.push(attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`));
-  lines.push(sh('rm', '-f', PENDING_PATH), 'exit $rc');
+  lines.push(sh('rm', '-f', PENDING_PATH, PENDING_DONE_PATH), 'exit $rc');
   return lines.join('\n');
 }
 
@@ -302,7 +339,7 @@ export function finalizeScript(record: AppliedRecord, lockToken: string): string
         .join(''),
       lockToken,
     ),
-    sh('rm', '-rf', PENDING_PATH, BACKUP_DIR),
+    sh('rm', '-rf', PENDING_PATH, PENDING_DONE_PATH, BACKUP_DIR),
     `if ${ownsLock(lockToken)}; then ${sh('rm', '-rf', LOCK_DIR)}; fi`,
   );
 }

@@ -1,20 +1,19 @@
-// Owns the per-host apply lock (an atomic mkdir on the host, with an info file naming its owner):
-// taking it, taking over a lock that is provably ours and abandoned, and refusing anything else.
+// Owns the per-host apply lock (built complete, then renamed into place, with an owner file holding a
+// token and a lease): taking it, taking over one whose owner is provably gone or whose lease ran out
+// (and saying so), and refusing anything else with who holds it and until when.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { LockInfo } from '../observe/facts.js';
 import type { SshSession } from '../transport/ssh.js';
-import { LOCK_HELD, lockAcquire, lockRelease, lockTakeOver } from './commands.js';
+import { LOCK_HELD, lockAcquire, lockRelease, lockTakeOver, parseHeldLock } from './commands.js';
 
 /** Tokens of locks this process took and could not release (e.g. the SSH connection was cut). */
 const abandoned = new Set<string>();
-export const STALE_AFTER_MS = 30 * 60 * 1000;
+/** An apply's lease on its lock: past it, an owner on another machine (or no owner at all) is presumed gone. */
+export const LEASE_MS = 30 * 60 * 1000;
 
 export class LockError extends Error {
-  constructor(
-    message: string,
-    readonly stale: boolean,
-  ) {
+  constructor(message: string) {
     super(message);
     this.name = 'LockError';
   }
@@ -29,17 +28,53 @@ const pidAlive = (pid: number) => {
   }
 };
 
-/** A lock is ours to take over when this process abandoned it, or its natsfleet process on this machine is gone. */
-export function canTakeOver(held: LockInfo): boolean {
-  if (abandoned.has(held.token)) return true;
-  return held.host === hostname() && held.pid !== process.pid && !pidAlive(held.pid);
+/** A lock found held on a host: its owner file (absent for an ownerless lock) and its age. */
+export interface HeldLockFact {
+  info?: LockInfo;
+  ageSec: number;
+}
+
+/** When the lease of a held lock ends: its owner's word, else (no owner file) its age plus the lease. */
+export function leaseEnd(held: HeldLockFact, now: number): number {
+  const expires = held.info?.expiresAt ? Date.parse(held.info.expiresAt) : NaN;
+  if (Number.isFinite(expires)) return expires;
+  const since = held.info?.since ? Date.parse(held.info.since) : now - held.ageSec * 1000;
+  return since + LEASE_MS;
+}
+
+/**
+ * Why a held lock may be taken over, or undefined when it must be respected: this process abandoned
+ * it; its natsfleet process on this machine is gone; or its lease has run out (an owner on another
+ * machine, or no owner data at all).
+ */
+export function takeOverReason(held: HeldLockFact, now = Date.now()): string | undefined {
+  const i = held.info;
+  if (i && abandoned.has(i.token)) return 'this process lost its connection while holding it';
+  if (i && i.host === hostname() && i.pid !== process.pid && !pidAlive(i.pid)) {
+    return `its owner ${i.owner} (pid ${i.pid}) on this machine is gone`;
+  }
+  if (now > leaseEnd(held, now)) {
+    return i
+      ? `its lease ended at ${new Date(leaseEnd(held, now)).toISOString()} (${i.owner}, pid ${i.pid}, since ${i.since})`
+      : `it has no owner data and is ${held.ageSec} s old (lease ${LEASE_MS / 60_000} min)`;
+  }
+  return undefined;
+}
+
+/** A held lock in words, for errors, plans and status. */
+export function describeLock(held: HeldLockFact, now = Date.now()): string {
+  const until = new Date(leaseEnd(held, now)).toISOString();
+  return held.info
+    ? `locked by ${held.info.owner} (pid ${held.info.pid}) since ${held.info.since}, lease until ${until}`
+    : `a lock without owner data, ${held.ageSec} s old, lease until ${until}`;
 }
 
 export interface HeldLock {
   token: string;
   release(): Promise<void>;
   abandon(): void;
-  tookOver?: LockInfo;
+  /** Set when an abandoned lock was taken over: why (said in the apply's result). */
+  tookOver?: string;
 }
 
 export async function acquireLock(session: SshSession, now = new Date()): Promise<HeldLock> {
@@ -49,33 +84,22 @@ export async function acquireLock(session: SshSession, now = new Date()): Promis
     pid: process.pid,
     token: randomUUID(),
     since: now.toISOString(),
+    expiresAt: new Date(now.getTime() + LEASE_MS).toISOString(),
   };
   let r = await session.runScript(lockAcquire(info));
-  let tookOver: LockInfo | undefined;
+  let tookOver: string | undefined;
   if (r.code === LOCK_HELD) {
-    let held: LockInfo | undefined;
-    try {
-      held = JSON.parse(r.stdout);
-    } catch {
-      held = undefined;
-    }
-    if (held && canTakeOver(held)) {
-      tookOver = held;
-      r = await session.runScript(lockTakeOver(held.token, info));
-      abandoned.delete(held.token);
-    } else {
-      const age = held ? now.getTime() - Date.parse(held.since) : Infinity;
-      const who = held ? `${held.owner} (pid ${held.pid}) since ${held.since}` : 'an unknown owner';
-      if (age > STALE_AFTER_MS) {
-        throw new LockError(
-          `stale lock held by ${who}; if no apply is running, remove it with \`natsfleet unlock\``,
-          true,
-        );
-      }
-      throw new LockError(`locked by ${who}: another apply is running`, false);
+    const held = parseHeldLock(r.stdout);
+    const why = takeOverReason(held, now.getTime());
+    if (!why) throw new LockError(`${describeLock(held, now.getTime())}: another apply is running`);
+    tookOver = `took over a lock: ${why}`;
+    r = await session.runScript(lockTakeOver(held.info?.token, info));
+    if (held.info) abandoned.delete(held.info.token);
+    if (r.code === LOCK_HELD) {
+      throw new LockError(`${describeLock(parseHeldLock(r.stdout), now.getTime())}: another apply took it first`);
     }
   }
-  if (r.code !== 0) throw new LockError(`could not take the lock (exit ${r.code}): ${r.stderr.trim()}`, false);
+  if (r.code !== 0) throw new LockError(`could not take the lock (exit ${r.code}): ${r.stderr.trim()}`);
   return {
     token: info.token,
     tookOver,

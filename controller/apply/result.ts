@@ -11,5 +11,7 @@ export interface ApplyResult {
   steps: Step[];
   changedFiles: string[];
   error?: string;
+  /** What an operator should know although it did not fail the apply (a lock taken over). */
+  notes?: string[];
   durationMs: number;
 }

@@ -49,7 +49,7 @@ export async function main(
     code = c;
   };
   sandboxCommands(program, out, setCode);
-  reconcileCommands(program, out, setCode);
+  reconcileCommands(program, out, setCode, err);
   controllerCommand(program);
 
   program

@@ -11,11 +11,13 @@ import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './polic
 import { integerRange } from '../gitops/config.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
-import { formatPlan, planSummary } from '../plan/format.js';
+import { formatPlan, lockText, planSummary } from '../plan/format.js';
 import { formatApply, formatTable } from '../report/terminal.js';
 import { localRevision } from '../source/revision.js';
 import { scanHostKey } from '../transport/ssh.js';
-import { unlockScript } from '../apply/commands.js';
+import { randomUUID } from 'node:crypto';
+import { lockReleaseAbandoned, lockReportScript, parseHeldLock, unlockScript } from '../apply/commands.js';
+import { describeLock, takeOverReason } from '../apply/lock.js';
 
 interface Common extends PolicyFlags {
   hosts: string;
@@ -23,6 +25,19 @@ interface Common extends PolicyFlags {
   sshKey?: string;
   concurrency: number;
   output: 'text' | 'json';
+}
+
+/** Why a host is not in sync and healthy, in one line (the status table's last column, and its JSON). */
+function statusReason(r: HostRun): string {
+  const p = r.plan!;
+  const parts = [
+    ...(r.error ? [`unreachable: ${r.error}`] : []),
+    ...p.blocked.map((b) => `blocked: ${b}`),
+    ...(p.lock ? [lockText(p.lock)] : []),
+    ...p.drift.map((d) => `drift: ${d}`),
+    ...(p.sync === 'OutOfSync' && !p.drift.length && !p.blocked.length ? ['changes to apply (see plan)'] : []),
+  ];
+  return parts.join('; ') || '-';
 }
 
 function sshKey(opts: Common): Buffer {
@@ -69,7 +84,12 @@ function common(cmd: Command): Command {
     .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'));
 }
 
-export function reconcileCommands(program: Command, out: (l: string) => void, setCode: (c: number) => void) {
+export function reconcileCommands(
+  program: Command,
+  out: (l: string) => void,
+  setCode: (c: number) => void,
+  err: (l: string) => void = out,
+) {
   common(
     program
       .command('plan')
@@ -123,6 +143,7 @@ export function reconcileCommands(program: Command, out: (l: string) => void, se
       version: r.plan!.natsVersion ?? '-',
       revision: r.plan!.applied?.revision.slice(0, 12) ?? '-',
       appliedAt: r.plan!.applied?.at ?? '-',
+      reason: statusReason(r),
     }));
     if (opts.output === 'json') out(JSON.stringify(rows, null, 2));
     else out(formatTable(rows));
@@ -140,18 +161,50 @@ export function reconcileCommands(program: Command, out: (l: string) => void, se
     });
 
   common(
-    program.command('unlock').description('remove an apply lock left on a host (only when no apply is running)'),
-  ).action(async (opts: Common) => {
-    const { hosts } = loadManifests(await readManifestDir(opts.hosts));
+    program
+      .command('unlock')
+      .description('remove an apply lock left on a host: one whose owner is gone or whose lease ended; --force for any')
+      .option('--force', 'also remove a lock that looks alive (only when you know no apply is running)'),
+  ).action(async (opts: Common & { force?: boolean }) => {
+    if (!opts.host.length) {
+      err('error: unlock needs --host NAME (repeatable): which host to unlock');
+      return setCode(1);
+    }
+    const policy = policyFrom(opts);
+    const { hosts } = loadManifests(await readManifestDir(opts.hosts), policy);
+    const unknown = opts.host.filter((n) => !hosts.some((h) => h.name === n));
+    if (unknown.length) {
+      err(`error: no valid host named ${unknown.join(', ')} in ${opts.hosts}`);
+      return setCode(1);
+    }
     const pool = new SessionPool({ privateKey: sshKey(opts) });
+    let code = 0;
     try {
       for (const h of hosts.filter((x) => opts.host.includes(x.name))) {
         const s = await pool.get(h);
-        await s.exec(unlockScript());
-        out(`${h.name}: lock removed`);
+        const report = await s.runScript(lockReportScript());
+        if (!report.stdout.trim()) {
+          out(`${h.name}: no lock`);
+          continue;
+        }
+        const held = parseHeldLock(report.stdout);
+        const why = takeOverReason(held);
+        if (!why && !opts.force) {
+          err(`${h.name}: refusing: ${describeLock(held)}; if you know no apply is running, pass --force`);
+          code = 1;
+          continue;
+        }
+        const r = await s.runScript(why ? lockReleaseAbandoned(held.info?.token, randomUUID()) : unlockScript());
+        if (r.code !== 0) {
+          err(`${h.name}: the lock changed hands meanwhile: ${describeLock(parseHeldLock(r.stdout))}`);
+          code = 1;
+          continue;
+        }
+        out(`${h.name}: lock removed (${why ?? `--force: ${describeLock(held)}`})`);
       }
     } finally {
       await pool.closeAll();
     }
+    setCode(code);
   });
 }

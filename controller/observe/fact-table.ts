@@ -6,8 +6,16 @@
 import { shQuote } from '../shell/quote.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
-import type { ContainerFact, FileFact, HostFacts, HttpFact, PortFact } from './facts.js';
-import { APPLIED_FILES_PATH, LOCK_INFO_PATH, OWNED_DIRS_PATH, PENDING_PATH, RECORD_PATH } from './host-layout.js';
+import type { ContainerFact, FileFact, HostFacts, HttpFact, PendingRecord, PortFact } from './facts.js';
+import {
+  APPLIED_FILES_PATH,
+  LOCK_DIR,
+  LOCK_INFO_PATH,
+  OWNED_DIRS_PATH,
+  PENDING_DONE_PATH,
+  PENDING_PATH,
+  RECORD_PATH,
+} from './host-layout.js';
 import { curlMany, echoMarker, echoMarkerOf, httpAnswers, OBSERVE, type Marked } from './protocol.js';
 
 export interface FactContext {
@@ -317,14 +325,34 @@ const claims: Fact<'claims'> = {
 
 const pending: Fact<'pending'> = {
   provides: ['pending'],
-  shell: () => [section('pending'), `cat ${PENDING_PATH} 2>/dev/null; echo`],
-  parse: (m) => ({ pending: json(m.text('pending')) }),
+  shell: () => [
+    section('pending'),
+    `cat ${PENDING_PATH} 2>/dev/null; echo`,
+    section('pending-done'),
+    `cat ${PENDING_DONE_PATH} 2>/dev/null; echo`,
+  ],
+  parse: (m) => {
+    const p = json<PendingRecord>(m.text('pending'));
+    const done = m
+      .lines('pending-done')
+      .map((l) => l.trim())
+      .filter(Boolean);
+    return { pending: p ? { ...p, done } : undefined };
+  },
 };
 
-const lock: Fact<'lock'> = {
-  provides: ['lock'],
-  shell: () => [section('lock'), `cat ${LOCK_INFO_PATH} 2>/dev/null; echo`],
-  parse: (m) => ({ lock: json(m.text('lock')) }),
+const lock: Fact<'lock' | 'lockAgeSec'> = {
+  provides: ['lock', 'lockAgeSec'],
+  shell: () => [
+    section('lock'),
+    `cat ${LOCK_INFO_PATH} 2>/dev/null; echo`,
+    section('lock-age'),
+    `[ -d ${LOCK_DIR} ] && echo $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) )) || true`,
+  ],
+  parse: (m) => {
+    const age = m.text('lock-age');
+    return { lock: json(m.text('lock')), lockAgeSec: /^-?\d+$/.test(age) ? Number(age) : undefined };
+  },
 };
 
 /** Every fact, in the order the observe script asks them. */

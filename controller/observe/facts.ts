@@ -66,6 +66,8 @@ export interface PendingRecord {
   revision: string;
   since: string;
   actions: string[];
+  /** The steps (and `install`) the interrupted apply finished. */
+  done?: string[];
 }
 
 export interface LockInfo {
@@ -74,6 +76,8 @@ export interface LockInfo {
   pid: number;
   token: string;
   since: string;
+  /** The lease: past it, an owner on another machine is presumed gone and the lock is taken over. */
+  expiresAt?: string;
 }
 
 export interface HostFacts {
@@ -100,4 +104,6 @@ export interface HostFacts {
   claims: Record<string, boolean>;
   pending?: PendingRecord;
   lock?: LockInfo;
+  /** Age in seconds of the lock directory when one exists (also without an owner file). */
+  lockAgeSec?: number;
 }

@@ -6,6 +6,8 @@ export const STATE_DIR = '/var/lib/natsfleet';
 export const RECORD_PATH = `${STATE_DIR}/applied.json`;
 /** The steps of an apply in progress: an interrupted apply is finished by the next one. */
 export const PENDING_PATH = `${STATE_DIR}/pending.json`;
+/** One step name per line: the pending steps an apply finished (so a rerun does not repeat them). */
+export const PENDING_DONE_PATH = `${STATE_DIR}/pending.done`;
 /** The per-host apply lock: a directory (taken by an atomic rename) holding its owner in `info`. */
 export const LOCK_DIR = `${STATE_DIR}/lock`;
 export const LOCK_INFO_PATH = `${LOCK_DIR}/info`;

@@ -4,6 +4,14 @@ import type { HostPlan } from './types.js';
 
 const SYMBOL = { create: '+', update: '~', delete: '-', 'no-op': ' ' } as const;
 
+/** A held lock in words (plans and status). */
+export function lockText(l: NonNullable<HostPlan['lock']>): string {
+  const lease = l.expiresAt ? `, lease until ${l.expiresAt}` : '';
+  return l.owner
+    ? `locked by ${l.owner} since ${l.since ?? '?'}${lease}`
+    : `locked without owner data, ${l.ageSec} s old (taken over after the lease)`;
+}
+
 export function formatPlan(p: HostPlan, opts: { diffs?: boolean } = {}): string {
   const lines: string[] = [];
   if (p.error) return `${p.host}: Unknown: ${p.error}`;
@@ -13,6 +21,7 @@ export function formatPlan(p: HostPlan, opts: { diffs?: boolean } = {}): string 
       : `${p.host}: no changes (${p.sync}, ${p.health})`;
   lines.push(head);
   for (const b of p.blocked) lines.push(`  ! blocked: ${b}`);
+  if (p.lock) lines.push(`  ! ${lockText(p.lock)}`);
   for (const d of p.drift) lines.push(`  ! drift: ${d}`);
   for (const c of p.changes) {
     const mode = c.after ? ` ${c.after.mode} ${c.after.owner}:${c.after.group}` : '';

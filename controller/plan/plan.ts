@@ -180,16 +180,23 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
   const cls = classifyConfig(f, conf, changed('nats-config'));
   if (cls.action === 'restart' && running)
     add('restart', `config keys that need a restart: ${cls.restartKeys.join(', ')}`);
-  for (const a of f.pending?.actions ?? []) {
-    if ((a === 'restart' || a === 'reload') && running)
-      add(a, `an earlier apply (revision ${f.pending!.revision}) was interrupted before it finished`);
+  // An interrupted apply: the steps it did not finish are finished now (none it finished is repeated).
+  const interrupted =
+    f.pending && `an earlier apply (revision ${f.pending.revision}) was interrupted before it finished`;
+  const left = (f.pending?.actions ?? []).filter((a) => !(f.pending?.done ?? []).includes(a));
+  for (const a of left) {
+    if ((a === 'restart' || a === 'reload') && running) add(a, interrupted!);
+    else if (a === 'daemon-reload' || a === 'enable') add(a, interrupted!);
+    else if (d.proxy && (a === 'volume-create' || a === 'proxy-up')) add(a, interrupted!);
+    else if (d.proxy && a === 'proxy-reload' && f.proxy.container.running) add(a, interrupted!);
   }
   if (!running && !steps.has('restart')) {
     add('start', !f.container.exists ? 'container is not running' : `service is ${f.unit.activeState}`);
   }
   if (cls.action === 'reload' && running && !steps.has('restart'))
     add('reload', `hot-reloadable config keys changed: ${cls.changed.join(', ')}`);
-  if (!running && f.record)
+  // While an apply is unfinished, what it changed is not drift: it is finished (above), not reported.
+  if (!running && f.record && !f.pending)
     drift.push(`service ${d.nats.unit} is ${f.unit.activeState}${f.container.exists ? '' : ', container missing'}`);
   if (f.record && f.container.exists && f.container.image !== f.record.image)
     drift.push(`container runs ${f.container.image}, natsfleet applied ${f.record.image}`);
@@ -201,8 +208,10 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
     if (proxyFiles || !f.proxy.container.running)
       add('proxy-up', proxyFiles ? 'proxy compose project changed' : 'proxy container is not running');
     else if (changed('proxy-site')) add('proxy-reload', 'server block changed');
-    if (f.record && !f.proxy.container.running) drift.push('proxy container is not running');
+    if (f.record && !f.pending && !f.proxy.container.running) drift.push('proxy container is not running');
   }
+  // Every step of the interrupted apply ran, but it was cut before it was verified and recorded.
+  if (interrupted && steps.size === 0 && !changes.length) add('finish', `${interrupted}: verify and record it`);
   return [...steps].map(([step, reason]) => ({ step, reason }));
 }
 
@@ -275,6 +284,9 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
       compare,
     );
     if (!c) continue;
+    // A file an unfinished apply was writing is not drift: the apply is finished instead.
+    if (c.drift && f.pending)
+      Object.assign(c, { drift: false, reason: `${c.reason} (an earlier apply was interrupted)` });
     changes.push(c);
     if (c.drift) drift.push(`${path}: ${c.reason}`);
   }
@@ -293,5 +305,9 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
     health: healthOf(d, f),
     natsVersion: f.varz?.version,
     applied: f.record ? { revision: f.record.revision, at: f.record.appliedAt } : undefined,
+    lock:
+      f.lockAgeSec !== undefined
+        ? { owner: f.lock?.owner, since: f.lock?.since, ageSec: f.lockAgeSec, expiresAt: f.lock?.expiresAt }
+        : undefined,
   };
 }

@@ -52,6 +52,8 @@ export const STEP_ORDER = [
   'reload',
   'proxy-up',
   'proxy-reload',
+  // An interrupted apply whose steps all ran: verify it and record it (no service step repeated).
+  'finish',
 ] as const;
 export type Step = (typeof STEP_ORDER)[number];
 
@@ -78,6 +80,8 @@ export interface HostPlan {
   /** For reports: NATS version and the last applied revision seen on the host. */
   natsVersion?: string;
   applied?: { revision: string; at: string };
+  /** An apply lock held on the host: who, since when, and until when its lease runs. */
+  lock?: { owner?: string; since?: string; ageSec: number; expiresAt?: string };
   error?: string;
 }
 

@@ -7,7 +7,8 @@ export function formatApply(r: ApplyResult): string {
       ? `applied (${r.changedFiles.length} file(s)${r.steps.length ? `; ${r.steps.join(', ')}` : ''})`
       : r.outcome;
   const error = r.error ? `\n  error: ${r.error}` : '';
-  return `${r.host}: ${what}, ${r.health}, ${(r.durationMs / 1000).toFixed(1)} s${error}`;
+  const notes = (r.notes ?? []).map((n) => `\n  note: ${n}`).join('');
+  return `${r.host}: ${what}, ${r.health}, ${(r.durationMs / 1000).toFixed(1)} s${error}${notes}`;
 }
 
 export interface StatusRow {
@@ -17,6 +18,8 @@ export interface StatusRow {
   version: string;
   revision: string;
   appliedAt: string;
+  /** Why a host is not Synced/Healthy (unreachable, blocked, drift), or a held lock; '-' otherwise. */
+  reason: string;
 }
 
 export function formatTable(rows: readonly StatusRow[]): string {
@@ -27,6 +30,7 @@ export function formatTable(rows: readonly StatusRow[]): string {
     version: 'NATS',
     revision: 'REVISION',
     appliedAt: 'APPLIED',
+    reason: 'REASON',
   };
   const all = [head, ...rows];
   const keys = Object.keys(head) as (keyof StatusRow)[];

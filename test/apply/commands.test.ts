@@ -21,8 +21,11 @@ import {
   installScript,
   lockAcquire,
   lockRelease,
+  lockReleaseAbandoned,
+  lockReportScript,
   lockTakeOver,
   LOCK_HELD,
+  parseHeldLock,
   stagedPath,
   stageScript,
   stepCommand,
@@ -251,7 +254,10 @@ describe('the lock (real shell)', () => {
     expect(run(lockAcquire(info('first-token')), { state }).status).toBe(0);
     const second = run(lockAcquire(info('second-token')), { state });
     expect(second.status).toBe(LOCK_HELD);
-    expect(JSON.parse(second.stdout).token).toBe('first-token');
+    const held = parseHeldLock(second.stdout);
+    expect(held.info?.token).toBe('first-token');
+    expect(held.ageSec).toBeGreaterThanOrEqual(0);
+    expect(held.ageSec).toBeLessThan(60);
     expect(readdirSync(state).sort()).toEqual(['lock']);
   });
 
@@ -285,5 +291,24 @@ describe('the lock (real shell)', () => {
     expect(JSON.parse(readFileSync(join(state, 'lock', 'info'), 'utf8')).token).toBe('new-owner');
     expect(readdirSync(state).sort()).toEqual(['lock']);
     mkdirSync(join(state, 'unused'));
+  });
+
+  it('a lock without owner data is taken over only as such: one that has an owner by then is left alone', () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'nf-lock-')), 'state');
+    mkdirSync(join(state, 'lock'), { recursive: true });
+    const r = run(lockTakeOver(undefined, info('new-owner')), { state });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(state, 'lock', 'info'), 'utf8')).token).toBe('new-owner');
+    const again = run(lockReleaseAbandoned(undefined, 'x'), { state });
+    expect(again.status).toBe(LOCK_HELD);
+    expect(parseHeldLock(again.stdout).info?.token).toBe('new-owner');
+  });
+
+  it('the lock report says nothing without a lock, and owner and age with one', () => {
+    const state = join(mkdtempSync(join(tmpdir(), 'nf-lock-')), 'state');
+    mkdirSync(state, { recursive: true });
+    expect(run(lockReportScript(), { state }).stdout).toBe('');
+    run(lockAcquire(info('mine')), { state });
+    expect(parseHeldLock(run(lockReportScript(), { state }).stdout).info?.token).toBe('mine');
   });
 });

@@ -214,6 +214,68 @@ describe('planHost', () => {
     ]);
   });
 
+  it('an interrupted apply: the steps it finished are not repeated, the rest are done; nothing of it is drift', () => {
+    const d = desiredFrom();
+    const pending = (done: string) =>
+      `@@natsfleet pending\n{"revision":"r0","since":"x","actions":["daemon-reload","restart","proxy-up"]}\n@@natsfleet pending-done\n${done}`;
+    const cut = factsFrom(d, (o) =>
+      o.replace(/@@natsfleet pending\n\n@@natsfleet pending-done\n/, pending('install\ndaemon-reload\n')),
+    );
+    expect(planHost(d, cut, 'r').steps.map((s) => s.step)).toEqual(['restart', 'proxy-up']);
+    // Every step ran; the apply was cut while verifying: verify and record, restart nothing again.
+    const all = factsFrom(d, (o) =>
+      o.replace(
+        /@@natsfleet pending\n\n@@natsfleet pending-done\n/,
+        pending('install\ndaemon-reload\nrestart\nproxy-up\n'),
+      ),
+    );
+    const p = planHost(d, all, 'r');
+    expect(p.steps).toEqual([
+      {
+        step: 'finish',
+        reason: 'an earlier apply (revision r0) was interrupted before it finished: verify and record it',
+      },
+    ]);
+    expect(p.sync).toBe('OutOfSync');
+    // Files the interrupted apply installed differ from the (older) record: not drift.
+    const half = factsFrom(
+      d,
+      (o) =>
+        withFileHash(
+          o.replace(/@@natsfleet pending\n\n@@natsfleet pending-done\n/, pending('install\n')),
+          CONF,
+          'a'.repeat(64),
+        ),
+      (x) => (x.unit.activeState = 'inactive'),
+    );
+    expect(planHost(d, half, 'r').drift).toEqual([]);
+  });
+
+  it('a held lock is shown in the plan', () => {
+    const d = desiredFrom();
+    const f = factsFrom(d, undefined, (x) => {
+      x.lock = {
+        owner: 'natsfleet@ci',
+        host: 'ci',
+        pid: 7,
+        token: 't',
+        since: '2026-11-26T11:00:00Z',
+        expiresAt: '2026-11-26T11:30:00Z',
+      };
+      x.lockAgeSec = 60;
+    });
+    const p = planHost(d, f, 'r');
+    expect(p.lock).toEqual({
+      owner: 'natsfleet@ci',
+      since: '2026-11-26T11:00:00Z',
+      ageSec: 60,
+      expiresAt: '2026-11-26T11:30:00Z',
+    });
+    expect(formatPlan(p)).toContain(
+      '! locked by natsfleet@ci since 2026-11-26T11:00:00Z, lease until 2026-11-26T11:30:00Z',
+    );
+  });
+
   it('disabling the proxy deletes its files; decommissioning stops and removes, keeping data', () => {
     const off = desiredFrom((doc) => (doc.spec.proxy.enabled = false));
     const p = planHost(off, factsFrom(off), 'r');
