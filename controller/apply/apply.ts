@@ -16,6 +16,8 @@ import {
   stageScript,
   testConfigScript,
   unstageScript,
+  clearPendingScript,
+  BEFORE_INSTALL,
   verifyScript,
 } from './commands.js';
 import { acquireLock, LockError } from './lock.js';
@@ -135,8 +137,24 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     );
     let failure: string | undefined;
     let configLoadTime: string | undefined;
+    // Nothing was replaced until the install marker: backups and the pending record come first.
+    const reached = parseMarked(inst.stdout, STEP).map((m) => m.name);
+    if (
+      inst.code !== 0 &&
+      !reached.includes('install') &&
+      !reached.some((m) => (BEFORE_INSTALL as readonly string[]).includes(m))
+    ) {
+      await unstage();
+      await run(session, clearPendingScript());
+      await lock.release();
+      return result(
+        'failed',
+        plan.health,
+        `preparing the install failed (nothing changed): ${lastLines(inst.stderr || inst.stdout)}`,
+      );
+    }
     if (inst.code !== 0) {
-      const step = parseMarked(inst.stdout, STEP).pop()?.name ?? 'install';
+      const step = reached.pop() ?? 'install';
       failure = `${step} failed: ${lastLines(inst.stderr || inst.stdout)}`;
     } else if (d.state === 'present') {
       await x.onPhase?.('verifying');

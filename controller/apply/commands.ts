@@ -89,7 +89,9 @@ export function lockAcquire(info: LockInfo): string {
     sh('mkdir', fresh),
     `trap ${shQuote(`rm -rf ${shQuote(fresh)}`)} EXIT`,
     ...writeVerified(`${fresh}/info`, JSON.stringify(info), info.token, '0600'),
-    `if ! mv -T ${shQuote(fresh)} ${shQuote(LOCK_DIR)} 2>/dev/null; then ${heldLockReport()}; exit ${LOCK_HELD}; fi`,
+    // rename(2) would replace an EMPTY directory: an ownerless lock left behind must be respected too.
+    `if [ -e ${shQuote(LOCK_DIR)} ] || ! mv -T ${shQuote(fresh)} ${shQuote(LOCK_DIR)} 2>/dev/null; then ` +
+      `${heldLockReport()}; exit ${LOCK_HELD}; fi`,
   );
 }
 
@@ -249,6 +251,15 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
   }
 }
 
+/** Says why natsfleet's own state directory refused a write: full, or another write error. */
+const FREE_SPACE = `df -P ${STATE_DIR} | awk 'NR==2 { print ($4 > 0 ? "write error" : "No space left on device") }'`;
+
+/** Steps that run before the files are installed (stopping and removal). */
+export const BEFORE_INSTALL: readonly Step[] = ['proxy-down', 'stop', 'disable', 'remove-container'];
+
+/** Forgets a pending record whose apply changed nothing (it failed while preparing). */
+export const clearPendingScript = () => strict(sh('rm', '-rf', PENDING_PATH, PENDING_DONE_PATH, BACKUP_DIR));
+
 export interface InstallInput {
   /** Files to put in place (staged before under `token`): each is verified again right before its rename. */
   install: readonly { path: string; content: string }[];
@@ -273,15 +284,19 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
       `if [ -f ${shQuote(p)} ]; then`,
       `  ${sh('mkdir', '-p', posix.join(BACKUP_DIR, posix.dirname(p)))}`,
       `  ${sh('cp', '-p', p, posix.join(BACKUP_DIR, p))}`,
+      // A backup cut short by a full disk must stop the apply here, before anything is replaced.
+      `  cmp -s ${shQuote(p)} ${shQuote(posix.join(BACKUP_DIR, p))} || fail ${shQuote(`backup of ${p} is incomplete`)}`,
       'fi',
     );
   }
   // The pending record names the steps; each finished step is appended to pending.done, so an
   // interrupted apply is finished by the next one without repeating what it did (a restart twice).
   lines.push(sh('rm', '-f', PENDING_DONE_PATH), ...writeVerified(PENDING_PATH, JSON.stringify(x.pending), x.token));
-  const done = (s: string) => `echo ${shQuote(s)} >> ${shQuote(PENDING_DONE_PATH)}`;
+  const done = (s: string) =>
+    `{ echo ${shQuote(s)} >> ${shQuote(PENDING_DONE_PATH)}; } 2>/dev/null || ` +
+    `fail "cannot record progress in ${PENDING_DONE_PATH}: $(${FREE_SPACE})"`;
   // Stopping and removal run before files go away; the rest after the new files are in place.
-  const before: Step[] = ['proxy-down', 'stop', 'disable', 'remove-container'];
+  const before = BEFORE_INSTALL;
   for (const s of x.steps.filter((s) => before.includes(s)))
     lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind), done(s));
   lines.push(echoMarker(STEP, 'install'));

@@ -72,7 +72,9 @@ export function renderCompose(h: HostSpec): string {
     '  nginx:',
     `    image: ${q(p.image)}`,
     `    container_name: ${q(PROXY_CONTAINER)}`,
-    `    restart: ${q('unless-stopped')}`,
+    // always, not unless-stopped: a container the daemon stopped on its way down (a Docker upgrade) was
+    // seen to stay exited with unless-stopped; always brings it back when Docker starts again.
+    `    restart: ${q('always')}`,
     `    network_mode: ${q('host')}`,
     '    env_file:',
     `      - ${q(p.envFile)}`,

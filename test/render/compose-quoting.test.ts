@@ -98,7 +98,7 @@ describe('renderCompose', () => {
         nginx: {
           image: '1e3',
           container_name: 'nginx-certbot',
-          restart: 'unless-stopped',
+          restart: 'always',
           network_mode: 'host',
           env_file: ['/null'],
           volumes: ['true:/etc/letsencrypt', '/0x10:/etc/nginx/user_conf.d:ro'],
