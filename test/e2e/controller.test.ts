@@ -161,9 +161,19 @@ describe('the GitOps loop', () => {
 
   it('a pull request that points a host at another SSH key is planned offline only', async () => {
     const sha = openPullRequest(3, 'retarget', h2.name, (d) => (d.spec.ssh.hostKey = h1.hostKey), 'move nats-sb-2');
-    const sessionsBefore = gh.requests.length;
-    await c().tick();
-    expect(gh.requests.length).toBeGreaterThan(sessionsBefore);
+    // No SSH at all while it is planned: every session the pool hands out is counted.
+    const get = pool.get.bind(pool);
+    let ssh = 0;
+    pool.get = (h) => {
+      ssh++;
+      return get(h);
+    };
+    try {
+      await c().tick();
+    } finally {
+      pool.get = get;
+    }
+    expect(ssh).toBe(0);
     expect(gh.commentsOn(3)[0].body).toContain(
       'Planned offline, from the repository only: it changes the SSH address or host key of nats-sb-2',
     );
@@ -330,6 +340,43 @@ describe('crash safety', () => {
     expect(deployComments).toHaveLength(1);
     expect(gh.commentsOn(4).filter((x) => x.body.includes('natsfleet:plan'))).toHaveLength(1);
     expect(gh.issues.filter((i) => i.state === 'open')).toEqual([]);
+    expect(gh.violations).toEqual([]);
+  });
+
+  it('a revert of a failing commit clears its retry, and the last successful sync moves again', async () => {
+    // An image whose tag promises a version it does not run: verification fails, the host rolls back.
+    await s2.sh('docker tag nats:2.9.10-r1 nats:2.10.99');
+    git('checkout', '-q', 'main');
+    editHost(h2.name, (d) => (d.spec.nats.image = 'nats:2.10.99'));
+    const bad = commit('nats-sb-2 to 2.10.99');
+    git('push', '-q', 'origin', 'main');
+    const ctl = newController();
+    await ctl.tick().catch(() => {});
+    expect(ctl.state.retries[h2.name]).toMatchObject({ revision: bad, attempts: 1 });
+    expect(gh.latestStatus(bad, 'natsfleet')).toMatchObject({ state: 'failure', description: '1 host(s) failed' });
+    const syncBefore = ctl.state.lastSuccessfulSync;
+    git('-c', 'user.name=dev', '-c', 'user.email=dev@example.com', 'revert', '--no-edit', bad);
+    const reverted = git('rev-parse', 'HEAD');
+    git('push', '-q', 'origin', 'main');
+    await ctl.tick().catch(() => {});
+    expect(ctl.state.retries).toEqual({});
+    expect(ctl.state.appliedRevision).toBe(reverted);
+    expect(ctl.state.lastSuccessfulSync).not.toBe(syncBefore);
+    expect(gh.latestStatus(reverted, 'natsfleet')).toMatchObject({ state: 'success' });
+  });
+
+  it('an empty, a truncated and a wrong-shaped state.json: the controller starts, keeps working, posts no duplicate', async () => {
+    const head = git('rev-parse', 'HEAD');
+    for (const text of ['', '{"appliedRevision": "ab', '{"retries": []}']) {
+      writeFileSync(join(root, 'state', 'state.json'), text);
+      const comments = gh.comments.length;
+      const issues = gh.issues.length;
+      const ctl = newController();
+      await ctl.tick();
+      expect(ctl.state.appliedRevision, JSON.stringify(text)).toBe(head);
+      expect(gh.comments.length, JSON.stringify(text)).toBe(comments);
+      expect(gh.issues.length).toBe(issues);
+    }
     expect(gh.violations).toEqual([]);
   });
 });
