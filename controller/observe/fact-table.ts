@@ -81,9 +81,13 @@ export const MONITOR_PATHS = ['healthz', 'varz', 'jsz'] as const;
 function parseContainer(a: HttpFact | undefined): ContainerFact {
   const c =
     a?.status === 200
-      ? json<{ Id: string; Image: string; State: { Running: boolean; StartedAt: string }; Config: { Image: string } }>(
-          a.body,
-        )
+      ? json<{
+          Id: string;
+          Image: string;
+          State: { Running: boolean; StartedAt: string };
+          Config: { Image: string };
+          Mounts?: { Source?: string; Destination?: string }[];
+        }>(a.body)
       : undefined;
   if (!c) return { exists: false };
   return {
@@ -93,6 +97,7 @@ function parseContainer(a: HttpFact | undefined): ContainerFact {
     running: c.State.Running,
     startedAt: c.State.StartedAt,
     image: c.Config.Image,
+    mounts: Object.fromEntries((c.Mounts ?? []).map((m) => [m.Destination ?? '', m.Source ?? ''])),
   };
 }
 

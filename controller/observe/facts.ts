@@ -36,6 +36,8 @@ export interface ContainerFact {
   image?: string;
   running?: boolean;
   startedAt?: string;
+  /** Container path -> host path of its bind mounts. */
+  mounts?: Record<string, string>;
 }
 
 export interface PortFact {
@@ -96,7 +98,12 @@ export interface HostFacts {
   ports: PortFact[];
   healthz?: HttpFact;
   varz?: { server_name?: string; version?: string; config_load_time?: string; start?: string };
-  jsz?: { config?: { max_memory?: number; max_storage?: number; store_dir?: string } };
+  jsz?: {
+    config?: { max_memory?: number; max_storage?: number; store_dir?: string };
+    /** What the running JetStream holds (a store that would be hidden by a move must be empty). */
+    streams?: number;
+    bytes?: number;
+  };
   record?: AppliedRecord;
   /** Dedicated directories natsfleet created on this host (its ownership record). */
   ownedDirs: string[];

@@ -5,7 +5,9 @@ import { sha256 } from '../util/hash.js';
 import { createTwoFilesPatch } from 'diff';
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import type { HostFacts } from '../observe/facts.js';
+import { posix } from 'node:path';
 import { isInside } from '../manifest/path-policy.js';
+import { CONTAINER_DATA_DIR } from '../render/nats-config.js';
 import { classifyConfigChange, type ConfigChangeClass } from './nats-conf.js';
 import { healthOf } from './health.js';
 import { STEP_ORDER, type Change, type FileChange, type HostPlan, type Step, type StepPlan } from './types.js';
@@ -239,6 +241,29 @@ export function ownershipProblems(d: DesiredHost, f: HostFacts): string[] {
     );
 }
 
+/**
+ * The adoption trap: the running server keeps JetStream data in a host directory other than the one
+ * the desired state points it at. Applying would start it on an empty store and every stream would
+ * vanish (while the server reports Healthy). Blocked with where the data is, unless that store is empty.
+ */
+export function storeMoveProblems(d: DesiredHost, f: HostFacts): string[] {
+  const want = d.verify.jetstream?.storeDir;
+  const reported = f.jsz?.config?.store_dir;
+  const dataMount = f.container.mounts?.[CONTAINER_DATA_DIR];
+  if (!want || !reported || !dataMount || !f.container.running) return [];
+  if (!f.jsz?.streams && !f.jsz?.bytes) return [];
+  // NATS reports <store_dir>/jetstream, a path inside the container: map it to the host through /data.
+  const inContainer = reported.replace(/\/jetstream\/?$/, '');
+  if (!isInside(inContainer, CONTAINER_DATA_DIR)) return [];
+  const running = posix.join(dataMount, posix.relative(CONTAINER_DATA_DIR, inContainer));
+  if (running === want) return [];
+  return [
+    `JetStream keeps ${f.jsz.streams ?? 0} stream(s), ${f.jsz.bytes ?? 0} bytes in ${running} on the host, ` +
+      `but the manifest points the store at ${want}: applying would hide them. Set spec.nats.dataDir and ` +
+      `spec.nats.jetstream.storeDir to where the data is, or move the data there first`,
+  ];
+}
+
 /** Managed paths that hold something other than a regular file: natsfleet replaces only regular files. */
 function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
   return d.files
@@ -252,7 +277,7 @@ function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
 export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare: CompareMode = 'content'): HostPlan {
   const blocked =
     d.state === 'present'
-      ? [...prerequisites(d, f), ...ownershipProblems(d, f), ...nonRegularFiles(d, f)]
+      ? [...prerequisites(d, f), ...ownershipProblems(d, f), ...nonRegularFiles(d, f), ...storeMoveProblems(d, f)]
       : prerequisites(d, f).filter((p) => !p.startsWith('port'));
   const drift: string[] = [];
   const changes: Change[] = [];

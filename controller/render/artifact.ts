@@ -53,8 +53,11 @@ export interface ProxyService {
  * `nats`): decided by renderHost from the manifest, so apply never reads the manifest itself.
  */
 export interface VerifyExpectations {
-  /** JetStream as /jsz must show it (undefined: disabled); each limit in bytes, when the manifest sets it. */
-  jetstream?: { maxMemoryBytes?: number; maxFileBytes?: number };
+  /**
+   * JetStream as /jsz must show it (undefined: disabled); each limit in bytes, when the manifest sets it;
+   * `storeDir`, the host directory NATS keeps its store in (its files lie in <storeDir>/jetstream).
+   */
+  jetstream?: { maxMemoryBytes?: number; maxFileBytes?: number; storeDir: string };
   /** Which credentials the server must accept (and which it must refuse). */
   auth: { kind: 'none' } | { kind: 'token' } | { kind: 'user-password'; user: string };
 }

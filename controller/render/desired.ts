@@ -52,7 +52,9 @@ function verifyExpectations(h: HostSpec): VerifyExpectations {
   const { jetstream: js, auth } = h.nats;
   const bytes = (size: string | number | undefined) => (size === undefined ? undefined : sizeInBytes(size));
   return {
-    jetstream: js.enabled ? { maxMemoryBytes: bytes(js.maxMemory), maxFileBytes: bytes(js.maxFile) } : undefined,
+    jetstream: js.enabled
+      ? { maxMemoryBytes: bytes(js.maxMemory), maxFileBytes: bytes(js.maxFile), storeDir: js.storeDir }
+      : undefined,
     auth: !auth ? { kind: 'none' } : auth.token ? { kind: 'token' } : { kind: 'user-password', user: auth.user! },
   };
 }

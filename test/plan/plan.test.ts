@@ -251,6 +251,23 @@ describe('planHost', () => {
     expect(planHost(d, half, 'r').drift).toEqual([]);
   });
 
+  it('the adoption trap: a store that holds streams elsewhere than the manifest says blocks the host', () => {
+    const d = desiredFrom();
+    const seedStyle = (streams: number, storeDir: string) =>
+      factsFrom(d, undefined, (x) => {
+        x.container.mounts = { '/data': '/var/lib/nats', '/etc/nats': '/etc/nats' };
+        x.jsz = { ...x.jsz, config: { ...x.jsz!.config, store_dir: storeDir }, streams, bytes: streams * 1000 };
+      });
+    // The old role's config said store_dir: "/data": NATS keeps /data/jetstream, i.e. /var/lib/nats on the host.
+    expect(planHost(d, seedStyle(3, '/data/jetstream'), 'r').blocked).toEqual([
+      'JetStream keeps 3 stream(s), 3000 bytes in /var/lib/nats on the host, but the manifest points the store at ' +
+        '/var/lib/nats/jetstream: applying would hide them. Set spec.nats.dataDir and spec.nats.jetstream.storeDir ' +
+        'to where the data is, or move the data there first',
+    ]);
+    expect(planHost(d, seedStyle(0, '/data/jetstream'), 'r').blocked).toEqual([]);
+    expect(planHost(d, seedStyle(3, '/data/jetstream/jetstream'), 'r').blocked).toEqual([]);
+  });
+
   it('a held lock is shown in the plan', () => {
     const d = desiredFrom();
     const f = factsFrom(d, undefined, (x) => {
