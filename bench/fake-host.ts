@@ -5,6 +5,7 @@ import { sha256 } from '../controller/util/hash.js';
 import { readFileSync } from 'node:fs';
 import { dump, load } from 'js-yaml';
 import type { DesiredHost } from '../controller/render/artifact.js';
+import type { NatsHost } from '../controller/manifest/natshost.gen.js';
 import { MARK } from '../controller/observe/protocol.js';
 
 export function convergedOutput(fixture: string, d: DesiredHost): string {
@@ -47,13 +48,13 @@ export function convergedOutput(fixture: string, d: DesiredHost): string {
 
 const template = load(
   readFileSync(new URL('../test/fixtures/observe/converged.manifest.yaml', import.meta.url), 'utf8'),
-) as any;
+) as NatsHost;
 
 /** The manifest of simulated host number `i` (a copy of the captured host under another name and port). */
 export function simManifest(i: number, port: number, hostKey: string): string {
   const doc = structuredClone(template);
   doc.metadata.name = `sim-${String(i).padStart(4, '0')}`;
   doc.spec.ssh = { host: '127.0.0.1', port, user: 'root', hostKey };
-  doc.spec.proxy.domain = `${doc.metadata.name}.sandbox.test`;
+  doc.spec.proxy!.domain = `${doc.metadata.name}.sandbox.test`;
   return dump(doc);
 }

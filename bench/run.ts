@@ -14,6 +14,7 @@ import { fleetDown, fleetUp, type Fleet } from '../controller/sandbox/fleet.js';
 import { SshSession } from '../controller/transport/ssh.js';
 import { observeScript } from '../controller/observe/script.js';
 import { loadManifests } from '../controller/manifest/load.js';
+import type { NatsHost } from '../controller/manifest/natshost.gen.js';
 import { readManifestDir } from '../controller/manifest/read-dir.js';
 import { prepareTargets } from '../controller/reconcile/reconcile.js';
 import { policyResolver } from '../controller/secrets/resolve.js';
@@ -102,7 +103,7 @@ function ansibleSetup(fleet: Fleet) {
 function setDebug(fleet: Fleet, debug: boolean) {
   for (const f of readdirSync(fleet.hostsDir)) {
     const p = join(fleet.hostsDir, f);
-    const doc = load(readFileSync(p, 'utf8')) as any;
+    const doc = load(readFileSync(p, 'utf8')) as NatsHost;
     doc.spec.nats.logging = { debug };
     writeFileSync(p, dump(doc, { lineWidth: -1 }));
   }
@@ -163,7 +164,7 @@ async function pushToServing(fleet: Fleet) {
   for (let i = 0; i < PUSH_ROUNDS * 2; i++) {
     const trigger = i % 2 === 0 ? 'poll' : 'webhook';
     const payload = (2 + (i % 2)) * 1024 * 1024;
-    const doc = load(readFileSync(file, 'utf8')) as any;
+    const doc = load(readFileSync(file, 'utf8')) as NatsHost;
     doc.spec.nats.maxPayload = payload;
     writeFileSync(file, dump(doc, { lineWidth: -1 }));
     const t = performance.now();

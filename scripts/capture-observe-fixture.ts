@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
 import { fleetDown, fleetUp } from '../controller/sandbox/fleet.js';
 import { loadManifests } from '../controller/manifest/load.js';
+import type { NatsHost } from '../controller/manifest/natshost.gen.js';
 import { prepareTargets, reconcileOne } from '../controller/reconcile/reconcile.js';
 import { SessionPool } from '../controller/reconcile/pool.js';
 import { observeScript } from '../controller/observe/script.js';
@@ -26,7 +27,7 @@ const fleet = await fleetUp({
 const pool = new SessionPool({ privateKey: readFileSync(fleet.privateKeyPath) });
 try {
   const h = fleet.hosts[0];
-  const doc = load(readFileSync(MANIFEST, 'utf8')) as any;
+  const doc = load(readFileSync(MANIFEST, 'utf8')) as NatsHost;
   doc.spec.ssh = { ...doc.spec.ssh, host: '127.0.0.1', port: h.sshPort, hostKey: h.hostKey };
   const { hosts, problems } = loadManifests([{ path: 'hosts/nats-sb-1.yaml', text: dump(doc) }]);
   if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems));

@@ -44,8 +44,8 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
           (s.raw('healthz') ?? r.stderr).trim().slice(0, 200),
       ],
     };
-  let varz: Record<string, any> = {};
-  let jsz: Record<string, any> = {};
+  let varz: Record<string, unknown> = {};
+  let jsz: { disabled?: unknown; config?: { store_dir?: unknown; max_memory?: unknown; max_storage?: unknown } } = {};
   try {
     varz = JSON.parse(s.raw('varz')!);
     jsz = jszText?.trim() ? JSON.parse(jszText) : {};

@@ -11,6 +11,7 @@ import { NATS_TAGS } from '../sandbox/images.js';
 import { startController } from '../gitops/run.js';
 import { DEFAULTS } from '../gitops/config.js';
 import { loadPolicyFrom } from '../manifest/policy.js';
+import type { NatsHost } from '../manifest/natshost.gen.js';
 
 export interface DemoOptions {
   hosts: string;
@@ -24,7 +25,7 @@ export interface DemoOptions {
 export type RunCli = (argv: string[], out: (line: string) => void) => Promise<number>;
 
 /** The example manifest `doc`, pointed at sandbox host `h` and at images the sandbox has. */
-function pointAtSandbox(doc: any, h: SandboxHost, tokenPath: string) {
+function pointAtSandbox(doc: NatsHost, h: SandboxHost, tokenPath: string) {
   doc.spec.ssh = { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey };
   doc.spec.nats.image = NATS_TAGS[0];
   // Secrets stay out of Git: the example's {env: NATS_EU1_TOKEN} becomes the sandbox's token file.
@@ -56,7 +57,11 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli:
   git('init', '-q', '-b', 'main', work);
   mkdirSync(join(work, 'hosts'));
   examples.forEach((f, i) => {
-    const doc = pointAtSandbox(load(readFileSync(join(o.hosts, f), 'utf8')), fleet.hosts[i], fleet.tokenPath);
+    const doc = pointAtSandbox(
+      load(readFileSync(join(o.hosts, f), 'utf8')) as NatsHost,
+      fleet.hosts[i],
+      fleet.tokenPath,
+    );
     writeFileSync(
       join(work, 'hosts', f),
       `# From ${o.hosts}/${f}, pointed at sandbox host ${fleet.hosts[i].container}.\n${dump(doc, { lineWidth: -1 })}`,

@@ -3,8 +3,6 @@
 // inside a dedicated directory it creates itself under /srv, /opt, /data or /var/lib (recorded on the
 // host; see the plan's ownership check). System trees and other owners' areas are refused here,
 // statically, so that `validate` gives an early, clear message. Pure.
-import { posix } from 'node:path';
-
 export interface PathPolicy {
   /** Directories natsfleet may write in (and below), whoever created them. */
   allowedRoots: readonly string[];

@@ -7,7 +7,6 @@ import { dump, load } from 'js-yaml';
 import { connect, type NatsConnection } from 'nats';
 import type { Fleet, SandboxHost } from '../../controller/sandbox/fleet.js';
 import { loadManifests } from '../../controller/manifest/load.js';
-import { readManifestDir } from '../../controller/manifest/read-dir.js';
 import { policyResolver } from '../../controller/secrets/resolve.js';
 import { loadPolicyFrom } from '../../controller/manifest/policy.js';
 import {
@@ -20,6 +19,7 @@ import { SessionPool } from '../../controller/reconcile/pool.js';
 import { SshSession } from '../../controller/transport/ssh.js';
 import { openTunnel, type Credentials } from '../../controller/apply/nats-probe.js';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed YAML manifest, edited freely
 type Doc = Record<string, any>;
 
 export class Scenario {

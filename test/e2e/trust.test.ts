@@ -46,6 +46,7 @@ const uncaught: unknown[] = [];
 const onUncaught = (e: unknown) => uncaught.push(e);
 let pool: SessionPool;
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a parsed YAML manifest, edited freely
 type Doc = Record<string, any>;
 const manifestOf = (name: string) => load(readFileSync(join(work, 'hosts', `${name}.yaml`), 'utf8')) as Doc;
 function writeHost(doc: Doc) {

@@ -13,8 +13,9 @@ import { fixtureSecrets, ROOT } from './fixtures.js';
 export const CONVERGED_OUTPUT = readFileSync(join(ROOT, 'test/fixtures/observe/converged.txt'), 'utf8');
 const MANIFEST = readFileSync(join(ROOT, 'test/fixtures/observe/converged.manifest.yaml'), 'utf8');
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- edits a parsed YAML manifest freely
 export function desiredFrom(edit: (doc: any) => void = () => {}): DesiredHost {
-  const doc = load(MANIFEST) as any;
+  const doc = load(MANIFEST);
   edit(doc);
   const { hosts, problems } = loadManifests([{ path: 'hosts/nats-sb-1.yaml', text: dump(doc) }]);
   if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems));

@@ -25,6 +25,7 @@ const key = (type: 'ed25519' | 'ecdsa' | 'rsa', bits?: number) =>
 const ED = key('ed25519').split(' ').slice(0, 2).join(' ');
 const BCRYPT = '$2a$11$yC4ukHYxo2esX/.jRq6AeehRDvz07JmMrWJsooiaGezve0mdh6/9C';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests built to be invalid, any shape
 type Doc = Record<string, any>;
 const base = (name = 'h1'): Doc => ({
   apiVersion: 'natsfleet/v1alpha1',

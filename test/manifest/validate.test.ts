@@ -6,8 +6,8 @@ import { formatProblem } from '../../controller/manifest/problems.js';
 import { readDir } from '../helpers/fixtures.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/Ke1fjU+ycPsTn/8TNDIy0scOjx3oWxZgIF+TiXIT1';
-const BCRYPT = '$2a$11$yC4ukHYxo2esX/.jRq6AeehRDvz07JmMrWJsooiaGezve0mdh6/9C';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- manifests built to be invalid, any shape
 type Doc = Record<string, any>;
 const base = (): Doc => ({
   apiVersion: 'natsfleet/v1alpha1',
