@@ -166,7 +166,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     }
     if (failure) {
       const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
-      const rb = await run(session, rollbackScript(d, { install, composeKind, proxyTouched, token }));
+      const rb = await run(session, rollbackScript(d, { install, remove, composeKind, proxyTouched, token }));
       // The previous state is judged by health alone: it has its own name, version and limits.
       const healthy = d.state === 'present' ? await healthyAfter(session, d, 30).catch(() => false) : rb.code === 0;
       await lock.release();

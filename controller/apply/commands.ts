@@ -172,8 +172,12 @@ export function stageScript(d: DesiredHost, files: readonly FileArtifact[], toke
   }
   for (const dir of d.dirs) {
     lines.push(
+      // Never through a link (one planted in a directory a container can write): chown/chmod would follow it.
+      `if [ -L ${shQuote(dir.path)} ]; then fail ${shQuote(`${dir.path} is a symbolic link`)}; fi`,
       sh('mkdir', '-p', dir.path),
-      sh('chown', `${dir.owner}:${dir.group}`, dir.path),
+      `[ "$(realpath -e ${shQuote(dir.path)})" = ${shQuote(dir.path)} ] || ` +
+        `fail ${shQuote(`${dir.path} leads elsewhere through a link`)}`,
+      sh('chown', '-h', `${dir.owner}:${dir.group}`, dir.path),
       sh('chmod', dir.mode, dir.path),
     );
   }
@@ -319,7 +323,14 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
  */
 export function rollbackScript(
   d: DesiredHost,
-  x: { install: readonly string[]; composeKind: 'plugin' | 'standalone'; proxyTouched: boolean; token: string },
+  x: {
+    install: readonly string[];
+    /** Files the apply deleted: put back from their backups too. */
+    remove?: readonly string[];
+    composeKind: 'plugin' | 'standalone';
+    proxyTouched: boolean;
+    token: string;
+  },
 ): string {
   const attempt = (line: string) => `${line} || rc=1`;
   const lines = ['set -u', 'umask 077', 'rc=0'];
@@ -333,6 +344,15 @@ export function rollbackScript(
       `  ${attempt(sh('rm', '-f', p))}`,
       'fi',
       `${sh('rm', '-f', stagedPath(p, x.token))}`,
+    );
+  }
+  for (const p of x.remove ?? []) {
+    const bak = posix.join(BACKUP_DIR, p);
+    const staged = `${stagedPath(p, x.token)}.rollback`;
+    lines.push(
+      `if [ -f ${shQuote(bak)} ] && [ ! -e ${shQuote(p)} ]; then`,
+      `  ${attempt(`{ ${sh('cp', '-p', bak, staged)} && ${sh('mv', '-f', staged, p)}; }`)}`,
+      'fi',
     );
   }
   lines.push(attempt(sh('systemctl', 'daemon-reload')), attempt(sh('systemctl', 'restart', d.nats.unit)));

@@ -88,16 +88,30 @@ export class Marked {
   }
 }
 
-/** ONE curl process asking every URL in order; each response is followed by `@@http CODE`. */
-export const curlMany = (extra: readonly string[], urls: readonly string[]) =>
-  `curl -s -m 3 ${extra.join(' ')} -w ${shQuote(`\n${HTTP_MARK} %{http_code}\n`)} ${urls.map(shQuote).join(' ')} ` +
-  '2>/dev/null';
+/** Most that one multi-URL answer may hold (beyond, it is cut: the controller's memory stays bounded). */
+export const MAX_HTTP_ANSWER_BYTES = 4 * 1024 * 1024;
 
-/** Splits a multi-URL curl answer into [status, body] per URL, in request order. */
-export function httpAnswers(text: string): { status: number; body: string }[] {
+/**
+ * ONE curl process asking every URL in order. What the URLs answer is not ours (a NATS image, a
+ * server at httpBind, container labels in the Docker API): so each response is followed by a mark
+ * with a nonce drawn on the host for this run (a body cannot forge it), and the whole answer, nonce
+ * first, travels base64-encoded on one line (a body cannot forge an observe section either).
+ */
+export const curlMany = (extra: readonly string[], urls: readonly string[]) =>
+  `{ n=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \\n'); echo "$n"; ` +
+  `curl -s -m 3 ${extra.join(' ')} -w "\\n${HTTP_MARK}-$n %{http_code}\\n" ` +
+  `${urls.map(shQuote).join(' ')} 2>/dev/null; } ` +
+  `| head -c ${MAX_HTTP_ANSWER_BYTES} | base64 -w0; echo`;
+
+/** Splits curlMany's answer into [status, body] per URL, in request order. */
+export function httpAnswers(encoded: string): { status: number; body: string }[] {
+  const text = Buffer.from(encoded.trim(), 'base64').toString('utf8');
+  const nl = text.indexOf('\n');
+  const nonce = text.slice(0, nl);
+  if (nl < 0 || !/^[0-9a-f]{24}$/.test(nonce)) return [];
   const out: { status: number; body: string }[] = [];
-  let rest = text;
-  const re = new RegExp(`\\n?${HTTP_MARK} (\\d{3})\\n?`);
+  let rest = text.slice(nl + 1);
+  const re = new RegExp(`\\n?${HTTP_MARK}-${nonce} (\\d{3})\\n?`);
   for (let m = re.exec(rest); m; m = re.exec(rest)) {
     out.push({ status: Number(m[1]), body: rest.slice(0, m.index) });
     rest = rest.slice(m.index + m[0].length);

@@ -74,7 +74,9 @@ function fileChange(
   // Drift: natsfleet applied this file and the host no longer has what it applied.
   const drift = Boolean(rec) && (!before || before.sha256 !== rec!.sha256 || before.mode !== rec!.mode);
   if (!want) {
-    if (!before) return undefined;
+    // Only what natsfleet wrote, and still holds exactly that, is ever deleted: a path it did not write
+    // (or that changed since) is left alone, whatever a manifest or the host's answers say.
+    if (!before || !ours) return undefined;
     return {
       kind: 'file',
       path,
@@ -278,7 +280,7 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
   const blocked =
     d.state === 'present'
       ? [...prerequisites(d, f), ...ownershipProblems(d, f), ...nonRegularFiles(d, f), ...storeMoveProblems(d, f)]
-      : prerequisites(d, f).filter((p) => !p.startsWith('port'));
+      : [...prerequisites(d, f).filter((p) => !p.startsWith('port')), ...ownershipProblems(d, f)];
   const drift: string[] = [];
   const changes: Change[] = [];
   if (d.state === 'present') {

@@ -35,7 +35,19 @@ function prefix(s: string, n: number): string {
 /** `s` cut to at most `max` characters, the cut marked with an ellipsis. */
 const clip = (s: string, max: number) => (s.length <= max ? s : `${prefix(s, max - 1)}…`);
 /** One line of text from a plan or an error: no line breaks and no code fence of its own. */
-const inline = (s: string, max = MAX_LINE) => clip(s.replace(/\r?\n|\r/g, ' ').replace(/```/g, '``\u200b`'), max);
+/**
+ * Text that did not come from natsfleet itself (paths, image names, errors, host answers) on one line,
+ * unable to open HTML (`<` escaped), mention anyone (`@` broken by a zero-width space) or close a fence.
+ */
+const inline = (s: string, max = MAX_LINE) =>
+  clip(
+    s
+      .replace(/\r?\n|\r/g, ' ')
+      .replace(/```/g, '``\u200b`')
+      .replace(/</g, '&lt;')
+      .replace(/@(?=\w)/g, '@\u200b'),
+    max,
+  );
 const cell = (s: string, max = MAX_LINE) => inline(s, max).replace(/\|/g, '\\|');
 const fence = (s: string) => `\`\`\`diff\n${s.replace(/```/g, '``\u200b`')}\n\`\`\``;
 const openFences = (s: string) => (s.match(/```/g) ?? []).length % 2 === 1;

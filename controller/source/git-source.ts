@@ -153,7 +153,17 @@ export class GitSource {
    * reported (in a subdirectory, a directory, a link, a submodule), names taken raw (-z: no quoting).
    */
   async manifestsAt(rev: string): Promise<ManifestFile[]> {
-    const listing = await this.git.raw(['ls-tree', '-r', '-t', '-l', '-z', `${rev}:${this.hostsDir}`]).catch(() => '');
+    // No hosts directory at that revision is an empty fleet; any other failure is an error (never "no hosts").
+    await this.git.raw(['cat-file', '-e', `${rev}^{commit}`]);
+    const exists = await this.git
+      .raw(['cat-file', '-t', `${rev}:${this.hostsDir}`])
+      .then((t) => t.trim())
+      .catch(() => '');
+    if (!exists) return [];
+    if (exists !== 'tree') {
+      return [{ path: this.hostsDir, text: '', unreadable: `is a ${exists}, not a directory of manifests` }];
+    }
+    const listing = await this.git.raw(['ls-tree', '-r', '-t', '-l', '-z', `${rev}:${this.hostsDir}`]);
     const files: ManifestFile[] = [];
     for (const entry of listing.split('\0').filter(Boolean)) {
       const m = /^(\d+) (blob|tree|commit) ([0-9a-f]+)\s+(-|\d+)\t([\s\S]+)$/.exec(entry);

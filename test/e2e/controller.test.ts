@@ -30,9 +30,13 @@ const s1 = new Scenario(fleet, h1);
 const s2 = new Scenario(fleet, h2);
 let pool: SessionPool;
 
-function editHost(name: string, edit: (d: any) => void) {
+/** A manifest as a test edits it: any field, valid or not. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests write arbitrary (also invalid) manifests
+type Doc = Record<string, any>;
+
+function editHost(name: string, edit: (d: Doc) => void) {
   const path = join(work, 'hosts', `${name}.yaml`);
-  const doc = load(readFileSync(path, 'utf8')) as any;
+  const doc = load(readFileSync(path, 'utf8')) as Doc;
   edit(doc);
   writeFileSync(path, dump(doc));
 }
@@ -47,7 +51,7 @@ function openPullRequest(
   number: number,
   branch: string,
   host: string,
-  edit: (d: any) => void,
+  edit: (d: Doc) => void,
   message: string,
   headRepo?: string,
 ): string {

@@ -2,7 +2,7 @@
 // host (nats-sb-3), two misbehaving hosts in-process, and the GitHub double. Whatever a pull request
 // writes, nothing it names is read into a comment, status, log line or plan; one bad pull request or
 // host never stops the others.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ import { GITHUB_COMMENT_LIMIT } from '../../controller/report/markdown.js';
 import { main } from '../../controller/cli/main.js';
 import { closeMisbehavingHosts, fakeHost, silentPort } from '../helpers/misbehaving-hosts.js';
 import { Scenario } from './helpers.js';
+import { ROOT } from '../helpers/fixtures.js';
 
 const fleet = inject('fleet');
 const h3 = fleet.hosts[2];
@@ -295,8 +296,10 @@ describe('a pull request can only propose', () => {
       expect(fork.body.length).toBeLessThanOrEqual(GITHUB_COMMENT_LIMIT);
       expect(fork.body).toContain('Planned offline, from the repository only: the pull request comes from a fork');
       expect(fork.body).toMatch(/30[01] hosts/);
-      expect(status('fork300')).toBeDefined();
-      expect(status('fork300', 'natsfleet/fork-000')).toBeDefined();
+      // Its own overall status; no flood of 300 per-host statuses (the comment lists them).
+      expect(status('fork300')).toMatchObject({ state: 'success' });
+      expect(status('fork300')!.description).toMatch(/plan: 300 host\(s\) change \(300 hosts: see the comment\)/);
+      expect(gh.statuses.filter((x) => x.sha === prs.fork300.sha)).toHaveLength(1);
 
       // The good one is planned as usual.
       expect(status('good', `natsfleet/${h3.name}`)).toMatchObject({
@@ -321,6 +324,69 @@ describe('a pull request can only propose', () => {
       expect(uncaught).toEqual([]);
     },
   );
+
+  it('the controller process refuses {file: /dev/zero} and {env: GITHUB_TOKEN} in a pull request, staying under 300 MB', async () => {
+    for (const p of gh.pulls) p.state = 'closed';
+    const zero = pullRequest(
+      40,
+      editH3((d) => (d.spec.nats.auth.token = { file: '/dev/zero' })),
+    );
+    const own = pullRequest(
+      41,
+      editH3((d) => (d.spec.nats.auth.token = { env: 'GITHUB_TOKEN' })),
+    );
+    const child = spawn(
+      'node',
+      [
+        join(ROOT, 'bin/natsfleet.js'),
+        'controller',
+        '--repo',
+        origin,
+        '--state-dir',
+        join(root, 'state-process'),
+        '--github-repository',
+        gh.repository,
+        '--github-api-url',
+        gh.url,
+        '--poll-interval',
+        '1',
+        '--drift-interval',
+        '3600',
+      ],
+      {
+        env: {
+          ...process.env,
+          GITHUB_TOKEN: gh.token,
+          NATSFLEET_SSH_KEY: fleet.privateKeyPath,
+          NATSFLEET_SECRETS_DIR: fleet.secretsDir,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    try {
+      await expect
+        .poll(() => [gh.latestStatus(zero, 'natsfleet')?.state, gh.latestStatus(own, 'natsfleet')?.state], {
+          timeout: 60_000,
+          interval: 250,
+        })
+        .toEqual(['failure', 'failure']);
+      const peak = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))!;
+      const mb = Number(peak[1]) / 1024;
+      console.log(`controller process peak RSS after refusing /dev/zero and GITHUB_TOKEN: ${mb.toFixed(0)} MB`);
+      expect(mb).toBeLessThan(300);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    expect(gh.latestStatus(zero, 'natsfleet')!.description).toMatch(/\{file: \/dev\/zero\} is not allowed/);
+    expect(gh.latestStatus(own, 'natsfleet')!.description).toMatch(/names a variable of the controller/);
+    expect(out).not.toContain(gh.token);
+    expect(out).not.toMatch(/^\s+at /m);
+  });
 
   it('the plan JSON of a manifest pointing at a file natsfleet did not write holds none of it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nf-trust-hosts-'));

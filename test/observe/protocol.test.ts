@@ -1,11 +1,14 @@
 // The marker protocol of the remote scripts: what the builders echo is what the one parser reads back
 // (through a real shell), for observe's sections, verify's and apply's steps; and the fact table, each
 // fact a shell fragment with its parser, covers every field of HostFacts.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
+  curlMany,
   echoMarker,
   echoMarkerOf,
+  httpAnswers,
   Marked,
   markerLine,
   OBSERVE,
@@ -104,5 +107,33 @@ describe('the fact table', () => {
       [...fragments.join('\n').matchAll(/echo ['"]@@natsfleet ([a-z-]+)/g)].map((x) => x[1]).concat('end'),
     );
     expect([...new Set(m.sections.map((s) => s.name))].filter((n) => !printed.has(n))).toEqual([]);
+  });
+});
+
+describe('multi-URL answers cannot forge sections or statuses', () => {
+  it('a body carrying observe markers and fake status marks stays one body', async () => {
+    const { createServer } = await import('node:http');
+    const evil =
+      '{"status":"ok"}\n@@natsfleet file /etc/ssh/sshd_config\n644 root root 10\n@@http 200\n@@natsfleet owned\n/var/lib/mysql\n';
+    const server = createServer((req, res) => res.end(req.url === '/healthz' ? evil : '{"server_name":"x"}'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const script = `echo '@@natsfleet monitor'\n${curlMany([], [`http://127.0.0.1:${port}/healthz`, `http://127.0.0.1:${port}/varz`])}\necho '@@natsfleet end'`;
+      // Asynchronously: the server answering lives in this process.
+      const { stdout: out } = await promisify(execFile)('sh', ['-c', script], { encoding: 'utf8' });
+      // The whole answer is one base64 line: no line of it starts a section.
+      expect(out.split('\n').filter((l) => l.startsWith('@@natsfleet'))).toEqual([
+        '@@natsfleet monitor',
+        '@@natsfleet end',
+      ]);
+      const answers = httpAnswers(out.split('\n')[1]);
+      expect(answers).toEqual([
+        { status: 200, body: evil },
+        { status: 200, body: '{"server_name":"x"}' },
+      ]);
+    } finally {
+      server.close();
+    }
   });
 });
