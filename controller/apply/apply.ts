@@ -7,7 +7,7 @@ import type { AppliedRecord, HostFacts } from '../observe/facts.js';
 import { monitorAddress } from '../observe/fact-table.js';
 import { parseMarked, STEP } from '../observe/protocol.js';
 import { hasWork, type HealthStatus, type HostPlan } from '../plan/types.js';
-import type { SshSession } from '../transport/ssh.js';
+import { HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
 import {
   finalizeScript,
   installScript,
@@ -23,7 +23,7 @@ import {
 import { acquireLock, LockError } from './lock.js';
 import { verifyHost } from './verify.js';
 import type { Credentials } from './nats-probe.js';
-import type { ApplyResult, Outcome } from './result.js';
+import type { ApplyResult, FailureReason, Outcome } from './result.js';
 
 export interface ApplyInput {
   desired: DesiredHost;
@@ -65,24 +65,27 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
   const fileChanges = plan.changes.filter((c) => c.kind === 'file');
   const changedFiles = fileChanges.map((c) => c.path);
   const notes: string[] = [];
-  const result = (outcome: Outcome, health: HealthStatus, error?: string): ApplyResult => ({
+  const result = (outcome: Outcome, health: HealthStatus, error?: string, reason?: FailureReason): ApplyResult => ({
     host: d.name,
     outcome,
     health,
     steps: outcome === 'applied' ? steps : [],
     changedFiles: outcome === 'applied' ? changedFiles : [],
     error,
+    ...(reason ? { reason } : {}),
     ...(notes.length ? { notes } : {}),
     durationMs: Date.now() - started,
   });
-  if (plan.blocked.length) return result('blocked', plan.health, `prerequisites failed: ${plan.blocked.join('; ')}`);
+  if (plan.blocked.length) {
+    return result('blocked', plan.health, `prerequisites failed: ${plan.blocked.join('; ')}`, 'blocked');
+  }
   if (!hasWork(plan)) return result('unchanged', plan.health);
 
   let lock;
   try {
     lock = await acquireLock(session);
   } catch (e) {
-    if (e instanceof LockError) return result('blocked', plan.health, e.message);
+    if (e instanceof LockError) return result('blocked', plan.health, e.message, 'locked');
     throw e;
   }
   if (lock.tookOver) notes.push(lock.tookOver);
@@ -98,7 +101,8 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     if (staged.code !== 0) {
       await unstage();
       await lock.release();
-      return result('failed', plan.health, `staging files failed (nothing installed): ${lastLines(staged.stderr)}`);
+      const why = `staging files failed (nothing installed): ${lastLines(staged.stderr)}`;
+      return result('failed', plan.health, why, 'staging-failed');
     }
     await x.onPhase?.('staged');
 
@@ -111,6 +115,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           'failed',
           plan.health,
           `pulling ${d.nats.image} failed: ${p.stdout.trim().split('\n').slice(-2).join(' ')}`,
+          'pull-failed',
         );
       }
     }
@@ -119,7 +124,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       if (t.code !== 0) {
         await unstage();
         await lock.release();
-        return result('failed', plan.health, configTestFailure(t.stdout, t.stderr));
+        return result('failed', plan.health, configTestFailure(t.stdout, t.stderr), 'config-rejected');
       }
     }
 
@@ -136,6 +141,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       }),
     );
     let failure: string | undefined;
+    let failureReason: FailureReason = 'step-failed';
     let configLoadTime: string | undefined;
     // Nothing was replaced until the install marker: backups and the pending record come first.
     const reached = parseMarked(inst.stdout, STEP).map((m) => m.name);
@@ -151,6 +157,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         'failed',
         plan.health,
         `preparing the install failed (nothing changed): ${lastLines(inst.stderr || inst.stdout)}`,
+        'step-failed',
       );
     }
     if (inst.code !== 0) {
@@ -161,8 +168,10 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       const reloadedFrom =
         steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
       const v = await verifyHost(session, { desired: d, credentials: x.credentials, reloadedFrom });
-      if (!v.ok) failure = `verification failed: ${v.problems.join('; ')}`;
-      else if (typeof v.varz?.config_load_time === 'string') configLoadTime = v.varz.config_load_time;
+      if (!v.ok) {
+        failure = `verification failed: ${v.problems.join('; ')}`;
+        failureReason = 'verify-failed';
+      } else if (typeof v.varz?.config_load_time === 'string') configLoadTime = v.varz.config_load_time;
     }
     if (failure) {
       const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
@@ -176,6 +185,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         'rolled-back',
         healthy ? 'Healthy' : 'Degraded',
         `${failure}; rolled back to the previous files${after}`,
+        failureReason,
       );
     }
 
@@ -197,6 +207,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     // The connection may be gone: the lock cannot be released, but it is known to be ours.
     lock.abandon();
     if (session.isOpen) await lock.release().catch(() => {});
-    return result('failed', 'Degraded', (e as Error).message);
+    const reason = e instanceof SshError || e instanceof HostKeyError ? 'unreachable' : 'internal';
+    return result('failed', 'Degraded', (e as Error).message, reason);
   }
 }

@@ -4,6 +4,33 @@ import type { HealthStatus, Step } from '../plan/types.js';
 
 export type Outcome = 'unchanged' | 'applied' | 'blocked' | 'failed' | 'rolled-back';
 
+/**
+ * Why an apply (or the attempt to reach a host) did not succeed, as a closed vocabulary: retries and
+ * reports decide on it, never on error text.
+ */
+export type FailureReason =
+  | 'unreachable'
+  | 'host-key-mismatch'
+  | 'auth-failed'
+  | 'secret-unavailable'
+  | 'blocked'
+  | 'locked'
+  | 'staging-failed'
+  | 'pull-failed'
+  | 'config-rejected'
+  | 'step-failed'
+  | 'verify-failed'
+  | 'internal';
+
+/** Reasons a retry soon cannot cure: a person must change the manifest, a secret or the host. */
+export const NEEDS_A_PERSON: readonly FailureReason[] = [
+  'host-key-mismatch',
+  'auth-failed',
+  'secret-unavailable',
+  'blocked',
+  'config-rejected',
+];
+
 export interface ApplyResult {
   host: string;
   outcome: Outcome;
@@ -11,6 +38,8 @@ export interface ApplyResult {
   steps: Step[];
   changedFiles: string[];
   error?: string;
+  /** Set whenever the outcome is blocked, failed or rolled-back. */
+  reason?: FailureReason;
   /** What an operator should know although it did not fail the apply (a lock taken over). */
   notes?: string[];
   durationMs: number;

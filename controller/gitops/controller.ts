@@ -202,7 +202,9 @@ export class Controller {
       apply: true,
       concurrency: this.d.concurrency,
     });
-    runs.push(...failing.map((f) => ({ host: f.host, error: f.error, durationMs: 0 })));
+    runs.push(
+      ...failing.map((f) => ({ host: f.host, error: f.error, reason: 'secret-unavailable' as const, durationMs: 0 })),
+    );
     for (const run of runs) {
       const name = run.host;
       const t = todo.find((x) => x.desired.name === name);
@@ -217,7 +219,8 @@ export class Controller {
         this.state.hostFingerprints[name] = desiredFingerprint(t.desired);
         delete this.state.retries[name];
       } else {
-        this.state.retries[name] = nextRetry(this.state.retries[name], head, this.now(), st.description);
+        const reason = run.reason ?? run.apply?.reason;
+        this.state.retries[name] = nextRetry(this.state.retries[name], head, this.now(), st.description, reason);
         log.warn(
           { host: name, attempts: this.state.retries[name].attempts, error: oneLine(st.description) },
           'host failed; will retry with backoff',

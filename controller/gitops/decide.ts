@@ -4,7 +4,7 @@
 // tests feed these tables, without Git, SSH or GitHub.
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { HostPlan } from '../plan/types.js';
-import type { ApplyResult } from '../apply/result.js';
+import { NEEDS_A_PERSON, type ApplyResult, type FailureReason } from '../apply/result.js';
 import type { StatusState } from '../report/github.js';
 import type { HostRetry } from './state.js';
 
@@ -17,15 +17,24 @@ export const isSuccessful = (r: ApplyResult | undefined): boolean =>
     r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'),
   );
 
-/** The next retry of a failed host: attempts count per revision, the delay doubles up to the cap. */
-export function nextRetry(prev: HostRetry | undefined, revision: string, now: number, error: string): HostRetry {
+/**
+ * The next retry of a failed host: attempts count per revision, the delay doubles up to the cap. A
+ * failure a retry soon cannot cure (a wrong host key, refused credentials, a refused config, a missing
+ * secret, a blocked host) waits the longest delay at once: it is not retried like a network blip.
+ */
+export function nextRetry(
+  prev: HostRetry | undefined,
+  revision: string,
+  now: number,
+  error: string,
+  reason?: FailureReason,
+): HostRetry {
   const attempts = prev && prev.revision === revision ? prev.attempts + 1 : 1;
-  return {
-    revision,
-    attempts,
-    nextAttemptAt: now + Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS),
-    lastError: error,
-  };
+  const delay =
+    reason && NEEDS_A_PERSON.includes(reason)
+      ? BACKOFF_MAX_MS
+      : Math.min(BACKOFF_BASE_MS * 2 ** (attempts - 1), BACKOFF_MAX_MS);
+  return { revision, attempts, nextAttemptAt: now + delay, lastError: error, ...(reason ? { reason } : {}) };
 }
 
 /** Whether a host of revision `head` is deployed now: a due retry, or a desired state not yet applied. */

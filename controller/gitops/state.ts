@@ -9,6 +9,8 @@ export interface HostRetry {
   attempts: number;
   nextAttemptAt: number;
   lastError: string;
+  /** Why it failed (see FailureReason): decides how soon it is tried again. */
+  reason?: string;
 }
 
 export interface ControllerState {

@@ -14,7 +14,8 @@ import { applyHost, type ApplyInput } from '../apply/apply.js';
 import type { ApplyResult } from '../apply/result.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import { mapLimit, type SessionPool } from './pool.js';
-import { SshError } from '../transport/ssh.js';
+import { HostKeyError, SshError } from '../transport/ssh.js';
+import type { FailureReason } from '../apply/result.js';
 
 export interface Target {
   spec: HostSpec;
@@ -29,6 +30,8 @@ export interface HostRun {
   apply?: ApplyResult;
   /** Connection or observe failure: the host's state is Unknown. */
   error?: string;
+  /** Why the host could not be reached or rendered (with `error`). */
+  reason?: FailureReason;
   durationMs: number;
 }
 
@@ -121,6 +124,13 @@ async function observeFresh(t: Target, pool: SessionPool) {
   }
 }
 
+/** The reason of a failure to reach or observe a host: a wrong key and refused credentials are not blips. */
+export function connectionFailure(e: unknown): FailureReason {
+  if (e instanceof HostKeyError) return 'host-key-mismatch';
+  if (/authentication|auth methods failed/i.test((e as Error).message)) return 'auth-failed';
+  return 'unreachable';
+}
+
 export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<HostRun> {
   const started = Date.now();
   try {
@@ -139,7 +149,13 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
   } catch (e) {
     await o.pool.drop(t.spec);
     const error = (e as Error).message;
-    return { host: t.desired.name, plan: unknownPlan(t, o.revision, error), error, durationMs: Date.now() - started };
+    return {
+      host: t.desired.name,
+      plan: unknownPlan(t, o.revision, error),
+      error,
+      reason: connectionFailure(e),
+      durationMs: Date.now() - started,
+    };
   }
 }
 

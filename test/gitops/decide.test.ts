@@ -16,7 +16,7 @@ import {
   staleRetries,
   untrustedReason,
 } from '../../controller/gitops/decide.js';
-import type { ApplyResult } from '../../controller/apply/result.js';
+import type { ApplyResult, FailureReason } from '../../controller/apply/result.js';
 import type { HostPlan } from '../../controller/plan/types.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
 
@@ -186,4 +186,20 @@ describe('staleRetries: a retry the branch no longer asks for is dropped', () =>
   ])('%s', (_t, retries, desired, applied, want) =>
     expect(staleRetries(retries, 'head', new Map(desired), applied)).toEqual(want),
   );
+});
+
+describe('retries differ by reason: what a retry cannot cure is not retried like a network blip', () => {
+  it.each<[FailureReason | undefined, number]>([
+    ['unreachable', BACKOFF_BASE_MS],
+    ['verify-failed', BACKOFF_BASE_MS],
+    [undefined, BACKOFF_BASE_MS],
+    ['host-key-mismatch', BACKOFF_MAX_MS],
+    ['auth-failed', BACKOFF_MAX_MS],
+    ['config-rejected', BACKOFF_MAX_MS],
+    ['secret-unavailable', BACKOFF_MAX_MS],
+  ])('%s: first retry after %i ms', (reason, delay) => {
+    const r = nextRetry(undefined, 'r', 0, 'x', reason);
+    expect(r.nextAttemptAt).toBe(delay);
+    expect(r.reason).toBe(reason);
+  });
 });
