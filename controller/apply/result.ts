@@ -31,6 +31,12 @@ export const NEEDS_A_PERSON: readonly FailureReason[] = [
   'config-rejected',
 ];
 
+/** One definition of success: applied or unchanged, and the host ends healthy (or decommissioned). */
+export const isSuccessful = (r: ApplyResult | undefined): boolean =>
+  Boolean(
+    r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'),
+  );
+
 export interface ApplyResult {
   host: string;
   outcome: Outcome;

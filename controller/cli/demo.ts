@@ -1,6 +1,7 @@
 // Owns `natsfleet demo`, the README's main job on an embedded default: a local sandbox fleet, a
 // local Git repository made from the hosts/ examples pointed at it, the controller running until
 // every host is deployed and healthy, then the status table and how to make a change.
+import { shortRev } from '../util/rev.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -85,7 +86,7 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli:
   git('-C', work, 'remote', 'add', 'origin', origin);
   git('-C', work, 'push', '-q', 'origin', 'main');
   const head = git('-C', work, 'rev-parse', 'HEAD').trim();
-  out(`\n  repository: ${origin} (working copy ${work}), ${examples.length + 1} manifests at ${head.slice(0, 12)}`);
+  out(`\n  repository: ${origin} (working copy ${work}), ${examples.length + 1} manifests at ${shortRev(head)}`);
 
   out('  controller: polling every 2 s until every host is deployed and healthy...\n');
   const log = pino({ level: 'warn' });
@@ -122,7 +123,7 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli:
   const ok = st.appliedRevision === head && Object.keys(st.retries).length === 0;
   out(
     ok
-      ? `  deployed ${head.slice(0, 12)} to every host in ${((Date.now() - started) / 1000).toFixed(1)} s\n`
+      ? `  deployed ${shortRev(head)} to every host in ${((Date.now() - started) / 1000).toFixed(1)} s\n`
       : '  not every host was deployed in time:\n',
   );
   const code = await cli(

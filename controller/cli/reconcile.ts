@@ -16,6 +16,9 @@ import { formatApply, formatTable } from '../report/terminal.js';
 import { localRevision } from '../source/revision.js';
 import { scanHostKey } from '../transport/ssh.js';
 import { randomUUID } from 'node:crypto';
+import { isSuccessful } from '../apply/result.js';
+import { shortRev } from '../util/rev.js';
+import { planVerdict } from '../plan/types.js';
 import { lockReleaseAbandoned, lockReportScript, parseHeldLock, unlockScript } from '../apply/commands.js';
 import { describeLock, takeOverReason } from '../apply/lock.js';
 
@@ -104,7 +107,7 @@ export function reconcileCommands(
       out(planSummary(plans));
     }
     setCode(
-      plans.some((p) => p.sync === 'Unknown' || p.blocked.length)
+      plans.some((p) => ['unknown', 'blocked'].includes(planVerdict(p)))
         ? 1
         : plans.some((p) => p.sync === 'OutOfSync')
           ? 2
@@ -125,12 +128,7 @@ export function reconcileCommands(
         ),
       );
     else for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
-    const ok = runs.every(
-      (r) =>
-        r.apply &&
-        (r.apply.outcome === 'applied' || r.apply.outcome === 'unchanged') &&
-        (r.apply.health === 'Healthy' || r.plan?.state === 'absent'),
-    );
+    const ok = runs.every((r) => isSuccessful(r.apply));
     setCode(ok ? 0 : 1);
   });
   common(program.command('status').description('sync and health of every host')).action(async (opts: Common) => {
@@ -141,7 +139,7 @@ export function reconcileCommands(
       sync: r.plan!.sync,
       health: r.error ? 'Unknown' : r.plan!.health,
       version: r.plan!.natsVersion ?? '-',
-      revision: r.plan!.applied?.revision.slice(0, 12) ?? '-',
+      revision: r.plan!.applied ? shortRev(r.plan!.applied.revision) : '-',
       appliedAt: r.plan!.applied?.at ?? '-',
       reason: statusReason(r),
     }));

@@ -6,6 +6,7 @@
 // PR or host never stops the others. Pull requests never resolve a secret (plans compare displays).
 import { sha256 } from '../util/hash.js';
 import type { Logger } from 'pino';
+import { shortRev } from '../util/rev.js';
 import { DEFAULT_LOAD_POLICY, loadManifests, type LoadPolicy, type ManifestFile } from '../manifest/load.js';
 import { formatProblem, type Problem } from '../manifest/problems.js';
 import type { HostSpec } from '../manifest/host-spec.js';
@@ -156,7 +157,7 @@ export class Controller {
     if (head === this.state.appliedRevision && dueRetries.length === 0) return;
     if (head === this.state.invalidRevision) return;
     const started = this.now();
-    const log = this.d.log.child({ revision: head.slice(0, 12) });
+    const log = this.d.log.child({ revision: shortRev(head) });
     const loaded = await this.load(head);
     if (loaded.errors.length) {
       const errors = loaded.errors;
@@ -166,7 +167,7 @@ export class Controller {
         await this.d.github!.ensureComment(
           pr,
           DEPLOY_MARKER(head),
-          `### natsfleet did not deploy ${head.slice(0, 12)}\n\nThe manifests are invalid; nothing was applied.\n\n\`\`\`\n${errors.join('\n').slice(0, 20_000)}\n\`\`\``,
+          `### natsfleet did not deploy ${shortRev(head)}\n\nThe manifests are invalid; nothing was applied.\n\n\`\`\`\n${errors.join('\n').slice(0, 20_000)}\n\`\`\``,
         );
       }
       this.state.invalidRevision = head;
@@ -271,7 +272,7 @@ export class Controller {
         this.d.log.error({ pull: pr.number, err: why }, 'planning the pull request failed');
         this.metrics.errors++;
         await this.status(head, STATUS_CONTEXT, 'failure', `natsfleet could not plan this pull request: ${why}`);
-        body = `### natsfleet could not plan ${head.slice(0, 12)}\n\n${why}\n\nNothing was applied. Push a fix to plan again.`;
+        body = `### natsfleet could not plan ${shortRev(head)}\n\n${why}\n\nNothing was applied. Push a fix to plan again.`;
       }
       try {
         this.state.planComments[pr.number] = await github.ensureComment(
@@ -298,7 +299,7 @@ export class Controller {
     base: Loaded,
     baseFiles: Map<string, string>,
   ): Promise<string> {
-    const log = this.d.log.child({ pull: pr.number, sha: head.slice(0, 12) });
+    const log = this.d.log.child({ pull: pr.number, sha: shortRev(head) });
     const pull = await this.load(head);
     const changed = pull.hosts.filter((h) => baseFiles.get(h.file) !== pull.files.find((f) => f.path === h.file)?.text);
     if (pull.errors.length) {

@@ -4,18 +4,16 @@
 // tests feed these tables, without Git, SSH or GitHub.
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { HostPlan } from '../plan/types.js';
-import { NEEDS_A_PERSON, type ApplyResult, type FailureReason } from '../apply/result.js';
+import { isSuccessful, NEEDS_A_PERSON, type ApplyResult, type FailureReason } from '../apply/result.js';
+import { planVerdict } from '../plan/types.js';
 import type { StatusState } from '../report/github.js';
 import type { HostRetry } from './state.js';
 
 export const BACKOFF_BASE_MS = 15_000;
 export const BACKOFF_MAX_MS = 10 * 60_000;
 
-/** An apply succeeded: applied or unchanged, and the host ends healthy (or decommissioned). */
-export const isSuccessful = (r: ApplyResult | undefined): boolean =>
-  Boolean(
-    r && (r.outcome === 'applied' || r.outcome === 'unchanged') && (r.health === 'Healthy' || r.health === 'Missing'),
-  );
+/** One definition of success lives with ApplyResult; re-exported for the controller's rules. */
+export { isSuccessful };
 
 /**
  * The next retry of a failed host: attempts count per revision, the delay doubles up to the cap. A
@@ -94,9 +92,10 @@ export interface StatusDecision {
 
 /** The commit status of one host's plan. */
 export function planStatus(p: HostPlan): StatusDecision {
-  if (p.sync === 'Unknown') return { state: 'error', description: `unreachable: ${p.error}` };
-  if (p.blocked.length) return { state: 'failure', description: `blocked: ${p.blocked[0]}` };
-  if (p.changes.length || p.steps.length) {
+  const verdict = planVerdict(p);
+  if (verdict === 'unknown') return { state: 'error', description: `unreachable: ${p.error}` };
+  if (verdict === 'blocked') return { state: 'failure', description: `blocked: ${p.blocked[0]}` };
+  if (verdict === 'change') {
     const restart = p.steps.some((s) => s.step === 'restart' || s.step === 'start');
     const reload = p.steps.some((s) => s.step === 'reload');
     return {
@@ -109,7 +108,7 @@ export function planStatus(p: HostPlan): StatusDecision {
 
 /** The overall status of a pull request's plan. */
 export function overallPlanStatus(plans: readonly HostPlan[]): StatusDecision {
-  const bad = plans.filter((p) => p.sync === 'Unknown' || p.blocked.length).length;
+  const bad = plans.filter((p) => ['unknown', 'blocked'].includes(planVerdict(p))).length;
   if (bad) return { state: 'failure', description: `${bad} host(s) cannot be planned` };
   return {
     state: 'success',

@@ -86,3 +86,8 @@ export interface HostPlan {
 }
 
 export const hasWork = (p: HostPlan) => p.changes.length > 0 || p.steps.length > 0;
+
+/** One verdict per plan: the host could not be observed, is blocked, has work, or is in sync. */
+export type PlanVerdict = 'unknown' | 'blocked' | 'change' | 'unchanged';
+export const planVerdict = (p: HostPlan): PlanVerdict =>
+  p.sync === 'Unknown' ? 'unknown' : p.blocked.length ? 'blocked' : hasWork(p) ? 'change' : 'unchanged';

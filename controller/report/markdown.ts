@@ -4,10 +4,11 @@
 // or the size of their diffs and errors, leaving room for the marker the caller appends under
 // GitHub's 65,536: a table too long is summarised (counts per action, then the rows that fit), a
 // host's diffs too long are truncated, and hosts whose details do not fit are counted, not shown.
-import type { ApplyResult } from '../apply/result.js';
+import { isSuccessful, type ApplyResult } from '../apply/result.js';
 import type { Problem } from '../manifest/problems.js';
 import { formatProblem } from '../manifest/problems.js';
-import type { HostPlan, Step } from '../plan/types.js';
+import { planVerdict, type HostPlan, type PlanVerdict, type Step } from '../plan/types.js';
+import { shortRev } from '../util/rev.js';
 
 export const GITHUB_COMMENT_LIMIT = 65_536;
 export const PLAN_MARKER = '<!-- natsfleet:plan -->';
@@ -178,15 +179,8 @@ export interface PlanCommentInput {
   problems?: readonly Problem[];
 }
 
-type PlanAction = 'unknown' | 'blocked' | 'change' | 'unchanged';
-const planAction = (p: HostPlan): PlanAction =>
-  p.sync === 'Unknown'
-    ? 'unknown'
-    : p.blocked.length
-      ? 'blocked'
-      : p.changes.length || p.steps.length
-        ? 'change'
-        : 'unchanged';
+type PlanAction = PlanVerdict;
+const planAction = planVerdict;
 
 /** "300 hosts: 280 change (12 restart, 268 reload), 20 unchanged, 0 blocked, 0 unreachable". */
 function planCounts(plans: readonly HostPlan[]): string {
@@ -197,7 +191,7 @@ function planCounts(plans: readonly HostPlan[]): string {
 }
 
 export function planComment(x: PlanCommentInput): string {
-  const lines = [`### natsfleet plan for ${x.sha.slice(0, 12)}`, ''];
+  const lines = [`### natsfleet plan for ${shortRev(x.sha)}`, ''];
   const errors = (x.problems ?? []).filter((p) => p.severity === 'error');
   if (errors.length) {
     lines.push(':x: **The manifests are invalid; nothing was planned and nothing will be applied.**', '', '```');
@@ -271,10 +265,10 @@ export function deployComment(
   results: readonly ApplyResult[],
   unreachable: readonly { host: string; error: string }[],
 ): string {
-  const intro = `### natsfleet deployed ${sha.slice(0, 12)}\n`;
+  const intro = `### natsfleet deployed ${shortRev(sha)}\n`;
   const rows = [
     ...results.map((r) => {
-      const ok = r.outcome === 'applied' || r.outcome === 'unchanged';
+      const ok = isSuccessful(r);
       const service = r.steps.filter((s) => SERVICE_STEPS.includes(s)).join(', ') || '-';
       return {
         text: `| ${cell(r.host, 100)} | ${ok ? ':white_check_mark:' : ':x:'} ${r.outcome}${r.error ? `: ${cell(r.error, 500)}` : ''} | ${r.health} | ${service} | ${r.changedFiles.length} |`,
@@ -299,7 +293,7 @@ export function deployComment(
 
 export function driftIssueBody(p: HostPlan, selfHeal: boolean, revision: string): string {
   const lines = [
-    `natsfleet found **${inline(p.host, 100)}** different from what it applied (revision ${revision.slice(0, 12)}).`,
+    `natsfleet found **${inline(p.host, 100)}** different from what it applied (revision ${shortRev(revision)}).`,
     '',
   ];
   // The list of differences takes at most half the body; the section with the diffs gets the rest.
