@@ -16,7 +16,8 @@ export function policyOptions(cmd: Command): Command {
   return cmd
     .option(
       '--allowed-root <dir>',
-      'a root natsfleet may write in (repeatable; replaces the defaults /etc/nats, /var/lib/nats, /root/nginx, /data/nginx)',
+      'a root natsfleet may write in (repeatable; replaces the defaults ' +
+        '/etc/nats, /var/lib/nats, /root/nginx, /data/nginx)',
       (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
     )
     .option('--secrets-dir <dir>', '{file: PATH} secrets must lie here (default /etc/natsfleet/secrets)')

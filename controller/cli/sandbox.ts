@@ -19,7 +19,8 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
         out(`${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  (compose ${h.compose})`);
       out(`manifests: ${fleet.hostsDir}`);
       out(
-        `next: export NATSFLEET_SSH_KEY=${fleet.privateKeyPath} NATSFLEET_SECRETS_DIR=${fleet.secretsDir}; natsfleet plan --hosts ${fleet.hostsDir}`,
+        `next: export NATSFLEET_SSH_KEY=${fleet.privateKeyPath} NATSFLEET_SECRETS_DIR=${fleet.secretsDir}; ` +
+          `natsfleet plan --hosts ${fleet.hostsDir}`,
       );
     });
   sandbox

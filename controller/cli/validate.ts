@@ -21,7 +21,8 @@ export async function validateCommand(
   const warnings = problems.length - errors;
   out(
     hasErrors(problems)
-      ? `${errors} error(s), ${warnings} warning(s): ${files.length - hosts.length} of ${files.length} manifest(s) invalid`
+      ? `${errors} error(s), ${warnings} warning(s): ` +
+          `${files.length - hosts.length} of ${files.length} manifest(s) invalid`
       : `${files.length} manifest(s) valid${warnings ? `, ${warnings} warning(s)` : ''}`,
   );
   return hasErrors(problems) ? 1 : 0;

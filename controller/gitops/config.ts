@@ -25,7 +25,10 @@ export interface ControllerConfig {
   listen?: string;
   webhookSecret?: string;
   planUntrustedLive: boolean;
-  /** Where manifests may write on hosts and which secrets they may name (paths.allowedRoots, secrets.dir, secrets.envPattern). */
+  /**
+   * Where manifests may write on hosts and which secrets they may name (paths.allowedRoots, secrets.dir,
+   * secrets.envPattern).
+   */
   policy: LoadPolicy;
   github?: {
     repository: string;
@@ -326,7 +329,8 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
   for (const k of ['repo', 'sshKey'])
     if (!merged[k])
       throw new ConfigError([
-        `config: ${k} is required (flag ${flagOf(k)}, ${Object.keys(ENV).find((e) => ENV[e] === k)} or the config file)`,
+        `config: ${k} is required (flag ${flagOf(k)}, ` +
+          `${Object.keys(ENV).find((e) => ENV[e] === k)} or the config file)`,
       ]);
   const problems = schemaProblems(nest(merged), true).map((p) => `${where(p.path)}: ${p.path}: ${p.message}`);
   // A GitHub setting without a repository would turn reporting off in silence; a token in the
@@ -336,7 +340,8 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
   );
   if (!merged['github.repository'] && github.length)
     problems.push(
-      `${where(github[0])}: github.repository: is required to report on GitHub (${github.join(', ')} ${github.length > 1 ? 'are' : 'is'} set)`,
+      `${where(github[0])}: github.repository: is required to report on GitHub ` +
+        `(${github.join(', ')} ${github.length > 1 ? 'are' : 'is'} set)`,
     );
   let policy: LoadPolicy | undefined;
   try {

@@ -146,7 +146,10 @@ export class Controller {
     return { files, hosts, problems, errors: problems.filter((p) => p.severity === 'error').map(formatProblem) };
   }
 
-  /** Renders hosts with their real secrets (read under the policy); a host whose secret fails is a failure of its own. */
+  /**
+   * Renders hosts with their real secrets (read under the policy); a host whose secret fails is a
+   * failure of its own.
+   */
   private async prepare(hosts: readonly HostSpec[]) {
     const resolve = await policyResolver(hosts, this.policy.secrets, this.env);
     return prepareEach(hosts, resolve, this.policy.paths);
@@ -167,7 +170,8 @@ export class Controller {
         await this.d.github!.ensureComment(
           pr,
           DEPLOY_MARKER(head),
-          `### natsfleet did not deploy ${shortRev(head)}\n\nThe manifests are invalid; nothing was applied.\n\n\`\`\`\n${errors.join('\n').slice(0, 20_000)}\n\`\`\``,
+          `### natsfleet did not deploy ${shortRev(head)}\n\nThe manifests are invalid; nothing was applied.\n\n` +
+            `\`\`\`\n${errors.join('\n').slice(0, 20_000)}\n\`\`\``,
         );
       }
       this.state.invalidRevision = head;
@@ -272,7 +276,9 @@ export class Controller {
         this.d.log.error({ pull: pr.number, err: why }, 'planning the pull request failed');
         this.metrics.errors++;
         await this.status(head, STATUS_CONTEXT, 'failure', `natsfleet could not plan this pull request: ${why}`);
-        body = `### natsfleet could not plan ${shortRev(head)}\n\n${why}\n\nNothing was applied. Push a fix to plan again.`;
+        body =
+          `### natsfleet could not plan ${shortRev(head)}\n\n${why}\n\n` +
+          'Nothing was applied. Push a fix to plan again.';
       }
       try {
         this.state.planComments[pr.number] = await github.ensureComment(
@@ -319,7 +325,8 @@ export class Controller {
         return planOffline(b && render(b), render(h), head);
       });
     } else {
-      // Whether deploying would find each secret, without reading one: a host that would fail is blocked, not contacted.
+      // Whether deploying would find each secret, without reading one: a host that would fail is blocked,
+      // not contacted.
       const missing = new Map<string, string[]>();
       for (const h of changed) {
         const problems = await secretPresenceProblems(h, this.policy.secrets, this.env);

@@ -31,7 +31,10 @@ export function loadPolicyFrom(s: PolicySettings): LoadPolicy {
   return { paths: { allowedRoots }, secrets };
 }
 
-/** The settings NATSFLEET_ALLOWED_ROOTS (comma-separated), NATSFLEET_SECRETS_DIR and NATSFLEET_SECRET_ENV_PATTERN give. */
+/**
+ * The settings NATSFLEET_ALLOWED_ROOTS (comma-separated), NATSFLEET_SECRETS_DIR and
+ * NATSFLEET_SECRET_ENV_PATTERN give.
+ */
 export function policySettingsFromEnv(env: Readonly<Record<string, string | undefined>>): PolicySettings {
   return {
     allowedRoots: env.NATSFLEET_ALLOWED_ROOTS?.split(',')

@@ -158,7 +158,8 @@ function checkHttpBind(bind: string): RuleFinding[] {
         {
           path: 'spec.nats.httpBind',
           severity: 'error',
-          message: `${bind} is not an address to publish monitoring on: use 127.0.0.1, 0.0.0.0 or an address of the host`,
+          message:
+            `${bind} is not an address to publish monitoring on: ` + 'use 127.0.0.1, 0.0.0.0 or an address of the host',
         },
       ]
     : [];

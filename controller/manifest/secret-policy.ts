@@ -41,7 +41,10 @@ export function secretRefProblem(ref: Secret, policy: SecretPolicy): string | un
   if (ref.env !== undefined) {
     if (isControllerEnv(ref.env)) return `{env: ${ref.env}} names a variable of the controller itself, never a secret`;
     if (!new RegExp(policy.envPattern).test(ref.env)) {
-      return `{env: ${ref.env}} is not allowed: secret variables must match ${policy.envPattern} (the controller's secrets.envPattern)`;
+      return (
+        `{env: ${ref.env}} is not allowed: secret variables must match ${policy.envPattern} ` +
+        "(the controller's secrets.envPattern)"
+      );
     }
   }
   if (ref.file !== undefined) {

@@ -62,7 +62,8 @@ export function classifyConfigChange(before: string | undefined, after: string):
   const changed = keys.filter((k) => a.get(k) !== b.get(k));
   if (changed.length === 0) return { action: 'none', changed: [], restartKeys: [] }; // comments or spacing only
   const restartKeys = changed.filter((k) => {
-    if (JS_LIMITS.includes(k)) return !(bytes(b.get(k)) >= bytes(a.get(k))); // decreasing (or unparsable) limits restart
+    // Decreasing (or unparsable) limits restart.
+    if (JS_LIMITS.includes(k)) return !(bytes(b.get(k)) >= bytes(a.get(k)));
     return !RELOADABLE.some((r) => r.test(k));
   });
   return { action: restartKeys.length ? 'restart' : 'reload', changed, restartKeys };

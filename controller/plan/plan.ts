@@ -272,7 +272,8 @@ function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
     .filter((x) => f.files[x.path]?.exists && f.files[x.path].kind !== 'file')
     .map(
       (x) =>
-        `${x.path} is ${f.files[x.path].kind === 'link' ? 'a symbolic link' : 'not a regular file'}: natsfleet replaces only regular files`,
+        `${x.path} is ${f.files[x.path].kind === 'link' ? 'a symbolic link' : 'not a regular file'}: ` +
+        'natsfleet replaces only regular files',
     );
 }
 

@@ -24,7 +24,10 @@ export interface ResolvedAuth {
   password?: string;
 }
 
-/** A NATS string literal. Every value reaching here is schema-restricted or a checked secret (no quote, backslash or newline). */
+/**
+ * A NATS string literal. Every value reaching here is schema-restricted or a checked secret (no quote,
+ * backslash or newline).
+ */
 const str = (s: string) => {
   if (/["\\\n\r]/.test(s)) throw new Error('refusing to render an unsafe NATS config string');
   return `"${s}"`;

@@ -59,10 +59,10 @@ function pullLine(h: HostSpec): string[] {
   switch (h.nats.imagePullPolicy) {
     case 'Always':
       return [`ExecStartPre=-${systemdArgv(pull)}`];
-    case 'IfNotPresent':
-      return [
-        `ExecStartPre=-/bin/sh -c ${JSON.stringify(`${sh(DOCKER, 'image', 'inspect', image)} >/dev/null 2>&1 || exec ${sh(...pull)}`)}`,
-      ];
+    case 'IfNotPresent': {
+      const script = `${sh(DOCKER, 'image', 'inspect', image)} >/dev/null 2>&1 || exec ${sh(...pull)}`;
+      return [`ExecStartPre=-/bin/sh -c ${JSON.stringify(script)}`];
+    }
     case 'Never':
       return [];
   }

@@ -109,21 +109,25 @@ function table(
  */
 function hostSection(p: HostPlan, budget: number): string {
   const host = inline(p.host, 100);
-  const head = `<details><summary><b>${host}</b>: ${p.changes.length} change(s), ${inline(serviceSummary(p), 200)}</summary>\n\n`;
+  const head =
+    `<details><summary><b>${host}</b>: ${p.changes.length} change(s), ` +
+    `${inline(serviceSummary(p), 200)}</summary>\n\n`;
   const parts: string[] = [];
   for (const b of p.blocked) parts.push(`- :no_entry: blocked: ${inline(b)}`);
   for (const d of p.drift) parts.push(`- :warning: drift: ${inline(d)}`);
   for (const s of p.steps) parts.push(`- step \`${s.step}\`: ${inline(s.reason)}`);
   for (const c of p.changes) {
-    parts.push(
-      `- \`${c.action}\` \`${inline(c.path, 300)}\`${c.after ? ` (${inline(`${c.after.mode} ${c.after.owner}:${c.after.group}`, 200)})` : ''}: ${inline(c.reason)}`,
-    );
+    const path = inline(c.path, 300);
+    const attrs = c.after ? ` (${inline(`${c.after.mode} ${c.after.owner}:${c.after.group}`, 200)})` : '';
+    parts.push(`- \`${c.action}\` \`${path}\`${attrs}: ${inline(c.reason)}`);
     if (c.kind === 'file' && c.diff) parts.push(fence(c.diff.trimEnd()));
   }
   let body = parts.join('\n\n');
   const tail = '\n\n</details>';
   if (head.length + body.length + tail.length > budget) {
-    const note = `\n\n_Truncated: this host's plan is longer than fits in one GitHub comment. Run \`natsfleet plan --host ${host}\` for all of it._`;
+    const note =
+      "\n\n_Truncated: this host's plan is longer than fits in one GitHub comment. " +
+      `Run \`natsfleet plan --host ${host}\` for all of it._`;
     const keep = Math.max(0, budget - head.length - tail.length - note.length - 8);
     let cut = prefix(body, keep);
     // End on a whole line when one is near.
@@ -147,7 +151,8 @@ function hostSections(plans: readonly HostPlan[], room: number, command: string)
     const budget = Math.min(left - 2, Math.max(share, MIN_SECTION));
     if (budget < MIN_SECTION) {
       out.push(
-        `_The details of ${plans.length - i} more host(s) do not fit in one GitHub comment: run \`${command}\` for them._`,
+        `_The details of ${plans.length - i} more host(s) do not fit in one GitHub comment: ` +
+          `run \`${command}\` for them._`,
       );
       break;
     }
@@ -187,7 +192,10 @@ function planCounts(plans: readonly HostPlan[]): string {
   const of = (a: PlanAction) => plans.filter((p) => planAction(p) === a);
   const change = of('change');
   const detail = change.length ? ` (${breakdown(change.map(serviceSummary))})` : '';
-  return `${plans.length} hosts: ${change.length} change${detail}, ${of('unchanged').length} unchanged, ${of('blocked').length} blocked, ${of('unknown').length} unreachable`;
+  return (
+    `${plans.length} hosts: ${change.length} change${detail}, ${of('unchanged').length} unchanged, ` +
+    `${of('blocked').length} blocked, ${of('unknown').length} unreachable`
+  );
 }
 
 export function planComment(x: PlanCommentInput): string {
@@ -249,12 +257,19 @@ export function planComment(x: PlanCommentInput): string {
   return fit([head, ...hostSections(withWork, COMMENT_BODY_LIMIT - head.length - 2, 'natsfleet plan')].join('\n\n'));
 }
 
-/** "300 hosts: 280 applied (12 restart, 268 reload), 15 unchanged, 5 failed, 0 rolled back, 0 blocked, 0 unreachable". */
+/**
+ * "300 hosts: 280 applied (12 restart, 268 reload), 15 unchanged, 5 failed, 0 rolled back, 0 blocked,
+ * 0 unreachable".
+ */
 function deployCounts(results: readonly ApplyResult[], unreachable: readonly unknown[]): string {
   const of = (o: ApplyResult['outcome']) => results.filter((r) => r.outcome === o);
   const applied = of('applied');
   const detail = applied.length ? ` (${breakdown(applied.map(deployService))})` : '';
-  return `${results.length + unreachable.length} hosts: ${applied.length} applied${detail}, ${of('unchanged').length} unchanged, ${of('failed').length} failed, ${of('rolled-back').length} rolled back, ${of('blocked').length} blocked, ${unreachable.length} unreachable`;
+  return (
+    `${results.length + unreachable.length} hosts: ${applied.length} applied${detail}, ` +
+    `${of('unchanged').length} unchanged, ${of('failed').length} failed, ` +
+    `${of('rolled-back').length} rolled back, ${of('blocked').length} blocked, ${unreachable.length} unreachable`
+  );
 }
 
 const SERVICE_STEPS: readonly Step[] = ['restart', 'start', 'reload', 'stop'];
@@ -270,8 +285,10 @@ export function deployComment(
     ...results.map((r) => {
       const ok = isSuccessful(r);
       const service = r.steps.filter((s) => SERVICE_STEPS.includes(s)).join(', ') || '-';
+      const host = cell(r.host, 100);
+      const outcome = `${ok ? ':white_check_mark:' : ':x:'} ${r.outcome}${r.error ? `: ${cell(r.error, 500)}` : ''}`;
       return {
-        text: `| ${cell(r.host, 100)} | ${ok ? ':white_check_mark:' : ':x:'} ${r.outcome}${r.error ? `: ${cell(r.error, 500)}` : ''} | ${r.health} | ${service} | ${r.changedFiles.length} |`,
+        text: `| ${host} | ${outcome} | ${r.health} | ${service} | ${r.changedFiles.length} |`,
         priority: ok ? (r.outcome === 'applied' ? 1 : 2) : 0,
       };
     }),

@@ -127,25 +127,10 @@ const ONLY: Record<string, readonly string[]> = {
 };
 
 /**
- * Lines over 120 columns in modules other work owns (mostly long template literals and generated
- * comments): at most this many per file. Wrap them and lower the number; never raise it.
+ * The one module allowed lines over 120 columns: generated from the schema's descriptions by
+ * scripts/gen-types.mjs, so its long lines are fixed in the schema, not here.
  */
-const LONG_LINES_LEFT: Record<string, number> = {
-  'cli/policy-options.ts': 1,
-  'cli/sandbox.ts': 1,
-  'cli/validate.ts': 1,
-  'gitops/config.ts': 3,
-  'gitops/controller.ts': 4,
-  'manifest/natshost.gen.ts': 7, // generated from the schema's descriptions by scripts/gen-types.mjs
-  'manifest/policy.ts': 1,
-  'manifest/rules.ts': 1,
-  'manifest/secret-policy.ts': 1,
-  'plan/nats-conf.ts': 1,
-  'plan/plan.ts': 1,
-  'render/nats-config.ts': 1,
-  'render/systemd-unit.ts': 1,
-  'report/markdown.ts': 8,
-};
+const GENERATED = 'manifest/natshost.gen.ts';
 
 const FILES = sources();
 const GRAPH = new Map(FILES.map((f) => [f, importsOf(f)]));
@@ -246,12 +231,12 @@ describe('every module under controller/', () => {
   it('has no line over 120 columns (template literals included)', () => {
     const over: string[] = [];
     for (const f of FILES) {
+      if (f === GENERATED) continue;
       const long = readFileSync(join(CONTROLLER, f), 'utf8')
         .split('\n')
         .map((line, i) => ({ line: i + 1, width: [...line].length }))
         .filter((l) => l.width > 120);
-      if (long.length > (LONG_LINES_LEFT[f] ?? 0))
-        over.push(`${f}: ${long.map((l) => `line ${l.line} (${l.width})`).join(', ')}`);
+      if (long.length) over.push(`${f}: ${long.map((l) => `line ${l.line} (${l.width})`).join(', ')}`);
     }
     expect(over).toEqual([]);
   });
