@@ -4,7 +4,6 @@
 // manifest allows). GitHub is optional: without it, everything goes to the log.
 // Failure domains: each phase of a tick, each pull request and each host fails on its own; one bad
 // PR or host never stops the others. Pull requests never resolve a secret (plans compare displays).
-import { sha256 } from '../util/hash.js';
 import type { Logger } from 'pino';
 import { shortRev } from '../util/rev.js';
 import { DEFAULT_LOAD_POLICY, loadManifests, type LoadPolicy, type ManifestFile } from '../manifest/load.js';
@@ -35,6 +34,7 @@ import {
 } from '../report/markdown.js';
 import {
   deployStatus,
+  driftDecision,
   hostStatusesToPost,
   isSuccessful,
   nextRetry,
@@ -68,7 +68,6 @@ export interface ControllerDeps {
 export const STATUS_CONTEXT = 'natsfleet';
 export const hostContext = (host: string) => `natsfleet/${host}`;
 
-const sha = (s: string) => sha256(s).slice(0, 16);
 
 interface Loaded {
   files: ManifestFile[];
@@ -408,45 +407,40 @@ export class Controller {
     const name = t.desired.name;
     const plan = run.plan!;
     this.metrics.setHost(name, plan.sync, run.error ? 'Unknown' : plan.health);
-    if (run.error) {
-      this.d.log.warn({ host: name, error: oneLine(run.error) }, 'drift sweep: host unreachable');
-      return;
-    }
-    const drifted = plan.drift.length > 0;
     const open = this.state.driftIssues[name];
-    if (!drifted) {
-      if (open && plan.sync === 'Synced') await this.closeDrift(name, open.number, 'The host is back in sync.');
+    const decision = driftDecision(plan, Boolean(run.error), open, t.spec.policy.selfHeal);
+    if (decision.kind === 'unreachable') {
+      this.d.log.warn({ host: name, error: oneLine(run.error ?? '') }, 'drift sweep: host unreachable');
       return;
     }
-    const fingerprint = sha(
-      JSON.stringify([plan.drift, plan.changes.map((c) => [c.path, c.kind === 'file' ? c.diff : ''])]),
-    );
-    const selfHeal = t.spec.policy.selfHeal;
-    this.d.log.warn({ host: name, drift: plan.drift, selfHeal }, 'drift detected');
+    if (decision.kind === 'in-sync') {
+      if (decision.close !== undefined) await this.closeDrift(name, decision.close, 'The host is back in sync.');
+      return;
+    }
+    this.d.log.warn({ host: name, drift: plan.drift, selfHeal: decision.selfHeal }, 'drift detected');
     let issue: number | undefined = open?.number;
     if (this.d.github) {
-      const body = `${driftIssueBody(plan, selfHeal, head)}\n\n${DRIFT_MARKER(name)}`;
+      const body = `${driftIssueBody(plan, decision.selfHeal, head)}\n\n${DRIFT_MARKER(name)}`;
       // After a restart without state, the issue is found by its marker: never a second one.
       if (issue === undefined) issue = (await this.d.github.findDriftIssue(DRIFT_MARKER(name)))?.number;
       if (issue === undefined) issue = await this.d.github.openIssue(`natsfleet: drift on ${name}`, body);
-      else if (open?.fingerprint !== fingerprint) {
+      else if (decision.issue !== 'keep') {
         await this.d.github.updateIssue(issue, body);
-        if (open)
+        if (decision.issue === 'update') {
           await this.d.github.comment(issue, 'The drift on this host changed; the description above is up to date.');
+        }
       }
-      this.state.driftIssues[name] = { number: issue, fingerprint };
+      this.state.driftIssues[name] = { number: issue, fingerprint: decision.fingerprint };
       this.save();
     }
-    if (selfHeal) {
+    if (decision.selfHeal) {
       const healed = await reconcileOne(t, { pool: this.d.pool, revision: head, apply: true, concurrency: 1 });
       if (isSuccessful(healed.apply)) {
         this.d.log.info({ host: name }, 'drift corrected (selfHeal)');
-        if (issue !== undefined)
-          await this.closeDrift(
-            name,
-            issue,
-            `natsfleet corrected the drift (selfHeal): ${healed.apply!.steps.join(', ') || 'files restored'}.`,
-          );
+        if (issue !== undefined) {
+          const what = healed.apply!.steps.join(', ') || 'files restored';
+          await this.closeDrift(name, issue, `natsfleet corrected the drift (selfHeal): ${what}.`);
+        }
       } else {
         this.d.log.error({ host: name, error: oneLine(healed.apply?.error ?? healed.error ?? '') }, 'self-heal failed');
       }

@@ -6,6 +6,7 @@ import type { HostSpec } from '../manifest/host-spec.js';
 import type { HostPlan } from '../plan/types.js';
 import { isSuccessful, NEEDS_A_PERSON, type ApplyResult, type FailureReason } from '../apply/result.js';
 import { planVerdict } from '../plan/types.js';
+import { sha256 } from '../util/hash.js';
 import type { StatusState } from '../report/github.js';
 import type { HostRetry } from './state.js';
 
@@ -139,6 +140,40 @@ export function deployStatus(r: ApplyResult | undefined, error: string | undefin
     };
   }
   return { state: 'failure', description: r?.error ?? r?.outcome ?? 'failed' };
+}
+
+/** What the drift sweep does about one host. */
+export type DriftDecision =
+  | { kind: 'unreachable' }
+  | { kind: 'in-sync'; close?: number }
+  | {
+      kind: 'drifted';
+      fingerprint: string;
+      /** open: find by marker, else open one; update: the drift changed; keep: the same drift, no new notice. */
+      issue: 'open' | 'update' | 'keep';
+      selfHeal: boolean;
+    };
+
+/** What identifies one drift: the same fingerprint is never notified twice. */
+export const driftFingerprint = (p: HostPlan) =>
+  sha256(JSON.stringify([p.drift, p.changes.map((c) => [c.path, c.kind === 'file' ? c.diff : ''])])).slice(0, 16);
+
+/**
+ * The drift rules (one issue per host; unchanged drift is not re-notified; an issue is closed once the
+ * host is back in sync; selfHeal corrects the host when its manifest allows).
+ */
+export function driftDecision(
+  plan: HostPlan,
+  unreachable: boolean,
+  open: { number: number; fingerprint: string } | undefined,
+  selfHeal: boolean,
+): DriftDecision {
+  if (unreachable) return { kind: 'unreachable' };
+  if (plan.drift.length === 0)
+    return open && plan.sync === 'Synced' ? { kind: 'in-sync', close: open.number } : { kind: 'in-sync' };
+  const fingerprint = driftFingerprint(plan);
+  const issue = !open ? 'open' : open.fingerprint !== fingerprint ? 'update' : 'keep';
+  return { kind: 'drifted', fingerprint, issue, selfHeal };
 }
 
 /** A short, single-line text for statuses and comments: never a stack, never longer than `max`. */

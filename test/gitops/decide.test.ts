@@ -5,6 +5,8 @@ import {
   BACKOFF_BASE_MS,
   BACKOFF_MAX_MS,
   deployStatus,
+  driftDecision,
+  driftFingerprint,
   hostStatusesToPost,
   isSuccessful,
   MAX_PLAN_HOST_STATUSES,
@@ -202,4 +204,56 @@ describe('retries differ by reason: what a retry cannot cure is not retried like
     expect(r.nextAttemptAt).toBe(delay);
     expect(r.reason).toBe(reason);
   });
+});
+
+describe('drift: one issue per host, no re-notice of the same drift, closed when back in sync, selfHeal as allowed', () => {
+  const drifted = plan({ sync: 'OutOfSync', drift: ['/etc/nats/nats-server.conf: content changed on the host'] });
+  const fp = driftFingerprint(drifted);
+  it.each<[string, HostPlan, boolean, { number: number; fingerprint: string } | undefined, boolean, object]>([
+    ['unreachable: nothing decided', drifted, true, { number: 7, fingerprint: fp }, true, { kind: 'unreachable' }],
+    ['in sync, no issue', plan({}), false, undefined, false, { kind: 'in-sync' }],
+    [
+      'back in sync: the open issue is closed',
+      plan({}),
+      false,
+      { number: 7, fingerprint: fp },
+      false,
+      { kind: 'in-sync', close: 7 },
+    ],
+    [
+      'no drift but out of sync (a desired change): the issue stays',
+      plan({ sync: 'OutOfSync' }),
+      false,
+      { number: 7, fingerprint: fp },
+      false,
+      { kind: 'in-sync' },
+    ],
+    [
+      'new drift: an issue is opened',
+      drifted,
+      false,
+      undefined,
+      false,
+      { kind: 'drifted', issue: 'open', fingerprint: fp, selfHeal: false },
+    ],
+    [
+      'the same drift: kept, not re-notified',
+      drifted,
+      false,
+      { number: 7, fingerprint: fp },
+      false,
+      { kind: 'drifted', issue: 'keep' },
+    ],
+    [
+      'the drift changed: updated',
+      drifted,
+      false,
+      { number: 7, fingerprint: 'other' },
+      false,
+      { kind: 'drifted', issue: 'update' },
+    ],
+    ['selfHeal on', drifted, false, undefined, true, { kind: 'drifted', selfHeal: true }],
+  ])('%s', (_t, p, unreachable, open, selfHeal, want) =>
+    expect(driftDecision(p, unreachable, open, selfHeal)).toMatchObject(want),
+  );
 });
