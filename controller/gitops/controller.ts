@@ -68,7 +68,6 @@ export interface ControllerDeps {
 export const STATUS_CONTEXT = 'natsfleet';
 export const hostContext = (host: string) => `natsfleet/${host}`;
 
-
 interface Loaded {
   files: ManifestFile[];
   hosts: HostSpec[];
