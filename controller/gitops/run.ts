@@ -27,7 +27,7 @@ export async function startController(
 ): Promise<RunningController> {
   let github: GitHubReporter | undefined;
   if (cfg.github) {
-    const octokit = await makeOctokit({
+    const client = await makeOctokit({
       repository: cfg.github.repository,
       apiUrl: cfg.github.apiUrl,
       token: cfg.github.token,
@@ -39,7 +39,7 @@ export async function startController(
           }
         : undefined,
     });
-    github = new GitHubReporter(octokit, cfg.github.repository);
+    github = new GitHubReporter(client.octokit, cfg.github.repository, client.whoAmI);
   }
   const pool = new SessionPool({ privateKey: readFileSync(cfg.sshKey) });
   const controller = new Controller({

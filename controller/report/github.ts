@@ -21,15 +21,30 @@ export type StatusState = 'pending' | 'success' | 'failure' | 'error';
 export const DRIFT_LABEL = 'natsfleet:drift';
 const MAX_STATUS_DESCRIPTION = 140;
 
-export async function makeOctokit(cfg: GitHubConfig): Promise<Octokit> {
+export interface GitHubClient {
+  octokit: Octokit;
+  /** The login natsfleet's comments carry (a user for a token, `<slug>[bot]` for an App). */
+  whoAmI: () => Promise<string | undefined>;
+}
+
+export async function makeOctokit(cfg: GitHubConfig): Promise<GitHubClient> {
   const Client = Octokit.defaults({ baseUrl: cfg.apiUrl ?? 'https://api.github.com', userAgent: 'natsfleet' });
   if (cfg.app) {
     const app = new App({ appId: cfg.app.appId, privateKey: cfg.app.privateKey, Octokit: Client });
-    return app.getInstallationOctokit(cfg.app.installationId);
+    const octokit = await app.getInstallationOctokit(cfg.app.installationId);
+    return {
+      octokit,
+      whoAmI: () =>
+        app.octokit.rest.apps.getAuthenticated().then((r) => (r.data?.slug ? `${r.data.slug}[bot]` : undefined)),
+    };
   }
   if (!cfg.token) throw new Error('GitHub needs a token or a GitHub App (app id, private key, installation id)');
-  return new Client({ auth: cfg.token });
+  const octokit = new Client({ auth: cfg.token });
+  return { octokit, whoAmI: () => tokenLogin(octokit) };
 }
+
+/** The login of a token's user. */
+export const tokenLogin = (octokit: Octokit) => octokit.rest.users.getAuthenticated().then((r) => r.data.login);
 
 export class GitHubReporter {
   readonly owner: string;
@@ -37,11 +52,24 @@ export class GitHubReporter {
   /** Requests made, by kind: tests and metrics read it. */
   readonly calls = { commentsCreated: 0, commentsUpdated: 0, commentsSkipped: 0 };
 
+  private self?: Promise<string | undefined>;
+
+  /**
+   * @param whoAmI natsfleet's own login: only comments it wrote are ever found by their marker and
+   * edited (anyone can post a comment carrying a marker). Default: the token's user.
+   */
   constructor(
     private readonly octokit: Octokit,
     repository: string,
+    private readonly whoAmI: () => Promise<string | undefined> = () => tokenLogin(octokit),
   ) {
     [this.owner, this.repo] = repository.split('/');
+  }
+
+  /** natsfleet's own login, asked once (undefined when GitHub does not say: then nothing is trusted by marker). */
+  private me(): Promise<string | undefined> {
+    this.self ??= this.whoAmI().catch(() => undefined);
+    return this.self;
   }
 
   private get r() {
@@ -72,18 +100,21 @@ export class GitHubReporter {
     const full = `${body}\n\n${marker}`;
     let existing: { id: number; body?: string } | undefined;
     if (knownId) {
+      const me = await this.me();
       existing = await this.octokit.rest.issues.getComment({ ...this.r, comment_id: knownId }).then(
-        (r) => r.data,
+        (r) => (me !== undefined && r.data.user?.login === me ? r.data : undefined),
         () => undefined,
       );
     }
     if (!existing) {
+      const me = await this.me();
       const comments = await this.octokit.paginate(this.octokit.rest.issues.listComments, {
         ...this.r,
         issue_number: issueNumber,
         per_page: 100,
       });
-      existing = comments.find((c) => c.body?.includes(marker));
+      // Only natsfleet's own comment: a marker posted by someone else is never edited or trusted.
+      existing = comments.find((c) => c.body?.includes(marker) && me !== undefined && c.user?.login === me);
     }
     if (existing?.body === full) {
       this.calls.commentsSkipped++;
@@ -119,7 +150,10 @@ export class GitHubReporter {
       state: 'open',
       per_page: 100,
     });
-    const hit = issues.find((i) => !i.pull_request && i.body?.includes(marker));
+    const me = await this.me();
+    const hit = issues.find(
+      (i) => !i.pull_request && i.body?.includes(marker) && me !== undefined && i.user?.login === me,
+    );
     return hit ? { number: hit.number, body: hit.body ?? '' } : undefined;
   }
 

@@ -15,6 +15,7 @@ const require = createRequire(import.meta.url);
 
 export const SERVED_OPERATIONS = [
   'pulls/list',
+  'users/get-authenticated',
   'issues/list-comments',
   'issues/get-comment',
   'issues/create-comment',
@@ -40,7 +41,12 @@ export interface Comment {
   issue: number;
   body: string;
   updates: number;
+  /** Who posted it; natsfleet's comments have none (they are BOT_LOGIN's). */
+  author?: string;
 }
+
+/** The login the double's token belongs to: natsfleet's own. */
+export const BOT_LOGIN = 'natsfleet[bot]';
 export interface Status {
   sha: string;
   context: string;
@@ -125,7 +131,7 @@ export class GitHubDouble {
       id: c.id,
       node_id: `C${c.id}`,
       body: c.body,
-      user: { login: 'natsfleet[bot]', id: 3 },
+      user: { login: c.author ?? BOT_LOGIN, id: c.author ? 4 : 3 },
       html_url: `https://github.com/${this.repository}/issues/${c.issue}#issuecomment-${c.id}`,
       created_at: '',
       updated_at: '',
@@ -140,6 +146,7 @@ export class GitHubDouble {
       body: i.body,
       state: i.state,
       labels: i.labels.map((name) => ({ name })),
+      user: { login: BOT_LOGIN, id: 3 },
       html_url: `https://github.com/${this.repository}/issues/${i.number}`,
     };
   }
@@ -160,6 +167,7 @@ export class GitHubDouble {
           )
           .map((p) => this.pullObj(p)),
       }),
+      'users/get-authenticated': () => ({ status: 200, body: { login: BOT_LOGIN, id: 3, type: 'Bot' } }),
       'issues/list-comments': (c) => ({
         status: 200,
         body: this.comments.filter((x) => x.issue === num(c, 'issue_number')).map((x) => this.commentObj(x)),
@@ -305,6 +313,12 @@ export class GitHubDouble {
     const p = this.pulls.find((x) => x.number === number)!;
     p.state = 'closed';
     p.mergeSha = mergeSha;
+  }
+  /** Someone else comments on an issue or pull request (not through the API under test). */
+  postComment(issue: number, body: string, author: string): Comment {
+    const c: Comment = { id: this.nextId++, issue, body, updates: 0, author };
+    this.comments.push(c);
+    return c;
   }
   commentsOn(issue: number) {
     return this.comments.filter((c) => c.issue === issue);
