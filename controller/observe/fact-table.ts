@@ -4,6 +4,7 @@
 // its parsers' results (parse.ts). The Docker Engine API and NATS monitoring are each read by ONE curl
 // process (several URLs), instead of a docker CLI process per question.
 import { shQuote } from '../shell/quote.js';
+import { isInside } from '../manifest/path-policy.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
 import type { ContainerFact, FileFact, HostFacts, HttpFact, PendingRecord, PortFact } from './facts.js';
@@ -101,15 +102,33 @@ function parseContainer(a: HttpFact | undefined): ContainerFact {
   };
 }
 
+/** Most natsfleet hashes of one file: its own files are small; a larger one is only said to be large. */
+const MAX_HASHED_BYTES = 1024 * 1024;
+
 /** Metadata and the host-side hash only: natsfleet never reads a managed file's content back. */
 const fileFact = (p: string) =>
   `if [ -L ${p} ]; then echo link; elif [ -f ${p} ]; then stat -c '%a %U %G %s' ${p}; ` +
-  `sha256sum < ${p} | cut -c1-64; elif [ -e ${p} ]; then echo other; else echo missing; fi`;
+  `if [ "$(stat -c %s ${p})" -le ${MAX_HASHED_BYTES} ]; then sha256sum < ${p} | cut -c1-64; else echo large; fi; ` +
+  `elif [ -e ${p} ]; then echo other; else echo missing; fi`;
+
+/**
+ * A path inside a dedicated directory that exists and is not natsfleet's (not in owned.dirs, no file of
+ * its record there) is not looked at, not even its mode: the plan blocks the host on that directory.
+ */
+function unlessForeign(d: DesiredHost, path: string, fact: string): string {
+  const claim = d.claims.find((c) => isInside(path, c));
+  if (!claim) return fact;
+  const c = shQuote(claim);
+  const foreign =
+    `[ -e ${c} ] && ! grep -qxF ${c} ${OWNED_DIRS_PATH} 2>/dev/null && ` +
+    `! grep -q ${shQuote(`^${claim}/`)} ${APPLIED_FILES_PATH} 2>/dev/null`;
+  return `if ${foreign}; then echo unowned; else ${fact}; fi`;
+}
 
 function parseFile(body: string[]): FileFact {
   const first = body[0]?.trim();
   if (first === undefined || first === 'missing' || first === '') return { exists: false };
-  if (first === 'link' || first === 'other') return { exists: true, kind: first };
+  if (first === 'link' || first === 'other' || first === 'unowned') return { exists: true, kind: first };
   const [mode, owner, group, size] = first.split(' ');
   const hash = (body[1] ?? '').trim();
   return {
@@ -195,11 +214,11 @@ const dockerApi: Fact<'container' | 'imageId' | 'proxy'> = {
 /** Every desired file, and the files natsfleet put there before and may no longer want (from its list). */
 const files: Fact<'files'> = {
   provides: ['files'],
-  shell: ({ paths }) => {
+  shell: ({ d, paths }) => {
     // The listed paths are natsfleet's own writing; still, only plain absolute paths are looked at.
     const known = paths.map((p) => `-e ${shQuote(`^${p.replace(/[.]/g, '\\.')}$`)}`).join(' ');
     return [
-      ...paths.flatMap((p) => [section('file', p), fileFact(shQuote(p))]),
+      ...paths.flatMap((p) => [section('file', p), unlessForeign(d, p, fileFact(shQuote(p)))]),
       `if [ -f ${APPLIED_FILES_PATH} ]; then grep -v ${known} ${APPLIED_FILES_PATH} | ` +
         `grep '^/[A-Za-z0-9._/-]*$' | while read -r p; do`,
       `  ${echoMarkerOf(OBSERVE, 'file', '$p')}; ${fileFact('"$p"')}`,
@@ -218,13 +237,14 @@ const dirs: Fact<'dirs'> = {
   shell: ({ d }) =>
     d.dirs.flatMap((dir) => [
       section('dir', dir.path),
-      `stat -c '%a %U %G' ${shQuote(dir.path)} 2>/dev/null || echo missing`,
+      unlessForeign(d, dir.path, `stat -c '%a %U %G' ${shQuote(dir.path)} 2>/dev/null || echo missing`),
     ]),
   parse: (m) => {
     const dirs: HostFacts['dirs'] = {};
     for (const s of m.all('dir')) {
       const l = s.body.join('').trim();
       if (l === 'missing' || !l) dirs[s.arg] = { exists: false };
+      else if (l === 'unowned') dirs[s.arg] = { exists: true, unowned: true };
       else {
         const [mode, owner, group] = l.split(' ');
         dirs[s.arg] = { exists: true, mode: mode.padStart(4, '0'), owner, group };

@@ -6,7 +6,7 @@
 export interface FileFact {
   exists: boolean;
   /** What is at the path when it exists: only a regular file is ever replaced. */
-  kind?: 'file' | 'link' | 'other';
+  kind?: 'file' | 'link' | 'other' | 'unowned';
   mode?: string;
   owner?: string;
   group?: string;
@@ -19,6 +19,8 @@ export interface DirFact {
   mode?: string;
   owner?: string;
   group?: string;
+  /** In a dedicated directory that is not natsfleet's: not looked at. */
+  unowned?: boolean;
 }
 
 export interface UnitFact {

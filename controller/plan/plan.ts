@@ -61,6 +61,8 @@ function fileChange(
   compare: CompareMode,
 ): FileChange | undefined {
   const have = f.files[path];
+  // Not looked at (a directory that is not natsfleet's): the host is blocked on it, nothing to say here.
+  if (have?.kind === 'unowned') return undefined;
   const rec = f.record?.files[path];
   const after = want && { mode: want.mode, owner: want.owner, group: want.group, sha256: sha256(want.content) };
   const before = have?.exists
@@ -269,7 +271,7 @@ export function storeMoveProblems(d: DesiredHost, f: HostFacts): string[] {
 /** Managed paths that hold something other than a regular file: natsfleet replaces only regular files. */
 function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
   return d.files
-    .filter((x) => f.files[x.path]?.exists && f.files[x.path].kind !== 'file')
+    .filter((x) => f.files[x.path]?.exists && !['file', 'unowned'].includes(f.files[x.path].kind ?? ''))
     .map(
       (x) =>
         `${x.path} is ${f.files[x.path].kind === 'link' ? 'a symbolic link' : 'not a regular file'}: ` +
@@ -287,6 +289,7 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
   if (d.state === 'present') {
     for (const dir of d.dirs) {
       const have = f.dirs[dir.path];
+      if (have?.unowned) continue;
       if (!have?.exists)
         changes.push({ kind: 'dir', path: dir.path, action: 'create', reason: 'missing', after: dir, drift: false });
       else if (have.mode !== dir.mode || have.owner !== dir.owner || have.group !== dir.group) {

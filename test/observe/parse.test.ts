@@ -1,5 +1,9 @@
 // The observe parser on real output captured from a converged sandbox host.
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { parseFacts } from '../../controller/observe/parse.js';
 import { observeScript } from '../../controller/observe/script.js';
@@ -98,5 +102,46 @@ describe('observeScript', () => {
       const touching = script.split('\n').filter((l) => l.includes(p));
       for (const l of touching) expect(l).not.toMatch(/base64|head -c|\bcat\b/);
     }
+  });
+});
+
+describe('observe in a real shell: what a pull request could point at', () => {
+  it("a dedicated directory that is not natsfleet's is not looked at, not even its modes; once natsfleet's, it is", () => {
+    const d = desiredFrom((doc) => {
+      doc.spec.nats.confFile = '/srv/nats/conf/nats.conf';
+      doc.spec.nats.dataDir = '/srv/nats/data';
+      doc.spec.nats.jetstream.storeDir = '/srv/nats/data/js';
+    });
+    expect(d.claims).toEqual(['/srv/nats']);
+    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
+    const claim = join(root, 'claim');
+    const state = join(root, 'state');
+    mkdirSync(join(claim, 'conf'), { recursive: true });
+    mkdirSync(state);
+    writeFileSync(join(claim, 'conf', 'nats.conf'), "someone else's\n");
+    const script = observeScript(d).replaceAll('/srv/nats', claim).replaceAll('/var/lib/natsfleet', state);
+    const observe = () =>
+      parseFacts(execFileSync('sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), d);
+    const foreign = observe();
+    expect(foreign.files[join(claim, 'conf', 'nats.conf')]).toEqual({ exists: true, kind: 'unowned' });
+    expect(foreign.dirs[join(claim, 'conf')]).toEqual({ exists: true, unowned: true });
+    writeFileSync(join(state, 'owned.dirs'), `${claim}\n`);
+    const ours = observe();
+    expect(ours.files[join(claim, 'conf', 'nats.conf')]).toMatchObject({ exists: true, kind: 'file', size: 15 });
+    expect(ours.files[join(claim, 'conf', 'nats.conf')].sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('a file larger than 1 MiB is not hashed', () => {
+    const d = desiredFrom((doc) => (doc.spec.nats.confFile = '/srv/big/nats.conf'));
+    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
+    writeFileSync(join(root, 'nats.conf'), Buffer.alloc(2 * 1024 * 1024));
+    writeFileSync(join(root, 'owned.dirs'), `${root}\n`);
+    const script = observeScript(d).replaceAll('/srv/big', root).replaceAll('/var/lib/natsfleet', root);
+    const f = parseFacts(
+      execFileSync('sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+      d,
+    );
+    expect(f.files[join(root, 'nats.conf')]).toMatchObject({ exists: true, kind: 'file', size: 2 * 1024 * 1024 });
+    expect(f.files[join(root, 'nats.conf')].sha256).toBeUndefined();
   });
 });

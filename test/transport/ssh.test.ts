@@ -96,7 +96,7 @@ describe('connect deadline', () => {
 describe('step deadlines', () => {
   it('exec on a host that never answers the request rejects within its timeout and drops the session', async () => {
     const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'never' });
-    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 10_000 });
     const r = await elapsed(s.exec('true', { timeoutMs: 400 }));
     expect(r.error).toBeInstanceOf(SshError);
     expect(r.error!.message).toBe(`root@127.0.0.1:${host.port}: remote command timed out after 400 ms`);
@@ -106,14 +106,14 @@ describe('step deadlines', () => {
 
   it('an answer that arrives after the deadline does nothing', async () => {
     const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'late' });
-    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 10_000 });
     await expect(s.exec('true', { timeoutMs: 200 })).rejects.toThrow(/timed out after 200 ms/);
     await new Promise((r) => setTimeout(r, 700)); // the late answer (to a dropped connection)
   });
 
   it('a command that runs past its deadline is closed; the session stays usable', async () => {
     const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'hang' });
-    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 10_000 });
     await expect(s.exec('sleep 100', { timeoutMs: 300 })).rejects.toThrow(/timed out after 300 ms/);
     expect(s.isOpen).toBe(true);
     expect(await s.exec('echo')).toEqual({ code: 0, stdout: 'ok\n', stderr: '' });
@@ -123,7 +123,7 @@ describe('step deadlines', () => {
 
   it('a session-wide step cap bounds longer timeouts (runScript included)', async () => {
     const host = await fakeHost({ hostKeys: [ed25519.private], exec: 'never' });
-    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 2_000, maxStepMs: 300 });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 10_000, maxStepMs: 300 });
     const r = await elapsed(s.runScript('true', 60_000));
     expect(r.error!.message).toMatch(/remote command timed out after 300 ms/);
     expect(r.ms).toBeLessThan(1_500);
@@ -131,7 +131,7 @@ describe('step deadlines', () => {
 
   it('forwardOut that is never answered rejects within its timeout; a late channel is closed', async () => {
     const never = await fakeHost({ hostKeys: [ed25519.private], forward: 'never' });
-    const s1 = await SshSession.connect(target(never.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const s1 = await SshSession.connect(target(never.port, pub(ed25519)), auth, { timeoutMs: 10_000 });
     const r = await elapsed(s1.forwardOut(4222, '127.0.0.1', 300));
     expect(r.error).toBeInstanceOf(SshError);
     expect(r.error!.message).toMatch(/port forward to 127\.0\.0\.1:4222 timed out after 300 ms/);
@@ -139,7 +139,7 @@ describe('step deadlines', () => {
     s1.close();
 
     const late = await fakeHost({ hostKeys: [ed25519.private], forward: 'late' });
-    const s2 = await SshSession.connect(target(late.port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const s2 = await SshSession.connect(target(late.port, pub(ed25519)), auth, { timeoutMs: 10_000 });
     await expect(s2.forwardOut(4222, '127.0.0.1', 200)).rejects.toThrow(/timed out after 200 ms/);
     await expect.poll(() => late.closedChannels, { timeout: 3_000 }).toBe(1);
     expect(await s2.exec('echo')).toMatchObject({ code: 0 });
@@ -164,7 +164,7 @@ describe('step deadlines', () => {
           proxy.close(() => r());
         }),
     );
-    const s = await SshSession.connect(target(port, pub(ed25519)), auth, { timeoutMs: 2_000 });
+    const s = await SshSession.connect(target(port, pub(ed25519)), auth, { timeoutMs: 10_000 });
     const pending = elapsed(s.exec('true', { timeoutMs: 5_000 }));
     await new Promise((r) => setTimeout(r, 50));
     for (const c of toClient) c.write(Buffer.alloc(256, 0x41));
@@ -179,22 +179,22 @@ describe('step deadlines', () => {
 describe('host-key algorithm pin', () => {
   it('a host with ed25519 and ecdsa keys presents the pinned ecdsa key', async () => {
     const host = await fakeHost({ hostKeys: [ed25519.private, ecdsa.private] });
-    const s = await SshSession.connect(target(host.port, pub(ecdsa)), auth, { timeoutMs: 2_000 });
+    const s = await SshSession.connect(target(host.port, pub(ecdsa)), auth, { timeoutMs: 10_000 });
     expect(await s.exec('echo')).toMatchObject({ code: 0, stdout: 'ok\n' });
     s.close();
     // with a .pub-style comment too
-    const t = await SshSession.connect(target(host.port, `${pub(ed25519)} root@host`), auth, { timeoutMs: 2_000 });
+    const t = await SshSession.connect(target(host.port, `${pub(ed25519)} root@host`), auth, { timeoutMs: 10_000 });
     t.close();
   });
 
   it('a wrong key of the pinned type is a HostKeyError; a type the host lacks is a clear SshError', async () => {
     const host = await fakeHost({ hostKeys: [ed25519.private, ecdsa.private] });
-    const wrong = await elapsed(SshSession.connect(target(host.port, pub(otherEd25519)), auth, { timeoutMs: 2_000 }));
+    const wrong = await elapsed(SshSession.connect(target(host.port, pub(otherEd25519)), auth, { timeoutMs: 10_000 }));
     expect(wrong.error).toBeInstanceOf(HostKeyError);
     expect(wrong.error!.message).toMatch(/host key mismatch: the host presented SHA256:\S+ .*refusing to connect/);
 
     const onlyEd = await fakeHost({ hostKeys: [ed25519.private] });
-    const r = await elapsed(SshSession.connect(target(onlyEd.port, pub(ecdsa)), auth, { timeoutMs: 2_000 }));
+    const r = await elapsed(SshSession.connect(target(onlyEd.port, pub(ecdsa)), auth, { timeoutMs: 10_000 }));
     expect(r.error).toBeInstanceOf(SshError);
     expect(r.error!.message).toMatch(/the host offers no ecdsa-sha2-nistp256 host key/);
   });
@@ -202,7 +202,7 @@ describe('host-key algorithm pin', () => {
   it('an RSA pin negotiates an RSA host key', async () => {
     const rsa = generateKeyPairSync('rsa', { bits: 2048 });
     const host = await fakeHost({ hostKeys: [ed25519.private, rsa.private] });
-    const s = await SshSession.connect(target(host.port, pub(rsa)), auth, { timeoutMs: 2_000 });
+    const s = await SshSession.connect(target(host.port, pub(rsa)), auth, { timeoutMs: 10_000 });
     s.close();
   });
 });
