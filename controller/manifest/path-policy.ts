@@ -49,7 +49,7 @@ export const FORBIDDEN_TREES = [
   '/var/lib/dpkg',
   '/var/lib/apt',
   '/var/lib/systemd',
-  '/var/lib/natsfleet',
+  HOST_STATE_DIR,
   '/var/lib/natsfleet-controller',
   '/etc/natsfleet',
   '/etc/systemd',

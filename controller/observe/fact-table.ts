@@ -107,8 +107,8 @@ const MAX_HASHED_BYTES = 1024 * 1024;
 
 /** Metadata and the host-side hash only: natsfleet never reads a managed file's content back. */
 const fileFact = (p: string) =>
-  `if [ -L ${p} ]; then echo link; elif [ -f ${p} ]; then stat -c '%a %U %G %s' ${p}; ` +
-  `if [ "$(stat -c %s ${p})" -le ${MAX_HASHED_BYTES} ]; then sha256sum < ${p} | cut -c1-64; else echo large; fi; ` +
+  `if [ -L ${p} ]; then echo link; elif [ -f ${p} ]; then m=$(stat -c '%a %U %G %s' ${p}); echo "$m"; ` +
+  `if [ "\${m##* }" -le ${MAX_HASHED_BYTES} ]; then sha256sum < ${p} | cut -c1-64; else echo large; fi; ` +
   `elif [ -e ${p} ]; then echo other; else echo missing; fi`;
 
 /**

@@ -1,7 +1,10 @@
 // Owns natsfleet's own layout on a host: its state directory and what it keeps there (the record of
 // the last apply, the pending steps of an apply in progress, the lock, the ownership lists, the
 // backups). Observe reads these paths and apply writes them: both name them from here.
-export const STATE_DIR = '/var/lib/natsfleet';
+import { HOST_STATE_DIR } from '../manifest/path-policy.js';
+
+/** natsfleet's state directory on every host: one definition, also the path policy's (never a manifest's). */
+export const STATE_DIR = HOST_STATE_DIR;
 /** What natsfleet applied last (revision, time, file hashes and displays): the host's memory, for drift. */
 export const RECORD_PATH = `${STATE_DIR}/applied.json`;
 /** The steps of an apply in progress: an interrupted apply is finished by the next one. */

@@ -5,8 +5,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { HOST_STATE_DIR } from '../../controller/manifest/path-policy.js';
-import { STATE_DIR } from '../../controller/observe/host-layout.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CONTROLLER = join(ROOT, 'controller');
@@ -213,12 +211,6 @@ describe('the cycle finder', () => {
         ]),
       ),
     ).toEqual([]);
-  });
-});
-
-describe('one home for the host layout', () => {
-  it("the manifest's refused state directory is the layout's (manifest/ may not import observe/)", () => {
-    expect(HOST_STATE_DIR).toBe(STATE_DIR);
   });
 });
 
