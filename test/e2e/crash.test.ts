@@ -199,20 +199,8 @@ describe('locks', () => {
     const cli = async (...args: string[]) => {
       const out: string[] = [];
       const err: string[] = [];
-      const dir = s.dir;
       const code = await main(
-        [
-          'node',
-          'natsfleet',
-          'unlock',
-          ...args,
-          '--hosts',
-          dir,
-          '--ssh-key',
-          fleet.privateKeyPath,
-          '--secrets-dir',
-          fleet.secretsDir,
-        ],
+        ['node', 'natsfleet', 'unlock', ...args, ...s.cliFlags()],
         (l) => out.push(l),
         (l) => err.push(l),
       );

@@ -44,6 +44,11 @@ export class Scenario {
     writeFileSync(join(this.dir, `${this.host.name}.yaml`), dump(this.doc));
   }
 
+  /** The flags every CLI command that reaches the hosts of `dir` needs on the sandbox. */
+  cliFlags(dir = this.dir): string[] {
+    return ['--hosts', dir, '--ssh-key', this.fleet.privateKeyPath, '--secrets-dir', this.fleet.secretsDir];
+  }
+
   /** The sandbox's policy: secret files in the fleet's secrets directory, the default roots. */
   get policy() {
     return loadPolicyFrom({ secretsDir: this.fleet.secretsDir });

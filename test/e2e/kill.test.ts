@@ -17,20 +17,9 @@ function cli(
   args: string[],
   killAfterMs?: number,
 ): Promise<{ code: number | null; signal: string | null; out: string }> {
-  const child = spawn(
-    'node',
-    [
-      join(ROOT, 'bin/natsfleet.js'),
-      ...args,
-      '--hosts',
-      s.dir,
-      '--ssh-key',
-      fleet.privateKeyPath,
-      '--secrets-dir',
-      fleet.secretsDir,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn('node', [join(ROOT, 'bin/natsfleet.js'), ...args, ...s.cliFlags()], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));

@@ -279,20 +279,7 @@ describe('the CLI an operator runs (nats-sb-2)', () => {
   afterAll(() => s.close());
   const cli = async (...args: string[]) => {
     const lines: string[] = [];
-    const code = await main(
-      [
-        'node',
-        'natsfleet',
-        ...args,
-        '--hosts',
-        s.dir,
-        '--ssh-key',
-        fleet.privateKeyPath,
-        '--secrets-dir',
-        fleet.secretsDir,
-      ],
-      (l) => lines.push(l),
-    );
+    const code = await main(['node', 'natsfleet', ...args, ...s.cliFlags()], (l) => lines.push(l));
     return { code, out: lines.join('\n') };
   };
 

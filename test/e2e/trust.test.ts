@@ -394,21 +394,8 @@ describe('a pull request can only propose', () => {
     d.spec.proxy.envFile = '/data/nginx/canary.env';
     writeFileSync(join(dir, `${h3.name}.yaml`), dump(d));
     const lines: string[] = [];
-    const code = await main(
-      [
-        'node',
-        'natsfleet',
-        'plan',
-        '--output',
-        'json',
-        '--hosts',
-        dir,
-        '--ssh-key',
-        fleet.privateKeyPath,
-        '--secrets-dir',
-        fleet.secretsDir,
-      ],
-      (l) => lines.push(l),
+    const code = await main(['node', 'natsfleet', 'plan', '--output', 'json', ...s3.cliFlags(dir)], (l) =>
+      lines.push(l),
     );
     expect(code).toBe(2);
     const json = lines.join('\n');
