@@ -104,7 +104,7 @@ function setDebug(fleet: Fleet, debug: boolean) {
   for (const f of readdirSync(fleet.hostsDir)) {
     const p = join(fleet.hostsDir, f);
     const doc = load(readFileSync(p, 'utf8')) as NatsHost;
-    doc.spec.nats.logging = { debug };
+    doc.spec.nats!.logging = { debug };
     writeFileSync(p, dump(doc, { lineWidth: -1 }));
   }
 }
@@ -165,7 +165,7 @@ async function pushToServing(fleet: Fleet) {
     const trigger = i % 2 === 0 ? 'poll' : 'webhook';
     const payload = (2 + (i % 2)) * 1024 * 1024;
     const doc = load(readFileSync(file, 'utf8')) as NatsHost;
-    doc.spec.nats.maxPayload = payload;
+    doc.spec.nats!.maxPayload = payload;
     writeFileSync(file, dump(doc, { lineWidth: -1 }));
     const t = performance.now();
     commit(`max_payload ${payload}`);

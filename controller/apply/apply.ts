@@ -31,6 +31,13 @@ export interface ApplyInput {
   plan: HostPlan;
   credentials?: Credentials;
   revision: string;
+  /** How long the server may take to answer /healthz 200 after the service steps (default 60 s). */
+  verifyTimeoutSec?: number;
+  /**
+   * A last check once the host verified, before the apply is recorded (a cluster member: healthy and
+   * caught up with its peers, then settled). Problems fail the apply, which is rolled back.
+   */
+  gate?: () => Promise<string[]>;
   /** Called at each phase; tests use it to cut the connection mid-apply. */
   onPhase?: (phase: 'locked' | 'staged' | 'installing' | 'verifying') => void | Promise<void>;
 }
@@ -167,9 +174,18 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       await x.onPhase?.('verifying');
       const reloadedFrom =
         steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
-      const v = await verifyHost(session, { desired: d, credentials: x.credentials, reloadedFrom });
+      const v = await verifyHost(session, {
+        desired: d,
+        credentials: x.credentials,
+        reloadedFrom,
+        timeoutSec: x.verifyTimeoutSec,
+      });
+      const gate = v.ok && x.gate ? await x.gate() : [];
       if (!v.ok) {
         failure = `verification failed: ${v.problems.join('; ')}`;
+        failureReason = 'verify-failed';
+      } else if (gate.length) {
+        failure = `not healthy and caught up: ${gate.join('; ')}`;
         failureReason = 'verify-failed';
       } else if (typeof v.varz?.config_load_time === 'string') configLoadTime = v.varz.config_load_time;
     }

@@ -20,6 +20,10 @@ export type FailureReason =
   | 'config-rejected'
   | 'step-failed'
   | 'verify-failed'
+  // A cluster member whose server cannot go down now without risking quorum (retried: it may recover).
+  | 'quorum'
+  // A cluster member not reached because the rollout stopped at an earlier member that failed.
+  | 'rollout-halted'
   | 'internal';
 
 /** Reasons a retry soon cannot cure: a person must change the manifest, a secret or the host. */

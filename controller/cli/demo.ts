@@ -28,9 +28,10 @@ export type RunCli = (argv: string[], out: (line: string) => void) => Promise<nu
 /** The example manifest `doc`, pointed at sandbox host `h` and at images the sandbox has. */
 function pointAtSandbox(doc: NatsHost, h: SandboxHost, tokenPath: string) {
   doc.spec.ssh = { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey };
-  doc.spec.nats.image = NATS_TAGS[0];
+  const nats = (doc.spec.nats ??= {});
+  nats.image = NATS_TAGS[0];
   // Secrets stay out of Git: the example's {env: NATS_EU1_TOKEN} becomes the sandbox's token file.
-  if (doc.spec.nats.auth?.token?.env) doc.spec.nats.auth.token = { file: tokenPath };
+  if (nats.auth?.token?.env) nats.auth.token = { file: tokenPath };
   return doc;
 }
 

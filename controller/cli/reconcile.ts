@@ -11,7 +11,7 @@ import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './polic
 import { integerRange } from '../gitops/config.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
-import { formatPlan, lockText, planSummary } from '../plan/format.js';
+import { formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
 import { formatApply, formatTable } from '../report/terminal.js';
 import { localRevision } from '../source/revision.js';
 import { scanHostKey } from '../transport/ssh.js';
@@ -43,6 +43,9 @@ function statusReason(r: HostRun): string {
   return parts.join('; ') || '-';
 }
 
+/** Each cluster's rollout once (every member's run carries the same value). */
+const rollouts = (runs: readonly HostRun[]) => [...new Set(runs.flatMap((r) => (r.rollout ? [r.rollout] : [])))];
+
 function sshKey(opts: Common): Buffer {
   const path = opts.sshKey ?? process.env.NATSFLEET_SSH_KEY;
   if (!path) throw new Error('no SSH private key: pass --ssh-key PATH or set NATSFLEET_SSH_KEY');
@@ -57,7 +60,11 @@ async function run(opts: Common, apply: boolean, out: (l: string) => void): Prom
     out('error: invalid manifests: nothing was run on any host');
     return undefined;
   }
-  const selected = opts.host.length ? hosts.filter((h) => opts.host.includes(h.name)) : hosts;
+  // A cluster member brings its whole cluster: a rollout judges quorum on every member.
+  const clustersOf = new Set(hosts.filter((h) => opts.host.includes(h.name) && h.cluster).map((h) => h.cluster!.name));
+  const selected = opts.host.length
+    ? hosts.filter((h) => opts.host.includes(h.name) || (h.cluster && clustersOf.has(h.cluster.name)))
+    : hosts;
   const unknown = opts.host.filter((n) => !hosts.some((h) => h.name === n));
   if (unknown.length) {
     out(`error: no host named ${unknown.join(', ')} in ${opts.hosts}`);
@@ -104,6 +111,7 @@ export function reconcileCommands(
     if (opts.output === 'json') out(JSON.stringify(plans, null, 2));
     else {
       for (const p of plans) out(formatPlan(p));
+      for (const r of rollouts(runs)) out(formatRollout(r));
       out(planSummary(plans));
     }
     setCode(
@@ -127,7 +135,10 @@ export function reconcileCommands(
           2,
         ),
       );
-    else for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
+    else {
+      for (const r of rollouts(runs)) out(formatRollout(r));
+      for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
+    }
     const ok = runs.every((r) => isSuccessful(r.apply));
     setCode(ok ? 0 : 1);
   });

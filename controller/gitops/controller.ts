@@ -42,6 +42,7 @@ import {
   overallPlanStatus,
   planStatus,
   shouldDeploy,
+  withWholeClusters,
   staleRetries,
   untrustedReason,
 } from './decide.js';
@@ -179,7 +180,7 @@ export class Controller {
     const { targets, failures } = await this.prepare(loaded.hosts);
     const newRevision = head !== this.state.appliedRevision;
     const now = this.now();
-    const todo = targets.filter((t) =>
+    const due = targets.filter((t) =>
       shouldDeploy(
         this.state.retries[t.desired.name],
         head,
@@ -188,6 +189,8 @@ export class Controller {
         this.state.hostFingerprints[t.desired.name],
       ),
     );
+    const named = (t: Target) => ({ name: t.desired.name, cluster: t.spec.cluster?.name, t });
+    const todo = withWholeClusters(due.map(named), targets.map(named)).map((x) => x.t);
     // A host that cannot be rendered (a secret refused or missing) fails on its own, with backoff.
     const failing = failures.filter((f) => shouldDeploy(this.state.retries[f.host], head, now, undefined, undefined));
     // A retry the branch no longer asks for (a revert of the failing commit, a host removed) is dropped.
@@ -305,7 +308,11 @@ export class Controller {
   ): Promise<string> {
     const log = this.d.log.child({ pull: pr.number, sha: shortRev(head) });
     const pull = await this.load(head);
-    const changed = pull.hosts.filter((h) => baseFiles.get(h.file) !== pull.files.find((f) => f.path === h.file)?.text);
+    const fileChanged = (path: string) => baseFiles.get(path) !== pull.files.find((f) => f.path === path)?.text;
+    // A host changes with its own manifest or its cluster's; a cluster is planned with all its members.
+    const touched = pull.hosts.filter((h) => fileChanged(h.file) || (h.cluster && fileChanged(h.cluster.file)));
+    const named = (h: HostSpec) => ({ name: h.name, cluster: h.cluster?.name, h });
+    const changed = withWholeClusters(touched.map(named), pull.hosts.map(named)).map((x) => x.h);
     if (pull.errors.length) {
       await this.status(head, STATUS_CONTEXT, 'failure', `invalid manifests: ${pull.errors[0]}`);
       log.warn({ errors: pull.errors.length }, 'pull request has invalid manifests');

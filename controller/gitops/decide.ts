@@ -36,6 +36,18 @@ export function nextRetry(
   return { revision, attempts, nextAttemptAt: now + delay, lastError: error, ...(reason ? { reason } : {}) };
 }
 
+/**
+ * The hosts a deploy takes: those due, and every other member of a cluster one of them is in (a rollout
+ * judges quorum on all members; members with nothing to do stay unchanged).
+ */
+export function withWholeClusters<T extends { name: string; cluster?: string }>(
+  due: readonly T[],
+  all: readonly T[],
+): T[] {
+  const clusters = new Set(due.flatMap((h) => (h.cluster ? [h.cluster] : [])));
+  return all.filter((h) => due.includes(h) || (h.cluster !== undefined && clusters.has(h.cluster)));
+}
+
 /** Whether a host of revision `head` is deployed now: a due retry, or a desired state not yet applied. */
 export function shouldDeploy(
   retry: HostRetry | undefined,

@@ -2,9 +2,31 @@
 // works on. The schema is the one source of literal defaults (ajv fills them in while validating);
 // only the defaults derived from other fields are computed here.
 import { posix } from 'node:path';
-import type { Nats, NatsHost, Proxy, Ssh } from './natshost.gen.js';
+import type { Nats, NatsHost, Proxy, Secret, Ssh } from './natshost.gen.js';
 
 type JetStream = NonNullable<Nats['jetstream']>;
+
+export interface ClusterMember {
+  host: string;
+  routeAddress: string;
+  /** The member's NATS server_name (known once every member's manifest is loaded). */
+  serverName?: string;
+}
+
+/** What a member's rendering needs of its cluster. */
+export interface HostCluster {
+  name: string;
+  file: string;
+  routePort: number;
+  /** How the other members reach this one. */
+  routeAddress: string;
+  /** The other members. */
+  peers: ClusterMember[];
+  /** Every member's host name, in the manifest's order. */
+  members: string[];
+  routeAuth?: { user: string; password: Secret };
+  rollout: { maxUnavailable: number; settle: string; timeout: string; settleMs: number; timeoutMs: number };
+}
 
 export interface HostSpec {
   name: string;
@@ -21,6 +43,8 @@ export interface HostSpec {
   proxy: Required<Omit<Proxy, 'domain' | 'email'>> & Pick<Proxy, 'domain' | 'email'>;
   policy: { selfHeal: boolean };
   state: 'present' | 'absent';
+  /** Set when a NatsCluster lists this host as a member. */
+  cluster?: HostCluster;
 }
 
 /** Untagged or `:latest` images are pulled on every start, pinned ones only when missing (Kubernetes' rule). */
@@ -33,7 +57,8 @@ export function defaultPullPolicy(image: string): 'Always' | 'IfNotPresent' {
 
 /** Applies the derived defaults. `doc` must have passed schema validation, which filled in the literal ones. */
 export function toHostSpec(doc: NatsHost, file: string): HostSpec {
-  const { ssh, nats: n, proxy, policy, state } = doc.spec;
+  const { ssh, proxy, policy, state } = doc.spec;
+  const n = doc.spec.nats!;
   const js = n.jetstream!;
   return {
     name: doc.metadata.name,
@@ -41,8 +66,8 @@ export function toHostSpec(doc: NatsHost, file: string): HostSpec {
     labels: doc.metadata.labels ?? {},
     ssh: ssh as Required<Ssh>,
     nats: {
-      image: n.image,
-      imagePullPolicy: n.imagePullPolicy ?? defaultPullPolicy(n.image),
+      image: n.image!,
+      imagePullPolicy: n.imagePullPolicy ?? defaultPullPolicy(n.image!),
       containerName: n.containerName!,
       serverName: n.serverName ?? doc.metadata.name,
       clientPort: n.clientPort!,

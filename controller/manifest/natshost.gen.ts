@@ -2,12 +2,11 @@
 /* eslint-disable */
 
 export type LabelValue = string;
-export type DockerImage = string;
 export type AbsolutePath = string;
 export type Size = string | number;
 
 /**
- * One NATS server on one Linux host, reconciled by natsfleet over SSH.
+ * One NATS server on one Linux host, reconciled by natsfleet over SSH; several join a cluster through a NatsCluster manifest.
  */
 export interface NatsHost {
   apiVersion: 'natsfleet/v1alpha1';
@@ -26,7 +25,7 @@ export interface NatsHost {
   };
   spec: {
     ssh: Ssh;
-    nats: Nats;
+    nats?: Nats;
     proxy?: Proxy;
     policy?: {
       /**
@@ -53,7 +52,10 @@ export interface Ssh {
   hostKey: string;
 }
 export interface Nats {
-  image: DockerImage;
+  /**
+   * The NATS server image. Required here unless the host's NatsCluster sets it (spec.nats.image there).
+   */
+  image?: string;
   /**
    * Always: try a pull before every start; IfNotPresent: pull only when the image is missing; Never. Default: Always for ':latest' or untagged images, otherwise IfNotPresent (the Kubernetes rule).
    */

@@ -1,10 +1,11 @@
-// Owns JSON Schema validation of a NatsHost document: the compiled schema from schemas/,
-// defaults filled in from it, and ajv's errors turned into messages a person can act on.
+// Owns JSON Schema validation of NatsHost and NatsCluster documents: the compiled schemas from schemas/,
+// defaults filled in from them, and ajv's errors turned into messages a person can act on.
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { packagePath } from '../package-root.js';
 import type { NatsHost } from './natshost.gen.js';
+import type { NatsCluster } from './natscluster.gen.js';
 
 // ajv-formats is CommonJS: under NodeNext its default export arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
@@ -18,6 +19,10 @@ const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, useD
 addFormats(ajv, ['ipv4']);
 ajv.addKeyword({ keyword: 'x-hint', schemaType: 'string' });
 const validateFn = ajv.compile<NatsHost>(natsHostSchema);
+// Refers to the NatsHost schema's definitions (by its $id), compiled above.
+const validateClusterFn = ajv.compile<NatsCluster>(
+  JSON.parse(readFileSync(packagePath('schemas', 'natscluster.schema.json'), 'utf8')),
+);
 
 export interface SchemaError {
   path: string;
@@ -59,11 +64,12 @@ function describe(e: ErrorObject): SchemaError {
  * Validates `doc` in place (schema defaults are filled in) and returns one error per problem.
  * A value that is wrong in several ways is reported once: the first, most specific reason wins.
  */
-export function validateSchema(doc: unknown): SchemaError[] {
-  if (validateFn(doc)) return [];
+export function validateSchema(doc: unknown, kind: 'NatsHost' | 'NatsCluster' = 'NatsHost'): SchemaError[] {
+  const validate = kind === 'NatsCluster' ? validateClusterFn : validateFn;
+  if (validate(doc)) return [];
   const seen = new Set<string>();
   const out: SchemaError[] = [];
-  for (const e of validateFn.errors ?? []) {
+  for (const e of validate.errors ?? []) {
     // A bad label key yields a pattern error and a propertyNames error: keep the latter, which names the key.
     if (e.schemaPath.includes('/propertyNames/')) continue;
     const d = describe(e);

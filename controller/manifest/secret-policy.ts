@@ -26,13 +26,22 @@ export const isControllerEnv = (name: string) => CONTROLLER_ENV.test(name);
 export interface SecretRef {
   field: string;
   ref: Secret;
+  /** The reference is written in the host's NatsCluster manifest (checked there), not in its own. */
+  inCluster?: boolean;
 }
 
+/** The field of a host's cluster's route password, as messages name it. */
+export const routePasswordField = (h: HostSpec) =>
+  `spec.routeAuth.password of NatsCluster ${h.cluster!.name} (${h.cluster!.file})`;
+
+/** Every secret a host's rendering needs: its own, and its cluster's route password. */
 export function secretRefs(h: HostSpec): SecretRef[] {
   const a = h.nats.auth;
   const out: SecretRef[] = [];
   if (a?.token) out.push({ field: 'spec.nats.auth.token', ref: a.token });
   if (a?.password) out.push({ field: 'spec.nats.auth.password', ref: a.password });
+  const route = h.cluster?.routeAuth?.password;
+  if (route) out.push({ field: routePasswordField(h), ref: route, inCluster: true });
   return out;
 }
 
@@ -59,8 +68,8 @@ export function secretRefProblem(ref: Secret, policy: SecretPolicy): string | un
 
 /** Findings of the secret policy for one manifest, by field. */
 export function checkSecretPolicy(h: HostSpec, policy: SecretPolicy): { path: string; message: string }[] {
-  return secretRefs(h).flatMap(({ field, ref }) => {
-    const problem = secretRefProblem(ref, policy);
+  return secretRefs(h).flatMap(({ field, ref, inCluster }) => {
+    const problem = !inCluster && secretRefProblem(ref, policy);
     return problem ? [{ path: field, message: problem }] : [];
   });
 }

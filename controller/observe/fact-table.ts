@@ -78,6 +78,12 @@ function dockerAnswers(m: Marked): Partial<Record<(typeof DOCKER_ANSWERS)[number
 }
 
 export const MONITOR_PATHS = ['healthz', 'varz', 'jsz'] as const;
+/**
+ * What monitoring is asked, in order: a cluster member's /jsz also lists every stream and consumer it
+ * holds with their RAFT replicas (currency), and /routez its routes.
+ */
+export const monitorPaths = (d: DesiredHost): string[] =>
+  d.cluster ? ['healthz', 'varz', 'jsz?accounts=true&streams=true&consumers=true', 'routez'] : [...MONITOR_PATHS];
 
 function parseContainer(a: HttpFact | undefined): ContainerFact {
   const c =
@@ -283,7 +289,15 @@ const ports: Fact<'ports'> = {
   shell: ({ d }) => [
     section('ports'),
     `ss -Htlnp 2>/dev/null | awk '{print $4, $6}'`,
-    section('ports-wanted', [d.nats.clientPort, d.nats.httpPort, ...(d.proxy ? [80, 443] : [])].join(',')),
+    section(
+      'ports-wanted',
+      [
+        d.nats.clientPort,
+        d.nats.httpPort,
+        ...(d.cluster ? [d.cluster.routePort] : []),
+        ...(d.proxy ? [80, 443] : []),
+      ].join(','),
+    ),
   ],
   parse: (m) => {
     const wanted = m.arg('ports-wanted').split(',').filter(Boolean).map(Number);
@@ -303,21 +317,22 @@ const ports: Fact<'ports'> = {
   },
 };
 
-const monitor: Fact<'healthz' | 'varz' | 'jsz'> = {
-  provides: ['healthz', 'varz', 'jsz'],
+const monitor: Fact<'healthz' | 'varz' | 'jsz' | 'routez'> = {
+  provides: ['healthz', 'varz', 'jsz', 'routez'],
   shell: ({ d }) => [
     section('monitor'),
     curlMany(
       [],
-      MONITOR_PATHS.map((p) => `http://${monitorAddress(d)}/${p}`),
+      monitorPaths(d).map((p) => `http://${monitorAddress(d)}/${p}`),
     ),
   ],
   parse: (m) => {
-    const [healthz, varz, jsz] = httpAnswers(m.lines('monitor').join('\n'));
+    const [healthz, varz, jsz, routez] = httpAnswers(m.lines('monitor').join('\n'));
     return {
       healthz: healthz && healthz.status > 0 ? { status: healthz.status, body: healthz.body.trim() } : undefined,
       varz: varz?.status === 200 ? json(varz.body) : undefined,
       jsz: jsz?.status === 200 ? json(jsz.body) : undefined,
+      routez: routez?.status === 200 ? json(routez.body) : undefined,
     };
   },
 };

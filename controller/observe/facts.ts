@@ -48,6 +48,14 @@ export interface PortFact {
   process?: string;
 }
 
+/** A RAFT peer as a leader sees it: `current` once it has caught up. */
+export interface ReplicaFact {
+  name: string;
+  current?: boolean;
+  offline?: boolean;
+  lag?: number;
+}
+
 export interface HttpFact {
   status: number;
   body: string;
@@ -99,13 +107,39 @@ export interface HostFacts {
   proxy: { container: ContainerFact; volume: boolean };
   ports: PortFact[];
   healthz?: HttpFact;
-  varz?: { server_name?: string; version?: string; config_load_time?: string; start?: string };
+  varz?: {
+    server_id?: string;
+    server_name?: string;
+    version?: string;
+    config_load_time?: string;
+    config_digest?: string;
+    start?: string;
+  };
   jsz?: {
     config?: { max_memory?: number; max_storage?: number; store_dir?: string };
     /** What the running JetStream holds (a store that would be hidden by a move must be empty). */
     streams?: number;
     bytes?: number;
+    /** The JetStream meta group as this server sees it (cluster members only). */
+    meta_cluster?: {
+      name?: string;
+      leader?: string;
+      cluster_size?: number;
+      /** Only on the meta leader: how it sees the other peers. */
+      replicas?: ReplicaFact[];
+    };
+    /** Cluster members: every stream (and its consumers) this server holds a replica of. */
+    account_details?: {
+      name?: string;
+      stream_detail?: {
+        name: string;
+        cluster?: { leader?: string; replicas?: ReplicaFact[] };
+        consumer_detail?: { name: string; cluster?: { leader?: string; replicas?: ReplicaFact[] } }[];
+      }[];
+    }[];
   };
+  /** Cluster members: the server's routes (several per peer from 2.10: route pooling). */
+  routez?: { routes?: { remote_id?: string; remote_name?: string }[] };
   record?: AppliedRecord;
   /** Dedicated directories natsfleet created on this host (its ownership record). */
   ownedDirs: string[];

@@ -1,6 +1,7 @@
 // Owns the human-readable text of plans (for the terminal and logs); apply results and status tables
 // are reporting (report/terminal.ts).
 import type { HostPlan } from './types.js';
+import type { RolloutPlan } from './rollout.js';
 
 const SYMBOL = { create: '+', update: '~', delete: '-', 'no-op': ' ' } as const;
 
@@ -44,4 +45,34 @@ export function planSummary(plans: readonly HostPlan[]): string {
   const blocked = plans.filter((p) => p.blocked.length).length;
   const unchanged = plans.length - changing - unknown;
   return `Plan: ${changing} host(s) to change, ${unchanged} unchanged, ${blocked} blocked, ${unknown} unreachable.`;
+}
+
+/** A cluster's rollout: its health as observed, the order and batches, the gates and what is blocked. */
+export function formatRollout(r: RolloutPlan): string {
+  const h = r.health;
+  const lines = [
+    `cluster ${r.cluster}: ${h.up.length} of ${h.size} members healthy` +
+      (h.jetstream ? `, JetStream meta leader ${h.metaLeader ?? 'none'}` : ''),
+  ];
+  for (const d of h.down) lines.push(`  ! ${d.host}: ${d.why}`);
+  for (const [host, problems] of Object.entries(h.members)) for (const p of problems) lines.push(`  ! ${host} ${p}`);
+  for (const b of h.behind) lines.push(`  ! behind: ${b}`);
+  const moving = r.members.filter((m) => !['none', 'unknown'].includes(m.action));
+  if (!moving.length) lines.push('  rollout: nothing to do');
+  else {
+    lines.push(`  rollout${r.coldStart ? ' (cold start: all members together)' : ''}:`);
+    let n = 0;
+    for (const batch of r.batches) {
+      n++;
+      const what = batch.map((host) => {
+        const m = r.members.find((x) => x.host === host)!;
+        return `${host} (${m.action}${m.metaLeader ? ', meta leader: last' : ''})`;
+      });
+      lines.push(`    ${n}. ${what.join(' + ')}`);
+    }
+    for (const m of r.members.filter((x) => x.action === 'blocked' || r.blocked[x.host]))
+      lines.push(`    - ${m.host}: blocked${r.blocked[m.host] ? ` (${r.blocked[m.host].join('; ')})` : ''}`);
+    for (const g of r.gates) lines.push(`  gate: ${g}`);
+  }
+  return lines.join('\n');
 }

@@ -29,7 +29,7 @@ export function prerequisites(d: DesiredHost, f: HostFacts): string[] {
   if (d.state === 'present') {
     for (const p of f.ports) {
       if (!p.held) continue;
-      const natsPort = p.port === d.nats.clientPort || p.port === d.nats.httpPort;
+      const natsPort = [d.nats.clientPort, d.nats.httpPort, d.cluster?.routePort].includes(p.port);
       const ours = natsPort
         ? f.container.running === true && p.process === 'docker-proxy'
         : f.proxy.container.running === true && p.process === 'nginx';

@@ -62,6 +62,17 @@ export interface VerifyExpectations {
   auth: { kind: 'none' } | { kind: 'token' } | { kind: 'user-password'; user: string };
 }
 
+/** The host's place in a NatsCluster: what facts, plans and rollouts check of its routes. */
+export interface ClusterMembership {
+  name: string;
+  routePort: number;
+  routeAddress: string;
+  /** The other members, with their NATS server names. */
+  peers: { host: string; serverName: string; routeAddress: string }[];
+  /** Every member's host name, in the manifest's order. */
+  members: string[];
+}
+
 export interface DesiredHost {
   name: string;
   state: 'present' | 'absent';
@@ -75,6 +86,7 @@ export interface DesiredHost {
   nats: NatsService;
   proxy?: ProxyService;
   verify: VerifyExpectations;
+  cluster?: ClusterMembership;
 }
 
 export const MANAGED_HEADER = 'Managed by natsfleet: changes made by hand are reported as drift and may be reverted.';

@@ -9,7 +9,8 @@ import { dedicatedRoot, DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest
 import { sizeInBytes } from '../manifest/rules.js';
 import { isPlaintext, type SecretResolver } from '../secrets/resolve.js';
 import type { DesiredHost, DirArtifact, FileArtifact, VerifyExpectations } from './artifact.js';
-import { containerConfPath, renderNatsConfig, type ResolvedAuth } from './nats-config.js';
+import { containerConfPath, renderNatsConfig, type ResolvedAuth, type ResolvedRouteAuth } from './nats-config.js';
+import { routePasswordField } from '../manifest/secret-policy.js';
 import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
 import {
   PROXY_CONTAINER,
@@ -47,6 +48,13 @@ function resolveAuth(h: HostSpec, resolve: SecretResolver): ResolvedAuth | undef
   return { user: a.user, password: resolve(a.password!, 'spec.nats.auth.password') };
 }
 
+function resolveRouteAuth(h: HostSpec, resolve: SecretResolver, forUrl: boolean): ResolvedRouteAuth | undefined {
+  const r = h.cluster?.routeAuth;
+  if (!r) return undefined;
+  const password = resolve(r.password, routePasswordField(h));
+  return { user: r.user, password, passwordInUrl: forUrl ? encodeURIComponent(password) : password };
+}
+
 /** What verification expects of the running server (JetStream limits in bytes, the kind of auth). */
 function verifyExpectations(h: HostSpec): VerifyExpectations {
   const { jetstream: js, auth } = h.nats;
@@ -61,13 +69,15 @@ function verifyExpectations(h: HostSpec): VerifyExpectations {
 
 export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPolicy = DEFAULT_PATH_POLICY): DesiredHost {
   const n = h.nats;
-  const secretInFile = isPlaintext(n.auth?.token) || isPlaintext(n.auth?.password);
+  const secretInFile =
+    isPlaintext(n.auth?.token) || isPlaintext(n.auth?.password) || isPlaintext(h.cluster?.routeAuth?.password);
   const files: FileArtifact[] = [
     rootFile({
       id: 'nats-config',
       path: n.confFile,
-      content: renderNatsConfig(h, resolveAuth(h, resolve)),
-      display: renderNatsConfig(h, resolveAuth(h, placeholderSecrets)),
+      content: renderNatsConfig(h, resolveAuth(h, resolve), resolveRouteAuth(h, resolve, true)),
+      // Placeholders stay readable inside route URLs (never URL-encoded).
+      display: renderNatsConfig(h, resolveAuth(h, placeholderSecrets), resolveRouteAuth(h, placeholderSecrets, false)),
       // The seed uses 0644; a config holding a plaintext token or password is kept from other users.
       mode: secretInFile ? '0600' : '0644',
       sensitive: secretInFile,
@@ -122,5 +132,16 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
         }
       : undefined,
     verify: verifyExpectations(h),
+    cluster: h.cluster && {
+      name: h.cluster.name,
+      routePort: h.cluster.routePort,
+      routeAddress: h.cluster.routeAddress,
+      peers: h.cluster.peers.map((p) => ({
+        host: p.host,
+        serverName: p.serverName ?? p.host,
+        routeAddress: p.routeAddress,
+      })),
+      members: h.cluster.members,
+    },
   };
 }

@@ -9,6 +9,7 @@ export const CONTAINER_CONF_DIR = '/etc/nats';
 export const CONTAINER_DATA_DIR = '/data';
 export const CONTAINER_CLIENT_PORT = 4222;
 export const CONTAINER_HTTP_PORT = 8222;
+export const CONTAINER_ROUTE_PORT = 6222;
 
 export const containerConfPath = (h: HostSpec) => posix.join(CONTAINER_CONF_DIR, posix.basename(h.nats.confFile));
 
@@ -24,6 +25,13 @@ export interface ResolvedAuth {
   password?: string;
 }
 
+/** Route credentials: the password as it sits in the config, and as it sits in a route URL. */
+export interface ResolvedRouteAuth {
+  user: string;
+  password: string;
+  passwordInUrl: string;
+}
+
 /**
  * A NATS string literal. Every value reaching here is schema-restricted or a checked secret (no quote,
  * backslash or newline).
@@ -34,7 +42,30 @@ const str = (s: string) => {
 };
 const size = (v: string | number) => (typeof v === 'number' ? String(v) : v);
 
-export function renderNatsConfig(h: HostSpec, auth: ResolvedAuth | undefined): string {
+/** `cluster {}`: the routes to the other members, this member's advertised address, route credentials. */
+function clusterBlock(h: HostSpec, route: ResolvedRouteAuth | undefined): string[] {
+  const c = h.cluster!;
+  const cred = route ? `${encodeURIComponent(route.user)}:${route.passwordInUrl}@` : '';
+  return [
+    '',
+    'cluster {',
+    `  name: ${str(c.name)}`,
+    `  listen: ${str(`0.0.0.0:${CONTAINER_ROUTE_PORT}`)}`,
+    // Peers reach this member through the host's published port, not the container's own address.
+    `  advertise: ${str(`${c.routeAddress}:${c.routePort}`)}`,
+    // Clients are not told the containers' addresses (unreachable from outside the host).
+    '  no_advertise: true',
+    ...(route
+      ? ['  authorization {', `    user: ${str(route.user)}`, `    password: ${str(route.password)}`, '  }']
+      : []),
+    '  routes: [',
+    ...c.peers.map((p) => `    ${str(`nats-route://${cred}${p.routeAddress}:${c.routePort}`)}`),
+    '  ]',
+    '}',
+  ];
+}
+
+export function renderNatsConfig(h: HostSpec, auth: ResolvedAuth | undefined, route?: ResolvedRouteAuth): string {
   const n = h.nats;
   const lines = [
     `# ${MANAGED_HEADER}`,
@@ -63,5 +94,6 @@ export function renderNatsConfig(h: HostSpec, auth: ResolvedAuth | undefined): s
     if (n.jetstream.maxFile !== undefined) lines.push(`  max_file_store: ${size(n.jetstream.maxFile)}`);
     lines.push('}');
   }
+  if (h.cluster) lines.push(...clusterBlock(h, route));
   return `${lines.join('\n')}\n`;
 }

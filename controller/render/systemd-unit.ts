@@ -10,6 +10,7 @@ import {
   CONTAINER_CONF_DIR,
   CONTAINER_DATA_DIR,
   CONTAINER_HTTP_PORT,
+  CONTAINER_ROUTE_PORT,
   containerConfPath,
 } from './nats-config.js';
 
@@ -39,6 +40,7 @@ export function dockerRunArgv(h: HostSpec): string[] {
     `${n.clientPort}:${CONTAINER_CLIENT_PORT}`,
     '-p',
     `${n.httpBind}:${n.httpPort}:${CONTAINER_HTTP_PORT}`,
+    ...(h.cluster ? ['-p', `${h.cluster.routePort}:${CONTAINER_ROUTE_PORT}`] : []),
     '-v',
     `${posix.dirname(n.confFile)}:${CONTAINER_CONF_DIR}:ro`,
     '-v',

@@ -125,10 +125,10 @@ const ONLY: Record<string, readonly string[]> = {
 };
 
 /**
- * The one module allowed lines over 120 columns: generated from the schema's descriptions by
- * scripts/gen-types.mjs, so its long lines are fixed in the schema, not here.
+ * The modules allowed lines over 120 columns: generated from the schemas' descriptions by
+ * scripts/gen-types.mjs, so their long lines are fixed in the schemas, not here.
  */
-const GENERATED = 'manifest/natshost.gen.ts';
+const isGenerated = (file: string) => /^manifest\/[a-z]+\.gen\.ts$/.test(file);
 
 const FILES = sources();
 const GRAPH = new Map(FILES.map((f) => [f, importsOf(f)]));
@@ -223,7 +223,7 @@ describe('every module under controller/', () => {
   it('has no line over 120 columns (template literals included)', () => {
     const over: string[] = [];
     for (const f of FILES) {
-      if (f === GENERATED) continue;
+      if (isGenerated(f)) continue;
       const long = readFileSync(join(CONTROLLER, f), 'utf8')
         .split('\n')
         .map((line, i) => ({ line: i + 1, width: [...line].length }))

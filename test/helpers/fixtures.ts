@@ -7,9 +7,11 @@ import { secretResolver } from '../../controller/secrets/resolve.js';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const FIXTURE_TOKEN = 'fixture-token-not-a-secret';
+/** Characters a route URL must encode. */
+export const FIXTURE_ROUTE_PASSWORD = 'route/p@ss:word%';
 
 export const fixtureSecrets = secretResolver({
-  env: { NATS_EU1_TOKEN: FIXTURE_TOKEN },
+  env: { NATS_EU1_TOKEN: FIXTURE_TOKEN, NATS_CORE_ROUTE_PASSWORD: FIXTURE_ROUTE_PASSWORD },
   readFile: (path) => {
     if (path === '/etc/natsfleet/secrets/edge-token') return `${FIXTURE_TOKEN}-from-file\n`;
     throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
@@ -26,7 +28,7 @@ export function readDir(dir: string): ManifestFile[] {
 /** Every valid manifest the project ships or tests with. */
 export function allGoodHosts() {
   const out = [];
-  for (const dir of ['hosts', 'test/fixtures/hosts']) {
+  for (const dir of ['hosts', 'test/fixtures/hosts', 'test/fixtures/clusters']) {
     const { hosts, problems } = loadManifests(readDir(dir));
     const errors = problems.filter((p) => p.severity === 'error');
     if (errors.length) throw new Error(`fixtures invalid: ${JSON.stringify(errors)}`);

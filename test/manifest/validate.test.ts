@@ -87,7 +87,12 @@ const cases: Case[] = [
   ],
   ['wrong kind', (d) => (d.kind = 'Deployment'), 'kind', /must be NatsHost/],
   ['wrong apiVersion', (d) => (d.apiVersion = 'v1'), 'apiVersion', /natsfleet\/v1alpha1/],
-  ['missing spec.nats', (d) => delete d.spec.nats, 'spec.nats', /is required/],
+  [
+    'missing spec.nats (no image anywhere)',
+    (d) => delete d.spec.nats,
+    'spec.nats.image',
+    /is required \(or in its NatsCluster's spec.nats\)/,
+  ],
   ['missing pinned host key', (d) => delete d.spec.ssh.hostKey, 'spec.ssh.hostKey', /is required/],
   ['malformed host key', (d) => (d.spec.ssh.hostKey = 'AAAA'), 'spec.ssh.hostKey', /public host key/],
   [

@@ -1,0 +1,163 @@
+// Owns the health of a NATS cluster from its members' facts (pure): which members are up, whether each
+// member's routes reach every running peer, who the JetStream meta leader is, which streams or consumers
+// have a replica behind (as their RAFT leader sees it: a follower's view of its peers is stale), and
+// whether the cluster can lose some members and keep its quorum (the rollout's gates).
+import { quorum } from '../manifest/cluster-spec.js';
+import type { HostFacts, ReplicaFact } from '../observe/facts.js';
+
+export interface MemberFacts {
+  host: string;
+  serverName: string;
+  /** Undefined when the member could not be observed. */
+  facts?: HostFacts;
+}
+
+export interface ClusterHealth {
+  size: number;
+  /** Members whose full /healthz answers 200. */
+  up: string[];
+  /** Members not answering or unhealthy, each with why. */
+  down: { host: string; why: string }[];
+  /** The JetStream meta leader's host, when every member that is up agrees on one. */
+  metaLeader?: string;
+  /** Per member that is up: what is missing (routes, meta leader, cluster size). */
+  members: Record<string, string[]>;
+  /** Streams and consumers with a replica that is not current, as their leader sees it. */
+  behind: string[];
+  jetstream: boolean;
+}
+
+const distinct = <T>(xs: T[]) => [...new Set(xs)];
+
+function whyDown(m: MemberFacts): string | undefined {
+  const f = m.facts;
+  if (!f) return 'not observed';
+  if (!f.container.running) return `not running (service ${f.unit.activeState})`;
+  if (!f.healthz) return 'monitoring does not answer';
+  if (f.healthz.status !== 200) return `/healthz ${f.healthz.status} ${f.healthz.body.slice(0, 120)}`.trim();
+  return undefined;
+}
+
+/** Peers (up) that `m` has no route to: matched by server id (every version), or by name (2.10+). */
+function missingRoutes(m: MemberFacts, up: MemberFacts[]): string[] {
+  const routes = m.facts?.routez?.routes ?? [];
+  const ids = new Set(routes.map((r) => r.remote_id));
+  const names = new Set(routes.map((r) => r.remote_name).filter(Boolean));
+  return up
+    .filter((p) => p.host !== m.host)
+    .filter((p) => !ids.has(p.facts?.varz?.server_id) && !names.has(p.serverName))
+    .map((p) => p.host);
+}
+
+const notCurrent = (r: ReplicaFact) => r.offline === true || r.current !== true;
+
+/** Every stream and consumer some member holds, judged from its leader's own view. */
+function behindAssets(all: MemberFacts[]): string[] {
+  const byServer = new Map(all.map((m) => [m.serverName, m]));
+  const out: string[] = [];
+  const judge = (what: string, leader: string | undefined, viewOf: (m: MemberFacts) => ReplicaFact[] | undefined) => {
+    if (!leader) return out.push(`${what} has no leader`);
+    const lm = byServer.get(leader);
+    if (!lm?.facts) return out.push(`${what}: its leader ${leader} is not observed`);
+    const lagging = (viewOf(lm) ?? []).filter(notCurrent);
+    for (const r of lagging)
+      out.push(
+        `${what}: replica ${r.name} is ${r.offline ? 'offline' : 'not current'}${r.lag ? ` (lag ${r.lag})` : ''}`,
+      );
+  };
+  const seen = new Set<string>();
+  for (const m of all) {
+    for (const acc of m.facts?.jsz?.account_details ?? []) {
+      for (const s of acc.stream_detail ?? []) {
+        const key = `${acc.name}/${s.name}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const streamOf = (x: MemberFacts) =>
+          x.facts?.jsz?.account_details
+            ?.find((a) => a.name === acc.name)
+            ?.stream_detail?.find((y) => y.name === s.name);
+        if (s.cluster) judge(`stream ${key}`, s.cluster.leader, (x) => streamOf(x)?.cluster?.replicas);
+        for (const c of s.consumer_detail ?? []) {
+          if (!c.cluster) continue;
+          judge(
+            `consumer ${key}/${c.name}`,
+            c.cluster.leader,
+            (x) => streamOf(x)?.consumer_detail?.find((y) => y.name === c.name)?.cluster?.replicas,
+          );
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): ClusterHealth {
+  const down = all.flatMap((m) => {
+    const why = whyDown(m);
+    return why ? [{ host: m.host, why }] : [];
+  });
+  const up = all.filter((m) => !down.some((d) => d.host === m.host));
+  const leaders = distinct(up.map((m) => m.facts?.jsz?.meta_cluster?.leader ?? ''));
+  const leaderHost =
+    leaders.length === 1 && leaders[0] ? all.find((m) => m.serverName === leaders[0])?.host : undefined;
+  const members: Record<string, string[]> = {};
+  for (const m of up) {
+    const p: string[] = [];
+    const missing = missingRoutes(m, up);
+    if (missing.length) p.push(`no route to ${missing.join(', ')}`);
+    if (jetstream) {
+      const meta = m.facts?.jsz?.meta_cluster;
+      if (!meta?.leader) p.push('sees no JetStream meta leader');
+      else if (leaders.length > 1)
+        p.push(`sees meta leader ${meta.leader} (others see ${leaders.filter((l) => l !== meta.leader).join(', ')})`);
+      // A member that runs but is not yet in the meta group (one just added) has not caught up.
+      if (meta?.cluster_size !== undefined && meta.cluster_size < up.length)
+        p.push(`its JetStream meta group has ${meta.cluster_size} peers, ${up.length} members are running`);
+      const lagging = (meta?.replicas ?? []).filter(notCurrent).map((r) => r.name);
+      if (lagging.length) p.push(`meta group peers not current: ${lagging.join(', ')}`);
+    }
+    members[m.host] = p;
+  }
+  return {
+    size: all.length,
+    up: up.map((m) => m.host),
+    down,
+    metaLeader: leaderHost,
+    members,
+    behind: jetstream ? behindAssets([...all]) : [],
+    jetstream,
+  };
+}
+
+/**
+ * Why the cluster cannot lose `hosts` now (the gate before a restart): every other member up with its
+ * routes complete, one meta leader, nothing behind, and enough members left for quorum.
+ */
+export function cannotLose(h: ClusterHealth, hosts: readonly string[]): string[] {
+  const out: string[] = [];
+  const others = h.up.filter((x) => !hosts.includes(x));
+  const q = quorum(h.size);
+  const downOthers = h.down.filter((d) => !hosts.includes(d.host));
+  if (others.length < q || downOthers.length) {
+    const detail = downOthers.map((d) => `${d.host}: ${d.why}`).join('; ');
+    out.push(
+      `quorum: taking down ${hosts.join(', ')} would leave ${others.length} of ${h.size} members running ` +
+        `(quorum ${q}${downOthers.length ? ', and every other member must be healthy first' : ''})` +
+        (detail ? `; ${detail}` : ''),
+    );
+  }
+  for (const x of others) for (const p of h.members[x] ?? []) out.push(`${x} ${p}`);
+  if (h.jetstream && !h.metaLeader && others.length) out.push('the cluster has no JetStream meta leader');
+  out.push(...h.behind.map((b) => `behind: ${b}`));
+  return out;
+}
+
+/** Why `host` is not yet healthy and caught up (the gate after a member's restart, before the next). */
+export function notCaughtUp(h: ClusterHealth, host: string): string[] {
+  const down = h.down.find((d) => d.host === host);
+  if (down) return [`${host}: ${down.why}`];
+  const out = (h.members[host] ?? []).map((p) => `${host} ${p}`);
+  if (h.jetstream && !h.metaLeader) out.push('the cluster has no JetStream meta leader');
+  out.push(...h.behind.map((b) => `behind: ${b}`));
+  return out;
+}

@@ -1,0 +1,111 @@
+// Owns reconciling one standalone host: observe it in one round trip (once more on a fresh connection
+// when a pooled one died), plan, and optionally apply; and the values a reconcile run returns.
+import type { HostSpec } from '../manifest/host-spec.js';
+import type { DesiredHost } from '../render/artifact.js';
+import { observeHost } from '../observe/observe.js';
+import type { HostFacts } from '../observe/facts.js';
+import { planHost, type CompareMode } from '../plan/plan.js';
+import type { HostPlan } from '../plan/types.js';
+import type { RolloutPlan } from '../plan/rollout.js';
+import { applyHost, type ApplyInput } from '../apply/apply.js';
+import type { ApplyResult, FailureReason } from '../apply/result.js';
+import type { Credentials } from '../apply/nats-probe.js';
+import type { SessionPool } from './pool.js';
+import { HostKeyError, SshError } from '../transport/ssh.js';
+
+export interface Target {
+  spec: HostSpec;
+  desired: DesiredHost;
+  credentials?: Credentials;
+}
+
+export interface HostRun {
+  host: string;
+  plan?: HostPlan;
+  facts?: HostFacts;
+  apply?: ApplyResult;
+  /** Connection or observe failure: the host's state is Unknown. */
+  error?: string;
+  /** Why the host could not be reached or rendered (with `error`). */
+  reason?: FailureReason;
+  /** A cluster member: its cluster's rollout plan (the same value on every member's run). */
+  rollout?: RolloutPlan;
+  durationMs: number;
+}
+
+export interface ReconcileOptions {
+  pool: SessionPool;
+  revision: string;
+  apply: boolean;
+  concurrency: number;
+  /** How plans compare secret-bearing files: `display` for pull requests (no secret resolved). */
+  compare?: CompareMode;
+  onPhase?: (host: string, phase: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => void | Promise<void>;
+}
+
+export function unknownPlan(t: Target, revision: string, error: string): HostPlan {
+  return {
+    host: t.desired.name,
+    revision,
+    state: t.desired.state,
+    blocked: [],
+    changes: [],
+    steps: [],
+    drift: [],
+    sync: 'Unknown',
+    health: 'Missing',
+    error,
+  };
+}
+
+/** A pooled session can die between two uses (network, sshd restart): observe once more on a new one. */
+export async function observeFresh(t: Target, pool: SessionPool) {
+  const session = await pool.get(t.spec);
+  try {
+    return { session, facts: await observeHost(session, t.desired) };
+  } catch (e) {
+    // Only a connection found dead is tried again; a host that does not answer within the deadline is not
+    // given a second deadline (it is reported Unknown now).
+    const message = (e as Error).message;
+    if (/timed out|within \d/i.test(message)) throw e;
+    if (!(e instanceof SshError) && !/not connected|ECONNRESET|EPIPE|channel/i.test(message)) throw e;
+    await pool.drop(t.spec);
+    const again = await pool.get(t.spec);
+    return { session: again, facts: await observeHost(again, t.desired) };
+  }
+}
+
+/** The reason of a failure to reach or observe a host: a wrong key and refused credentials are not blips. */
+export function connectionFailure(e: unknown): FailureReason {
+  if (e instanceof HostKeyError) return 'host-key-mismatch';
+  if (/authentication|auth methods failed/i.test((e as Error).message)) return 'auth-failed';
+  return 'unreachable';
+}
+
+export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<HostRun> {
+  const started = Date.now();
+  try {
+    const { session, facts } = await observeFresh(t, o.pool);
+    const plan = planHost(t.desired, facts, o.revision, o.compare);
+    if (!o.apply) return { host: t.desired.name, plan, facts, durationMs: Date.now() - started };
+    const apply = await applyHost(session, {
+      ...t,
+      facts,
+      plan,
+      revision: o.revision,
+      onPhase: o.onPhase ? (p) => o.onPhase!(t.desired.name, p) : undefined,
+    });
+    if (apply.outcome === 'failed') await o.pool.drop(t.spec);
+    return { host: t.desired.name, plan, facts, apply, durationMs: Date.now() - started };
+  } catch (e) {
+    await o.pool.drop(t.spec);
+    const error = (e as Error).message;
+    return {
+      host: t.desired.name,
+      plan: unknownPlan(t, o.revision, error),
+      error,
+      reason: connectionFailure(e),
+      durationMs: Date.now() - started,
+    };
+  }
+}

@@ -1,0 +1,200 @@
+// Owns rolling a cluster's plans over its members (the executing side of plan/rollout.ts): observe every
+// member, plan each, plan the rollout, then run its batches in order. Before a batch that takes servers
+// down the whole cluster is observed again and must be able to lose them; after each member's apply the
+// member must become healthy and caught up (routes, meta leader, every stream and consumer current) and
+// stay so for the settle window, else it is rolled back and the rollout halts: members not yet reached
+// are left untouched.
+import { applyHost } from '../apply/apply.js';
+import type { ApplyResult, FailureReason } from '../apply/result.js';
+import { isSuccessful } from '../apply/result.js';
+import { observeHost } from '../observe/observe.js';
+import { clusterHealth, cannotLose, notCaughtUp, type MemberFacts } from '../plan/cluster.js';
+import { planHost } from '../plan/plan.js';
+import { isDisruptive, planRollout, type RolloutPlan } from '../plan/rollout.js';
+import { mapLimit } from './pool.js';
+import {
+  connectionFailure,
+  observeFresh,
+  unknownPlan,
+  type HostRun,
+  type ReconcileOptions,
+  type Target,
+} from './host.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const POLL_MS = 1000;
+
+/** Every member's facts now (a member that cannot be observed has none). */
+async function observeAll(members: readonly Target[], o: ReconcileOptions): Promise<MemberFacts[]> {
+  return Promise.all(
+    members.map(async (t) => {
+      const base = { host: t.spec.name, serverName: t.desired.nats.serverName };
+      try {
+        const session = await o.pool.get(t.spec);
+        return { ...base, facts: await observeHost(session, t.desired) };
+      } catch {
+        await o.pool.drop(t.spec);
+        return base;
+      }
+    }),
+  );
+}
+
+/**
+ * Waits until `hosts` are healthy and caught up, then for the settle window, then checks again.
+ * Returns what is still missing when the timeout passes (empty: ready).
+ */
+export async function awaitCaughtUp(
+  members: readonly Target[],
+  hosts: readonly string[],
+  o: ReconcileOptions,
+  jetstream: boolean,
+  settleMs: number,
+  timeoutMs: number,
+): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let last: string[] = [];
+  for (;;) {
+    const h = clusterHealth(await observeAll(members, o), jetstream);
+    last = hosts.flatMap((x) => notCaughtUp(h, x));
+    if (last.length === 0) {
+      await sleep(settleMs);
+      const again = clusterHealth(await observeAll(members, o), jetstream);
+      last = hosts.flatMap((x) => notCaughtUp(again, x));
+      if (last.length === 0) return [];
+      last = last.map((p) => `${p} (after the ${settleMs / 1000} s settle)`);
+    }
+    if (Date.now() + POLL_MS > deadline) return last;
+    await sleep(POLL_MS);
+  }
+}
+
+const skipped = (host: string, outcome: ApplyResult['outcome'], error: string, reason: FailureReason): ApplyResult => ({
+  host,
+  outcome,
+  health: 'Healthy',
+  steps: [],
+  changedFiles: [],
+  error,
+  reason,
+  durationMs: 0,
+});
+
+/** Plans (and with `o.apply`, rolls out) one cluster; `members` must be all of its members. */
+export async function reconcileCluster(members: readonly Target[], o: ReconcileOptions): Promise<HostRun[]> {
+  const started = Date.now();
+  const c = members[0].spec.cluster!;
+  const jetstream = members.some((t) => t.desired.verify.jetstream);
+  const observed = await mapLimit(members, o.concurrency, async (t) => {
+    try {
+      return { t, facts: (await observeFresh(t, o.pool)).facts };
+    } catch (e) {
+      await o.pool.drop(t.spec);
+      return { t, error: e as Error };
+    }
+  });
+  const runs: HostRun[] = observed.map(({ t, facts, error }) =>
+    facts
+      ? { host: t.spec.name, facts, plan: planHost(t.desired, facts, o.revision, o.compare), durationMs: 0 }
+      : {
+          host: t.spec.name,
+          plan: unknownPlan(t, o.revision, error!.message),
+          error: error!.message,
+          reason: connectionFailure(error),
+          durationMs: 0,
+        },
+  );
+  const rollout: RolloutPlan = planRollout(
+    c.name,
+    c.rollout,
+    runs.map((r) => r.plan!),
+    observed.map(({ t, facts }) => ({ host: t.spec.name, serverName: t.desired.nats.serverName, facts })),
+    jetstream,
+  );
+  for (const r of runs) {
+    r.rollout = rollout;
+    const why = rollout.blocked[r.host];
+    if (why) r.plan!.blocked.push(...why);
+  }
+  const done = () => {
+    for (const r of runs) r.durationMs = Date.now() - started;
+    return runs;
+  };
+  if (!o.apply) return done();
+
+  const run = (host: string) => runs.find((r) => r.host === host)!;
+  const target = (host: string) => members.find((t) => t.spec.name === host)!;
+  // Members outside every batch: unchanged, blocked (by their own plan or by quorum) or unknown.
+  const inBatch = new Set(rollout.batches.flat());
+  for (const r of runs) {
+    if (inBatch.has(r.host) || r.error) continue;
+    if (rollout.blocked[r.host]) {
+      r.apply = skipped(r.host, 'blocked', r.plan!.blocked.join('; '), 'quorum');
+      r.apply.health = r.plan!.health;
+      continue;
+    }
+    const session = await o.pool.get(target(r.host).spec);
+    r.apply = await applyHost(session, { ...target(r.host), facts: r.facts!, plan: r.plan!, revision: o.revision });
+  }
+  let halted: string | undefined;
+  for (const batch of rollout.batches) {
+    if (halted) {
+      for (const h of batch) {
+        const a = skipped(
+          h,
+          'blocked',
+          `rollout of cluster ${c.name} halted: ${halted}; ${h} was not touched`,
+          'rollout-halted',
+        );
+        a.health = run(h).plan!.health;
+        run(h).apply = a;
+      }
+      continue;
+    }
+    const disruptive = batch.some((h) => isDisruptive(rollout.members.find((m) => m.host === h)!.action));
+    if (disruptive && !rollout.coldStart) {
+      const why = cannotLose(clusterHealth(await observeAll(members, o), jetstream), batch);
+      if (why.length) {
+        halted = `cluster ${c.name} cannot lose ${batch.join(', ')} now: ${why.join('; ')}`;
+        for (const h of batch) {
+          const a = skipped(h, 'blocked', halted, 'quorum');
+          a.health = run(h).plan!.health;
+          run(h).apply = a;
+        }
+        continue;
+      }
+    }
+    const results = await Promise.all(
+      batch.map(async (h) => {
+        const t = target(h);
+        const r = run(h);
+        try {
+          const session = await o.pool.get(t.spec);
+          return await applyHost(session, {
+            ...t,
+            facts: r.facts!,
+            plan: r.plan!,
+            revision: o.revision,
+            verifyTimeoutSec: Math.ceil(c.rollout.timeoutMs / 1000),
+            gate: () =>
+              awaitCaughtUp(
+                members,
+                rollout.coldStart ? batch : [h],
+                o,
+                jetstream,
+                c.rollout.settleMs,
+                c.rollout.timeoutMs,
+              ),
+            onPhase: o.onPhase ? (p) => o.onPhase!(h, p) : undefined,
+          });
+        } catch (e) {
+          return skipped(h, 'failed', (e as Error).message, connectionFailure(e));
+        }
+      }),
+    );
+    results.forEach((a, i) => (run(batch[i]).apply = a));
+    const failed = results.find((a) => !isSuccessful(a));
+    if (failed) halted = `${failed.host} ${failed.outcome}: ${failed.error ?? failed.health}`;
+  }
+  return done();
+}

@@ -1,0 +1,251 @@
+// The rollout of a cluster as a value: cluster health from members' facts (routes by server id or name,
+// meta leader, stream currency as the leader sees it), the quorum gates, the order and batches. Tables,
+// no network: facts are the converged host's captured facts with the cluster answers set per member.
+import { describe, expect, it } from 'vitest';
+import { cannotLose, clusterHealth, notCaughtUp, type MemberFacts } from '../../controller/plan/cluster.js';
+import { batchSize, memberAction, planRollout } from '../../controller/plan/rollout.js';
+import type { HostFacts, ReplicaFact } from '../../controller/observe/facts.js';
+import type { HostPlan, Step } from '../../controller/plan/types.js';
+import { desiredFrom, factsFrom } from '../helpers/observed.js';
+
+const BASE = factsFrom(desiredFrom());
+const NAMES = ['a', 'b', 'c'];
+
+interface Opts {
+  down?: boolean;
+  leader?: string;
+  clusterSize?: number;
+  /** Peers this member has routes to (default: every other member). */
+  routesTo?: string[];
+  byName?: boolean;
+  metaReplicas?: ReplicaFact[];
+  stream?: { leader: string; replicas: ReplicaFact[] };
+}
+
+function member(host: string, o: Opts = {}, all = NAMES): MemberFacts {
+  const f: HostFacts = structuredClone(BASE);
+  f.container = { ...f.container, running: !o.down };
+  f.healthz = o.down ? undefined : { status: 200, body: '{"status":"ok"}' };
+  f.varz = { ...f.varz, server_id: `ID-${host}`, server_name: host };
+  f.routez = {
+    routes: (o.routesTo ?? all.filter((x) => x !== host)).map((p) =>
+      o.byName ? { remote_id: `OTHER-${p}`, remote_name: p } : { remote_id: `ID-${p}` },
+    ),
+  };
+  f.jsz = {
+    ...f.jsz,
+    meta_cluster: {
+      name: 'core',
+      leader: o.leader ?? 'c',
+      cluster_size: o.clusterSize ?? all.length,
+      ...(o.metaReplicas ? { replicas: o.metaReplicas } : {}),
+    },
+    account_details: o.stream
+      ? [{ name: '$G', stream_detail: [{ name: 'ORDERS', cluster: o.stream }] }]
+      : [{ name: '$G', stream_detail: [] }],
+  };
+  return { host, serverName: host, facts: o.down ? { ...f, container: { exists: true, running: false } } : f };
+}
+
+const healthy = (over: Record<string, Opts> = {}, all = NAMES) => all.map((h) => member(h, over[h] ?? {}, all));
+
+function plan(host: string, steps: Step[], extra: Partial<HostPlan> = {}): HostPlan {
+  return {
+    host,
+    revision: 'r1',
+    state: 'present',
+    blocked: [],
+    changes: [],
+    steps: steps.map((step) => ({ step, reason: 'test' })),
+    drift: [],
+    sync: steps.length ? 'OutOfSync' : 'Synced',
+    health: 'Healthy',
+    ...extra,
+  };
+}
+
+const SETTINGS = { maxUnavailable: 1, settle: '10s', timeout: '5m' };
+
+describe('cluster health', () => {
+  it('is healthy when every member is up, routed to every peer, and agrees on a meta leader', () => {
+    const h = clusterHealth(healthy(), true);
+    expect(h).toMatchObject({ size: 3, up: NAMES, down: [], metaLeader: 'c', behind: [] });
+    expect(Object.values(h.members).flat()).toEqual([]);
+  });
+
+  const CASES: [string, MemberFacts[], RegExp][] = [
+    ['a missing route (2.9: routes name only server ids)', healthy({ a: { routesTo: ['b'] } }), /a no route to c/],
+    ['routes named by server name (2.10+) count', healthy({ a: { byName: true } }), /^$/],
+    ['members that disagree on the meta leader', healthy({ a: { leader: 'b' } }), /sees meta leader b/],
+    ['no meta leader', healthy({ a: { leader: '' }, b: { leader: '' }, c: { leader: '' } }), /sees no JetStream meta/],
+    [
+      'a running member not yet in the meta group',
+      healthy({ a: { clusterSize: 2 } }),
+      /a its JetStream meta group has 2 peers, 3 members are running/,
+    ],
+    [
+      'a meta peer behind, as the meta leader sees it',
+      healthy({
+        c: {
+          metaReplicas: [
+            { name: 'a', current: false },
+            { name: 'b', current: true },
+          ],
+        },
+      }),
+      /c meta group peers not current: a/,
+    ],
+  ];
+  it.each(CASES)('%s', (_n, members, problem) => {
+    const h = clusterHealth(members, true);
+    const all = Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`));
+    expect(all.join('\n')).toMatch(problem);
+  });
+
+  it("judges a stream by its leader's view: a follower's stale view of its peers does not count", () => {
+    const stream = (replicas: ReplicaFact[]) => ({ leader: 'b', replicas });
+    const members = healthy({
+      a: { stream: stream([{ name: 'c', current: false, lag: 6 }]) }, // a follower's stale view
+      b: {
+        stream: stream([
+          { name: 'a', current: true },
+          { name: 'c', current: true },
+        ]),
+      },
+    });
+    expect(clusterHealth(members, true).behind).toEqual([]);
+    const lagging = healthy({
+      b: {
+        stream: stream([
+          { name: 'a', current: true },
+          { name: 'c', current: false, lag: 40 },
+        ]),
+      },
+    });
+    expect(clusterHealth(lagging, true).behind).toEqual(['stream $G/ORDERS: replica c is not current (lag 40)']);
+  });
+
+  it('reports a stream whose leader is not observed', () => {
+    const members = healthy({ a: { stream: { leader: 'zz', replicas: [] } } });
+    expect(clusterHealth(members, true).behind).toEqual(['stream $G/ORDERS: its leader zz is not observed']);
+  });
+
+  it('leaves JetStream out of a cluster without it', () => {
+    expect(clusterHealth(healthy({ a: { leader: '' } }), false).members.a).toEqual([]);
+  });
+});
+
+describe('the quorum gates', () => {
+  it('lets a healthy cluster of 3 lose one member, never two', () => {
+    const h = clusterHealth(healthy(), true);
+    expect(cannotLose(h, ['a'])).toEqual([]);
+    expect(cannotLose(h, ['a', 'b']).join()).toMatch(
+      /quorum: taking down a, b would leave 1 of 3 members running \(quorum 2/,
+    );
+  });
+
+  it('refuses to take another member down while one is down, naming quorum and the member', () => {
+    const h = clusterHealth(healthy({ b: { down: true } }), true);
+    expect(cannotLose(h, ['a']).join()).toMatch(/quorum: taking down a would leave 1 of 3 .*b: not running/);
+  });
+
+  it('refuses while a stream is behind', () => {
+    const h = clusterHealth(
+      healthy({ b: { stream: { leader: 'b', replicas: [{ name: 'a', current: false }] } } }),
+      true,
+    );
+    expect(cannotLose(h, ['c']).join()).toMatch(/behind: stream \$G\/ORDERS: replica a is not current/);
+  });
+
+  it('waits for a restarted member: down, then not routed, then caught up', () => {
+    expect(notCaughtUp(clusterHealth(healthy({ a: { down: true } }), true), 'a').join()).toMatch(/a: not running/);
+    expect(notCaughtUp(clusterHealth(healthy({ a: { routesTo: [] } }), true), 'a').join()).toMatch(/no route to b, c/);
+    expect(notCaughtUp(clusterHealth(healthy(), true), 'a')).toEqual([]);
+  });
+});
+
+describe('the rollout plan', () => {
+  const restartAll = NAMES.map((h) => plan(h, ['test-config', 'restart']));
+
+  it('restarts followers first, one at a time, and the meta leader last', () => {
+    const r = planRollout('core', SETTINGS, restartAll, healthy(), true);
+    expect(r.batches).toEqual([['a'], ['b'], ['c']]);
+    expect(r.members.map((m) => [m.host, m.action, m.metaLeader])).toEqual([
+      ['a', 'restart', false],
+      ['b', 'restart', false],
+      ['c', 'restart', true],
+    ]);
+    expect(r.blocked).toEqual({});
+    expect(r.gates.join('\n')).toMatch(/quorum kept[\s\S]*10s settle \(timeout 5m/);
+  });
+
+  it('puts the meta leader last whatever its place in the manifest', () => {
+    const r = planRollout(
+      'core',
+      SETTINGS,
+      restartAll,
+      healthy({ a: { leader: 'a' }, b: { leader: 'a' }, c: { leader: 'a' } }),
+      true,
+    );
+    expect(r.batches).toEqual([['b'], ['c'], ['a']]);
+  });
+
+  it('with one member down: starts it first and blocks every restart of another, naming quorum', () => {
+    const plans = [plan('a', ['restart']), plan('b', ['start']), plan('c', ['restart'])];
+    const r = planRollout('core', SETTINGS, plans, healthy({ b: { down: true } }), true);
+    expect(r.batches).toEqual([['b']]);
+    expect(Object.keys(r.blocked)).toEqual(['a', 'c']);
+    expect(r.blocked.a.join()).toMatch(/cluster core: a cannot be taken down now: quorum/);
+  });
+
+  it('starts every member together when none runs (a cold start needs quorum)', () => {
+    const plans = NAMES.map((h) => plan(h, ['enable', 'start']));
+    const r = planRollout(
+      'core',
+      SETTINGS,
+      plans,
+      healthy({ a: { down: true }, b: { down: true }, c: { down: true } }),
+      true,
+    );
+    expect(r.coldStart).toBe(true);
+    expect(r.batches).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('reloads member by member before any restart, and leaves unchanged members out', () => {
+    const plans = [plan('a', ['reload']), plan('b', []), plan('c', ['reload'])];
+    const r = planRollout('core', SETTINGS, plans, healthy(), true);
+    expect(r.batches).toEqual([['a'], ['c']]);
+  });
+
+  it('never takes down more than the cluster can lose, whatever maxUnavailable says', () => {
+    expect(batchSize(3, { ...SETTINGS, maxUnavailable: 2 })).toBe(1);
+    expect(batchSize(5, { ...SETTINGS, maxUnavailable: 2 })).toBe(2);
+    expect(batchSize(5, { ...SETTINGS, maxUnavailable: 9 })).toBe(2);
+    expect(batchSize(2, SETTINGS)).toBe(1);
+    const five = ['a', 'b', 'c', 'd', 'e'];
+    const r = planRollout(
+      'core',
+      { ...SETTINGS, maxUnavailable: 2 },
+      five.map((h) => plan(h, ['restart'])),
+      healthy({}, five),
+      true,
+    );
+    expect(r.batches).toEqual([['a', 'b'], ['d', 'e'], ['c']]);
+  });
+
+  it.each([
+    [plan('x', ['restart', 'reload']), 'restart'],
+    [plan('x', ['stop']), 'stop'],
+    [plan('x', ['daemon-reload', 'start']), 'start'],
+    [plan('x', ['reload']), 'reload'],
+    [
+      plan('x', [], { changes: [{ kind: 'dir', path: '/x', action: 'update', reason: 'mode', drift: false }] }),
+      'files',
+    ],
+    [plan('x', []), 'none'],
+    [plan('x', ['restart'], { blocked: ['port 4222 is held'] }), 'blocked'],
+    [plan('x', [], { sync: 'Unknown' }), 'unknown'],
+  ] as const)('a member plan is read as %#', (p, action) => {
+    expect(memberAction(p)).toBe(action);
+  });
+});
