@@ -1,6 +1,6 @@
 // Owns `natsfleet sandbox up|down|status`: the local fleet of disposable hosts for tests and the demo.
 import type { Command } from 'commander';
-import { fleetDown, fleetStatus, fleetUp } from '../sandbox/fleet.js';
+import { clusterNameProblem, fleetDown, fleetStatus, fleetUp, sandboxHostNames } from '../sandbox/fleet.js';
 import { integerArg } from './policy-options.js';
 
 export function sandboxCommands(program: Command, out: (line: string) => void, setCode: (c: number) => void) {
@@ -13,11 +13,22 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
     .option('--hosts <n>', 'number of hosts (1 to 50)', integerArg(1, 50), 3)
     .option('--out <dir>', 'where manifests, key and token go', '.sandbox/default')
     .option('--id <id>', 'fleet id (several fleets can run side by side)', 'default')
-    .action(async (opts: { hosts: number; out: string; id: string }) => {
-      const fleet = await fleetUp({ hosts: opts.hosts, dir: opts.out, id: opts.id, log: out });
-      for (const h of fleet.hosts)
-        out(`${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  (compose ${h.compose})`);
+    .option('--cluster <name>', 'also write a NatsCluster manifest of all the hosts, <out>/hosts/<name>.yaml')
+    .action(async (opts: { hosts: number; out: string; id: string; cluster?: string }, cmd: Command) => {
+      const problem =
+        opts.cluster === undefined ? undefined : clusterNameProblem(opts.cluster, sandboxHostNames(opts.hosts));
+      if (problem) cmd.error(`error: option '--cluster <name>' ${problem}`);
+      const fleet = await fleetUp({ hosts: opts.hosts, dir: opts.out, id: opts.id, cluster: opts.cluster, log: out });
+      for (const h of fleet.hosts) {
+        out(
+          `${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  ` +
+            `(compose ${h.compose}; cluster address ${h.clusterAddress})`,
+        );
+      }
+      const n = fleet.natsImages;
+      out(`NATS images on every host: ${n.old}, ${n.oldVariant}, ${n.next}, ${n.newest}`);
       out(`manifests: ${fleet.hostsDir}`);
+      if (fleet.clusterManifest) out(`cluster manifest: ${fleet.clusterManifest}`);
       out(
         `next: export NATSFLEET_SSH_KEY=${fleet.privateKeyPath} NATSFLEET_SECRETS_DIR=${fleet.secretsDir}; ` +
           `natsfleet plan --hosts ${fleet.hostsDir}`,
@@ -25,7 +36,7 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
     });
   sandbox
     .command('down')
-    .description('remove the fleet: containers and volumes')
+    .description('remove the fleet: containers, volumes and its network')
     .option('--id <id>', 'fleet id', 'default')
     .option('--all', 'every natsfleet sandbox fleet on this machine')
     .action(async (opts: { id: string; all?: boolean }) => {

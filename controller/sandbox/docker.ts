@@ -18,6 +18,8 @@ export interface RunOptions {
   /** Piped to the command's stdin: a string, or a readable stream (e.g. another command's stdout). */
   input?: string | NodeJS.ReadableStream;
   timeoutMs?: number;
+  /** The working directory of the command (default: this process's). */
+  cwd?: string;
 }
 
 export function docker(args: readonly string[], opts: RunOptions = {}): Promise<string> {
@@ -26,18 +28,25 @@ export function docker(args: readonly string[], opts: RunOptions = {}): Promise<
 
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    let timedOut = false;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, opts.timeoutMs)
+      : undefined;
     child.on('error', reject);
     // A command that exits early closes its stdin: its exit status, reported on close, says why.
     child.stdin.on('error', () => {});
     child.on('close', (code) => {
       if (timer) clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString();
+      // The last lines of stderr make the message: a timeout goes last.
+      const stderr = Buffer.concat(err).toString() + (timedOut ? `\ntimed out after ${opts.timeoutMs! / 1000} s` : '');
       if (code === 0) resolve(Buffer.concat(out).toString());
       else
         reject(

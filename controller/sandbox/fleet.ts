@@ -1,13 +1,16 @@
 // Owns the sandbox fleet: disposable Debian hosts (systemd as PID 1, OpenSSH, their own Docker
 // engine) reachable only over SSH on a 127.0.0.1 port, with pinned per-host keys, preloaded images,
-// and ready-to-use NatsHost manifests. Everything it creates carries the label io.natsfleet.sandbox,
-// so `down` (or a later `up` after an interrupted run) removes all of it.
+// and ready-to-use NatsHost manifests (and, on request, a NatsCluster of them all). The hosts of a
+// fleet also share an internal Docker network of their own, on which they reach each other (NATS
+// routes) and nothing else. Everything it creates carries the label io.natsfleet.sandbox, so `down`
+// (or a later `up` after an interrupted run) removes all of it.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -17,9 +20,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import ssh2 from 'ssh2';
-import { dump } from 'js-yaml';
+import { dump, load } from 'js-yaml';
 import { docker, dockerPipe } from './docker.js';
-import { buildAllImages, NATS_TAGS, PRELOADED_IMAGES } from './images.js';
+import { buildAllImages, preloadedImages, type NatsImages } from './images.js';
 import { SshSession } from '../transport/ssh.js';
 
 export const SANDBOX_LABEL = 'io.natsfleet.sandbox';
@@ -32,6 +35,11 @@ export interface SandboxHost {
   hostKey: string;
   /** 'v1': only docker-compose; 'v1+plugin': also the `docker compose` CLI plugin (a shim over v1). */
   compose: 'v1' | 'v1+plugin';
+  /**
+   * The host's IPv4 address on the fleet's internal network: where the other hosts reach the ports its
+   * Docker engine publishes (NATS routes, 6222). Nothing outside the fleet reaches it.
+   */
+  clusterAddress: string;
 }
 
 export interface Fleet {
@@ -44,6 +52,12 @@ export interface Fleet {
   secretsDir: string;
   hostsDir: string;
   hosts: SandboxHost[];
+  /** The NATS images every host has (NatsHost manifests use `old`). */
+  natsImages: NatsImages;
+  /** The fleet's internal Docker network (see SandboxHost.clusterAddress). */
+  network: string;
+  /** The NatsCluster manifest of all the hosts, in hostsDir, when `up` was asked for a cluster. */
+  clusterManifest?: string;
   readyMs: number;
 }
 
@@ -51,10 +65,16 @@ export interface UpOptions {
   hosts: number;
   dir: string;
   id?: string;
+  /** Also write a NatsCluster manifest of all the hosts, of this name (see clusterNameProblem). */
+  cluster?: string;
   log?: (line: string) => void;
 }
 
 const containerName = (id: string, i: number) => `natsfleet-sb-${id}-${i}`;
+const networkName = (id: string) => `natsfleet-sb-${id}`;
+const hostName = (i: number) => `nats-sb-${i + 1}`;
+/** The names of the hosts of an n-host fleet: nats-sb-1 to nats-sb-<n>. */
+export const sandboxHostNames = (n: number) => Array.from({ length: n }, (_, i) => hostName(i));
 
 const HOST_FLAGS = [
   '--cap-add',
@@ -77,9 +97,17 @@ const HOST_FLAGS = [
   '127.0.0.1::22',
 ];
 
+/**
+ * An ed25519 key pair in OpenSSH formats. ssh2's generator drops a leading zero byte of the public key
+ * (about one key in 256), which makes an invalid key (31 bytes): such a pair is drawn again.
+ */
 function keyPair() {
-  const k = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'natsfleet-sandbox' });
-  return { private: k.private, public: k.public.trim() };
+  for (;;) {
+    const k = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'natsfleet-sandbox' });
+    // The blob: string "ssh-ed25519" (4 + 11 bytes), then string key (4 + 32 bytes).
+    if (Buffer.from(k.public.split(' ')[1], 'base64').length === 51)
+      return { private: k.private, public: k.public.trim() };
+  }
 }
 
 /** Puts per-host files in a created (not yet started) container through a tar stream. */
@@ -138,7 +166,16 @@ async function waitReady(container: string): Promise<void> {
   throw new Error(`${container}: the host's Docker engine did not answer`);
 }
 
-async function startHost(fleetId: string, image: string, i: number, clientPublicKey: string): Promise<SandboxHost> {
+interface HostSetup {
+  fleetId: string;
+  image: string;
+  network: string;
+  clientPublicKey: string;
+  preload: string[];
+}
+
+async function startHost(setup: HostSetup, i: number): Promise<SandboxHost> {
+  const { fleetId, image, network, clientPublicKey, preload } = setup;
   const container = containerName(fleetId, i);
   const volume = `${container}-docker`;
   const hostKey = keyPair();
@@ -150,13 +187,15 @@ async function startHost(fleetId: string, image: string, i: number, clientPublic
     '--name',
     container,
     '--hostname',
-    `nats-sb-${i + 1}`,
+    hostName(i),
     ...labels,
     ...HOST_FLAGS,
     '-v',
     `${volume}:/var/lib/docker`,
     image,
   ]);
+  // A second interface, beside the default bridge's (published ports, SSH included, need that one).
+  await docker(['network', 'connect', network, container]);
   await seed(container, [
     { path: 'etc/ssh/ssh_host_ed25519_key', content: hostKey.private, mode: 0o600 },
     { path: 'etc/ssh/ssh_host_ed25519_key.pub', content: `${hostKey.public}\n`, mode: 0o644 },
@@ -173,23 +212,29 @@ async function startHost(fleetId: string, image: string, i: number, clientPublic
   ]);
   await docker(['start', container]);
   await waitReady(container);
-  await dockerPipe(['save', ...PRELOADED_IMAGES], ['exec', '-i', container, 'docker', 'load', '--quiet']);
+  await dockerPipe(['save', ...preload], ['exec', '-i', container, 'docker', 'load', '--quiet']);
   const port = (await docker(['port', container, '22/tcp'])).trim().split('\n')[0];
   const m = /^127\.0\.0\.1:(\d+)$/.exec(port);
   if (!m) throw new Error(`${container}: SSH is not published on 127.0.0.1 only: ${port}`);
+  const clusterAddress = (
+    await docker(['inspect', '--format', `{{ (index .NetworkSettings.Networks "${network}").IPAddress }}`, container])
+  ).trim();
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(clusterAddress))
+    throw new Error(`${container}: no IPv4 address on ${network}: ${clusterAddress}`);
   const pub = hostKey.public.split(' ');
   return {
-    name: `nats-sb-${i + 1}`,
+    name: hostName(i),
     container,
     volume,
     sshPort: Number(m[1]),
     hostKey: `${pub[0]} ${pub[1]}`,
     compose,
+    clusterAddress,
   };
 }
 
 /** The NatsHost manifest `up` writes for a sandbox host: a realistic host, secrets from a file. */
-export function sandboxManifest(h: SandboxHost, tokenPath: string): string {
+export function sandboxManifest(h: SandboxHost, tokenPath: string, natsImage: string): string {
   return dump(
     {
       apiVersion: 'natsfleet/v1alpha1',
@@ -198,7 +243,7 @@ export function sandboxManifest(h: SandboxHost, tokenPath: string): string {
       spec: {
         ssh: { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey },
         nats: {
-          image: NATS_TAGS[0],
+          image: natsImage,
           auth: { token: { file: tokenPath } },
           jetstream: { enabled: true, maxMemory: '64MB', maxFile: '256MB' },
         },
@@ -208,6 +253,71 @@ export function sandboxManifest(h: SandboxHost, tokenPath: string): string {
     },
     { lineWidth: -1 },
   );
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** The NATS route port: every member publishes its container's 6222 on the same port of the host. */
+const ROUTE_PORT = 6222;
+
+/** Why `name` cannot name a cluster of hosts `hostNames` (its manifest lies beside theirs), or undefined. */
+export function clusterNameProblem(name: string, hostNames: readonly string[]): string | undefined {
+  if (!DNS_LABEL.test(name)) return "must be a DNS label: lower-case letters, digits and '-', at most 63 characters";
+  if (hostNames.includes(name)) return `must not be a host's name (${name} is one)`;
+  return undefined;
+}
+
+function assertClusterName(name: string, hostNames: readonly string[]) {
+  const problem = clusterNameProblem(name, hostNames);
+  if (problem) throw new Error(`cluster name ${JSON.stringify(name)} ${problem}`);
+}
+
+/**
+ * The NatsCluster manifest `up --cluster NAME` writes: every given host a member, reached on its
+ * address on the fleet's internal network, routes authenticated with the password in a file.
+ */
+export function sandboxClusterManifest(
+  name: string,
+  hosts: readonly Pick<SandboxHost, 'name' | 'clusterAddress'>[],
+  routePasswordPath: string,
+): string {
+  assertClusterName(
+    name,
+    hosts.map((h) => h.name),
+  );
+  return dump(
+    {
+      apiVersion: 'natsfleet/v1alpha1',
+      kind: 'NatsCluster',
+      metadata: { name, labels: { sandbox: 'true' } },
+      spec: {
+        members: hosts.map((h) => ({ host: h.name, routeAddress: h.clusterAddress })),
+        routePort: ROUTE_PORT,
+        routeAuth: { user: 'route', password: { file: routePasswordPath } },
+        rollout: { maxUnavailable: 1, settle: '5s', timeout: '3m' },
+      },
+    },
+    { lineWidth: -1 },
+  );
+}
+
+/** Writes a random secret to `path` (0600) unless a previous `up` did: a fleet keeps its secrets. */
+function ensureSecret(path: string) {
+  if (!existsSync(path)) writeFileSync(path, `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
+}
+
+/** Removes the manifests a previous `up` wrote to `hostsDir` (ours carry the label sandbox: 'true'). */
+function removeSandboxManifests(hostsDir: string) {
+  for (const f of readdirSync(hostsDir)) {
+    if (!f.endsWith('.yaml')) continue;
+    let doc: unknown;
+    try {
+      doc = load(readFileSync(join(hostsDir, f), 'utf8'));
+    } catch {
+      continue; // not ours: we write valid YAML
+    }
+    const labels = (doc as { metadata?: { labels?: Record<string, unknown> } } | null)?.metadata?.labels;
+    if (labels?.sandbox === 'true') rmSync(join(hostsDir, f));
+  }
 }
 
 export async function waitForSsh(fleet: Fleet, h: SandboxHost): Promise<void> {
@@ -232,46 +342,76 @@ export async function fleetUp(opts: UpOptions): Promise<Fleet> {
   const log = opts.log ?? (() => {});
   const id = opts.id ?? 'default';
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(id)) throw new Error(`invalid fleet id ${id}`);
+  const hostNames = sandboxHostNames(opts.hosts);
+  if (opts.cluster !== undefined) assertClusterName(opts.cluster, hostNames);
   await fleetDown(id);
   const dir = resolve(opts.dir);
-  const image = await buildAllImages(log);
+  const images = await buildAllImages(log);
   const started = Date.now();
-  mkdirSync(join(dir, 'hosts'), { recursive: true });
+  const hostsDir = join(dir, 'hosts');
+  mkdirSync(hostsDir, { recursive: true });
+  removeSandboxManifests(hostsDir);
   const client = keyPair();
   const privateKeyPath = join(dir, 'id_ed25519');
   writeFileSync(privateKeyPath, client.private, { mode: 0o600 });
   const secretsDir = join(dir, 'secrets');
   mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
   const tokenPath = join(secretsDir, 'nats-token');
-  if (!existsSync(tokenPath)) writeFileSync(tokenPath, `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
+  ensureSecret(tokenPath);
+  const network = networkName(id);
+  await docker(['network', 'create', '--internal', '--label', `${SANDBOX_LABEL}=${id}`, network]);
   log(`starting ${opts.hosts} sandbox host(s) (fleet ${id})`);
-  const hosts = await Promise.all(Array.from({ length: opts.hosts }, (_, i) => startHost(id, image, i, client.public)));
+  const setup: HostSetup = {
+    fleetId: id,
+    image: images.host,
+    network,
+    clientPublicKey: client.public,
+    preload: preloadedImages(images.nats),
+  };
+  const hosts = await Promise.all(hostNames.map((_, i) => startHost(setup, i)));
   const fleet: Fleet = {
     id,
     dir,
-    image,
+    image: images.host,
     privateKeyPath,
     tokenPath,
     secretsDir,
-    hostsDir: join(dir, 'hosts'),
+    hostsDir,
     hosts,
+    natsImages: images.nats,
+    network,
     readyMs: 0,
   };
   await Promise.all(hosts.map((h) => waitForSsh(fleet, h)));
   fleet.readyMs = Date.now() - started;
-  for (const h of hosts) writeFileSync(join(fleet.hostsDir, `${h.name}.yaml`), sandboxManifest(h, tokenPath));
+  for (const h of hosts) {
+    writeFileSync(join(hostsDir, `${h.name}.yaml`), sandboxManifest(h, tokenPath, images.nats.old));
+  }
+  if (opts.cluster !== undefined) {
+    const routePasswordPath = join(secretsDir, 'route-password');
+    ensureSecret(routePasswordPath);
+    fleet.clusterManifest = join(hostsDir, `${opts.cluster}.yaml`);
+    writeFileSync(fleet.clusterManifest, sandboxClusterManifest(opts.cluster, hosts, routePasswordPath));
+  }
   writeFileSync(join(dir, 'fleet.json'), `${JSON.stringify(fleet, null, 2)}\n`);
-  log(`fleet ${id} ready in ${(fleet.readyMs / 1000).toFixed(1)} s: manifests in ${fleet.hostsDir}`);
+  log(`fleet ${id} ready in ${(fleet.readyMs / 1000).toFixed(1)} s: manifests in ${hostsDir}`);
   return fleet;
 }
 
-/** Removes every container and volume of fleet `id` (or of every fleet when id is undefined). */
+/**
+ * Removes every container, volume and network of fleet `id` (or of every fleet when id is undefined).
+ * Returns how many hosts (containers) it removed.
+ */
 export async function fleetDown(id?: string): Promise<number> {
   const filter = ['--filter', `label=${SANDBOX_LABEL}${id ? `=${id}` : ''}`];
-  const containers = (await docker(['ps', '-aq', ...filter])).split('\n').filter(Boolean);
+  const list = async (...cmd: string[]) => (await docker([...cmd, ...filter])).split('\n').filter(Boolean);
+  const containers = await list('ps', '-aq');
   if (containers.length) await docker(['rm', '--force', '--volumes', ...containers]);
-  const volumes = (await docker(['volume', 'ls', '-q', ...filter])).split('\n').filter(Boolean);
+  const volumes = await list('volume', 'ls', '-q');
   if (volumes.length) await docker(['volume', 'rm', '--force', ...volumes]);
+  // A network goes once its containers have: they are removed above.
+  const networks = await list('network', 'ls', '-q');
+  if (networks.length) await docker(['network', 'rm', ...networks]);
   return containers.length;
 }
 
@@ -308,7 +448,7 @@ export async function fleetStatus(id?: string): Promise<HostStatus[]> {
       const [containerId, container, state, ports] = r.split('\t');
       const port = /127\.0\.0\.1:(\d+)->22/.exec(ports)?.[1];
       return {
-        name: `nats-sb-${Number(container.split('-').pop()) + 1}`,
+        name: hostName(Number(container.split('-').pop())),
         container,
         state,
         sshPort: port ? Number(port) : undefined,

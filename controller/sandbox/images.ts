@@ -1,6 +1,8 @@
 // Owns building and caching the sandbox images, all from Debian packages (Docker Hub is not reachable):
 //   - the host image: a debootstrapped Debian with systemd, OpenSSH, Docker and Compose v1;
-//   - nats:<tag>: scratch images holding Debian's nats-server binary and its libc, like the official image;
+//   - nats:<version>: scratch images holding a Debian nats-server binary and its libc, like the official image:
+//     bookworm's (this machine's, as nats:2.9.10 and its variant nats:2.9.10-r1), trixie's and sid's (their
+//     packages downloaded once into DEB_CACHE, tagged with the version the binary prints);
 //   - jonasal/nginx-certbot:latest: a stand-in built from Debian's nginx, openssl and busybox that follows
 //     the real image's contract (see assets/nginx-certbot/entrypoint.sh).
 // Each image is tagged by a hash of its inputs, so a rebuild happens only when an input changed.
@@ -14,7 +16,9 @@ import {
   readFileSync,
   readdirSync,
   realpathSync,
+  renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,7 +42,23 @@ export const HOST_PACKAGES = [
   'coreutils',
 ];
 const SUITE = 'bookworm';
+
+/** The NATS images every sandbox host has: three real nats-server versions, all Debian's. */
+export interface NatsImages {
+  /** nats:2.9.10: Debian bookworm's nats-server (this machine's /usr/sbin/nats-server). */
+  old: string;
+  /** nats:2.9.10-r1: the same server as a distinct image (another id), to test image upgrades. */
+  oldVariant: string;
+  /** Debian trixie's nats-server, tagged with the version it prints (nats:2.10.27 when this was written). */
+  next: string;
+  /** Debian sid's nats-server, tagged likewise (nats:2.15.1 when this was written). */
+  newest: string;
+}
+
+/** NatsImages.old and .oldVariant: bookworm's nats-server. */
 export const NATS_TAGS = ['nats:2.9.10', 'nats:2.9.10-r1'] as const;
+/** The Debian suites that give NatsImages.next and .newest. */
+export const NATS_SUITES = { next: 'trixie', newest: 'sid' } as const;
 export const PROXY_IMAGE = 'jonasal/nginx-certbot:latest';
 const LABEL = 'io.natsfleet.sandbox.input';
 
@@ -132,24 +152,126 @@ async function buildFromContext(tag: string, inputHash: string, fill: (ctx: stri
 }
 
 const NATS_BIN = '/usr/sbin/nats-server';
+const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
+const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
+/** Downloaded nats-server packages, a directory per Debian suite, kept across runs. */
+export const DEB_CACHE = '/var/cache/natsfleet/debs';
 
-export async function buildNatsImages(): Promise<void> {
-  const binHash = hashOf(readFileSync(NATS_BIN), ...assetBytes('nats'));
-  for (const [i, tag] of NATS_TAGS.entries()) {
-    await buildFromContext(tag, `${binHash}-${i}`, (ctx) => {
-      copyWithLibs(join(ctx, 'rootfs'), NATS_BIN, '/nats-server');
-      copyFileSync(join(ASSETS, 'nats/nats-server.conf'), join(ctx, 'rootfs/nats-server.conf'));
-      mkdirSync(join(ctx, 'rootfs/tmp'));
-      // The second tag is a distinct image (another id), so that image upgrades can be tested.
-      if (i > 0) writeFileSync(join(ctx, 'rootfs/SANDBOX_VARIANT'), `${tag}\n`);
-      return [
-        'FROM scratch',
-        'COPY rootfs/ /',
-        'EXPOSE 4222 6222 8222',
-        'ENTRYPOINT ["/nats-server"]',
-        'CMD ["-c", "/nats-server.conf"]',
-      ].join('\n');
-    });
+/**
+ * Debian `suite`'s nats-server package: the cached one, else downloaded with apt from the Debian mirror
+ * (signatures checked against the Debian archive keyring), without touching this machine's apt
+ * configuration or state. The cache does not follow the mirror: remove DEB_CACHE/<suite> for that.
+ */
+async function suiteDeb(suite: string, log: (s: string) => void): Promise<string> {
+  const dir = join(DEB_CACHE, suite);
+  mkdirSync(dir, { recursive: true });
+  const cached = readdirSync(dir)
+    .filter((f) => /^nats-server_.+\.deb$/.test(f))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  if (cached.length) return cached[0];
+  log(`downloading nats-server from Debian ${suite}`);
+  // Lists and package go to a private directory first: a concurrent run never sees half a file. Those
+  // of runs killed an hour ago or more go.
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (f.startsWith('.download-') && Date.now() - statSync(p).mtimeMs > 3_600_000) rmSync(p, { recursive: true });
+  }
+  const work = mkdtempSync(join(dir, '.download-'));
+  try {
+    for (const d of ['lists/partial', 'cache/archives/partial', 'deb']) mkdirSync(join(work, d), { recursive: true });
+    writeFileSync(join(work, 'sources.list'), `deb [signed-by=${DEBIAN_KEYRING}] ${DEBIAN_MIRROR} ${suite} main\n`);
+    const apt = [
+      '-qq',
+      ...[
+        `Dir::Etc::SourceList=${join(work, 'sources.list')}`,
+        'Dir::Etc::SourceParts=/dev/null',
+        'Dir::Etc::Preferences=/dev/null',
+        'Dir::Etc::PreferencesParts=/dev/null',
+        'Dir::State::status=/dev/null', // this machine's installed packages are no candidates
+        `Dir::State::Lists=${join(work, 'lists')}`,
+        `Dir::Cache=${join(work, 'cache')}`,
+        'APT::Sandbox::User=root',
+        'APT::Update::Error-Mode=any', // an index that fails to download is an error, not a warning
+        'Acquire::Languages=none',
+        'Acquire::Retries=1',
+        'Acquire::http::Timeout=15', // seconds without progress
+      ].flatMap((o) => ['-o', o]),
+    ];
+    await run('apt-get', [...apt, 'update'], { timeoutMs: 120_000 });
+    await run('apt-get', [...apt, 'download', `nats-server/${suite}`], { cwd: join(work, 'deb'), timeoutMs: 120_000 });
+    const deb = readdirSync(join(work, 'deb')).find((f) => /^nats-server_.+\.deb$/.test(f));
+    if (!deb) throw new Error('apt-get download left no nats-server package');
+    renameSync(join(work, 'deb', deb), join(dir, deb));
+    return join(dir, deb);
+  } catch (e) {
+    throw new Error(
+      `sandbox images: cannot download nats-server from Debian ${suite} (${DEBIAN_MIRROR}): ` +
+        (e instanceof Error ? e.message : String(e)),
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The image tag of a nats-server binary: its version (`nats-server: v2.10.27` gives nats:2.10.27). */
+async function versionTag(binary: string): Promise<string> {
+  const printed = (await run(binary, ['--version'], { timeoutMs: 30_000 })).trim();
+  const m = /^nats-server: v(\d+\.\d+\.\d+[\w.-]{0,100})$/.exec(printed);
+  if (!m) throw new Error(`sandbox images: ${binary} --version printed ${JSON.stringify(printed)}, not a version`);
+  return `nats:${m[1]}`;
+}
+
+/** `tag`: a scratch image of nats-server `binary` and the libc it loads, like the official image. */
+function buildNatsImage(tag: string, binary: string, inputHash: string, variant = false): Promise<void> {
+  return buildFromContext(tag, inputHash, (ctx) => {
+    copyWithLibs(join(ctx, 'rootfs'), binary, '/nats-server');
+    copyFileSync(join(ASSETS, 'nats/nats-server.conf'), join(ctx, 'rootfs/nats-server.conf'));
+    mkdirSync(join(ctx, 'rootfs/tmp'));
+    // A variant is a distinct image (another id) of the same binary, so that image upgrades can be tested.
+    if (variant) writeFileSync(join(ctx, 'rootfs/SANDBOX_VARIANT'), `${tag}\n`);
+    return [
+      'FROM scratch',
+      'COPY rootfs/ /',
+      'EXPOSE 4222 6222 8222',
+      'ENTRYPOINT ["/nats-server"]',
+      'CMD ["-c", "/nats-server.conf"]',
+    ].join('\n');
+  });
+}
+
+/**
+ * The NATS images, three real server versions: bookworm's nats-server (this machine's, as NATS_TAGS),
+ * then trixie's and sid's, each tagged with the version it prints.
+ */
+export async function buildNatsImages(log: (s: string) => void = () => {}): Promise<NatsImages> {
+  const assets = assetBytes('nats');
+  const unpacked = mkdtempSync(join(tmpdir(), 'natsfleet-debs-'));
+  try {
+    const [next, newest] = await Promise.all(
+      [NATS_SUITES.next, NATS_SUITES.newest].map(async (suite) => {
+        const deb = await suiteDeb(suite, log);
+        await run('dpkg-deb', ['-x', deb, join(unpacked, suite)]);
+        const binary = join(unpacked, suite, 'usr/sbin/nats-server');
+        return { binary, tag: await versionTag(binary), inputHash: hashOf(readFileSync(binary), ...assets) };
+      }),
+    );
+    const [old, oldVariant] = NATS_TAGS;
+    if (new Set([old, next.tag, newest.tag]).size < 3)
+      throw new Error(
+        `sandbox images: Debian bookworm, ${NATS_SUITES.next} and ${NATS_SUITES.newest} must ship three ` +
+          `nats-server versions; they give ${old}, ${next.tag} and ${newest.tag}`,
+      );
+    const oldHash = hashOf(readFileSync(NATS_BIN), ...assets);
+    await Promise.all([
+      buildNatsImage(old, NATS_BIN, `${oldHash}-0`),
+      buildNatsImage(oldVariant, NATS_BIN, `${oldHash}-1`, true),
+      buildNatsImage(next.tag, next.binary, next.inputHash),
+      buildNatsImage(newest.tag, newest.binary, newest.inputHash),
+    ]);
+    return { old, oldVariant, next: next.tag, newest: newest.tag };
+  } finally {
+    rmSync(unpacked, { recursive: true, force: true });
   }
 }
 
@@ -196,10 +318,25 @@ export async function buildProxyImage(): Promise<void> {
   });
 }
 
-/** Every image a sandbox host gets preloaded. */
+/** The preloaded images whose tags are fixed; preloadedImages() gives them all. */
 export const PRELOADED_IMAGES = [...NATS_TAGS, PROXY_IMAGE];
 
-export async function buildAllImages(log: (s: string) => void): Promise<string> {
-  const [host] = await Promise.all([buildHostImage(log), buildNatsImages(), buildProxyImage()]);
-  return host;
+/** Every image a sandbox host gets preloaded. */
+export const preloadedImages = (nats: NatsImages): string[] => [
+  nats.old,
+  nats.oldVariant,
+  nats.next,
+  nats.newest,
+  PROXY_IMAGE,
+];
+
+export interface SandboxImages {
+  /** The host image's tag. */
+  host: string;
+  nats: NatsImages;
+}
+
+export async function buildAllImages(log: (s: string) => void): Promise<SandboxImages> {
+  const [host, nats] = await Promise.all([buildHostImage(log), buildNatsImages(log), buildProxyImage()]);
+  return { host, nats };
 }
