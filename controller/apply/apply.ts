@@ -4,7 +4,7 @@
 import { sha256 } from '../util/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { AppliedRecord, HostFacts } from '../observe/facts.js';
-import { monitorAddress } from '../observe/fact-table.js';
+import { monitorLookup } from '../observe/fact-table.js';
 import { parseMarked, STEP } from '../observe/protocol.js';
 import { hasWork, type HealthStatus, type HostPlan } from '../plan/types.js';
 import { HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
@@ -61,7 +61,7 @@ export function configTestFailure(stdout: string, stderr: string): string {
 
 /** /healthz answers 200 within `timeoutSec` (no check of the desired name or limits). */
 async function healthyAfter(session: SshSession, d: DesiredHost, timeoutSec: number): Promise<boolean> {
-  const r = await session.runScript(verifyScript(monitorAddress(d), timeoutSec), (timeoutSec + 20) * 1000);
+  const r = await session.runScript(verifyScript(monitorLookup(d), timeoutSec), (timeoutSec + 20) * 1000);
   return r.code === 0;
 }
 

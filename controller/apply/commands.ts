@@ -17,6 +17,7 @@ import {
   STATE_DIR,
 } from '../observe/host-layout.js';
 import { echoMarker, STEP, VERIFY } from '../observe/protocol.js';
+import { monitorUrl } from '../observe/fact-table.js';
 import { sha256 } from '../util/hash.js';
 import type { AppliedRecord, LockInfo, PendingRecord } from '../observe/facts.js';
 import type { Step } from '../plan/types.js';
@@ -383,10 +384,15 @@ export function finalizeScript(record: AppliedRecord, lockToken: string): string
  * Waits for /healthz 200 and, after a reload, for /varz to show a new config_load_time (SIGHUP is
  * handled asynchronously), then prints varz and jsz (one round trip).
  */
-export function verifyScript(monitor: string, timeoutSec: number, reloadedFrom?: string): string {
-  const url = (p: string) => shQuote(`http://${monitor}/${p}`);
+/**
+ * Waits for /healthz 200, then prints /varz and /jsz. `lookup` is the shell line that sets $nf_mon, where
+ * monitoring answers (observe's monitorLookup): asked again on every try, since the container that
+ * publishes it may only be starting.
+ */
+export function verifyScript(lookup: string, timeoutSec: number, reloadedFrom?: string): string {
+  const url = monitorUrl;
   return [
-    `i=0; while [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' ${url('healthz')})" != 200 ]; do`,
+    `i=0; while ${lookup}; [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' ${url('healthz')})" != 200 ]; do`,
     `  i=$((i+1)); if [ $i -gt ${timeoutSec * 2} ]; then ` +
       `${echoMarker(VERIFY, 'healthz', 'timeout')}; curl -s -m 2 ${url('healthz')}; exit 3; fi; sleep 0.5`,
     'done',

@@ -4,7 +4,7 @@
 // comes from the desired state (`desired.verify`), never from the manifest.
 import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
-import { monitorAddress } from '../observe/fact-table.js';
+import { monitorLookup } from '../observe/fact-table.js';
 import { Marked, VERIFY } from '../observe/protocol.js';
 import { sh, shQuote } from '../shell/quote.js';
 import { verifyScript } from './commands.js';
@@ -31,7 +31,7 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
   const d = v.desired;
   const problems: string[] = [];
   const r = await session.runScript(
-    verifyScript(monitorAddress(d), v.timeoutSec ?? 60, v.reloadedFrom),
+    verifyScript(monitorLookup(d), v.timeoutSec ?? 60, v.reloadedFrom),
     ((v.timeoutSec ?? 60) + 20) * 1000,
   );
   const s = new Marked(r.stdout, VERIFY);

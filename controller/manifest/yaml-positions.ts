@@ -16,8 +16,10 @@ interface Frame {
 export type LineMap = Map<string, number>;
 
 export function lineOf(lines: LineMap, path: string): number | undefined {
+  // Field paths name list items as `members.0`; the line map as `members[0]`.
+  const start = path.replace(/\.(\d+)(?=\.|$)/g, '[$1]');
   // The nearest ancestor that exists: a missing field is reported on its parent's line.
-  for (let p = path; ; p = p.includes('.') ? p.slice(0, p.lastIndexOf('.')) : '') {
+  for (let p = start; ; p = /[.[]/.test(p) ? p.slice(0, Math.max(p.lastIndexOf('.'), p.lastIndexOf('['))) : '') {
     const line = lines.get(p);
     if (line !== undefined) return line;
     if (p === '') return undefined;

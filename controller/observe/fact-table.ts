@@ -7,6 +7,7 @@ import { shQuote } from '../shell/quote.js';
 import { isInside } from '../manifest/path-policy.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
+import { CONTAINER_HTTP_PORT } from '../render/nats-config.js';
 import type { ContainerFact, FileFact, HostFacts, HttpFact, PendingRecord, PortFact } from './facts.js';
 import {
   APPLIED_FILES_PATH,
@@ -55,9 +56,29 @@ const CLI_PLUGIN_DIRS = [
   '/root/.docker/cli-plugins',
 ];
 
-/** The address NATS monitoring answers on from the host itself. */
+/** The address NATS monitoring answers on from the host itself, once the desired state runs. */
 export const monitorAddress = (d: DesiredHost) =>
   `${d.nats.httpBind === '0.0.0.0' ? '127.0.0.1' : d.nats.httpBind}:${d.nats.httpPort}`;
+
+/**
+ * A shell line setting $nf_mon to where the RUNNING container publishes monitoring (a new httpBind or
+ * httpPort is not in effect before the restart; after a rollback the old one is again), read from the
+ * Engine API's port bindings; the desired address when no container publishes it.
+ */
+export const monitorLookup = (d: DesiredHost) => {
+  const api = shQuote(`http://docker/containers/${d.nats.containerName}/json`);
+  const binding = shQuote(String.raw`"${CONTAINER_HTTP_PORT}/tcp":\[{"HostIp":"[0-9.]*","HostPort":"[0-9]*"`);
+  const address = shQuote(
+    String.raw`s/.*"HostIp":"([0-9.]*)","HostPort":"([0-9]*)"/\1:\2/; s/^(0\.0\.0\.0)?:/127.0.0.1:/`,
+  );
+  return (
+    `nf_mon=$(curl -s -m 2 --unix-socket ${DOCKER_SOCKET} ${api} 2>/dev/null | grep -o ${binding} | head -n1 | ` +
+    `sed -E ${address}); [ -n "$nf_mon" ] || nf_mon=${shQuote(monitorAddress(d))}`
+  );
+};
+
+/** A monitoring URL at $nf_mon (see monitorLookup), as one shell word. */
+export const monitorUrl = (path: string) => `"http://$nf_mon/"${shQuote(path)}`;
 
 /** The Docker Engine API answers, in the order the curl asks for them (the volume only with a proxy). */
 const DOCKER_ANSWERS = ['version', 'natsContainer', 'proxyContainer', 'image', 'volume'] as const;
@@ -204,7 +225,7 @@ const dockerApi: Fact<'container' | 'imageId' | 'proxy'> = {
     section('docker-api'),
     curlMany(
       [`--unix-socket ${DOCKER_SOCKET}`],
-      dockerApiPaths(d).map((p) => `http://docker${p}`),
+      dockerApiPaths(d).map((p) => shQuote(`http://docker${p}`)),
     ),
   ],
   parse: (m) => {
@@ -319,13 +340,7 @@ const ports: Fact<'ports'> = {
 
 const monitor: Fact<'healthz' | 'varz' | 'jsz' | 'routez'> = {
   provides: ['healthz', 'varz', 'jsz', 'routez'],
-  shell: ({ d }) => [
-    section('monitor'),
-    curlMany(
-      [],
-      monitorPaths(d).map((p) => `http://${monitorAddress(d)}/${p}`),
-    ),
-  ],
+  shell: ({ d }) => [monitorLookup(d), section('monitor'), curlMany([], monitorPaths(d).map(monitorUrl))],
   parse: (m) => {
     const [healthz, varz, jsz, routez] = httpAnswers(m.lines('monitor').join('\n'));
     return {

@@ -97,10 +97,11 @@ export const MAX_HTTP_ANSWER_BYTES = 4 * 1024 * 1024;
  * with a nonce drawn on the host for this run (a body cannot forge it), and the whole answer, nonce
  * first, travels base64-encoded on one line (a body cannot forge an observe section either).
  */
+/** `urls` are shell words (quoted by the caller). */
 export const curlMany = (extra: readonly string[], urls: readonly string[]) =>
   `{ n=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \\n'); echo "$n"; ` +
   `curl -s -m 3 ${extra.join(' ')} -w "\\n${HTTP_MARK}-$n %{http_code}\\n" ` +
-  `${urls.map(shQuote).join(' ')} 2>/dev/null; } ` +
+  `${urls.join(' ')} 2>/dev/null; } ` +
   `| head -c ${MAX_HTTP_ANSWER_BYTES} | base64 -w0; echo`;
 
 /** Splits curlMany's answer into [status, body] per URL, in request order. */

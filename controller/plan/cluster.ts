@@ -51,42 +51,59 @@ function missingRoutes(m: MemberFacts, up: MemberFacts[]): string[] {
 
 const notCurrent = (r: ReplicaFact) => r.offline === true || r.current !== true;
 
-/** Every stream and consumer some member holds, judged from its leader's own view. */
+interface AssetView {
+  host: string;
+  serverName: string;
+  leader?: string;
+  replicas?: ReplicaFact[];
+}
+
+/**
+ * Every stream and consumer some member holds, judged from its leader's own view: all members that hold
+ * it agree on one leader, the leader knows all its replicas (a member just restarted briefly claims to
+ * lead every stream, with none), and each replica is current and online.
+ */
 function behindAssets(all: MemberFacts[]): string[] {
-  const byServer = new Map(all.map((m) => [m.serverName, m]));
-  const out: string[] = [];
-  const judge = (what: string, leader: string | undefined, viewOf: (m: MemberFacts) => ReplicaFact[] | undefined) => {
-    if (!leader) return out.push(`${what} has no leader`);
-    const lm = byServer.get(leader);
-    if (!lm?.facts) return out.push(`${what}: its leader ${leader} is not observed`);
-    const lagging = (viewOf(lm) ?? []).filter(notCurrent);
-    for (const r of lagging)
-      out.push(
-        `${what}: replica ${r.name} is ${r.offline ? 'offline' : 'not current'}${r.lag ? ` (lag ${r.lag})` : ''}`,
-      );
+  const assets = new Map<string, AssetView[]>();
+  const add = (what: string, m: MemberFacts, c: { leader?: string; replicas?: ReplicaFact[] } | undefined) => {
+    if (!c) return;
+    assets.set(what, [
+      ...(assets.get(what) ?? []),
+      { host: m.host, serverName: m.serverName, leader: c.leader, replicas: c.replicas },
+    ]);
   };
-  const seen = new Set<string>();
   for (const m of all) {
     for (const acc of m.facts?.jsz?.account_details ?? []) {
       for (const s of acc.stream_detail ?? []) {
-        const key = `${acc.name}/${s.name}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const streamOf = (x: MemberFacts) =>
-          x.facts?.jsz?.account_details
-            ?.find((a) => a.name === acc.name)
-            ?.stream_detail?.find((y) => y.name === s.name);
-        if (s.cluster) judge(`stream ${key}`, s.cluster.leader, (x) => streamOf(x)?.cluster?.replicas);
-        for (const c of s.consumer_detail ?? []) {
-          if (!c.cluster) continue;
-          judge(
-            `consumer ${key}/${c.name}`,
-            c.cluster.leader,
-            (x) => streamOf(x)?.consumer_detail?.find((y) => y.name === c.name)?.cluster?.replicas,
-          );
-        }
+        add(`stream ${acc.name}/${s.name}`, m, s.cluster);
+        for (const c of s.consumer_detail ?? []) add(`consumer ${acc.name}/${s.name}/${c.name}`, m, c.cluster);
       }
     }
+  }
+  const out: string[] = [];
+  for (const [what, views] of assets) {
+    const leaders = distinct(views.map((v) => v.leader ?? ''));
+    if (leaders.length > 1) {
+      out.push(`${what}: members disagree on its leader (${leaders.map((l) => l || 'none').join(', ')})`);
+      continue;
+    }
+    if (!leaders[0]) {
+      out.push(`${what} has no leader`);
+      continue;
+    }
+    const own = views.find((v) => v.serverName === leaders[0]);
+    if (!own) {
+      out.push(`${what}: its leader ${leaders[0]} is not observed`);
+      continue;
+    }
+    if ((own.replicas?.length ?? 0) < views.length - 1) {
+      out.push(`${what}: its leader ${leaders[0]} does not know all its replicas yet`);
+      continue;
+    }
+    for (const r of (own.replicas ?? []).filter(notCurrent))
+      out.push(
+        `${what}: replica ${r.name} is ${r.offline ? 'offline' : 'not current'}${r.lag ? ` (lag ${r.lag})` : ''}`,
+      );
   }
   return out;
 }
@@ -113,7 +130,8 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
       // A member that runs but is not yet in the meta group (one just added) has not caught up.
       if (meta?.cluster_size !== undefined && meta.cluster_size < up.length)
         p.push(`its JetStream meta group has ${meta.cluster_size} peers, ${up.length} members are running`);
-      const lagging = (meta?.replicas ?? []).filter(notCurrent).map((r) => r.name);
+      // Only the meta leader's view of its peers is current (from 2.15 followers list them too, stale).
+      const lagging = meta?.leader === m.serverName ? (meta.replicas ?? []).filter(notCurrent).map((r) => r.name) : [];
       if (lagging.length) p.push(`meta group peers not current: ${lagging.join(', ')}`);
     }
     members[m.host] = p;

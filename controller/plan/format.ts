@@ -71,7 +71,7 @@ export function formatRollout(r: RolloutPlan): string {
       lines.push(`    ${n}. ${what.join(' + ')}`);
     }
     for (const m of r.members.filter((x) => x.action === 'blocked' || r.blocked[x.host]))
-      lines.push(`    - ${m.host}: blocked${r.blocked[m.host] ? ` (${r.blocked[m.host].join('; ')})` : ''}`);
+      lines.push(`    - ${m.host}: blocked${r.blocked[m.host] ? ` (${r.blocked[m.host].why.join('; ')})` : ''}`);
     for (const g of r.gates) lines.push(`  gate: ${g}`);
   }
   return lines.join('\n');

@@ -9,6 +9,7 @@ import { posix } from 'node:path';
 import { isInside } from '../manifest/path-policy.js';
 import { CONTAINER_DATA_DIR } from '../render/nats-config.js';
 import { classifyConfigChange, type ConfigChangeClass } from './nats-conf.js';
+import { imageVersion, parseNatsVersion, upgradeProblem } from './nats-versions.js';
 import { healthOf } from './health.js';
 import { STEP_ORDER, type Change, type FileChange, type HostPlan, type Step, type StepPlan } from './types.js';
 
@@ -141,14 +142,22 @@ function classifyConfig(f: HostFacts, conf: FileArtifact, changed: boolean): Con
     const why = '(current config not written by natsfleet: what it holds is unknown)';
     return { action: 'restart', changed: [why], restartKeys: [why] };
   }
-  const cls = classifyConfigChange(before, conf.display);
+  // The reload rules of the version that will read the new config: the running one (a restart makes
+  // the question moot).
+  const cls = classifyConfigChange(before, conf.display, parseNatsVersion(f.varz?.version));
   // Equal displays, different content: only a secret's value changed (authorization reloads).
   return cls.action === 'none'
     ? { action: 'reload', changed: ['authorization (a secret value)'], restartKeys: [] }
     : cls;
 }
 
-function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: string[]): StepPlan[] {
+function presentPlan(
+  d: DesiredHost,
+  f: HostFacts,
+  changes: Change[],
+  drift: string[],
+  configKeys: string[],
+): StepPlan[] {
   const steps = new Map<Step, string>();
   // A step taken for several reasons lists them all.
   const add = (s: Step, reason: string) => {
@@ -184,6 +193,7 @@ function presentPlan(d: DesiredHost, f: HostFacts, changes: Change[], drift: str
   }
   if (changed('nats-unit') && running) add('restart', 'unit file changed');
   const cls = classifyConfig(f, conf, changed('nats-config'));
+  if (cls.changed.length) configKeys.push(...cls.changed);
   if (cls.action === 'restart' && running)
     add('restart', `config keys that need a restart: ${cls.restartKeys.join(', ')}`);
   // An interrupted apply: the steps it did not finish are finished now (none it finished is repeated).
@@ -268,6 +278,18 @@ export function storeMoveProblems(d: DesiredHost, f: HostFacts): string[] {
   ];
 }
 
+/**
+ * A version change NATS does not support in place (a JetStream downgrade below the documented floor,
+ * a major version): refused before anything runs, with what to do instead.
+ */
+export function versionProblems(d: DesiredHost, f: HostFacts): string[] {
+  const from = parseNatsVersion(f.varz?.version);
+  const to = imageVersion(d.nats.image);
+  if (!from || !to || !f.container.running || f.container.image === d.nats.image) return [];
+  const problem = upgradeProblem(from, to, { jetstream: Boolean(d.verify.jetstream) });
+  return problem ? [problem] : [];
+}
+
 /** Managed paths that hold something other than a regular file: natsfleet replaces only regular files. */
 function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
   return d.files
@@ -282,7 +304,13 @@ function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
 export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare: CompareMode = 'content'): HostPlan {
   const blocked =
     d.state === 'present'
-      ? [...prerequisites(d, f), ...ownershipProblems(d, f), ...nonRegularFiles(d, f), ...storeMoveProblems(d, f)]
+      ? [
+          ...prerequisites(d, f),
+          ...ownershipProblems(d, f),
+          ...nonRegularFiles(d, f),
+          ...storeMoveProblems(d, f),
+          ...versionProblems(d, f),
+        ]
       : [...prerequisites(d, f).filter((p) => !p.startsWith('port')), ...ownershipProblems(d, f)];
   const drift: string[] = [];
   const changes: Change[] = [];
@@ -321,7 +349,8 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
     changes.push(c);
     if (c.drift) drift.push(`${path}: ${c.reason}`);
   }
-  const steps = d.state === 'present' ? presentPlan(d, f, changes, drift) : absentPlan(d, f);
+  const configKeys: string[] = [];
+  const steps = d.state === 'present' ? presentPlan(d, f, changes, drift, configKeys) : absentPlan(d, f);
   steps.sort((a, b) => STEP_ORDER.indexOf(a.step) - STEP_ORDER.indexOf(b.step));
   const work = changes.length > 0 || steps.length > 0;
   return {
@@ -335,6 +364,7 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
     sync: work ? 'OutOfSync' : 'Synced',
     health: healthOf(d, f),
     natsVersion: f.varz?.version,
+    ...(configKeys.length ? { configKeys } : {}),
     applied: f.record ? { revision: f.record.revision, at: f.record.appliedAt } : undefined,
     lock:
       f.lockAgeSec !== undefined

@@ -33,8 +33,11 @@ export interface RolloutPlan {
   coldStart: boolean;
   /** The gates, in words, as the plan shows them. */
   gates: string[];
-  /** Per host: why it cannot go down now (its plan is blocked on it; the rest of the rollout goes on). */
-  blocked: Record<string, string[]>;
+  /**
+   * Per host: why it cannot go now (its plan is blocked on it; the rest of the rollout goes on), and
+   * whether that may pass by itself (`quorum`: a member recovers) or needs a person (`blocked`).
+   */
+  blocked: Record<string, { why: string[]; reason: 'quorum' | 'blocked' }>;
   health: ClusterHealth;
 }
 
@@ -78,17 +81,32 @@ export function planRollout(
     .map((x) => x.m);
   const running = facts.filter((m) => m.facts?.container.running).length;
   const coldStart = running === 0 && members.some((m) => m.action === 'start');
-  const blocked: Record<string, string[]> = {};
+  const blocked: RolloutPlan['blocked'] = {};
   const batches: string[][] = [];
-  if (coldStart) {
+  const keys = plans.flatMap((p) => p.configKeys ?? []);
+  // A member with new route credentials loses every route until its peers have them too: all at once.
+  const together = keys.some((k) => k.startsWith('cluster.authorization'));
+  if (jetstream && keys.includes('cluster.name') && running > 0) {
+    for (const m of members)
+      blocked[m.host] = {
+        reason: 'blocked',
+        why: [
+          `cluster ${cluster}: renaming a running JetStream cluster is not rolled out (its members would split ` +
+            'into two clusters mid-way): stop every member, rename, start them together',
+        ],
+      };
+  } else if (coldStart) {
     batches.push(
       ordered.filter((m) => m.action !== 'none' && m.action !== 'blocked' && m.action !== 'unknown').map((m) => m.host),
     );
   } else {
     const size = batchSize(facts.length, settings);
     let batch: string[] = [];
+    const reloads = ordered.filter((m) => m.action === 'reload').map((m) => m.host);
+    if (together && reloads.length) batches.push(reloads);
     for (const m of ordered) {
       if (['none', 'blocked', 'unknown'].includes(m.action)) continue;
+      if (together && m.action === 'reload') continue;
       if (!isDisruptive(m.action)) {
         batches.push([m.host]);
         continue;
@@ -96,7 +114,10 @@ export function planRollout(
       // Judged on the cluster as observed: a member already down blocks every restart of another.
       const why = cannotLose(health, [m.host]);
       if (why.length) {
-        blocked[m.host] = [`cluster ${cluster}: ${m.host} cannot be taken down now: ${why.join('; ')}`];
+        blocked[m.host] = {
+          reason: 'quorum',
+          why: [`cluster ${cluster}: ${m.host} cannot be taken down now: ${why.join('; ')}`],
+        };
         continue;
       }
       batch.push(m.host);
@@ -119,5 +140,7 @@ export function planRollout(
           `then ${settings.settle} settle (timeout ${settings.timeout}; past it the member is rolled back ` +
           'and the rollout halts)',
       ];
+  if (together)
+    gates.push('route credentials change: the members reload together (one with new credentials alone has no routes)');
   return { cluster, members: ordered, batches, coldStart, gates, blocked, health };
 }

@@ -79,6 +79,8 @@ export interface HostPlan {
   health: HealthStatus;
   /** For reports: NATS version and the last applied revision seen on the host. */
   natsVersion?: string;
+  /** The NATS config keys the change touches (the rollout reads them: route credentials change together). */
+  configKeys?: string[];
   applied?: { revision: string; at: string };
   /** An apply lock held on the host: who, since when, and until when its lease runs. */
   lock?: { owner?: string; since?: string; ageSec: number; expiresAt?: string };

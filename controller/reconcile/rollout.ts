@@ -113,8 +113,8 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
   );
   for (const r of runs) {
     r.rollout = rollout;
-    const why = rollout.blocked[r.host];
-    if (why) r.plan!.blocked.push(...why);
+    const b = rollout.blocked[r.host];
+    if (b) r.plan!.blocked.push(...b.why);
   }
   const done = () => {
     for (const r of runs) r.durationMs = Date.now() - started;
@@ -128,8 +128,9 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
   const inBatch = new Set(rollout.batches.flat());
   for (const r of runs) {
     if (inBatch.has(r.host) || r.error) continue;
-    if (rollout.blocked[r.host]) {
-      r.apply = skipped(r.host, 'blocked', r.plan!.blocked.join('; '), 'quorum');
+    const b = rollout.blocked[r.host];
+    if (b) {
+      r.apply = skipped(r.host, 'blocked', r.plan!.blocked.join('; '), b.reason);
       r.apply.health = r.plan!.health;
       continue;
     }
@@ -176,15 +177,7 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
             plan: r.plan!,
             revision: o.revision,
             verifyTimeoutSec: Math.ceil(c.rollout.timeoutMs / 1000),
-            gate: () =>
-              awaitCaughtUp(
-                members,
-                rollout.coldStart ? batch : [h],
-                o,
-                jetstream,
-                c.rollout.settleMs,
-                c.rollout.timeoutMs,
-              ),
+            gate: () => awaitCaughtUp(members, batch, o, jetstream, c.rollout.settleMs, c.rollout.timeoutMs),
             onPhase: o.onPhase ? (p) => o.onPhase!(h, p) : undefined,
           });
         } catch (e) {

@@ -235,9 +235,9 @@ describe('service steps', () => {
   });
 
   it('after a reload, verify waits for a new config_load_time, not for the start time (the same value until then)', () => {
-    const script = verifyScript('127.0.0.1:8222', 60, '2026-01-01T00:00:00.1Z');
+    const script = verifyScript('nf_mon=127.0.0.1:8222', 60, '2026-01-01T00:00:00.1Z');
     expect(script).toContain(`grep -qF '"config_load_time": "2026-01-01T00:00:00.1Z"'`);
-    expect(verifyScript('127.0.0.1:8222', 60)).not.toContain('config_load_time');
+    expect(verifyScript('nf_mon=127.0.0.1:8222', 60)).not.toContain('config_load_time');
   });
 
   it('remote scripts run with stdin closed, so no command can eat the rest of the script', () => {

@@ -5,7 +5,8 @@ import type { TestProject } from 'vitest/node';
 import { fleetDown, fleetUp, SANDBOX_LABEL, type Fleet } from '../../controller/sandbox/fleet.js';
 
 export const E2E_FLEET_ID = 'e2e';
-export const E2E_HOSTS = 3;
+/** Three cluster members and a fourth to add; the single-host tests use the first three. */
+export const E2E_HOSTS = 4;
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -23,6 +24,10 @@ function removeNow() {
     .split('\n')
     .filter(Boolean);
   if (vols.length) execFileSync('docker', ['volume', 'rm', '-f', ...vols], { stdio: 'ignore' });
+  const nets = execFileSync('docker', ['network', 'ls', '-q', '--filter', filter], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
+  if (nets.length) execFileSync('docker', ['network', 'rm', ...nets], { stdio: 'ignore' });
 }
 
 export default async function setup(project: TestProject) {
@@ -36,6 +41,7 @@ export default async function setup(project: TestProject) {
     hosts: E2E_HOSTS,
     id: E2E_FLEET_ID,
     dir: '.sandbox/e2e',
+    cluster: 'core',
     log: (l) => console.log(`[sandbox] ${l}`),
   });
   project.provide('fleet', fleet);

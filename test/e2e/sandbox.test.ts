@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { docker } from '../../controller/sandbox/docker.js';
 import { fleetDown, fleetStatus, fleetUp, SANDBOX_LABEL } from '../../controller/sandbox/fleet.js';
-import { PRELOADED_IMAGES } from '../../controller/sandbox/images.js';
+import { preloadedImages } from '../../controller/sandbox/images.js';
 import { HostKeyError, scanHostKey, SshSession } from '../../controller/transport/ssh.js';
 import { loadPolicyFrom } from '../../controller/manifest/policy.js';
 import { loadManifests } from '../../controller/manifest/load.js';
@@ -43,7 +43,14 @@ describe.each(fleet.hosts.map((h) => [h.name, h] as const))('%s', (name, host) =
   it('has its own Docker engine answering, with the images preloaded', async () => {
     expect(await sh("docker info --format '{{.ServerVersion}}'")).toMatch(/^20\.10\./);
     const images = (await sh("docker images --format '{{.Repository}}:{{.Tag}}'")).split('\n');
-    for (const image of PRELOADED_IMAGES) expect(images).toContain(image);
+    for (const image of preloadedImages(fleet.natsImages)) expect(images).toContain(image);
+  });
+
+  it('runs three real NATS versions, from three Debian suites', async () => {
+    const { old, next, newest } = fleet.natsImages;
+    const versions = await Promise.all([old, next, newest].map((i) => sh(`docker run --rm ${i} --version`)));
+    expect(versions).toEqual([old, next, newest].map((i) => `nats-server: v${i.split(':')[1]}`));
+    expect(new Set(versions).size).toBe(3);
   });
 
   it('runs the NATS image (Debian nats-server) and knows its Compose flavour', async () => {
@@ -87,13 +94,17 @@ describe('the proxy stand-in follows jonasal/nginx-certbot', () => {
 });
 
 describe('fleet manifests', () => {
-  it('are valid NatsHosts pinning each host key on 127.0.0.1', async () => {
+  it('are valid NatsHosts pinning each host key on 127.0.0.1, and a NatsCluster of them all', async () => {
     const policy = loadPolicyFrom({ secretsDir: fleet.secretsDir });
-    const { hosts, problems } = loadManifests(await readManifestDir(fleet.hostsDir), policy);
-    expect(problems).toEqual([]);
+    const { hosts, clusters, problems } = loadManifests(await readManifestDir(fleet.hostsDir), policy);
+    // An even member count is only warned of.
+    expect(problems.filter((p) => p.severity === 'error')).toEqual([]);
     expect(hosts.map((h) => [h.name, h.ssh.host, h.ssh.port, h.ssh.hostKey])).toEqual(
       fleet.hosts.map((h) => [h.name, '127.0.0.1', h.sshPort, h.hostKey]),
     );
+    expect(clusters.map((c) => [c.name, c.members])).toEqual([
+      ['core', fleet.hosts.map((h) => ({ host: h.name, routeAddress: h.clusterAddress, serverName: h.name }))],
+    ]);
   });
 });
 
@@ -112,5 +123,6 @@ describe('fleet lifecycle', () => {
     const filter = `label=${SANDBOX_LABEL}=e2e-lifecycle`;
     expect(await docker(['ps', '-aq', '--filter', filter])).toBe('');
     expect(await docker(['volume', 'ls', '-q', '--filter', filter])).toBe('');
+    expect(await docker(['network', 'ls', '-q', '--filter', filter])).toBe('');
   });
 });

@@ -177,3 +177,12 @@ describe('warnings', () => {
     expect(r.problems.map(formatProblem).join('\n')).toMatch(/JetStream is enabled on 1 of 3 members/);
   });
 });
+
+describe('lines', () => {
+  it('names the line of the list item at fault', () => {
+    const r = loadEdited((m) => (m.get(CORE)!.spec.members[2].host = 'core-z'));
+    const p = r.problems.find((x) => /no NatsHost named core-z/.test(x.message))!;
+    const text = dump(docs().get(CORE)!).split('\n');
+    expect(text[p.line! - 1]).toMatch(/host: core-c/);
+  });
+});

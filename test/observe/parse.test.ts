@@ -91,7 +91,9 @@ describe('observeScript', () => {
     expect(script).toContain(
       '--unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/version http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets',
     );
-    expect(script).toContain('http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz');
+    // Monitoring where the running container publishes it (a new httpBind is not in effect before a restart).
+    expect(script).toContain(`"http://$nf_mon/"healthz "http://$nf_mon/"varz "http://$nf_mon/"jsz`);
+    expect(script).toContain('[ -n "$nf_mon" ] || nf_mon=127.0.0.1:8222');
     expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
   });
 

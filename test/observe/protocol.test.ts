@@ -71,7 +71,7 @@ describe('marker lines', () => {
 
   it('are the ones the scripts print', () => {
     const d = desiredFrom();
-    expect(verifyScript('127.0.0.1:8222', 5)).toContain(`${echoMarker(VERIFY, 'varz')}; curl`);
+    expect(verifyScript('nf_mon=127.0.0.1:8222', 5)).toContain(`${echoMarker(VERIFY, 'varz')}; curl`);
     const install = installScript(d, {
       install: [],
       remove: [],

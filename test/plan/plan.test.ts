@@ -52,9 +52,12 @@ describe('planHost', () => {
     expect(pr).toMatchObject({ sync: 'Synced', changes: [], steps: [] });
   });
 
-  it('a JetStream limit increase reloads, a decrease restarts', () => {
+  it('a JetStream limit increase reloads where the running version can (2.12.7+), a decrease restarts', () => {
     const up = desiredFrom((doc) => (doc.spec.nats.jetstream.maxMemory = '128MB'));
-    expect(steps(planHost(up, factsFrom(up), 'r'))).toEqual(['test-config', 'reload']);
+    // The captured host runs 2.9.10, whose reload refuses any JetStream limit change (server/reload.go).
+    expect(steps(planHost(up, factsFrom(up), 'r'))).toEqual(['test-config', 'restart']);
+    const newer = factsFrom(up, undefined, (f) => (f.varz = { ...f.varz, version: '2.14.5' }));
+    expect(steps(planHost(up, newer, 'r'))).toEqual(['test-config', 'reload']);
     const down = desiredFrom((doc) => (doc.spec.nats.jetstream.maxMemory = '32MB'));
     const p = planHost(down, factsFrom(down), 'r');
     expect(p.steps).toEqual([

@@ -1,12 +1,15 @@
 // The rollout of a cluster as a value: cluster health from members' facts (routes by server id or name,
 // meta leader, stream currency as the leader sees it), the quorum gates, the order and batches. Tables,
 // no network: facts are the converged host's captured facts with the cluster answers set per member.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cannotLose, clusterHealth, notCaughtUp, type MemberFacts } from '../../controller/plan/cluster.js';
 import { batchSize, memberAction, planRollout } from '../../controller/plan/rollout.js';
 import type { HostFacts, ReplicaFact } from '../../controller/observe/facts.js';
 import type { HostPlan, Step } from '../../controller/plan/types.js';
 import { desiredFrom, factsFrom } from '../helpers/observed.js';
+import { ROOT } from '../helpers/fixtures.js';
 
 const BASE = factsFrom(desiredFrom());
 const NAMES = ['a', 'b', 'c'];
@@ -195,7 +198,8 @@ describe('the rollout plan', () => {
     const r = planRollout('core', SETTINGS, plans, healthy({ b: { down: true } }), true);
     expect(r.batches).toEqual([['b']]);
     expect(Object.keys(r.blocked)).toEqual(['a', 'c']);
-    expect(r.blocked.a.join()).toMatch(/cluster core: a cannot be taken down now: quorum/);
+    expect(r.blocked.a).toMatchObject({ reason: 'quorum' });
+    expect(r.blocked.a.why.join()).toMatch(/cluster core: a cannot be taken down now: quorum/);
   });
 
   it('starts every member together when none runs (a cold start needs quorum)', () => {
@@ -233,6 +237,22 @@ describe('the rollout plan', () => {
     expect(r.batches).toEqual([['a', 'b'], ['d', 'e'], ['c']]);
   });
 
+  it('reloads every member at once when route credentials change (alone, a member would lose its routes)', () => {
+    const keys = ['cluster.authorization.password', 'cluster.routes'];
+    const plans = NAMES.map((h) => plan(h, ['test-config', 'reload'], { configKeys: keys }));
+    const r = planRollout('core', SETTINGS, plans, healthy(), true);
+    expect(r.batches).toEqual([['a', 'b', 'c']]);
+    expect(r.gates.join('\n')).toMatch(/route credentials change: the members reload together/);
+  });
+
+  it('refuses to rename a running JetStream cluster member by member', () => {
+    const plans = NAMES.map((h) => plan(h, ['test-config', 'reload'], { configKeys: ['cluster.name'] }));
+    const r = planRollout('core', SETTINGS, plans, healthy(), true);
+    expect(r.batches).toEqual([]);
+    expect(r.blocked.a).toMatchObject({ reason: 'blocked' });
+    expect(r.blocked.a.why.join()).toMatch(/renaming a running JetStream cluster is not rolled out/);
+  });
+
   it.each([
     [plan('x', ['restart', 'reload']), 'restart'],
     [plan('x', ['stop']), 'stop'],
@@ -247,5 +267,72 @@ describe('the rollout plan', () => {
     [plan('x', [], { sync: 'Unknown' }), 'unknown'],
   ] as const)('a member plan is read as %#', (p, action) => {
     expect(memberAction(p)).toBe(action);
+  });
+});
+
+describe('cluster health from real answers of each NATS version (test/fixtures/nats)', () => {
+  const read = (v: string, f: string) =>
+    JSON.parse(readFileSync(join(ROOT, 'test/fixtures/nats', v, `${f}.json`), 'utf8')) as HostFacts['jsz'];
+  const real = (host: string, jsz: HostFacts['jsz'], down = false): MemberFacts => {
+    const m = member(host, { down }, ['n1', 'n2', 'n3']);
+    if (m.facts && !down) m.facts.jsz = jsz;
+    return m;
+  };
+  // Who answered each recording: the leader of stream S, a follower of S, and the third server.
+  const VERSIONS = [
+    { v: '2.9.10', leader: 'n2', follower: 'n1', third: 'jsz-follower' },
+    { v: '2.10.27', leader: 'n1', follower: 'n2', third: 'jsz-follower' },
+    { v: '2.15.1', leader: 'n2', follower: 'n1', third: 'jsz' },
+  ];
+
+  it.each(VERSIONS)(
+    "$v: all up; a follower's stale view of the stream is ignored",
+    ({ v, leader, follower, third }) => {
+      const h = clusterHealth(
+        [
+          real(leader, read(v, 'jsz-streams')),
+          real(follower, read(v, 'jsz-streams-follower')),
+          real('n3', read(v, third)),
+        ],
+        true,
+      );
+      expect(h.metaLeader).toBeDefined();
+      expect(h.behind).toEqual([]);
+      expect(Object.values(h.members).flat()).toEqual([]);
+    },
+  );
+
+  it.each(VERSIONS)(
+    '$v: a member just restarted is not caught up (it claims every stream)',
+    ({ v, leader, follower }) => {
+      const h = clusterHealth(
+        [
+          real(leader, read(v, 'jsz-streams')),
+          real(follower, read(v, 'jsz-streams-follower')),
+          real('n3', read(v, 'jsz-streams-restarting')),
+        ],
+        true,
+      );
+      const why = notCaughtUp(h, 'n3').join('\n');
+      expect(why).toMatch(/n3 sees no JetStream meta leader/);
+      expect(why).toMatch(
+        new RegExp(`stream \\$G/S: members disagree on its leader \\((${leader}, n3|n3, ${leader})\\)`),
+      );
+    },
+  );
+
+  it.each(VERSIONS)('$v: a member down: its replicas are behind; no other may go down', ({ v, leader, follower }) => {
+    const h = clusterHealth(
+      [
+        real(leader, read(v, 'jsz-streams-member-down')),
+        real(follower, read(v, 'jsz-streams-follower')),
+        real('n3', undefined, true),
+      ],
+      true,
+    );
+    expect(h.behind.join('\n')).toMatch(/stream \$G\/S: replica n3 is not current/);
+    expect(cannotLose(h, [follower]).join('\n')).toMatch(
+      /quorum: taking down n[12] would leave 1 of 3 members running/,
+    );
   });
 });

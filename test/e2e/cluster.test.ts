@@ -1,0 +1,284 @@
+// Issue 12's proof, end to end on the sandbox (real sshd, systemd, dockerd and nats-server of three
+// Debian suites): a three-member JetStream cluster from a NatsCluster manifest, an upgrade 2.9 -> 2.10
+// rolled member by member under an acknowledged publisher, the quorum gate, a member that cannot start
+// (rolled back, rollout halted), and a fourth member added by a reload of the others.
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dump, load } from 'js-yaml';
+import { connect } from 'nats';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { main } from '../../controller/cli/main.js';
+import { loadManifests } from '../../controller/manifest/load.js';
+import { readManifestDir } from '../../controller/manifest/read-dir.js';
+import { policyResolver } from '../../controller/secrets/resolve.js';
+import { prepareTargets, reconcileAll, type HostRun } from '../../controller/reconcile/reconcile.js';
+import { openTunnel } from '../../controller/apply/nats-probe.js';
+import { Scenario } from './helpers.js';
+
+const fleet = inject('fleet');
+const images = fleet.natsImages;
+const MEMBERS = fleet.hosts.slice(0, 3);
+const FOURTH = fleet.hosts[3];
+const dir = mkdtempSync(join(tmpdir(), 'nf-e2e-cluster-'));
+const scenarios = new Map(fleet.hosts.map((h) => [h.name, new Scenario(fleet, h)]));
+const sh = (host: string, cmd: string) => scenarios.get(host)!.sh(cmd);
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed YAML manifests, edited freely
+type Doc = Record<string, any>;
+const hostDoc = (name: string): Doc => {
+  const d = load(readFileSync(join(fleet.hostsDir, `${name}.yaml`), 'utf8')) as Doc;
+  // The cluster's, one line for all.
+  delete d.spec.nats.image;
+  delete d.spec.nats.jetstream;
+  delete d.spec.proxy; // monitoring stays on the host (faster; the proxy is covered elsewhere)
+  d.spec.nats.httpBind = '127.0.0.1';
+  return d;
+};
+let cluster: Doc;
+const hosts = new Map<string, Doc>();
+
+function write(): void {
+  for (const f of ['core', ...fleet.hosts.map((h) => h.name)]) rmSync(join(dir, `${f}.yaml`), { force: true });
+  writeFileSync(join(dir, 'core.yaml'), dump(cluster));
+  for (const [name, d] of hosts) writeFileSync(join(dir, `${name}.yaml`), dump(d));
+}
+
+async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const flags = ['--hosts', dir, '--ssh-key', fleet.privateKeyPath, '--secrets-dir', fleet.secretsDir];
+  const code = await main(
+    ['node', 'natsfleet', ...args, ...flags],
+    (l) => lines.push(l),
+    (l) => lines.push(l),
+  );
+  return { code, out: lines.join('\n') };
+}
+
+/** Plans through the library (to read the rollout value). */
+async function planRuns(): Promise<HostRun[]> {
+  const s = scenarios.get(MEMBERS[0].name)!;
+  const { hosts: specs, problems } = loadManifests(await readManifestDir(dir), s.policy);
+  if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems));
+  const targets = prepareTargets(specs, await policyResolver(specs, s.policy.secrets), s.policy.paths);
+  return reconcileAll(targets, { pool: s.pool, revision: 'e2e', apply: false, concurrency: 4 });
+}
+
+const monitor = async (host: string, path: string) => JSON.parse(await sh(host, `curl -s '127.0.0.1:8222/${path}'`));
+const startedAt = (host: string) => sh(host, "docker inspect --format '{{.State.StartedAt}}' nats");
+
+/** Routes to distinct peers, the meta leader and meta group size, as each member reports them. */
+async function clusterView(members: string[]) {
+  return Promise.all(
+    members.map(async (h) => {
+      const routez = await monitor(h, 'routez');
+      const jsz = await monitor(h, 'jsz');
+      const varz = await monitor(h, 'varz');
+      return {
+        host: h,
+        routes: new Set(routez.routes.map((r: { remote_id: string }) => r.remote_id)).size,
+        leader: jsz.meta_cluster?.leader,
+        size: jsz.meta_cluster?.cluster_size,
+        version: varz.version,
+      };
+    }),
+  );
+}
+
+/** Stops and removes what natsfleet and earlier tests left on a host, so the cluster starts from nothing. */
+async function wipe(host: string) {
+  await sh(
+    host,
+    'systemctl disable --now nats.service 2>/dev/null || true; docker rm -f nats nginx-certbot >/dev/null 2>&1 || true; ' +
+      'rm -rf /etc/nats /var/lib/nats /var/lib/natsfleet /etc/systemd/system/nats.service /root/nginx /data/nginx; ' +
+      'systemctl daemon-reload',
+  );
+}
+
+/** A NATS client to every member at once, through SSH tunnels (clients reconnect to the others). */
+async function clusterClient(token: string, members: string[]) {
+  const tunnels = await Promise.all(
+    members.map(async (h) => {
+      const s = scenarios.get(h)!;
+      await s.sh('true');
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the scenario's own shell session
+      return openTunnel((s as any).shell, 4222);
+    }),
+  );
+  const nc = await connect({
+    servers: tunnels.map((t) => `127.0.0.1:${t.port}`),
+    token,
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 200,
+    ignoreClusterUpdates: true,
+    timeout: 5000,
+  });
+  return {
+    nc,
+    close: async () => {
+      await nc.close();
+      for (const t of tunnels) await t.close();
+    },
+  };
+}
+
+beforeAll(async () => {
+  await Promise.all(fleet.hosts.map((h) => wipe(h.name)));
+  cluster = load(readFileSync(fleet.clusterManifest!, 'utf8')) as Doc;
+  cluster.spec.members = cluster.spec.members.slice(0, 3);
+  cluster.spec.nats = { image: images.old, jetstream: { enabled: true, maxMemory: '64MB', maxFile: '256MB' } };
+  cluster.spec.rollout = { maxUnavailable: 1, settle: '3s', timeout: '2m' };
+  for (const h of MEMBERS) hosts.set(h.name, hostDoc(h.name));
+  write();
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(fleet.hosts.map((h) => wipe(h.name)));
+  for (const s of scenarios.values()) await s.close();
+  rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+describe('a three-member JetStream cluster (issue 12)', () => {
+  const names = MEMBERS.map((h) => h.name);
+
+  it('1. apply from nothing: a cold start of all members; each reports 2 routes, one meta leader, size 3', async () => {
+    const plan = await cli('plan');
+    expect(plan.code).toBe(2);
+    expect(plan.out).toMatch(/cluster core: 0 of 3 members healthy/);
+    expect(plan.out).toMatch(/rollout \(cold start: all members together\)/);
+    const r = await cli('apply');
+    expect(r.out).not.toMatch(/Unknown|failed|rolled back/i);
+    expect(r.code).toBe(0);
+    const view = await clusterView(names);
+    for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3, version: '2.9.10' });
+    expect(new Set(view.map((v) => v.leader)).size).toBe(1);
+    expect(names).toContain(view[0].leader);
+    expect((await cli('plan')).code).toBe(0);
+  });
+
+  it('2. an upgrade 2.9.10 -> 2.10 under an acknowledged publisher: one member at a time, the meta leader last, no acked message lost', async () => {
+    const token = readFileSync(fleet.tokenPath, 'utf8').trim();
+    const client = await clusterClient(token, names);
+    const jsm = await client.nc.jetstreamManager();
+    await jsm.streams.add({ name: 'ORDERS', subjects: ['orders.>'], num_replicas: 3 });
+    const js = client.nc.jetstream();
+    const leaderBefore = (await clusterView(names))[0].leader;
+    let acked = 0;
+    let longestGapMs = 0;
+    let lastAck = Date.now();
+    let running = true;
+    const publisher = (async () => {
+      for (let i = 1; running; i++) {
+        // The same message id until acknowledged: a retry is deduplicated by the stream.
+        for (;;) {
+          try {
+            await js.publish(`orders.${i}`, `order ${i}`, { msgID: `m-${i}`, timeout: 2000 });
+            break;
+          } catch {
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        acked = i;
+        longestGapMs = Math.max(longestGapMs, Date.now() - lastAck);
+        lastAck = Date.now();
+        await new Promise((r) => setTimeout(r, 20)); // about 50 messages a second
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 2000));
+
+    cluster.spec.nats.image = images.next;
+    write();
+    const runs = await planRuns();
+    const rollout = runs[0].rollout!;
+    const order = rollout.batches.map((b) => b[0]);
+    expect(rollout.batches.every((b) => b.length === 1)).toBe(true);
+    expect(order).toHaveLength(3);
+    expect(order[2]).toBe(names.find((n) => n === leaderBefore) ?? order[2]);
+    const before = await Promise.all(names.map(startedAt));
+    const t0 = Date.now();
+    const r = await cli('apply');
+    const totalMs = Date.now() - t0;
+    running = false;
+    await publisher;
+    expect(r.code).toBe(0);
+
+    // Restarted in the planned order, each after the previous one was up (settle 3 s included).
+    const after = await Promise.all(order.map(startedAt));
+    for (const [i, host] of order.entries()) expect(after[i]).not.toBe(before[names.indexOf(host)]);
+    const times = after.map((t) => Date.parse(t));
+    for (let i = 1; i < times.length; i++) expect(times[i] - times[i - 1]).toBeGreaterThan(3000);
+    const view = await clusterView(names);
+    for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3 });
+    expect(view.every((v) => v.version.startsWith(images.next.split(':')[1]))).toBe(true);
+
+    // Every acknowledged message is in the stream, on every replica.
+    await new Promise((r) => setTimeout(r, 2000));
+    const info = await jsm.streams.info('ORDERS');
+    expect(info.state.messages).toBe(acked);
+    for (const h of names) {
+      const jsz = await monitor(h, 'jsz?accounts=true&streams=true');
+      const stream = jsz.account_details[0].stream_detail.find((s: { name: string }) => s.name === 'ORDERS');
+      expect(stream.state.messages).toBe(acked);
+    }
+    console.log(
+      `[cluster] rolling upgrade ${images.old} -> ${images.next} of 3 members: ${(totalMs / 1000).toFixed(1)} s; ` +
+        `${acked} acked messages, 0 lost; longest publish gap ${longestGapMs} ms`,
+    );
+    await client.close();
+  });
+
+  it('3. with one member stopped by hand, a change that restarts the others is refused naming quorum; nothing restarts', async () => {
+    const [stopped, ...others] = names;
+    await sh(stopped, 'systemctl stop nats.service');
+    const before = await Promise.all(others.map(startedAt));
+    cluster.spec.nats.lameDuck = { duration: '31s' }; // lame-duck settings need a restart
+    write();
+    const r = await cli('apply');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/quorum/);
+    expect(await Promise.all(others.map(startedAt))).toEqual(before);
+    // Started again (natsfleet starts the stopped member with the new settings): the next apply converges.
+    const again = await cli('apply');
+    expect(again.code).toBe(0);
+    expect((await cli('plan')).code).toBe(0);
+  });
+
+  it('4. a member that cannot start is rolled back, the rollout halts, the others never restart; exit 1', async () => {
+    cluster.spec.nats.lameDuck = { duration: '32s' };
+    cluster.spec.rollout = { maxUnavailable: 1, settle: '3s', timeout: '40s' };
+    write();
+    const first = (await planRuns())[0].rollout!.batches[0][0];
+    // An address the host does not have: docker cannot publish the monitoring port, the server never starts.
+    hosts.get(first)!.spec.nats.httpBind = '192.0.2.1';
+    write();
+    const others = names.filter((n) => n !== first);
+    const before = await Promise.all(others.map(startedAt));
+    const r = await cli('apply');
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(new RegExp(`${first}: rolled-back|${first}.*rolled back`));
+    expect(r.out).toMatch(/halted/);
+    expect(await Promise.all(others.map(startedAt))).toEqual(before);
+    const view = await clusterView(names);
+    for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3 });
+    for (const h of names) expect(await sh(h, 'curl -s 127.0.0.1:8222/healthz')).toBe('{"status":"ok"}');
+    hosts.get(first)!.spec.nats.httpBind = '127.0.0.1';
+    write();
+    expect((await cli('apply')).code).toBe(0);
+  });
+
+  it('5. a fourth member: the others reload (no restart) and report 3 routes', async () => {
+    const before = await Promise.all(names.map(startedAt));
+    hosts.set(FOURTH.name, hostDoc(FOURTH.name));
+    cluster.spec.members.push({ host: FOURTH.name, routeAddress: FOURTH.clusterAddress });
+    write();
+    const plan = await cli('plan');
+    expect(plan.out).toMatch(new RegExp(`${FOURTH.name} \\(start\\)`));
+    const r = await cli('apply');
+    expect(r.code).toBe(0);
+    expect(await Promise.all(names.map(startedAt))).toEqual(before);
+    const all = [...names, FOURTH.name];
+    const view = await clusterView(all);
+    for (const v of view) expect(v).toMatchObject({ routes: 3, size: 4 });
+  });
+});
