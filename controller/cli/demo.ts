@@ -1,6 +1,7 @@
 // Owns `natsfleet demo`, the README's main job on an embedded default: a local sandbox fleet, a
-// local Git repository made from the hosts/ examples pointed at it, the controller running until
-// every host is deployed and healthy, then the status table and how to make a change.
+// local Git repository made from the hosts/ examples pointed at it (two standalone hosts and a
+// three-member JetStream cluster), the controller running until every host is deployed and healthy,
+// then the status table with the cluster's health, and how to roll an upgrade over the cluster.
 import { shortRev } from '../util/rev.js';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,11 +9,12 @@ import { join, resolve } from 'node:path';
 import { dump, load } from 'js-yaml';
 import pino from 'pino';
 import { fleetUp, type SandboxHost } from '../sandbox/fleet.js';
-import { NATS_TAGS } from '../sandbox/images.js';
+import type { NatsImages } from '../sandbox/images.js';
 import { startController } from '../gitops/run.js';
 import { DEFAULTS } from '../gitops/config.js';
 import { loadPolicyFrom } from '../manifest/policy.js';
 import type { NatsHost } from '../manifest/natshost.gen.js';
+import type { NatsCluster } from '../manifest/natscluster.gen.js';
 
 export interface DemoOptions {
   hosts: string;
@@ -25,31 +27,56 @@ export interface DemoOptions {
 /** The natsfleet command line (main.ts's `main`), handed in so that demo does not import main back. */
 export type RunCli = (argv: string[], out: (line: string) => void) => Promise<number>;
 
-/** The example manifest `doc`, pointed at sandbox host `h` and at images the sandbox has. */
-function pointAtSandbox(doc: NatsHost, h: SandboxHost, tokenPath: string) {
+interface SandboxSecrets {
+  tokenPath: string;
+  routePasswordPath: string;
+}
+
+/** An example's shared or own NATS settings, pointed at the sandbox's oldest image and its secret files. */
+function pointNats(nats: NonNullable<NatsHost['spec']['nats']>, images: NatsImages, s: SandboxSecrets) {
+  // Secrets stay out of Git: the examples' {env: ...} tokens become the sandbox's token file.
+  if (nats.image) nats.image = images.old;
+  if (nats.auth?.token?.env) nats.auth.token = { file: s.tokenPath };
+}
+
+/** The example host `doc`, pointed at sandbox host `h`. */
+function pointHost(doc: NatsHost, h: SandboxHost, images: NatsImages, s: SandboxSecrets) {
   doc.spec.ssh = { host: '127.0.0.1', port: h.sshPort, user: 'root', hostKey: h.hostKey };
-  const nats = (doc.spec.nats ??= {});
-  nats.image = NATS_TAGS[0];
-  // Secrets stay out of Git: the example's {env: NATS_EU1_TOKEN} becomes the sandbox's token file.
-  if (nats.auth?.token?.env) nats.auth.token = { file: tokenPath };
+  if (doc.spec.nats) pointNats(doc.spec.nats, images, s);
+  return doc;
+}
+
+/** The example cluster `doc`, its members reaching each other on the sandbox's network. */
+function pointCluster(doc: NatsCluster, byName: Map<string, SandboxHost>, images: NatsImages, s: SandboxSecrets) {
+  for (const m of doc.spec.members) m.routeAddress = byName.get(m.host)!.clusterAddress;
+  if (doc.spec.routeAuth?.password.env) doc.spec.routeAuth.password = { file: s.routePasswordPath };
+  if (doc.spec.nats) pointNats(doc.spec.nats, images, s);
   return doc;
 }
 
 export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli: RunCli): Promise<number> {
   const dir = resolve(o.out);
-  const examples = readdirSync(o.hosts)
+  const files = readdirSync(o.hosts)
     .filter((f) => f.endsWith('.yaml'))
     .sort();
+  const docs = files.map((f) => ({ f, doc: load(readFileSync(join(o.hosts, f), 'utf8')) as NatsHost | NatsCluster }));
+  const hostDocs = docs.filter((d) => d.doc.kind === 'NatsHost');
+  const clusters = docs.filter((d) => d.doc.kind === 'NatsCluster');
   const started = Date.now();
-  out(`natsfleet demo: a sandbox fleet of ${examples.length + 1} hosts, a Git repository, the controller\n`);
+  out(
+    `natsfleet demo: a sandbox fleet of ${hostDocs.length} hosts (${clusters.length} cluster(s)), ` +
+      'a Git repository, the controller\n',
+  );
   const fleet = await fleetUp({
-    hosts: examples.length + 1,
+    hosts: hostDocs.length,
     id: o.fleetId ?? 'demo',
     dir: join(dir, 'fleet'),
+    cluster: 'sandbox',
     log: (l) => out(`  sandbox: ${l}`),
   });
+  const secrets = { tokenPath: fleet.tokenPath, routePasswordPath: join(fleet.secretsDir, 'route-password') };
 
-  // The hosts repository: the examples (pointed at the sandbox) plus one default sandbox host.
+  // The hosts repository: the examples, pointed at the sandbox.
   const origin = join(dir, 'origin.git');
   const work = join(dir, 'hosts-repo');
   const stateDir = join(dir, 'controller-state');
@@ -58,19 +85,21 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli:
   git('init', '--bare', '-q', '-b', 'main', origin);
   git('init', '-q', '-b', 'main', work);
   mkdirSync(join(work, 'hosts'));
-  examples.forEach((f, i) => {
-    const doc = pointAtSandbox(
-      load(readFileSync(join(o.hosts, f), 'utf8')) as NatsHost,
-      fleet.hosts[i],
-      fleet.tokenPath,
-    );
+  const byName = new Map(hostDocs.map((d, i) => [(d.doc as NatsHost).metadata.name, fleet.hosts[i]]));
+  for (const { f, doc } of docs) {
+    const pointed =
+      doc.kind === 'NatsCluster'
+        ? pointCluster(doc as NatsCluster, byName, fleet.natsImages, secrets)
+        : pointHost(doc as NatsHost, byName.get(doc.metadata.name)!, fleet.natsImages, secrets);
+    const where =
+      doc.kind === 'NatsCluster'
+        ? 'its members on the sandbox network'
+        : `sandbox host ${byName.get(doc.metadata.name)!.container}`;
     writeFileSync(
       join(work, 'hosts', f),
-      `# From ${o.hosts}/${f}, pointed at sandbox host ${fleet.hosts[i].container}.\n${dump(doc, { lineWidth: -1 })}`,
+      `# From ${o.hosts}/${f}, pointed at ${where}.\n${dump(pointed, { lineWidth: -1 })}`,
     );
-  });
-  const last = fleet.hosts[examples.length];
-  writeFileSync(join(work, 'hosts', `${last.name}.yaml`), readFileSync(join(fleet.hostsDir, `${last.name}.yaml`)));
+  }
   git('-C', work, 'add', '-A');
   git(
     '-C',
@@ -87,7 +116,7 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli:
   git('-C', work, 'remote', 'add', 'origin', origin);
   git('-C', work, 'push', '-q', 'origin', 'main');
   const head = git('-C', work, 'rev-parse', 'HEAD').trim();
-  out(`\n  repository: ${origin} (working copy ${work}), ${examples.length + 1} manifests at ${shortRev(head)}`);
+  out(`\n  repository: ${origin} (working copy ${work}), ${docs.length} manifests at ${shortRev(head)}`);
 
   out('  controller: polling every 2 s until every host is deployed and healthy...\n');
   const log = pino({ level: 'warn' });
@@ -141,11 +170,13 @@ export async function demoCommand(o: DemoOptions, out: (l: string) => void, cli:
     ],
     out,
   );
+  const cluster = clusters[0]?.f.replace(/\.yaml$/, '');
+  const { old, next } = fleet.natsImages;
   out(`
-Next: change a host and watch it deploy.
+Next: upgrade the cluster ${cluster} and watch natsfleet roll it, one member at a time.
   cd ${work}
-  sed -i 's/^    image: nats:2.9.10$/    image: nats:2.9.10-r1/' hosts/${last.name}.yaml
-  git commit -qam 'upgrade ${last.name}' && git push -q origin main
+  sed -i 's/image: ${old}$/image: ${next}/' hosts/${cluster}.yaml
+  git commit -qam 'upgrade ${cluster} to ${next}' && git push -q origin main
   export NATSFLEET_SSH_KEY=${fleet.privateKeyPath} NATSFLEET_SECRETS_DIR=${fleet.secretsDir}
   npx natsfleet controller --repo ${origin} --state-dir ${stateDir} --poll-interval 5
   npx natsfleet status --hosts ${work}/hosts     # in another terminal

@@ -11,7 +11,7 @@ import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './polic
 import { integerRange } from '../gitops/config.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
-import { formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
+import { formatClusterHealth, formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
 import { formatApply, formatTable } from '../report/terminal.js';
 import { localRevision } from '../source/revision.js';
 import { scanHostKey } from '../transport/ssh.js';
@@ -155,7 +155,10 @@ export function reconcileCommands(
       reason: statusReason(r),
     }));
     if (opts.output === 'json') out(JSON.stringify(rows, null, 2));
-    else out(formatTable(rows));
+    else {
+      out(formatTable(rows));
+      for (const r of rollouts(runs)) for (const l of formatClusterHealth(r)) out(l);
+    }
     setCode(rows.every((r) => r.sync === 'Synced' && r.health === 'Healthy') ? 0 : 1);
   });
 

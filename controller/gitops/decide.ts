@@ -45,7 +45,8 @@ export function withWholeClusters<T extends { name: string; cluster?: string }>(
   all: readonly T[],
 ): T[] {
   const clusters = new Set(due.flatMap((h) => (h.cluster ? [h.cluster] : [])));
-  return all.filter((h) => due.includes(h) || (h.cluster !== undefined && clusters.has(h.cluster)));
+  const names = new Set(due.map((h) => h.name));
+  return all.filter((h) => names.has(h.name) || (h.cluster !== undefined && clusters.has(h.cluster)));
 }
 
 /** Whether a host of revision `head` is deployed now: a due retry, or a desired state not yet applied. */

@@ -49,6 +49,16 @@ function missingRoutes(m: MemberFacts, up: MemberFacts[]): string[] {
     .map((p) => p.host);
 }
 
+/** Servers `m` has routes to that are no member (by id, or by name from 2.10), e.g. one removed by hand. */
+function strangers(m: MemberFacts, all: readonly MemberFacts[]): string[] {
+  const ids = new Set(all.map((x) => x.facts?.varz?.server_id));
+  const names = new Set(all.map((x) => x.serverName));
+  const out = (m.facts?.routez?.routes ?? [])
+    .filter((r) => !ids.has(r.remote_id) && !(r.remote_name && names.has(r.remote_name)))
+    .map((r) => r.remote_name ?? r.remote_id ?? '?');
+  return distinct(out);
+}
+
 const notCurrent = (r: ReplicaFact) => r.offline === true || r.current !== true;
 
 interface AssetView {
@@ -122,6 +132,11 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
     const p: string[] = [];
     const missing = missingRoutes(m, up);
     if (missing.length) p.push(`no route to ${missing.join(', ')}`);
+    // With every member observed, a route to any other server is one to a server that is not a member.
+    if (up.length === all.length) {
+      const extra = strangers(m, all);
+      if (extra.length) p.push(`has routes to servers that are not members: ${extra.join(', ')}`);
+    }
     if (jetstream) {
       const meta = m.facts?.jsz?.meta_cluster;
       if (!meta?.leader) p.push('sees no JetStream meta leader');

@@ -47,16 +47,25 @@ export function planSummary(plans: readonly HostPlan[]): string {
   return `Plan: ${changing} host(s) to change, ${unchanged} unchanged, ${blocked} blocked, ${unknown} unreachable.`;
 }
 
+/** A cluster's health as observed: a headline, then one line per problem. */
+export function formatClusterHealth(r: RolloutPlan): string[] {
+  const h = r.health;
+  const problems = [
+    ...h.down.map((d) => `${d.host}: ${d.why}`),
+    ...Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`)),
+    ...h.behind.map((b) => `behind: ${b}`),
+  ];
+  return [
+    `cluster ${r.cluster}: ${h.up.length} of ${h.size} members healthy` +
+      (h.jetstream ? `, JetStream meta leader ${h.metaLeader ?? 'none'}` : '') +
+      (problems.length ? '' : ', every route up, nothing behind'),
+    ...problems.map((p) => `  ! ${p}`),
+  ];
+}
+
 /** A cluster's rollout: its health as observed, the order and batches, the gates and what is blocked. */
 export function formatRollout(r: RolloutPlan): string {
-  const h = r.health;
-  const lines = [
-    `cluster ${r.cluster}: ${h.up.length} of ${h.size} members healthy` +
-      (h.jetstream ? `, JetStream meta leader ${h.metaLeader ?? 'none'}` : ''),
-  ];
-  for (const d of h.down) lines.push(`  ! ${d.host}: ${d.why}`);
-  for (const [host, problems] of Object.entries(h.members)) for (const p of problems) lines.push(`  ! ${host} ${p}`);
-  for (const b of h.behind) lines.push(`  ! behind: ${b}`);
+  const lines = formatClusterHealth(r);
   const moving = r.members.filter((m) => !['none', 'unknown'].includes(m.action));
   if (!moving.length) lines.push('  rollout: nothing to do');
   else {

@@ -113,6 +113,8 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
   );
   for (const r of runs) {
     r.rollout = rollout;
+    // A member that answers /healthz but misses routes or the meta leader is not healthy as a member.
+    if (r.plan!.health === 'Healthy' && rollout.health.members[r.host]?.length) r.plan!.health = 'Degraded';
     const b = rollout.blocked[r.host];
     if (b) r.plan!.blocked.push(...b.why);
   }

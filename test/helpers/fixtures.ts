@@ -11,7 +11,11 @@ export const FIXTURE_TOKEN = 'fixture-token-not-a-secret';
 export const FIXTURE_ROUTE_PASSWORD = 'route/p@ss:word%';
 
 export const fixtureSecrets = secretResolver({
-  env: { NATS_EU1_TOKEN: FIXTURE_TOKEN, NATS_CORE_ROUTE_PASSWORD: FIXTURE_ROUTE_PASSWORD },
+  env: {
+    NATS_EU1_TOKEN: FIXTURE_TOKEN,
+    NATS_CORE_TOKEN: FIXTURE_TOKEN,
+    NATS_CORE_ROUTE_PASSWORD: FIXTURE_ROUTE_PASSWORD,
+  },
   readFile: (path) => {
     if (path === '/etc/natsfleet/secrets/edge-token') return `${FIXTURE_TOKEN}-from-file\n`;
     throw Object.assign(new Error('no such file'), { code: 'ENOENT' });

@@ -79,6 +79,11 @@ describe('cluster health', () => {
   const CASES: [string, MemberFacts[], RegExp][] = [
     ['a missing route (2.9: routes name only server ids)', healthy({ a: { routesTo: ['b'] } }), /a no route to c/],
     ['routes named by server name (2.10+) count', healthy({ a: { byName: true } }), /^$/],
+    [
+      'a route to a server that is no member (one removed by hand)',
+      healthy({ a: { routesTo: ['b', 'c', 'zz'] } }),
+      /a has routes to servers that are not members: ID-zz/,
+    ],
     ['members that disagree on the meta leader', healthy({ a: { leader: 'b' } }), /sees meta leader b/],
     ['no meta leader', healthy({ a: { leader: '' }, b: { leader: '' }, c: { leader: '' } }), /sees no JetStream meta/],
     [
