@@ -85,15 +85,7 @@ async function clusterView(members: string[]) {
   );
 }
 
-/** Stops and removes what natsfleet and earlier tests left on a host, so the cluster starts from nothing. */
-async function wipe(host: string) {
-  await sh(
-    host,
-    'systemctl disable --now nats.service 2>/dev/null || true; docker rm -f nats nginx-certbot >/dev/null 2>&1 || true; ' +
-      'rm -rf /etc/nats /var/lib/nats /var/lib/natsfleet /etc/systemd/system/nats.service /root/nginx /data/nginx; ' +
-      'systemctl daemon-reload',
-  );
-}
+const wipe = (host: string) => scenarios.get(host)!.wipe();
 
 /** A NATS client to every member at once, through SSH tunnels (clients reconnect to the others). */
 async function clusterClient(token: string, members: string[]) {

@@ -28,13 +28,26 @@ export class Scenario {
   private shell?: SshSession;
   doc: Doc;
 
+  /** @param image the NATS image the manifest starts with (default: the sandbox manifest's, the oldest) */
   constructor(
     readonly fleet: Fleet,
     readonly host: SandboxHost,
     readonly revision = 'e2e',
+    image?: string,
   ) {
     this.pool = new SessionPool({ privateKey: readFileSync(fleet.privateKeyPath) });
     this.doc = load(readFileSync(join(fleet.hostsDir, `${host.name}.yaml`), 'utf8')) as Doc;
+    if (image) this.doc.spec.nats.image = image;
+  }
+
+  /** Stops and removes what natsfleet and earlier tests left on the host: the next apply starts from nothing. */
+  async wipe(): Promise<void> {
+    await this.sh(
+      'systemctl disable --now nats.service 2>/dev/null || true; ' +
+        'docker rm -f nats nginx-certbot >/dev/null 2>&1 || true; ' +
+        'rm -rf /etc/nats /var/lib/nats /var/lib/natsfleet /etc/systemd/system/nats.service /root/nginx /data/nginx; ' +
+        'systemctl daemon-reload',
+    );
   }
 
   /** Writes this host's manifest after `edit`, valid or not. */
