@@ -22,6 +22,7 @@ import {
 import type { SessionPool } from '../reconcile/pool.js';
 import { desiredFingerprint, planOffline } from '../plan/offline.js';
 import type { HostPlan } from '../plan/types.js';
+import type { RolloutPlan } from '../plan/rollout.js';
 import type { GitSource } from '../source/git-source.js';
 import type { GitHubReporter, StatusState } from '../report/github.js';
 import {
@@ -34,6 +35,7 @@ import {
 } from '../report/markdown.js';
 import {
   deployStatus,
+  distinctRollouts,
   driftDecision,
   hostStatusesToPost,
   isSuccessful,
@@ -255,7 +257,11 @@ export class Controller {
     const results = runs.filter((r) => r.apply).map((r) => r.apply!);
     const unreachable = runs.filter((r) => r.error).map((r) => ({ host: r.host, error: r.error! }));
     for (const pr of await this.d.github.pullsForCommit(head)) {
-      await this.d.github.ensureComment(pr, DEPLOY_MARKER(head), deployComment(head, results, unreachable));
+      await this.d.github.ensureComment(
+        pr,
+        DEPLOY_MARKER(head),
+        deployComment(head, results, unreachable, distinctRollouts(runs)),
+      );
     }
   }
 
@@ -324,6 +330,8 @@ export class Controller {
       untrusted && !this.d.planUntrustedLive ? `${untrusted}, so it is not planned against live hosts.` : undefined;
     const render = (h: HostSpec) => renderHost(h, placeholderSecrets, this.policy.paths);
     let plans: HostPlan[];
+    // Offline plans contact no host: no cluster health, so no rollout to show.
+    let rollouts: RolloutPlan[] = [];
     if (offline) {
       plans = changed.map((h) => {
         const b = baseSpec(h.name);
@@ -353,6 +361,7 @@ export class Controller {
         concurrency: this.d.concurrency,
         compare: 'display',
       });
+      rollouts = distinctRollouts(runs);
       plans = changed.map((h) => {
         const run = runs.find((r) => r.host === h.name);
         if (run?.plan) return run.plan;
@@ -370,7 +379,7 @@ export class Controller {
     const note = posted.length < plans.length ? ` (${plans.length} hosts: see the comment)` : '';
     await this.status(head, STATUS_CONTEXT, overall.state, `${overall.description}${note}`);
     log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
-    return planComment({ sha: head, plans, offline });
+    return planComment({ sha: head, plans, offline, rollouts });
   }
 
   async driftSweep(head: string): Promise<void> {

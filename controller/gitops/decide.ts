@@ -4,6 +4,7 @@
 // tests feed these tables, without Git, SSH or GitHub.
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { HostPlan } from '../plan/types.js';
+import type { RolloutPlan } from '../plan/rollout.js';
 import { isSuccessful, NEEDS_A_PERSON, type ApplyResult, type FailureReason } from '../apply/result.js';
 import { planVerdict } from '../plan/types.js';
 import { sha256 } from '../util/hash.js';
@@ -47,6 +48,14 @@ export function withWholeClusters<T extends { name: string; cluster?: string }>(
   const clusters = new Set(due.flatMap((h) => (h.cluster ? [h.cluster] : [])));
   const names = new Set(due.map((h) => h.name));
   return all.filter((h) => names.has(h.name) || (h.cluster !== undefined && clusters.has(h.cluster)));
+}
+
+/**
+ * The rollouts of a run's clusters, each once, in the order their first member comes (every member's
+ * run carries the same value: the same object, so identity tells them apart).
+ */
+export function distinctRollouts(runs: readonly { rollout?: RolloutPlan }[]): RolloutPlan[] {
+  return [...new Set(runs.flatMap((r) => (r.rollout ? [r.rollout] : [])))];
 }
 
 /** Whether a host of revision `head` is deployed now: a due retry, or a desired state not yet applied. */

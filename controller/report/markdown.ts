@@ -1,12 +1,15 @@
 // Owns the Markdown natsfleet posts on GitHub (pure): the plan comment of a pull request (summary
-// table first, a collapsed section per host with its diffs), the deploy result comment, and the
-// drift issue body. Every body is at most COMMENT_BODY_LIMIT characters whatever the number of hosts
+// table first, then each cluster's rollout: health, order in batches, what is blocked, the gates; then
+// a collapsed section per host with its diffs), the deploy result comment (a part per cluster that
+// starts with where a halted rollout stopped and why, then the other hosts), and the drift issue
+// body. Every body is at most COMMENT_BODY_LIMIT characters whatever the number of hosts
 // or the size of their diffs and errors, leaving room for the marker the caller appends under
 // GitHub's 65,536: a table too long is summarised (counts per action, then the rows that fit), a
 // host's diffs too long are truncated, and hosts whose details do not fit are counted, not shown.
 import { isSuccessful, type ApplyResult } from '../apply/result.js';
 import type { Problem } from '../manifest/problems.js';
 import { formatProblem } from '../manifest/problems.js';
+import { isDisruptive, type MemberAction, type RolloutPlan } from '../plan/rollout.js';
 import { planVerdict, type HostPlan, type PlanVerdict, type Step } from '../plan/types.js';
 import { shortRev } from '../util/rev.js';
 
@@ -140,27 +143,136 @@ function hostSection(p: HostPlan, budget: number): string {
 }
 
 /**
- * Sections for `plans` in the room left (each at least MIN_SECTION, a fair share when all do not fit
- * whole), then a line counting the hosts whose details were left out.
+ * Sections for `items` in the room left (each at least MIN_SECTION, a fair share when all do not fit
+ * whole), then a line counting the `what` whose details were left out.
  */
-function hostSections(plans: readonly HostPlan[], room: number, command: string): string[] {
+function sections<T>(
+  items: readonly T[],
+  room: number,
+  build: (x: T, budget: number) => string,
+  what: string,
+  command: string,
+): string[] {
   const out: string[] = [];
   let left = room - TAIL_ROOM;
-  for (const [i, p] of plans.entries()) {
-    const share = Math.floor(left / (plans.length - i)) - 2;
+  for (const [i, x] of items.entries()) {
+    const share = Math.floor(left / (items.length - i)) - 2;
     const budget = Math.min(left - 2, Math.max(share, MIN_SECTION));
     if (budget < MIN_SECTION) {
       out.push(
-        `_The details of ${plans.length - i} more host(s) do not fit in one GitHub comment: ` +
+        `_The details of ${items.length - i} more ${what} do not fit in one GitHub comment: ` +
           `run \`${command}\` for them._`,
       );
       break;
     }
-    const s = hostSection(p, budget);
+    const s = build(x, budget);
     out.push(s);
     left -= s.length + 2;
   }
   return out;
+}
+
+/** `text` when it fits in `max` characters, else cut at a line boundary and ended with `note`. */
+function cutLines(text: string, max: number, note: string): string {
+  if (text.length <= max) return text;
+  const cut = prefix(text, Math.max(0, max - note.length - 2));
+  return `${cut.slice(0, Math.max(0, cut.lastIndexOf('\n'))).trimEnd()}\n\n${note}`;
+}
+
+/** Hosts, each inline, separated by commas, the whole list at most `max` characters. */
+const hostList = (hosts: readonly string[], max = MAX_LINE) => clip(hosts.map((h) => inline(h, 100)).join(', '), max);
+
+/** A member's action in a reviewer's words. */
+const ACTION_TEXT: Record<MemberAction, string> = {
+  restart: 'restart',
+  stop: 'stop',
+  start: 'start',
+  reload: 'reload',
+  files: 'files only, no restart',
+  none: 'unchanged',
+  unknown: 'not observed',
+  blocked: 'blocked',
+};
+
+/** "nats-b (restart, meta leader, last)": a member of a rollout and what the rollout does to it. */
+function memberText(r: RolloutPlan, host: string): string {
+  const m = r.members.find((x) => x.host === host);
+  const action = m ? ACTION_TEXT[m.action] : 'not planned';
+  const leader = m?.metaLeader ? (isDisruptive(m.action) ? ', meta leader, last' : ', meta leader') : '';
+  return `${inline(host, 100)} (${action}${leader})`;
+}
+
+/** Lines listing at most `max` items, then how many were left out. */
+const capped = (items: readonly string[], max: number, more: (n: number) => string) =>
+  items.length <= max ? [...items] : [...items.slice(0, max), more(items.length - max)];
+
+/**
+ * A cluster's rollout in the plan comment, at most `budget` characters: its health as observed in one
+ * line (with what is wrong), the order as a numbered list of batches, the members blocked and why,
+ * and the gates each batch passes.
+ */
+function rolloutSection(r: RolloutPlan, budget: number): string {
+  const h = r.health;
+  const leader = h.jetstream ? `, JetStream meta leader ${h.metaLeader ? inline(h.metaLeader, 100) : 'none'}` : '';
+  const problems = [
+    ...h.down.map((d) => `${d.host}: ${d.why}`),
+    ...Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`)),
+    ...h.behind.map((b) => `behind: ${b}`),
+  ];
+  const lines = [
+    `#### Rollout of cluster ${inline(r.cluster, 100)}`,
+    '',
+    `${h.up.length} of ${h.size} members healthy${leader}${problems.length ? '' : ', every route up, nothing behind'}`,
+  ];
+  if (problems.length) {
+    lines.push('');
+    lines.push(
+      ...capped(
+        problems.map((p) => `- :warning: ${inline(p, MAX_ERROR)}`),
+        5,
+        (n) => `- ... and ${n} more (run \`natsfleet status\`)`,
+      ),
+    );
+  }
+  lines.push('');
+  if (r.coldStart)
+    lines.push(
+      ':snowflake: **Cold start**: no member is running, so all start together' +
+        (h.jetstream ? ' (a quorum must be up to elect a JetStream meta leader).' : '.'),
+      '',
+    );
+  if (r.batches.length) {
+    lines.push('Order (each step waits until the one before is healthy and caught up):', '');
+    r.batches.forEach((batch, i) => {
+      const what = clip(batch.map((x) => memberText(r, x)).join(', '), MAX_LINE);
+      lines.push(`${i + 1}. ${batch.length > 1 ? 'together: ' : ''}${what}`);
+    });
+  } else lines.push(Object.keys(r.blocked).length ? 'No member can go now.' : 'Nothing to roll out.');
+  const idle = (a: string) => r.members.filter((m) => m.action === a && !r.blocked[m.host]).map((m) => m.host);
+  if (idle('none').length) lines.push('', `Unchanged: ${hostList(idle('none'))}.`);
+  if (idle('unknown').length) lines.push('', `Not observed, left out: ${hostList(idle('unknown'))}.`);
+  // Members blocked for the same reason (a cluster-wide refusal) are listed once.
+  const blocked = new Map<string, string[]>();
+  for (const [host, b] of Object.entries(r.blocked)) {
+    const why =
+      b.reason === 'quorum'
+        ? `waits for quorum (may pass by itself once the cluster recovers): ${b.why.join('; ')}`
+        : `blocked, needs a person: ${b.why.join('; ')}`;
+    blocked.set(why, [...(blocked.get(why) ?? []), host]);
+  }
+  const own = idle('blocked');
+  if (blocked.size || own.length) {
+    lines.push('');
+    for (const [why, hosts] of blocked) lines.push(`- :no_entry: ${hostList(hosts, 300)} ${inline(why)}`);
+    if (own.length) lines.push(`- :no_entry: ${hostList(own, 300)}: blocked by its own plan (see its section below)`);
+  }
+  if (r.gates.length) lines.push('', 'Gates:', '', ...r.gates.map((g) => `- ${inline(g)}`));
+  const member = r.members[0]?.host;
+  return cutLines(
+    lines.join('\n'),
+    budget,
+    `_Truncated: run \`natsfleet plan${member ? ` --host ${inline(member, 100)}` : ''}\` for all of it._`,
+  );
 }
 
 /**
@@ -182,7 +294,12 @@ export interface PlanCommentInput {
   plans: readonly HostPlan[];
   offline?: string;
   problems?: readonly Problem[];
+  /** The rollouts of the clusters planned (each once). */
+  rollouts?: readonly RolloutPlan[];
 }
+
+/** The most the clusters' rollouts take of a plan comment; the host table and diffs get the rest. */
+const ROLLOUT_ROOM = 16_000;
 
 type PlanAction = PlanVerdict;
 const planAction = planVerdict;
@@ -246,15 +363,24 @@ export function planComment(x: PlanCommentInput): string {
     };
   });
   const intro = lines.join('\n');
+  const rollouts = x.rollouts?.length
+    ? sections(x.rollouts, ROLLOUT_ROOM, rolloutSection, 'cluster rollout(s)', 'natsfleet plan').join('\n\n')
+    : '';
   const head = `${intro}\n${table(
     '| host | action | service | changed files |\n| --- | --- | --- | --- |',
     rows,
-    COMMENT_BODY_LIMIT - intro.length - 1 - TAIL_ROOM,
+    COMMENT_BODY_LIMIT - intro.length - 1 - TAIL_ROOM - (rollouts ? rollouts.length + 2 : 0),
     planCounts(x.plans),
     'natsfleet plan',
   )}\n`;
+  const top = rollouts ? [head, rollouts] : [head];
+  const used = top.join('\n\n').length;
   const withWork = x.plans.filter((p) => p.changes.length || p.steps.length || p.blocked.length);
-  return fit([head, ...hostSections(withWork, COMMENT_BODY_LIMIT - head.length - 2, 'natsfleet plan')].join('\n\n'));
+  return fit(
+    [...top, ...sections(withWork, COMMENT_BODY_LIMIT - used - 2, hostSection, 'host(s)', 'natsfleet plan')].join(
+      '\n\n',
+    ),
+  );
 }
 
 /**
@@ -275,37 +401,163 @@ function deployCounts(results: readonly ApplyResult[], unreachable: readonly unk
 const SERVICE_STEPS: readonly Step[] = ['restart', 'start', 'reload', 'stop'];
 const deployService = (r: ApplyResult) => SERVICE_STEPS.find((s) => r.steps.includes(s)) ?? '-';
 
+const DEPLOY_HEADER = '| host | result | health | service | files |\n| --- | --- | --- | --- | --- |';
+type Unreachable = { host: string; error: string };
+
+function deployRow(r: ApplyResult) {
+  const ok = isSuccessful(r);
+  const service = r.steps.filter((s) => SERVICE_STEPS.includes(s)).join(', ') || '-';
+  const host = cell(r.host, 100);
+  const outcome = `${ok ? ':white_check_mark:' : ':x:'} ${r.outcome}${r.error ? `: ${cell(r.error, 500)}` : ''}`;
+  return {
+    text: `| ${host} | ${outcome} | ${r.health} | ${service} | ${r.changedFiles.length} |`,
+    priority: ok ? (r.outcome === 'applied' ? 1 : 2) : 0,
+  };
+}
+
+const unreachableRow = (u: Unreachable) => ({
+  text: `| ${cell(u.host, 100)} | :x: unreachable: ${cell(u.error, MAX_ERROR)} | Unknown | - | - |`,
+  priority: 0,
+});
+
+/** What a result that did not succeed did, in words: "rolled back", "failed", "applied but Degraded". */
+const failureText = (r: ApplyResult) =>
+  r.outcome === 'rolled-back'
+    ? 'rolled back'
+    : r.outcome === 'failed'
+      ? 'failed'
+      : r.outcome === 'blocked'
+        ? 'blocked'
+        : `${r.outcome} but ${r.health}`;
+
+/**
+ * The lines at the top of a cluster's part of the deploy comment: where its rollout halted and why (the
+ * member that failed or the quorum gate that refused, and the members not touched because of it), the
+ * members blocked by quorum or needing a person; or that it rolled out.
+ */
+export function rolloutOutcome(
+  r: RolloutPlan,
+  given: readonly ApplyResult[],
+  unreachable: readonly Unreachable[],
+): string[] {
+  const order = r.members.map((m) => m.host);
+  const results = [...given].sort((a, b) => order.indexOf(a.host) - order.indexOf(b.host));
+  const step = (host: string) => {
+    const i = r.batches.findIndex((b) => b.includes(host));
+    return i < 0 ? '' : ` at step ${i + 1} of ${r.batches.length}`;
+  };
+  const inBatch = (host: string) => r.batches.some((b) => b.includes(host));
+  const failed = results.filter((x) => x.outcome !== 'blocked' && !isSuccessful(x));
+  // The quorum gate before a batch refused to take it down: the rollout halted there.
+  const gate = results.filter((x) => x.reason === 'quorum' && inBatch(x.host));
+  const waiting = results.filter((x) => x.reason === 'quorum' && !inBatch(x.host));
+  const halted = results.filter((x) => x.reason === 'rollout-halted');
+  const other = results.filter(
+    (x) => x.outcome === 'blocked' && x.reason !== 'quorum' && x.reason !== 'rollout-halted',
+  );
+  const lines: string[] = [];
+  const error = (x: ApplyResult) => (x.error ? `: ${inline(x.error, 500)}` : '');
+  for (const x of failed)
+    lines.push(
+      inBatch(x.host)
+        ? `:x: **The rollout halted${step(x.host)}: ${inline(x.host, 100)} ${failureText(x)}**${error(x)}`
+        : `:x: **${inline(x.host, 100)} ${failureText(x)}**${error(x)}`,
+    );
+  for (const x of gate)
+    lines.push(
+      `:no_entry: **The rollout halted${step(x.host)}: the cluster cannot lose ${inline(x.host, 100)} now ` +
+        `(quorum)**${error(x)}`,
+    );
+  if (halted.length) {
+    lines.push(`Not touched because of it: ${clip(halted.map((x) => memberText(r, x.host)).join(', '), MAX_LINE)}.`);
+  }
+  for (const x of waiting)
+    lines.push(
+      `:hourglass: ${inline(x.host, 100)} was not taken down (quorum; it may pass by itself once the cluster ` +
+        `recovers)${error(x)}`,
+    );
+  // Members blocked for the same reason (a cluster-wide refusal) are listed once.
+  const same = new Map<string, string[]>();
+  for (const x of other) same.set(error(x), [...(same.get(error(x)) ?? []), x.host]);
+  for (const [why, hosts] of same) lines.push(`:no_entry: ${hostList(hosts, 300)} blocked${why}`);
+  if (unreachable.length)
+    lines.push(`:x: Left out of the rollout (not reached): ${hostList(unreachable.map((u) => u.host))}.`);
+  if (lines.length) return lines;
+  const applied = results.filter((x) => x.outcome === 'applied').length;
+  return [
+    applied
+      ? `:white_check_mark: Rolled out: ${applied} of ${results.length} members applied, every member healthy.`
+      : ':white_check_mark: Nothing to roll out: every member is unchanged and healthy.',
+  ];
+}
+
+/** The most the clusters' parts take of a deploy comment; the other hosts' table gets the rest. */
+const CLUSTER_ROOM = Math.floor(COMMENT_BODY_LIMIT / 2);
+
+/**
+ * The deploy result: with `rollouts`, a part per cluster (those that need attention first): where its
+ * rollout halted and why, then its members in rollout order; then the other hosts. Clusters whose part
+ * does not fit join the other hosts' table.
+ */
 export function deployComment(
   sha: string,
   results: readonly ApplyResult[],
-  unreachable: readonly { host: string; error: string }[],
+  unreachable: readonly Unreachable[],
+  rollouts: readonly RolloutPlan[] = [],
 ): string {
   const intro = `### natsfleet deployed ${shortRev(sha)}\n`;
-  const rows = [
-    ...results.map((r) => {
-      const ok = isSuccessful(r);
-      const service = r.steps.filter((s) => SERVICE_STEPS.includes(s)).join(', ') || '-';
-      const host = cell(r.host, 100);
-      const outcome = `${ok ? ':white_check_mark:' : ':x:'} ${r.outcome}${r.error ? `: ${cell(r.error, 500)}` : ''}`;
+  const hostsOf = (r: RolloutPlan) => new Set(r.members.map((m) => m.host));
+  const clusters = rollouts
+    .map((r) => {
+      const hosts = hostsOf(r);
+      const order = r.members.map((m) => m.host);
+      const rank = (host: string) => order.indexOf(host);
       return {
-        text: `| ${host} | ${outcome} | ${r.health} | ${service} | ${r.changedFiles.length} |`,
-        priority: ok ? (r.outcome === 'applied' ? 1 : 2) : 0,
+        r,
+        results: results.filter((x) => hosts.has(x.host)).sort((a, b) => rank(a.host) - rank(b.host)),
+        unreachable: unreachable.filter((u) => hosts.has(u.host)),
       };
-    }),
-    ...unreachable.map((u) => ({
-      text: `| ${cell(u.host, 100)} | :x: unreachable: ${cell(u.error, MAX_ERROR)} | Unknown | - | - |`,
-      priority: 0,
-    })),
+    })
+    .filter((c) => c.results.length || c.unreachable.length)
+    .map((c) => ({ ...c, ok: c.unreachable.length === 0 && c.results.every(isSuccessful) }))
+    .sort((a, b) => Number(a.ok) - Number(b.ok));
+  const parts: string[] = [];
+  const shown = new Set<string>();
+  let left = CLUSTER_ROOM;
+  for (const [i, c] of clusters.entries()) {
+    const lead = [`#### Cluster ${inline(c.r.cluster, 100)}`, ...rolloutOutcome(c.r, c.results, c.unreachable)].join(
+      '\n\n',
+    );
+    const room = left - lead.length - 2;
+    const rows = [...c.results.map(deployRow), ...c.unreachable.map(unreachableRow)];
+    const whole = [DEPLOY_HEADER, ...rows.map((x) => x.text)].join('\n');
+    // A part has all its members' rows; only the first, alone, may summarise them (one huge cluster).
+    if (whole.length > room && (parts.length || room < MIN_SECTION)) {
+      parts.push(
+        `_${clusters.length - i} more cluster(s) do not fit here: their members are in the table of other hosts._`,
+      );
+      break;
+    }
+    const counts = deployCounts(c.results, c.unreachable);
+    const part = `${lead}\n\n${table(DEPLOY_HEADER, rows, room, counts, 'natsfleet status')}`;
+    parts.push(part);
+    left -= part.length + 2;
+    for (const h of hostsOf(c.r)) shown.add(h);
+  }
+  const rest = [
+    ...results.filter((x) => !shown.has(x.host)).map(deployRow),
+    ...unreachable.filter((u) => !shown.has(u.host)).map(unreachableRow),
   ];
-  return fit(
-    `${intro}\n${table(
-      '| host | result | health | service | files |\n| --- | --- | --- | --- | --- |',
-      rows,
-      COMMENT_BODY_LIMIT - intro.length - 1,
-      deployCounts(results, unreachable),
-      'natsfleet status',
-    )}`,
-  );
+  if (rest.length || !parts.length) {
+    const heading = parts.length ? '#### Other hosts\n\n' : '';
+    const used = intro.length + 1 + parts.reduce((n, p) => n + p.length + 2, 0) + heading.length;
+    const counts = deployCounts(
+      results.filter((x) => !shown.has(x.host)),
+      unreachable.filter((u) => !shown.has(u.host)),
+    );
+    parts.push(heading + table(DEPLOY_HEADER, rest, COMMENT_BODY_LIMIT - used, counts, 'natsfleet status'));
+  }
+  return fit(`${intro}\n${parts.join('\n\n')}`);
 }
 
 export function driftIssueBody(p: HostPlan, selfHeal: boolean, revision: string): string {

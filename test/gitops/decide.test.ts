@@ -5,6 +5,7 @@ import {
   BACKOFF_BASE_MS,
   BACKOFF_MAX_MS,
   deployStatus,
+  distinctRollouts,
   driftDecision,
   driftFingerprint,
   hostStatusesToPost,
@@ -21,6 +22,7 @@ import {
 import type { ApplyResult, FailureReason } from '../../controller/apply/result.js';
 import type { HostPlan } from '../../controller/plan/types.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
+import type { RolloutPlan } from '../../controller/plan/rollout.js';
 
 const result = (r: Partial<ApplyResult>): ApplyResult => ({
   host: 'h',
@@ -256,4 +258,26 @@ describe('drift: one issue per host, no re-notice of the same drift, closed when
   ])('%s', (_t, p, unreachable, open, selfHeal, want) =>
     expect(driftDecision(p, unreachable, open, selfHeal)).toMatchObject(want),
   );
+});
+
+describe('distinctRollouts', () => {
+  const rollout = (cluster: string) => ({ cluster }) as RolloutPlan;
+  const core = rollout('core');
+  const edge = rollout('edge');
+  // Another plan of a cluster named alike (another run) is another value: identity, not the name, tells.
+  const again = rollout('core');
+  it.each<[string, { rollout?: RolloutPlan }[], RolloutPlan[]]>([
+    ['no cluster member', [{}, {}], []],
+    ['every member carries the same value: once', [{ rollout: core }, { rollout: core }, { rollout: core }], [core]],
+    [
+      'in the order of first members, standalone hosts skipped',
+      [{ rollout: edge }, {}, { rollout: core }, { rollout: edge }],
+      [edge, core],
+    ],
+    ['two values are two rollouts', [{ rollout: core }, { rollout: again }], [core, again]],
+  ])('%s', (_, runs, want) => {
+    const got = distinctRollouts(runs);
+    expect(got).toHaveLength(want.length);
+    got.forEach((r, i) => expect(r).toBe(want[i]));
+  });
 });
