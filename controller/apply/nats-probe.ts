@@ -1,6 +1,7 @@
 // Owns checking NATS authentication for real: a NATS client connects through an SSH port forward
 // (a loopback listener piped into ssh2's forwardOut, like `ssh -L`) with the configured
-// credentials, and must be refused without them or with wrong ones.
+// credentials, and must be refused without them or with wrong ones. Also the one JetStream API call
+// natsfleet makes: removing a former cluster member from the meta group.
 import { createServer, type Server } from 'node:net';
 import { connect, type ConnectionOptions } from 'nats';
 import type { SshSession } from '../transport/ssh.js';
@@ -49,5 +50,35 @@ export async function tryConnect(port: number, creds: Credentials): Promise<{ ok
     }
   } catch (e) {
     return { ok: false, error: (e as { code?: string }).code ?? (e as Error).message };
+  }
+}
+
+/**
+ * Removes a former member's peer from the JetStream meta group (`$JS.API.SERVER.REMOVE`, asked as a user
+ * of the system account through an SSH port forward to a member). Throws with the server's answer.
+ */
+export async function removeMetaPeer(
+  session: SshSession,
+  clientPort: number,
+  system: { user: string; pass: string },
+  peer: string,
+): Promise<void> {
+  const tunnel = await openTunnel(session, clientPort);
+  try {
+    const nc = await connect({ servers: `127.0.0.1:${tunnel.port}`, timeout: 5000, reconnect: false, ...system });
+    try {
+      const reply = await nc.request('$JS.API.SERVER.REMOVE', new TextEncoder().encode(JSON.stringify({ peer })), {
+        timeout: 10_000,
+      });
+      const answer = JSON.parse(new TextDecoder().decode(reply.data)) as {
+        success?: boolean;
+        error?: { description?: string };
+      };
+      if (!answer.success) throw new Error(answer.error?.description ?? 'the meta leader did not confirm it');
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    await tunnel.close();
   }
 }

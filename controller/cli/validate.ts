@@ -15,15 +15,16 @@ export async function validateCommand(
     out(`${dir}: error: no manifests (*.yaml) found`);
     return 1;
   }
-  const { hosts, problems } = loadManifests(files, policy);
+  const { hosts, clusters, problems } = loadManifests(files, policy);
   for (const p of problems) out(formatProblem(p));
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;
   out(
     hasErrors(problems)
       ? `${errors} error(s), ${warnings} warning(s): ` +
-          `${files.length - hosts.length} of ${files.length} manifest(s) invalid`
-      : `${files.length} manifest(s) valid${warnings ? `, ${warnings} warning(s)` : ''}`,
+          `${files.length - hosts.length - clusters.length} of ${files.length} manifest(s) invalid`
+      : `${files.length} manifest(s) valid (${hosts.length} host(s), ${clusters.length} cluster(s))` +
+          (warnings ? `, ${warnings} warning(s)` : ''),
   );
   return hasErrors(problems) ? 1 : 0;
 }

@@ -14,6 +14,7 @@ export interface ClusterSpec {
   members: ClusterMember[];
   routePort: number;
   routeAuth?: { user: string; password: Secret };
+  systemAccount?: { user: string; password: Secret };
   rollout: HostCluster['rollout'];
   /** The NATS settings every member inherits, as written (merged into each member's manifest). */
   shared: Record<string, unknown>;
@@ -32,6 +33,7 @@ export function toClusterSpec(doc: NatsCluster, file: string): ClusterSpec {
     members: doc.spec.members.map((m) => ({ host: m.host, routeAddress: m.routeAddress })),
     routePort: doc.spec.routePort!,
     routeAuth: doc.spec.routeAuth,
+    systemAccount: doc.spec.systemAccount,
     rollout: {
       maxUnavailable: r.maxUnavailable!,
       settle: r.settle!,
@@ -52,6 +54,7 @@ export function hostCluster(c: ClusterSpec, host: string): HostCluster {
     peers: c.members.filter((m) => m.host !== host),
     members: c.members.map((m) => m.host),
     routeAuth: c.routeAuth,
+    systemAccount: c.systemAccount,
     rollout: c.rollout,
   };
 }
@@ -107,13 +110,19 @@ export function checkCluster(c: ClusterSpec): RuleFinding[] {
       severity: 'warning',
       message:
         `${c.members.length} members: an even count tolerates no more failures than ${c.members.length - 1} ` +
-        `(quorum is ${quorum(c.members.length)}); use an odd number`,
+        `members would (quorum is ${quorum(c.members.length)}); use an odd number`,
     });
   if (c.routeAuth?.password.bcrypt !== undefined)
     out.push({
       path: 'spec.routeAuth.password',
       severity: 'error',
       message: 'must be {env} or {file}: members present the password to each other, a bcrypt hash cannot be sent',
+    });
+  if (c.systemAccount?.password.bcrypt !== undefined)
+    out.push({
+      path: 'spec.systemAccount.password',
+      severity: 'error',
+      message: 'must be {env} or {file}: natsfleet signs in with it, a bcrypt hash cannot be sent',
     });
   if (c.rollout.timeoutMs < c.rollout.settleMs)
     out.push({

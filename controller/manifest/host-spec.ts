@@ -25,6 +25,8 @@ export interface HostCluster {
   /** Every member's host name, in the manifest's order. */
   members: string[];
   routeAuth?: { user: string; password: Secret };
+  /** natsfleet's system account user (peer removal); members then render client users as a list. */
+  systemAccount?: { user: string; password: Secret };
   rollout: { maxUnavailable: number; settle: string; timeout: string; settleMs: number; timeoutMs: number };
 }
 

@@ -171,9 +171,13 @@ function loadCluster(
   if (schemaErrors.length > 0) return { problems: schemaErrors.map((e) => where(e.path, 'error', e.message)) };
   const cluster = toClusterSpec(doc, file.path);
   const problems = checkCluster(cluster).map((f) => where(f.path, f.severity, f.message));
-  const pw = cluster.routeAuth?.password;
-  const refused = pw && secretRefProblem(pw, policy.secrets);
-  if (refused) problems.push(where('spec.routeAuth.password', 'error', refused));
+  for (const [field, ref] of [
+    ['spec.routeAuth.password', cluster.routeAuth?.password],
+    ['spec.systemAccount.password', cluster.systemAccount?.password],
+  ] as const) {
+    const refused = ref && secretRefProblem(ref, policy.secrets);
+    if (refused) problems.push(where(field, 'error', refused));
+  }
   if (fileBase(file.path) !== cluster.name)
     problems.push(where('metadata.name', 'error', nameMismatch(cluster.name, file)));
   return { cluster, problems };
@@ -335,6 +339,18 @@ export function loadManifests(files: readonly ManifestFile[], policy: LoadPolicy
           where('spec.members', `members ${other} and ${h.name} have the same server name "${h.nats.serverName}"`),
         );
       names.set(h.nats.serverName, h.name);
+    }
+    if (c.systemAccount) {
+      const wrong = members.filter((h) => !h.nats.auth?.user);
+      if (wrong.length)
+        own.push(
+          where(
+            'spec.systemAccount',
+            'NATS refuses a system account beside a client token or no client auth: ' +
+              `${wrong.map((h) => h.name).join(', ')} must authenticate clients with a user and a password ` +
+              '(spec.nats.auth.user and .password)',
+          ),
+        );
     }
     const js = members.filter((h) => h.nats.jetstream.enabled).length;
     if (js > 0 && js < members.length)

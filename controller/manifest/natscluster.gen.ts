@@ -49,6 +49,13 @@ export interface NatsCluster {
       password: Secret;
     };
     /**
+     * A user of NATS's system account, which natsfleet uses to remove a former member from the JetStream meta group (a removed server otherwise counts against quorum). NATS refuses a system account beside a client token or a single user, so the members' client auth must be a user and a password (rendered as a users list).
+     */
+    systemAccount?: {
+      user: string;
+      password: Secret;
+    };
+    /**
      * How changes that need a restart are rolled over the members: followers first, the JetStream meta leader last, each member only when the rest of the cluster can lose it.
      */
     rollout?: {

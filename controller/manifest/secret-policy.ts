@@ -33,6 +33,9 @@ export interface SecretRef {
 /** The field of a host's cluster's route password, as messages name it. */
 export const routePasswordField = (h: HostSpec) =>
   `spec.routeAuth.password of NatsCluster ${h.cluster!.name} (${h.cluster!.file})`;
+/** The field of a host's cluster's system account password, as messages name it. */
+export const systemPasswordField = (h: HostSpec) =>
+  `spec.systemAccount.password of NatsCluster ${h.cluster!.name} (${h.cluster!.file})`;
 
 /** Every secret a host's rendering needs: its own, and its cluster's route password. */
 export function secretRefs(h: HostSpec): SecretRef[] {
@@ -42,6 +45,8 @@ export function secretRefs(h: HostSpec): SecretRef[] {
   if (a?.password) out.push({ field: 'spec.nats.auth.password', ref: a.password });
   const route = h.cluster?.routeAuth?.password;
   if (route) out.push({ field: routePasswordField(h), ref: route, inCluster: true });
+  const system = h.cluster?.systemAccount?.password;
+  if (system) out.push({ field: systemPasswordField(h), ref: system, inCluster: true });
   return out;
 }
 

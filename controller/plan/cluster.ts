@@ -24,6 +24,13 @@ export interface ClusterHealth {
   members: Record<string, string[]>;
   /** Streams and consumers with a replica that is not current, as their leader sees it. */
   behind: string[];
+  /**
+   * Peers of the JetStream meta group that are no member (a former member not yet peer-removed), as the
+   * meta leader sees them: each counts against quorum until removed.
+   */
+  strangers: { name: string; offline: boolean }[];
+  /** Peers of the meta group (the members, and strangers); quorum is a majority of them. */
+  metaSize: number;
   jetstream: boolean;
 }
 
@@ -50,7 +57,7 @@ function missingRoutes(m: MemberFacts, up: MemberFacts[]): string[] {
 }
 
 /** Servers `m` has routes to that are no member (by id, or by name from 2.10), e.g. one removed by hand. */
-function strangers(m: MemberFacts, all: readonly MemberFacts[]): string[] {
+function routeStrangers(m: MemberFacts, all: readonly MemberFacts[]): string[] {
   const ids = new Set(all.map((x) => x.facts?.varz?.server_id));
   const names = new Set(all.map((x) => x.serverName));
   const out = (m.facts?.routez?.routes ?? [])
@@ -134,7 +141,7 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
     if (missing.length) p.push(`no route to ${missing.join(', ')}`);
     // With every member observed, a route to any other server is one to a server that is not a member.
     if (up.length === all.length) {
-      const extra = strangers(m, all);
+      const extra = routeStrangers(m, all);
       if (extra.length) p.push(`has routes to servers that are not members: ${extra.join(', ')}`);
     }
     if (jetstream) {
@@ -151,6 +158,13 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
     }
     members[m.host] = p;
   }
+  const leaderMeta = all.find((m) => m.host === leaderHost)?.facts?.jsz?.meta_cluster;
+  const names = new Set(all.map((m) => m.serverName));
+  const strangers = jetstream
+    ? (leaderMeta?.replicas ?? [])
+        .filter((r) => !names.has(r.name))
+        .map((r) => ({ name: r.name, offline: r.offline === true || r.current !== true }))
+    : [];
   return {
     size: all.length,
     up: up.map((m) => m.host),
@@ -158,6 +172,8 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
     metaLeader: leaderHost,
     members,
     behind: jetstream ? behindAssets([...all]) : [],
+    strangers,
+    metaSize: Math.max(all.length, leaderMeta?.cluster_size ?? 0, all.length + strangers.length),
     jetstream,
   };
 }
@@ -169,12 +185,14 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
 export function cannotLose(h: ClusterHealth, hosts: readonly string[]): string[] {
   const out: string[] = [];
   const others = h.up.filter((x) => !hosts.includes(x));
-  const q = quorum(h.size);
+  // A former member still in the meta group counts: quorum is a majority of the group, not of the members.
+  const q = quorum(h.metaSize);
+  const of = h.metaSize > h.size ? `${h.metaSize} JetStream meta peers` : `${h.size} members`;
   const downOthers = h.down.filter((d) => !hosts.includes(d.host));
   if (others.length < q || downOthers.length) {
     const detail = downOthers.map((d) => `${d.host}: ${d.why}`).join('; ');
     out.push(
-      `quorum: taking down ${hosts.join(', ')} would leave ${others.length} of ${h.size} members running ` +
+      `quorum: taking down ${hosts.join(', ')} would leave ${others.length} of ${of} running ` +
         `(quorum ${q}${downOthers.length ? ', and every other member must be healthy first' : ''})` +
         (detail ? `; ${detail}` : ''),
     );

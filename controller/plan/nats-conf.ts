@@ -42,8 +42,9 @@ function arrayItems(text: string): string[] | undefined {
 /**
  * Flattens the config subset natsfleet writes (and simple hand edits) to "block.key" -> value. An array
  * of plain values (`routes: [` with one string a line, up to `]`, or on one line) is one value: its items
- * sorted and joined by newlines, since NATS compares routes as a set. Undefined for anything else
- * (includes, arrays of blocks, unbalanced braces): the caller then restarts.
+ * sorted and joined by newlines, since NATS compares routes as a set; a one-line list of blocks
+ * (`users: [ { user: "a", password: "b" } ]`) is one opaque value. Undefined for anything else
+ * (includes, multi-line arrays of blocks, unbalanced braces): the caller then restarts.
  */
 export function flattenNatsConf(text: string): Map<string, string> | undefined {
   const out = new Map<string, string>();
@@ -76,6 +77,12 @@ export function flattenNatsConf(text: string): Map<string, string> | undefined {
     const kv = /^([A-Za-z_][\w-]*)\s*(?:[:=]\s*|\s+)(.+?)[,;]?$/.exec(line);
     if (!kv || kv[1] === 'include') return undefined;
     const key = [...stack, kv[1]].join('.');
+    // A one-line list of blocks (the users natsfleet writes beside an accounts block) is one opaque value.
+    const blocks = /^\[\s*(\{[^[\]]*\})\s*\]$/.exec(kv[2]);
+    if (blocks) {
+      out.set(key, blocks[1].replace(/\s+/g, ' '));
+      continue;
+    }
     const list = /^\[(.*?)(\])?$/.exec(kv[2]);
     if (list) {
       const items = arrayItems(list[1]);

@@ -22,6 +22,8 @@ export interface RolloutSettings {
   maxUnavailable: number;
   settle: string;
   timeout: string;
+  /** natsfleet has a system account user: it removes former members from the meta group. */
+  systemAccount?: boolean;
 }
 
 export interface RolloutPlan {
@@ -38,6 +40,8 @@ export interface RolloutPlan {
    * whether that may pass by itself (`quorum`: a member recovers) or needs a person (`blocked`).
    */
   blocked: Record<string, { why: string[]; reason: 'quorum' | 'blocked' }>;
+  /** Former members still peers of the JetStream meta group: removed after the batches, once offline. */
+  removePeers: string[];
   health: ClusterHealth;
 }
 
@@ -142,5 +146,13 @@ export function planRollout(
       ];
   if (together)
     gates.push('route credentials change: the members reload together (one with new credentials alone has no routes)');
-  return { cluster, members: ordered, batches, coldStart, gates, blocked, health };
+  const removePeers = health.strangers.map((x) => x.name);
+  if (removePeers.length)
+    gates.push(
+      settings.systemAccount
+        ? `then ${removePeers.join(', ')} (no longer a member) is removed from the JetStream meta group once offline`
+        : `${removePeers.join(', ')} is still a peer of the JetStream meta group and counts against quorum: ` +
+            'set spec.systemAccount for natsfleet to remove it, or run `nats server raft peer-remove` as a system user',
+    );
+  return { cluster, members: ordered, batches, coldStart, gates, blocked, health, removePeers };
 }

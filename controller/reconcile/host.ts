@@ -17,6 +17,8 @@ export interface Target {
   spec: HostSpec;
   desired: DesiredHost;
   credentials?: Credentials;
+  /** natsfleet's system account user of the host's cluster (peer removal), when it has one. */
+  systemCredentials?: { user: string; pass: string };
 }
 
 export interface HostRun {

@@ -7,6 +7,7 @@ import type { SecretResolver } from '../secrets/resolve.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest/path-policy.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import { mapLimit } from './pool.js';
+import { systemPasswordField } from '../manifest/secret-policy.js';
 import { reconcileCluster } from './rollout.js';
 import { reconcileOne, unknownPlan, type HostRun, type ReconcileOptions, type Target } from './host.js';
 
@@ -55,15 +56,18 @@ export function prepareTargets(
 
 function prepareOne(spec: HostSpec, resolve: SecretResolver, paths: PathPolicy): Target {
   let credentials: Credentials | undefined;
+  let systemCredentials: Target['systemCredentials'];
   const tracking: SecretResolver = (ref, field) => {
     const v = resolve(ref, field);
     if (ref.bcrypt === undefined) {
       if (field.endsWith('token')) credentials = { token: v };
       if (field.endsWith('password')) credentials = { user: spec.nats.auth!.user!, pass: v };
+      if (field === systemPasswordField(spec)) systemCredentials = { user: spec.cluster!.systemAccount!.user, pass: v };
     }
     return v;
   };
-  return { spec, desired: renderHost(spec, tracking, paths), credentials };
+  const desired = renderHost(spec, tracking, paths);
+  return { spec, desired, credentials, ...(systemCredentials ? { systemCredentials } : {}) };
 }
 
 /**

@@ -12,6 +12,7 @@ import { clusterHealth, cannotLose, notCaughtUp, type MemberFacts } from '../pla
 import { planHost } from '../plan/plan.js';
 import { isDisruptive, planRollout, type RolloutPlan } from '../plan/rollout.js';
 import { mapLimit } from './pool.js';
+import { removeMetaPeer } from '../apply/nats-probe.js';
 import {
   connectionFailure,
   observeFresh,
@@ -106,7 +107,7 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
   );
   const rollout: RolloutPlan = planRollout(
     c.name,
-    c.rollout,
+    { ...c.rollout, systemAccount: Boolean(c.systemAccount) },
     runs.map((r) => r.plan!),
     observed.map(({ t, facts }) => ({ host: t.spec.name, serverName: t.desired.nats.serverName, facts })),
     jetstream,
@@ -191,5 +192,54 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
     const failed = results.find((a) => !isSuccessful(a));
     if (failed) halted = `${failed.host} ${failed.outcome}: ${failed.error ?? failed.health}`;
   }
+  if (!halted && rollout.removePeers.length) {
+    const notes = await removeFormerMembers(members, rollout.removePeers, o, jetstream, c.rollout.timeoutMs);
+    const first = runs.find((r) => r.apply);
+    if (first?.apply) first.apply.notes = [...(first.apply.notes ?? []), ...notes];
+  }
   return done();
+}
+
+/**
+ * Removes former members from the JetStream meta group once the meta leader sees them offline (a host
+ * decommissioned in the same run stops meanwhile), as natsfleet's system account user. Returns what
+ * happened, in words, for the run's notes.
+ */
+async function removeFormerMembers(
+  members: readonly Target[],
+  peers: readonly string[],
+  o: ReconcileOptions,
+  jetstream: boolean,
+  timeoutMs: number,
+): Promise<string[]> {
+  const via = members.find((t) => t.systemCredentials);
+  if (!via) return [];
+  const notes: string[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (const peer of peers) {
+    for (;;) {
+      const h = clusterHealth(await observeAll(members, o), jetstream);
+      const stranger = h.strangers.find((x) => x.name === peer);
+      if (!stranger) {
+        notes.push(`${peer} is no longer a peer of the JetStream meta group`);
+        break;
+      }
+      if (stranger.offline) {
+        try {
+          const session = await o.pool.get(via.spec);
+          await removeMetaPeer(session, via.desired.nats.clientPort, via.systemCredentials!, peer);
+          notes.push(`removed ${peer} (no longer a member) from the JetStream meta group`);
+        } catch (e) {
+          notes.push(`could not remove ${peer} from the JetStream meta group: ${(e as Error).message}`);
+        }
+        break;
+      }
+      if (Date.now() + POLL_MS > deadline) {
+        notes.push(`${peer} is no longer a member but still online: not removed from the JetStream meta group`);
+        break;
+      }
+      await sleep(POLL_MS);
+    }
+  }
+  return notes;
 }

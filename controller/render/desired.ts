@@ -10,7 +10,7 @@ import { sizeInBytes } from '../manifest/rules.js';
 import { isPlaintext, type SecretResolver } from '../secrets/resolve.js';
 import type { DesiredHost, DirArtifact, FileArtifact, VerifyExpectations } from './artifact.js';
 import { containerConfPath, renderNatsConfig, type ResolvedAuth, type ResolvedRouteAuth } from './nats-config.js';
-import { routePasswordField } from '../manifest/secret-policy.js';
+import { routePasswordField, systemPasswordField } from '../manifest/secret-policy.js';
 import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
 import {
   PROXY_CONTAINER,
@@ -55,6 +55,11 @@ function resolveRouteAuth(h: HostSpec, resolve: SecretResolver, forUrl: boolean)
   return { user: r.user, password, passwordInUrl: forUrl ? encodeURIComponent(password) : password };
 }
 
+function resolveSystem(h: HostSpec, resolve: SecretResolver) {
+  const s = h.cluster?.systemAccount;
+  return s && { user: s.user, password: resolve(s.password, systemPasswordField(h)) };
+}
+
 /** What verification expects of the running server (JetStream limits in bytes, the kind of auth). */
 function verifyExpectations(h: HostSpec): VerifyExpectations {
   const { jetstream: js, auth } = h.nats;
@@ -70,14 +75,27 @@ function verifyExpectations(h: HostSpec): VerifyExpectations {
 export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPolicy = DEFAULT_PATH_POLICY): DesiredHost {
   const n = h.nats;
   const secretInFile =
-    isPlaintext(n.auth?.token) || isPlaintext(n.auth?.password) || isPlaintext(h.cluster?.routeAuth?.password);
+    isPlaintext(n.auth?.token) ||
+    isPlaintext(n.auth?.password) ||
+    isPlaintext(h.cluster?.routeAuth?.password) ||
+    isPlaintext(h.cluster?.systemAccount?.password);
   const files: FileArtifact[] = [
     rootFile({
       id: 'nats-config',
       path: n.confFile,
-      content: renderNatsConfig(h, resolveAuth(h, resolve), resolveRouteAuth(h, resolve, true)),
+      content: renderNatsConfig(
+        h,
+        resolveAuth(h, resolve),
+        resolveRouteAuth(h, resolve, true),
+        resolveSystem(h, resolve),
+      ),
       // Placeholders stay readable inside route URLs (never URL-encoded).
-      display: renderNatsConfig(h, resolveAuth(h, placeholderSecrets), resolveRouteAuth(h, placeholderSecrets, false)),
+      display: renderNatsConfig(
+        h,
+        resolveAuth(h, placeholderSecrets),
+        resolveRouteAuth(h, placeholderSecrets, false),
+        resolveSystem(h, placeholderSecrets),
+      ),
       // The seed uses 0644; a config holding a plaintext token or password is kept from other users.
       mode: secretInFile ? '0600' : '0644',
       sensitive: secretInFile,

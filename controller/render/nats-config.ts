@@ -65,7 +65,16 @@ function clusterBlock(h: HostSpec, route: ResolvedRouteAuth | undefined): string
   ];
 }
 
-export function renderNatsConfig(h: HostSpec, auth: ResolvedAuth | undefined, route?: ResolvedRouteAuth): string {
+/**
+ * @param system natsfleet's system account user (a cluster with `systemAccount`): client users are then
+ *   rendered as a users list, the one form NATS accepts beside an accounts block.
+ */
+export function renderNatsConfig(
+  h: HostSpec,
+  auth: ResolvedAuth | undefined,
+  route?: ResolvedRouteAuth,
+  system?: { user: string; password: string },
+): string {
   const n = h.nats;
   const lines = [
     `# ${MANAGED_HEADER}`,
@@ -82,7 +91,21 @@ export function renderNatsConfig(h: HostSpec, auth: ResolvedAuth | undefined, ro
     `lame_duck_grace_period: ${str(n.lameDuck.gracePeriod)}`,
   );
   lines.push(`debug: ${n.logging.debug}`, `trace: ${n.logging.trace}`, `logtime: ${n.logging.logtime}`);
-  if (auth) {
+  if (auth && system && auth.token === undefined) {
+    lines.push(
+      '',
+      'authorization {',
+      `  users: [ { user: ${str(auth.user!)}, password: ${str(auth.password!)} } ]`,
+      '}',
+      '',
+      'accounts {',
+      '  SYS {',
+      `    users: [ { user: ${str(system.user)}, password: ${str(system.password)} } ]`,
+      '  }',
+      '}',
+      'system_account: "SYS"',
+    );
+  } else if (auth) {
     lines.push('', 'authorization {');
     if (auth.token !== undefined) lines.push(`  token: ${str(auth.token)}`);
     else lines.push(`  user: ${str(auth.user!)}`, `  password: ${str(auth.password!)}`);

@@ -16,7 +16,7 @@ async function cli(...args: string[]) {
 describe('natsfleet validate', () => {
   it('exits 0 on the shipped examples', async () => {
     const r = await cli('validate', join(ROOT, 'hosts'));
-    expect(r.out).toContain('2 manifest(s) valid');
+    expect(r.out).toContain('6 manifest(s) valid (5 host(s), 1 cluster(s))');
     expect(r.code).toBe(0);
   });
 

@@ -141,7 +141,7 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     expect(plan.out).toMatch(/rollout \(cold start: all members together\)/);
     const r = await cli('apply');
     expect(r.out).not.toMatch(/Unknown|failed|rolled back/i);
-    expect(r.code).toBe(0);
+    expect(r.code, r.out).toBe(0);
     const view = await clusterView(names);
     for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3, version: '2.9.10' });
     expect(new Set(view.map((v) => v.leader)).size).toBe(1);
@@ -193,7 +193,7 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     const totalMs = Date.now() - t0;
     running = false;
     await publisher;
-    expect(r.code).toBe(0);
+    expect(r.code, r.out).toBe(0);
 
     // Restarted in the planned order, each after the previous one was up (settle 3 s included).
     const after = await Promise.all(order.map(startedAt));
@@ -227,12 +227,12 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     cluster.spec.nats.lameDuck = { duration: '31s' }; // lame-duck settings need a restart
     write();
     const r = await cli('apply');
-    expect(r.code).toBe(1);
+    expect(r.code, r.out).toBe(1);
     expect(r.out).toMatch(/quorum/);
     expect(await Promise.all(others.map(startedAt))).toEqual(before);
     // Started again (natsfleet starts the stopped member with the new settings): the next apply converges.
     const again = await cli('apply');
-    expect(again.code).toBe(0);
+    expect(again.code, again.out).toBe(0);
     expect((await cli('plan')).code).toBe(0);
   });
 
@@ -247,7 +247,7 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     const others = names.filter((n) => n !== first);
     const before = await Promise.all(others.map(startedAt));
     const r = await cli('apply');
-    expect(r.code).toBe(1);
+    expect(r.code, r.out).toBe(1);
     expect(r.out).toMatch(new RegExp(`${first}: rolled-back|${first}.*rolled back`));
     expect(r.out).toMatch(/halted/);
     expect(await Promise.all(others.map(startedAt))).toEqual(before);
@@ -267,10 +267,41 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     const plan = await cli('plan');
     expect(plan.out).toMatch(new RegExp(`${FOURTH.name} \\(start\\)`));
     const r = await cli('apply');
-    expect(r.code).toBe(0);
+    expect(r.code, r.out).toBe(0);
     expect(await Promise.all(names.map(startedAt))).toEqual(before);
     const all = [...names, FOURTH.name];
     const view = await clusterView(all);
     for (const v of view) expect(v).toMatchObject({ routes: 3, size: 4 });
+  });
+
+  it('6. clients as a user and a system account for natsfleet: a rolling restart of the four members', async () => {
+    writeFileSync(join(fleet.secretsDir, 'app-password'), 'e2e-app-password\n', { mode: 0o600 });
+    writeFileSync(join(fleet.secretsDir, 'system-password'), 'e2e-system-password\n', { mode: 0o600 });
+    cluster.spec.nats.auth = { user: 'app', password: { file: join(fleet.secretsDir, 'app-password') } };
+    for (const d of hosts.values()) delete d.spec.nats.auth;
+    cluster.spec.systemAccount = { user: 'natsfleet', password: { file: join(fleet.secretsDir, 'system-password') } };
+    write();
+    const r = await cli('apply');
+    expect(r.out).toMatch(/nats-sb-\d \(restart, meta leader: last\)/);
+    expect(r.code, r.out).toBe(0);
+    const view = await clusterView([...names, FOURTH.name]);
+    for (const v of view) expect(v).toMatchObject({ routes: 3, size: 4 });
+  });
+
+  it('7. remove the fourth member: it stops, the others reload, and its peer leaves the JetStream meta group', async () => {
+    const before = await Promise.all(names.map(startedAt));
+    cluster.spec.members = cluster.spec.members.filter((m: { host: string }) => m.host !== FOURTH.name);
+    // Decommissioned: no longer a member, so it names its own image again.
+    hosts.get(FOURTH.name)!.spec.state = 'absent';
+    hosts.get(FOURTH.name)!.spec.nats.image = images.next;
+    write();
+    const r = await cli('apply');
+    expect(r.out).toMatch(new RegExp(`removed ${FOURTH.name} \\(no longer a member\\) from the JetStream meta group`));
+    expect(r.code, r.out).toBe(0);
+    expect(await Promise.all(names.map(startedAt))).toEqual(before);
+    expect(await sh(FOURTH.name, 'systemctl is-active nats.service || true')).not.toBe('active');
+    const view = await clusterView(names);
+    for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3 });
+    expect((await cli('plan')).code).toBe(0);
   });
 });

@@ -17,9 +17,15 @@ describe('withWholeClusters', () => {
   it.each([
     [[], []],
     [['eu-1'], ['eu-1']],
-    [['eu-1', 'us-1'], ['eu-1', 'us-1']],
+    [
+      ['eu-1', 'us-1'],
+      ['eu-1', 'us-1'],
+    ],
     [['core-2'], ['core-1', 'core-2']],
-    [['core-1', 'us-1'], ['core-1', 'core-2', 'us-1']],
+    [
+      ['core-1', 'us-1'],
+      ['core-1', 'core-2', 'us-1'],
+    ],
     [['edge-1'], ['edge-1']],
   ])('due %j -> %j (in the fleet order)', (due, want) => {
     expect(names(withWholeClusters(copies(...due), ALL))).toEqual(want);

@@ -15,6 +15,7 @@ export const fixtureSecrets = secretResolver({
     NATS_EU1_TOKEN: FIXTURE_TOKEN,
     NATS_CORE_TOKEN: FIXTURE_TOKEN,
     NATS_CORE_ROUTE_PASSWORD: FIXTURE_ROUTE_PASSWORD,
+    NATS_CORE_SYSTEM_PASSWORD: 'fixture-system-password',
   },
   readFile: (path) => {
     if (path === '/etc/natsfleet/secrets/edge-token') return `${FIXTURE_TOKEN}-from-file\n`;

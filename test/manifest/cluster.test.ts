@@ -43,7 +43,7 @@ describe('a NatsCluster beside its NatsHosts', () => {
   it('gives members the shared settings (one image line for all), keeping their own', () => {
     for (const h of r.hosts) {
       expect(h.nats.image).toBe('nats:2.10.27');
-      expect(h.nats.auth).toEqual({ token: { env: 'NATS_EU1_TOKEN' } });
+      expect(h.nats.auth).toEqual({ user: 'app', password: { env: 'NATS_EU1_TOKEN' } });
       expect(h.nats.jetstream).toMatchObject({ enabled: true, maxFile: '1GB', storeDir: '/var/lib/nats/js' });
     }
   });
@@ -132,6 +132,18 @@ const RULES: [string, (m: Map<string, Doc>) => void, string, RegExp][] = [
     (m) => (m.get(A)!.spec.ssh.port = 0),
     `${CORE}:`,
     /core-a .* is invalid: the cluster is left out until it is fixed/,
+  ],
+  [
+    'a system account beside a client token',
+    (m) => (m.get(CORE)!.spec.nats.auth = { token: { env: 'NATS_EU1_TOKEN' } }),
+    `${CORE}:`,
+    /NATS refuses a system account beside a client token or no client auth: core-a, core-b, core-c/,
+  ],
+  [
+    'a system account password as a bcrypt hash',
+    (m) => (m.get(CORE)!.spec.systemAccount.password = { bcrypt: `$2a$11$${'a'.repeat(53)}` }),
+    `${CORE}:`,
+    /natsfleet signs in with it, a bcrypt hash cannot be sent/,
   ],
   [
     'a settle longer than the timeout',

@@ -156,3 +156,39 @@ describe('flattenNatsConf', () => {
     expect(flattenNatsConf(text)).toBeUndefined();
   });
 });
+
+describe('users beside a system account (a cluster with systemAccount)', () => {
+  const conf = (app: string, routes: string[]) =>
+    [
+      'authorization {',
+      `  users: [ { user: "app", password: "${app}" } ]`,
+      '}',
+      'accounts {',
+      '  SYS {',
+      '    users: [ { user: "natsfleet", password: "s" } ]',
+      '  }',
+      '}',
+      'system_account: "SYS"',
+      'cluster {',
+      '  routes: [',
+      ...routes.map((r) => `    "${r}"`),
+      '  ]',
+      '}',
+    ].join('\n');
+
+  it('reads a one-line list of users as one value', () => {
+    expect(flattenNatsConf(conf('a', ['nats-route://x:6222']))?.get('authorization.users')).toBe(
+      '{ user: "app", password: "a" }',
+    );
+  });
+
+  it('reloads a new route or a new client password, restarts for a new system account', () => {
+    const before = conf('a', ['nats-route://x:6222']);
+    expect(classifyConfigChange(before, conf('a', ['nats-route://x:6222', 'nats-route://y:6222'])).action).toBe(
+      'reload',
+    );
+    expect(classifyConfigChange(before, conf('b', ['nats-route://x:6222'])).action).toBe('reload');
+    const without = before.replace('system_account: "SYS"', '');
+    expect(classifyConfigChange(without, before)).toMatchObject({ action: 'restart', restartKeys: ['system_account'] });
+  });
+});

@@ -143,6 +143,39 @@ describe('cluster health', () => {
   });
 });
 
+describe('former members still in the JetStream meta group', () => {
+  const withFormer = (offline: boolean) =>
+    healthy({
+      c: {
+        clusterSize: 4,
+        metaReplicas: [
+          { name: 'a', current: true },
+          { name: 'b', current: true },
+          { name: 'd', current: !offline, ...(offline ? { offline: true } : {}) },
+        ],
+      },
+    });
+
+  it('are strangers as the meta leader sees them, and count against quorum', () => {
+    const h = clusterHealth(withFormer(true), true);
+    expect(h.strangers).toEqual([{ name: 'd', offline: true }]);
+    expect(h.metaSize).toBe(4);
+    // 4 peers: quorum 3; with d gone, losing one more member leaves 2.
+    expect(cannotLose(h, ['a']).join()).toMatch(/would leave 2 of 4 JetStream meta peers running \(quorum 3/);
+  });
+
+  it('are removed after the rollout when natsfleet has a system account user, else named with what to do', () => {
+    const plans = NAMES.map((h) => plan(h, ['reload']));
+    const r = planRollout('core', { ...SETTINGS, systemAccount: true }, plans, withFormer(true), true);
+    expect(r.removePeers).toEqual(['d']);
+    expect(r.gates.join('\n')).toMatch(
+      /then d \(no longer a member\) is removed from the JetStream meta group once offline/,
+    );
+    const without = planRollout('core', SETTINGS, plans, withFormer(true), true);
+    expect(without.gates.join('\n')).toMatch(/d is still a peer of the JetStream meta group .* set spec.systemAccount/);
+  });
+});
+
 describe('the quorum gates', () => {
   it('lets a healthy cluster of 3 lose one member, never two', () => {
     const h = clusterHealth(healthy(), true);
