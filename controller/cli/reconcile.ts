@@ -9,6 +9,7 @@ import { readManifestDir } from '../manifest/read-dir.js';
 import { policyResolver } from '../secrets/resolve.js';
 import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
 import { integerRange } from '../gitops/config.js';
+import { distinctRollouts } from '../gitops/decide.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { formatClusterHealth, formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
@@ -42,9 +43,6 @@ function statusReason(r: HostRun): string {
   ];
   return parts.join('; ') || '-';
 }
-
-/** Each cluster's rollout once (every member's run carries the same value). */
-const rollouts = (runs: readonly HostRun[]) => [...new Set(runs.flatMap((r) => (r.rollout ? [r.rollout] : [])))];
 
 function sshKey(opts: Common): Buffer {
   const path = opts.sshKey ?? process.env.NATSFLEET_SSH_KEY;
@@ -111,7 +109,7 @@ export function reconcileCommands(
     if (opts.output === 'json') out(JSON.stringify(plans, null, 2));
     else {
       for (const p of plans) out(formatPlan(p));
-      for (const r of rollouts(runs)) out(formatRollout(r));
+      for (const r of distinctRollouts(runs)) out(formatRollout(r));
       out(planSummary(plans));
     }
     setCode(
@@ -136,7 +134,7 @@ export function reconcileCommands(
         ),
       );
     else {
-      for (const r of rollouts(runs)) out(formatRollout(r));
+      for (const r of distinctRollouts(runs)) out(formatRollout(r));
       for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
     }
     const ok = runs.every((r) => isSuccessful(r.apply));
@@ -157,7 +155,7 @@ export function reconcileCommands(
     if (opts.output === 'json') out(JSON.stringify(rows, null, 2));
     else {
       out(formatTable(rows));
-      for (const r of rollouts(runs)) for (const l of formatClusterHealth(r)) out(l);
+      for (const r of distinctRollouts(runs)) for (const l of formatClusterHealth(r)) out(l);
     }
     setCode(rows.every((r) => r.sync === 'Synced' && r.health === 'Healthy') ? 0 : 1);
   });

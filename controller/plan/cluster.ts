@@ -178,6 +178,18 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
   };
 }
 
+/** Everything wrong with a cluster, one line each: members down, members' problems, assets behind, strangers. */
+export function clusterProblems(h: ClusterHealth): string[] {
+  return [
+    ...h.down.map((d) => `${d.host}: ${d.why}`),
+    ...Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`)),
+    ...h.behind.map((b) => `behind: ${b}`),
+    ...h.strangers.map(
+      (x) => `${x.name} is a peer of the JetStream meta group but no member (${x.offline ? 'offline' : 'online'})`,
+    ),
+  ];
+}
+
 /**
  * Why the cluster cannot lose `hosts` now (the gate before a restart): every other member up with its
  * routes complete, one meta leader, nothing behind, and enough members left for quorum.

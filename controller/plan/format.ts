@@ -2,6 +2,7 @@
 // are reporting (report/terminal.ts).
 import type { HostPlan } from './types.js';
 import type { RolloutPlan } from './rollout.js';
+import { clusterProblems } from './cluster.js';
 
 const SYMBOL = { create: '+', update: '~', delete: '-', 'no-op': ' ' } as const;
 
@@ -50,11 +51,7 @@ export function planSummary(plans: readonly HostPlan[]): string {
 /** A cluster's health as observed: a headline, then one line per problem. */
 export function formatClusterHealth(r: RolloutPlan): string[] {
   const h = r.health;
-  const problems = [
-    ...h.down.map((d) => `${d.host}: ${d.why}`),
-    ...Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`)),
-    ...h.behind.map((b) => `behind: ${b}`),
-  ];
+  const problems = clusterProblems(h);
   return [
     `cluster ${r.cluster}: ${h.up.length} of ${h.size} members healthy` +
       (h.jetstream ? `, JetStream meta leader ${h.metaLeader ?? 'none'}` : '') +

@@ -10,6 +10,7 @@ import { isSuccessful, type ApplyResult } from '../apply/result.js';
 import type { Problem } from '../manifest/problems.js';
 import { formatProblem } from '../manifest/problems.js';
 import { isDisruptive, type MemberAction, type RolloutPlan } from '../plan/rollout.js';
+import { clusterProblems } from '../plan/cluster.js';
 import { planVerdict, type HostPlan, type PlanVerdict, type Step } from '../plan/types.js';
 import { shortRev } from '../util/rev.js';
 
@@ -214,11 +215,7 @@ const capped = (items: readonly string[], max: number, more: (n: number) => stri
 function rolloutSection(r: RolloutPlan, budget: number): string {
   const h = r.health;
   const leader = h.jetstream ? `, JetStream meta leader ${h.metaLeader ? inline(h.metaLeader, 100) : 'none'}` : '';
-  const problems = [
-    ...h.down.map((d) => `${d.host}: ${d.why}`),
-    ...Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`)),
-    ...h.behind.map((b) => `behind: ${b}`),
-  ];
+  const problems = clusterProblems(h);
   const lines = [
     `#### Rollout of cluster ${inline(r.cluster, 100)}`,
     '',
@@ -557,6 +554,13 @@ export function deployComment(
     );
     parts.push(heading + table(DEPLOY_HEADER, rest, COMMENT_BODY_LIMIT - used, counts, 'natsfleet status'));
   }
+  // What an operator should know although nothing failed (a lock taken over, a former member removed).
+  const notes = capped(
+    results.flatMap((x) => (x.notes ?? []).map((n) => `- ${inline(x.host, 100)}: ${inline(n, MAX_ERROR)}`)),
+    20,
+    (n) => `- ... and ${n} more`,
+  );
+  if (notes.length) parts.push(['Notes:', '', ...notes].join('\n'));
   return fit(`${intro}\n${parts.join('\n\n')}`);
 }
 

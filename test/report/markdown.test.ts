@@ -679,3 +679,26 @@ describe('deployComment: cluster rollouts', () => {
     expect(body).toMatch(/\.\.\. and \d+ more hosts \(run `natsfleet status` for all\)/);
   });
 });
+
+describe('deploy notes', () => {
+  it('lists what an operator should know although nothing failed', () => {
+    const body = deployComment(
+      'a'.repeat(40),
+      [
+        {
+          host: 'nats-core-1',
+          outcome: 'unchanged',
+          health: 'Healthy',
+          steps: [],
+          changedFiles: [],
+          notes: ['removed nats-core-4 (no longer a member) from the JetStream meta group'],
+          durationMs: 1,
+        },
+      ],
+      [],
+    );
+    expect(body).toMatch(
+      /Notes:\n\n- nats-core-1: removed nats-core-4 \(no longer a member\) from the JetStream meta group/,
+    );
+  });
+});
