@@ -126,8 +126,11 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         );
       }
     }
+    let configDigest: string | undefined;
     if (steps.includes('test-config')) {
       const t = await run(session, testConfigScript(d, token), 120_000);
+      // From 2.11 nats-server prints the digest of the config it accepted (only a hash is read from it).
+      configDigest = /\(sha256:([0-9a-f]{64})\)/.exec(t.stdout)?.[1];
       if (t.code !== 0) {
         await unstage();
         await lock.release();
@@ -179,6 +182,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         credentials: x.credentials,
         reloadedFrom,
         timeoutSec: x.verifyTimeoutSec,
+        configDigest: configDigest && `sha256:${configDigest}`,
       });
       const gate = v.ok && x.gate ? await x.gate() : [];
       if (!v.ok) {

@@ -1,5 +1,6 @@
 // Owns verifying a host after apply: /healthz 200 within a timeout, the expected server name and
-// version in /varz, a reload really loaded (config_load_time moved), JetStream limits in /jsz,
+// version in /varz, a reload really loaded (config_load_time moved; from 2.11 the running config's
+// digest is the one `nats-server -t` printed for the new config), JetStream limits in /jsz,
 // the proxy answering over HTTPS, and authentication checked with a real NATS client. What to expect
 // comes from the desired state (`desired.verify`), never from the manifest.
 import type { DesiredHost } from '../render/artifact.js';
@@ -8,6 +9,7 @@ import { monitorLookup } from '../observe/fact-table.js';
 import { Marked, VERIFY } from '../observe/protocol.js';
 import { sh, shQuote } from '../shell/quote.js';
 import { verifyScript } from './commands.js';
+import { imageVersion } from '../plan/nats-versions.js';
 import { openTunnel, tryConnect, type Credentials } from './nats-probe.js';
 
 export interface VerifyInput {
@@ -17,6 +19,8 @@ export interface VerifyInput {
   /** config_load_time before a reload: after it, /varz must show a later one. */
   reloadedFrom?: string;
   timeoutSec?: number;
+  /** The digest `nats-server -t` printed for the new config (2.11+): /varz config_digest must equal it. */
+  configDigest?: string;
 }
 
 export interface VerifyResult {
@@ -25,7 +29,11 @@ export interface VerifyResult {
   varz?: Record<string, unknown>;
 }
 
-const expectedVersion = (image: string) => /:v?(\d+\.\d+(?:\.\d+)?)/.exec(image.split('@')[0])?.[1];
+/** The version an image's tag promises, as /varz must start with it (`2.10.27`, or `2.10.` for `nats:2.10`). */
+function expectedVersion(image: string): string | undefined {
+  const v = imageVersion(image);
+  return v && (v.floating ? `${v.major}.${v.minor}.` : `${v.major}.${v.minor}.${v.patch}`);
+}
 
 export async function verifyHost(session: SshSession, v: VerifyInput): Promise<VerifyResult> {
   const d = v.desired;
@@ -56,9 +64,16 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
     problems.push(`/varz server_name is ${varz.server_name}, expected ${d.nats.serverName}`);
   const version = expectedVersion(d.nats.image);
   if (version && !String(varz.version ?? '').startsWith(version))
-    problems.push(`/varz version is ${varz.version}, the image ${d.nats.image} should run ${version}`);
+    problems.push(
+      `/varz version is ${varz.version}, the image ${d.nats.image} should run ${version.replace(/\.$/, '')}`,
+    );
   if (v.reloadedFrom && varz.config_load_time === v.reloadedFrom)
     problems.push('the reload did not take effect (config_load_time unchanged): nats-server kept its old config');
+  else if (v.configDigest && typeof varz.config_digest === 'string' && varz.config_digest !== v.configDigest)
+    problems.push(
+      `the server runs another config than the one natsfleet tested and installed (/varz config_digest ` +
+        `${varz.config_digest}, expected ${v.configDigest})`,
+    );
   const js = d.verify.jetstream;
   if (js) {
     const cfg = jsz.config ?? {};
