@@ -38,6 +38,11 @@ export interface ApplyInput {
    * caught up with its peers, then settled). Problems fail the apply, which is rolled back.
    */
   gate?: () => Promise<string[]>;
+  /**
+   * Called just before the steps when the server is about to go down (restart, stop): a cluster member
+   * hands its RAFT leaderships over. Returns notes; never fails the apply.
+   */
+  beforeDisruption?: () => Promise<string[]>;
   /** Called at each phase; tests use it to cut the connection mid-apply. */
   onPhase?: (phase: 'locked' | 'staged' | 'installing' | 'verifying') => void | Promise<void>;
 }
@@ -138,6 +143,8 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       }
     }
 
+    if (x.beforeDisruption && (steps.includes('restart') || steps.includes('stop')))
+      notes.push(...(await x.beforeDisruption().catch((e: Error) => [`leaders not handed over: ${e.message}`])));
     await x.onPhase?.('installing');
     const inst = await run(
       session,

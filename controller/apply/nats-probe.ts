@@ -82,3 +82,38 @@ export async function removeMetaPeer(
     await tunnel.close();
   }
 }
+
+/**
+ * Asks each RAFT group this server leads to elect another leader (`$JS.API.STREAM.LEADER.STEPDOWN.<stream>`,
+ * `$JS.API.CONSUMER.LEADER.STEPDOWN.<stream>.<consumer>`), as a client of the account that holds them,
+ * through an SSH port forward: a server about to stop hands its streams over instead of leaving its
+ * peers to notice and elect. Returns the subjects that were refused, with why.
+ */
+export async function stepDownLeaders(
+  session: SshSession,
+  clientPort: number,
+  creds: Credentials,
+  subjects: readonly string[],
+): Promise<string[]> {
+  const tunnel = await openTunnel(session, clientPort);
+  try {
+    const nc = await connect({ servers: `127.0.0.1:${tunnel.port}`, timeout: 5000, reconnect: false, ...creds });
+    try {
+      const refused: string[] = [];
+      for (const subject of subjects) {
+        try {
+          const reply = await nc.request(subject, new Uint8Array(), { timeout: 5000 });
+          const answer = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: { description?: string } };
+          if (answer.error) refused.push(`${subject}: ${answer.error.description ?? 'refused'}`);
+        } catch (e) {
+          refused.push(`${subject}: ${(e as Error).message}`);
+        }
+      }
+      return refused;
+    } finally {
+      await nc.close();
+    }
+  } finally {
+    await tunnel.close();
+  }
+}

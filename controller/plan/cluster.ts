@@ -178,6 +178,25 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
   };
 }
 
+/**
+ * The JetStream API subjects that ask every replicated stream and consumer `serverName` leads (in the
+ * clients' global account, the one natsfleet's client credentials reach) to elect another leader.
+ */
+export function leaderStepDowns(f: HostFacts | undefined, serverName: string): string[] {
+  const out: string[] = [];
+  const leads = (c: { leader?: string; replicas?: ReplicaFact[] } | undefined) =>
+    c?.leader === serverName && (c.replicas?.length ?? 0) > 0;
+  for (const acc of f?.jsz?.account_details ?? []) {
+    if (acc.name !== '$G') continue;
+    for (const s of acc.stream_detail ?? []) {
+      if (leads(s.cluster)) out.push(`$JS.API.STREAM.LEADER.STEPDOWN.${s.name}`);
+      for (const c of s.consumer_detail ?? [])
+        if (leads(c.cluster)) out.push(`$JS.API.CONSUMER.LEADER.STEPDOWN.${s.name}.${c.name}`);
+    }
+  }
+  return out;
+}
+
 /** Everything wrong with a cluster, one line each: members down, members' problems, assets behind, strangers. */
 export function clusterProblems(h: ClusterHealth): string[] {
   return [

@@ -8,11 +8,11 @@ import { applyHost } from '../apply/apply.js';
 import type { ApplyResult, FailureReason } from '../apply/result.js';
 import { isSuccessful } from '../apply/result.js';
 import { observeHost } from '../observe/observe.js';
-import { clusterHealth, cannotLose, notCaughtUp, type MemberFacts } from '../plan/cluster.js';
+import { clusterHealth, cannotLose, leaderStepDowns, notCaughtUp, type MemberFacts } from '../plan/cluster.js';
 import { planHost } from '../plan/plan.js';
 import { isDisruptive, planRollout, type RolloutPlan } from '../plan/rollout.js';
 import { mapLimit } from './pool.js';
-import { removeMetaPeer } from '../apply/nats-probe.js';
+import { removeMetaPeer, stepDownLeaders } from '../apply/nats-probe.js';
 import {
   connectionFailure,
   observeFresh,
@@ -68,6 +68,23 @@ export async function awaitCaughtUp(
     if (Date.now() + POLL_MS > deadline) return last;
     await sleep(POLL_MS);
   }
+}
+
+/**
+ * Before `t`'s server goes down: asks every replicated stream and consumer it leads to elect another
+ * leader, and waits (up to 10 s) until none is led by it, so that publishers wait for a planned hand-over
+ * rather than for an election after a timeout. Needs natsfleet's client credentials (not a bcrypt hash).
+ */
+async function handOverLeaderships(t: Target, o: ReconcileOptions): Promise<string[]> {
+  if (!t.credentials || !('token' in t.credentials || 'user' in t.credentials)) return [];
+  const session = await o.pool.get(t.spec);
+  const led = async () => leaderStepDowns(await observeHost(session, t.desired), t.desired.nats.serverName);
+  const subjects = await led();
+  if (!subjects.length) return [];
+  const refused = await stepDownLeaders(session, t.desired.nats.clientPort, t.credentials, subjects);
+  const deadline = Date.now() + 10_000;
+  while ((await led()).length && Date.now() < deadline) await sleep(250);
+  return refused.length ? [`not every leadership was handed over before the restart: ${refused.join('; ')}`] : [];
 }
 
 const skipped = (host: string, outcome: ApplyResult['outcome'], error: string, reason: FailureReason): ApplyResult => ({
@@ -181,6 +198,7 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
             revision: o.revision,
             verifyTimeoutSec: Math.ceil(c.rollout.timeoutMs / 1000),
             gate: () => awaitCaughtUp(members, batch, o, jetstream, c.rollout.settleMs, c.rollout.timeoutMs),
+            beforeDisruption: rollout.coldStart ? undefined : () => handOverLeaderships(t, o),
             onPhase: o.onPhase ? (p) => o.onPhase!(h, p) : undefined,
           });
         } catch (e) {

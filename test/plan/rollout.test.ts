@@ -4,7 +4,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cannotLose, clusterHealth, notCaughtUp, type MemberFacts } from '../../controller/plan/cluster.js';
+import {
+  cannotLose,
+  clusterHealth,
+  leaderStepDowns,
+  notCaughtUp,
+  type MemberFacts,
+} from '../../controller/plan/cluster.js';
 import { batchSize, memberAction, planRollout } from '../../controller/plan/rollout.js';
 import type { HostFacts, ReplicaFact } from '../../controller/observe/facts.js';
 import type { HostPlan, Step } from '../../controller/plan/types.js';
@@ -358,6 +364,14 @@ describe('cluster health from real answers of each NATS version (test/fixtures/n
       );
     },
   );
+
+  it.each(VERSIONS)('$v: the leaderships a member hands over before it goes down', ({ v, leader, follower }) => {
+    const facts = (f: string) => ({ ...structuredClone(BASE), jsz: read(v, f) });
+    expect(leaderStepDowns(facts('jsz-streams'), leader)).toEqual(['$JS.API.STREAM.LEADER.STEPDOWN.S']);
+    expect(leaderStepDowns(facts('jsz-streams'), follower)).toEqual([]);
+    // A member just restarted claims every stream, with no replicas: nothing to hand over.
+    expect(leaderStepDowns(facts('jsz-streams-restarting'), 'n3')).toEqual([]);
+  });
 
   it.each(VERSIONS)('$v: a member down: its replicas are behind; no other may go down', ({ v, leader, follower }) => {
     const h = clusterHealth(
