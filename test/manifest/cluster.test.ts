@@ -198,3 +198,40 @@ describe('lines', () => {
     expect(text[p.line! - 1]).toMatch(/host: core-c/);
   });
 });
+
+describe('secrets of a cluster', () => {
+  it('route and system passwords are in the config, never in what natsfleet shows', async () => {
+    const { renderHost } = await import('../../controller/render/desired.js');
+    const { fixtureSecrets, FIXTURE_ROUTE_PASSWORD } = await import('../helpers/fixtures.js');
+    const a = loadManifests(base).hosts.find((h) => h.name === 'core-a')!;
+    const conf = renderHost(a, fixtureSecrets).files.find((f) => f.id === 'nats-config')!;
+    expect(conf.sensitive).toBe(true);
+    expect(conf.mode).toBe('0600');
+    expect(conf.content).toContain(`password: "${FIXTURE_ROUTE_PASSWORD}"`);
+    expect(conf.content).toContain(`route:${encodeURIComponent(FIXTURE_ROUTE_PASSWORD)}@10.1.0.12:6222`);
+    expect(conf.content).toContain('fixture-system-password');
+    for (const secret of [
+      FIXTURE_ROUTE_PASSWORD,
+      encodeURIComponent(FIXTURE_ROUTE_PASSWORD),
+      'fixture-system-password',
+    ])
+      expect(conf.display).not.toContain(secret);
+    expect(conf.display).toContain('nats-route://route:<secret:env:NATS_CORE_ROUTE_PASSWORD>@10.1.0.12:6222');
+    expect(conf.display).toContain('password: "<secret:env:NATS_CORE_SYSTEM_PASSWORD>"');
+  });
+
+  it('a member whose route password is missing is not rendered, naming the cluster file and field', async () => {
+    const { prepareEach } = await import('../../controller/reconcile/reconcile.js');
+    const { secretResolver } = await import('../../controller/secrets/resolve.js');
+    const r = loadManifests(base);
+    const resolve = secretResolver({
+      env: { NATS_EU1_TOKEN: 't', NATS_CORE_SYSTEM_PASSWORD: 's' },
+      readFile: () => '',
+    });
+    const { targets, failures } = prepareEach(r.hosts, resolve);
+    expect(targets).toEqual([]);
+    expect(failures[0].error).toMatch(
+      /core-a.yaml: spec.routeAuth.password of NatsCluster core \(test\/fixtures\/clusters\/core.yaml\): environment variable NATS_CORE_ROUTE_PASSWORD is not set/,
+    );
+  });
+});
