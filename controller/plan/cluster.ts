@@ -29,6 +29,11 @@ export interface ClusterHealth {
    * meta leader sees them: each counts against quorum until removed.
    */
   strangers: { name: string; offline: boolean }[];
+  /**
+   * Per member, routes to servers that are no member (one just removed, until it stops): reported, but
+   * no gate waits on them.
+   */
+  foreignRoutes: Record<string, string[]>;
   /** Peers of the meta group (the members, and strangers); quorum is a majority of them. */
   metaSize: number;
   jetstream: boolean;
@@ -139,11 +144,7 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
     const p: string[] = [];
     const missing = missingRoutes(m, up);
     if (missing.length) p.push(`no route to ${missing.join(', ')}`);
-    // With every member observed, a route to any other server is one to a server that is not a member.
-    if (up.length === all.length) {
-      const extra = routeStrangers(m, all);
-      if (extra.length) p.push(`has routes to servers that are not members: ${extra.join(', ')}`);
-    }
+
     if (jetstream) {
       const meta = m.facts?.jsz?.meta_cluster;
       if (!meta?.leader) p.push('sees no JetStream meta leader');
@@ -153,7 +154,13 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
       if (meta?.cluster_size !== undefined && meta.cluster_size < up.length)
         p.push(`its JetStream meta group has ${meta.cluster_size} peers, ${up.length} members are running`);
       // Only the meta leader's view of its peers is current (from 2.15 followers list them too, stale).
-      const lagging = meta?.leader === m.serverName ? (meta.replicas ?? []).filter(notCurrent).map((r) => r.name) : [];
+      // A former member (no longer in `all`) is a stranger, reported on its own, not a lagging peer.
+      const lagging =
+        meta?.leader === m.serverName
+          ? (meta.replicas ?? [])
+              .filter((r) => notCurrent(r) && all.some((x) => x.serverName === r.name))
+              .map((r) => r.name)
+          : [];
       if (lagging.length) p.push(`meta group peers not current: ${lagging.join(', ')}`);
     }
     members[m.host] = p;
@@ -173,6 +180,11 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
     members,
     behind: jetstream ? behindAssets([...all]) : [],
     strangers,
+    // With every member observed, a route to any other server is one to a server that is not a member.
+    foreignRoutes:
+      up.length === all.length
+        ? Object.fromEntries(up.map((m) => [m.host, routeStrangers(m, all)]).filter(([, x]) => x.length))
+        : {},
     metaSize: Math.max(all.length, leaderMeta?.cluster_size ?? 0, all.length + strangers.length),
     jetstream,
   };
@@ -203,6 +215,9 @@ export function clusterProblems(h: ClusterHealth): string[] {
     ...h.down.map((d) => `${d.host}: ${d.why}`),
     ...Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`)),
     ...h.behind.map((b) => `behind: ${b}`),
+    ...Object.entries(h.foreignRoutes).map(
+      ([host, x]) => `${host} has routes to servers that are not members: ${x.join(', ')}`,
+    ),
     ...h.strangers.map(
       (x) => `${x.name} is a peer of the JetStream meta group but no member (${x.offline ? 'offline' : 'online'})`,
     ),

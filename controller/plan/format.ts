@@ -1,7 +1,7 @@
 // Owns the human-readable text of plans (for the terminal and logs); apply results and status tables
 // are reporting (report/terminal.ts).
 import type { HostPlan } from './types.js';
-import type { RolloutPlan } from './rollout.js';
+import { isDisruptive, type RolloutPlan } from './rollout.js';
 import { clusterProblems } from './cluster.js';
 
 const SYMBOL = { create: '+', update: '~', delete: '-', 'no-op': ' ' } as const;
@@ -72,7 +72,8 @@ export function formatRollout(r: RolloutPlan): string {
       n++;
       const what = batch.map((host) => {
         const m = r.members.find((x) => x.host === host)!;
-        return `${host} (${m.action}${m.metaLeader ? ', meta leader: last' : ''})`;
+        const leader = m.metaLeader ? (isDisruptive(m.action) ? ', meta leader: last' : ', meta leader') : '';
+        return `${host} (${m.action}${leader})`;
       });
       lines.push(`    ${n}. ${what.join(' + ')}`);
     }

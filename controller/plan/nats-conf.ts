@@ -68,9 +68,10 @@ export function flattenNatsConf(text: string): Map<string, string> | undefined {
       if (!stack.pop()) return undefined;
       continue;
     }
-    const block = /^([A-Za-z_][\w-]*)\s*[:=]?\s*\{$/.exec(line);
+    // A block, its name quoted or not (an account named "$SYS").
+    const block = /^(?:([A-Za-z_][\w-]*)|"(\$?[A-Za-z_][\w-]*)")\s*[:=]?\s*\{$/.exec(line);
     if (block) {
-      stack.push(block[1]);
+      stack.push(block[1] ?? block[2]);
       out.set([...stack].join('.'), '{}');
       continue;
     }

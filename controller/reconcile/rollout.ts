@@ -24,6 +24,8 @@ import {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const POLL_MS = 1000;
+/** How many more looks (POLL_MS apart) a failing gate gets before it blocks. */
+const GATE_LOOKS = 5;
 
 /** Every member's facts now (a member that cannot be observed has none). */
 async function observeAll(members: readonly Target[], o: ReconcileOptions): Promise<MemberFacts[]> {
@@ -122,13 +124,21 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
           durationMs: 0,
         },
   );
-  const rollout: RolloutPlan = planRollout(
+  const settings = { ...c.rollout, systemAccount: Boolean(c.systemAccount) };
+  const plans = runs.map((r) => r.plan!);
+  let rollout: RolloutPlan = planRollout(
     c.name,
-    { ...c.rollout, systemAccount: Boolean(c.systemAccount) },
-    runs.map((r) => r.plan!),
+    settings,
+    plans,
     observed.map(({ t, facts }) => ({ host: t.spec.name, serverName: t.desired.nats.serverName, facts })),
     jetstream,
   );
+  // One look can catch a replica a message behind under load (in flight, not behind): a gate that fails
+  // is looked at again for a few seconds before anything is blocked on it.
+  for (let i = 0; i < GATE_LOOKS && Object.values(rollout.blocked).some((b) => b.reason === 'quorum'); i++) {
+    await sleep(POLL_MS);
+    rollout = planRollout(c.name, settings, plans, await observeAll(members, o), jetstream);
+  }
   for (const r of runs) {
     r.rollout = rollout;
     // A member that answers /healthz but misses routes or the meta leader is not healthy as a member.
@@ -174,7 +184,11 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
     }
     const disruptive = batch.some((h) => isDisruptive(rollout.members.find((m) => m.host === h)!.action));
     if (disruptive && !rollout.coldStart) {
-      const why = cannotLose(clusterHealth(await observeAll(members, o), jetstream), batch);
+      let why = cannotLose(clusterHealth(await observeAll(members, o), jetstream), batch);
+      for (let i = 0; i < GATE_LOOKS && why.length; i++) {
+        await sleep(POLL_MS);
+        why = cannotLose(clusterHealth(await observeAll(members, o), jetstream), batch);
+      }
       if (why.length) {
         halted = `cluster ${c.name} cannot lose ${batch.join(', ')} now: ${why.join('; ')}`;
         for (const h of batch) {

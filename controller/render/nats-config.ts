@@ -98,12 +98,13 @@ export function renderNatsConfig(
       `  users: [ { user: ${str(auth.user!)}, password: ${str(auth.password!)} } ]`,
       '}',
       '',
+      // The default system account by its own name: members with and without this block share it, so
+      // the change reloads member by member (RAFT traffic runs in the system account).
       'accounts {',
-      '  SYS {',
+      '  "$SYS" {',
       `    users: [ { user: ${str(system.user)}, password: ${str(system.password)} } ]`,
       '  }',
       '}',
-      'system_account: "SYS"',
     );
   } else if (auth) {
     lines.push('', 'authorization {');

@@ -164,11 +164,10 @@ describe('users beside a system account (a cluster with systemAccount)', () => {
       `  users: [ { user: "app", password: "${app}" } ]`,
       '}',
       'accounts {',
-      '  SYS {',
+      '  "$SYS" {',
       '    users: [ { user: "natsfleet", password: "s" } ]',
       '  }',
       '}',
-      'system_account: "SYS"',
       'cluster {',
       '  routes: [',
       ...routes.map((r) => `    "${r}"`),
@@ -182,13 +181,16 @@ describe('users beside a system account (a cluster with systemAccount)', () => {
     );
   });
 
-  it('reloads a new route or a new client password, restarts for a new system account', () => {
+  it('reloads a new route, a new client password, and the system account user added (no restart)', () => {
     const before = conf('a', ['nats-route://x:6222']);
     expect(classifyConfigChange(before, conf('a', ['nats-route://x:6222', 'nats-route://y:6222'])).action).toBe(
       'reload',
     );
     expect(classifyConfigChange(before, conf('b', ['nats-route://x:6222'])).action).toBe('reload');
-    const without = before.replace('system_account: "SYS"', '');
-    expect(classifyConfigChange(without, before)).toMatchObject({ action: 'restart', restartKeys: ['system_account'] });
+    const single = before
+      .replace(/accounts \{[\s\S]*?\n\}\n/, '')
+      .replace('  users: [ { user: "app", password: "a" } ]', '  user: "app"\n  password: "a"');
+    expect(classifyConfigChange(single, before)).toMatchObject({ action: 'reload', restartKeys: [] });
+    expect(flattenNatsConf(before)?.get('accounts.$SYS.users')).toBe('{ user: "natsfleet", password: "s" }');
   });
 });

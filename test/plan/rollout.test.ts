@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import {
   cannotLose,
   clusterHealth,
+  clusterProblems,
   leaderStepDowns,
   notCaughtUp,
   type MemberFacts,
@@ -85,11 +86,7 @@ describe('cluster health', () => {
   const CASES: [string, MemberFacts[], RegExp][] = [
     ['a missing route (2.9: routes name only server ids)', healthy({ a: { routesTo: ['b'] } }), /a no route to c/],
     ['routes named by server name (2.10+) count', healthy({ a: { byName: true } }), /^$/],
-    [
-      'a route to a server that is no member (one removed by hand)',
-      healthy({ a: { routesTo: ['b', 'c', 'zz'] } }),
-      /a has routes to servers that are not members: ID-zz/,
-    ],
+
     ['members that disagree on the meta leader', healthy({ a: { leader: 'b' } }), /sees meta leader b/],
     ['no meta leader', healthy({ a: { leader: '' }, b: { leader: '' }, c: { leader: '' } }), /sees no JetStream meta/],
     [
@@ -114,6 +111,14 @@ describe('cluster health', () => {
     const h = clusterHealth(members, true);
     const all = Object.entries(h.members).flatMap(([host, ps]) => ps.map((p) => `${host} ${p}`));
     expect(all.join('\n')).toMatch(problem);
+  });
+
+  it('reports routes to a server that is no member (one just removed), without holding any gate on them', () => {
+    const h = clusterHealth(healthy({ a: { routesTo: ['b', 'c', 'zz'] } }), true);
+    expect(h.foreignRoutes).toEqual({ a: ['ID-zz'] });
+    expect(clusterProblems(h)).toEqual(['a has routes to servers that are not members: ID-zz']);
+    expect(notCaughtUp(h, 'a')).toEqual([]);
+    expect(cannotLose(h, ['a'])).toEqual([]);
   });
 
   it("judges a stream by its leader's view: a follower's stale view of its peers does not count", () => {
@@ -168,6 +173,12 @@ describe('former members still in the JetStream meta group', () => {
     expect(h.metaSize).toBe(4);
     // 4 peers: quorum 3; with d gone, losing one more member leaves 2.
     expect(cannotLose(h, ['a']).join()).toMatch(/would leave 2 of 4 JetStream meta peers running \(quorum 3/);
+  });
+
+  it('are not lagging members: a member is caught up while a former one is offline', () => {
+    const h = clusterHealth(withFormer(true), true);
+    expect(notCaughtUp(h, 'a')).toEqual([]);
+    expect(h.members.c).toEqual([]);
   });
 
   it('are removed after the rollout when natsfleet has a system account user, else named with what to do', () => {

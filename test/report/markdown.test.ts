@@ -301,20 +301,18 @@ const GATES = [
   'after each member: /healthz 200, routes to every running peer, every stream and consumer current, then 10s ' +
     'settle (timeout 2m; past it the member is rolled back and the rollout halts)',
 ];
-// Asserted, not annotated: the values carry the fields of RolloutPlan and ClusterHealth that they may
-// have (former members in the meta group) without the tests depending on them.
-const healthy = (hosts = [C1, C2, C3], metaLeader: string | undefined = C2) =>
-  ({
-    size: hosts.length,
-    up: [...hosts],
-    down: [],
-    metaLeader,
-    members: Object.fromEntries(hosts.map((h) => [h, []])),
-    behind: [],
-    strangers: [],
-    metaSize: hosts.length,
-    jetstream: true,
-  }) as RolloutPlan['health'];
+const healthy = (hosts = [C1, C2, C3], metaLeader: string | undefined = C2): RolloutPlan['health'] => ({
+  size: hosts.length,
+  up: [...hosts],
+  down: [],
+  metaLeader,
+  members: Object.fromEntries(hosts.map((h) => [h, []])),
+  behind: [],
+  strangers: [],
+  foreignRoutes: {},
+  metaSize: hosts.length,
+  jetstream: true,
+});
 /** The upgrade of `core`: every member restarts, followers first, the meta leader (C2) last. */
 const upgrade = (over: Partial<RolloutPlan> = {}) =>
   ({
