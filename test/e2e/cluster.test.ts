@@ -165,10 +165,10 @@ describe('a three-member JetStream cluster (issue 12)', () => {
         // The same message id until acknowledged: a retry is deduplicated by the stream.
         for (;;) {
           try {
-            await js.publish(`orders.${i}`, `order ${i}`, { msgID: `m-${i}`, timeout: 2000 });
+            await js.publish(`orders.${i}`, `order ${i}`, { msgID: `m-${i}`, timeout: 500 });
             break;
           } catch {
-            await new Promise((r) => setTimeout(r, 100));
+            await new Promise((r) => setTimeout(r, 50));
           }
         }
         acked = i;
