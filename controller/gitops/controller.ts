@@ -409,7 +409,7 @@ export class Controller {
     for (const [i, run] of runs.entries()) {
       const t = targets[i];
       try {
-        await this.driftOne(t, run, head);
+        await this.driftOne(t, run, head, targets);
       } catch (e) {
         this.metrics.errors++;
         this.d.log.error({ host: t.desired.name, err: oneLine((e as Error).message) }, 'drift handling failed');
@@ -418,7 +418,7 @@ export class Controller {
     this.metrics.observeDuration('drift', (this.now() - started) / 1000);
   }
 
-  private async driftOne(t: Target, run: HostRun, head: string): Promise<void> {
+  private async driftOne(t: Target, run: HostRun, head: string, all: readonly Target[]): Promise<void> {
     const name = t.desired.name;
     const plan = run.plan!;
     this.metrics.setHost(name, plan.sync, run.error ? 'Unknown' : plan.health);
@@ -449,7 +449,17 @@ export class Controller {
       this.save();
     }
     if (decision.selfHeal) {
-      const healed = await reconcileOne(t, { pool: this.d.pool, revision: head, apply: true, concurrency: 1 });
+      const options = { pool: this.d.pool, revision: head, apply: true, concurrency: this.d.concurrency };
+      // A cluster member heals through its cluster's rollout: the same quorum gates as a deploy.
+      const cluster = t.spec.cluster?.name;
+      const healed = cluster
+        ? (
+            await reconcileAll(
+              all.filter((x) => x.spec.cluster?.name === cluster),
+              options,
+            )
+          ).find((r) => r.host === name)!
+        : await reconcileOne(t, { ...options, concurrency: 1 });
       if (isSuccessful(healed.apply)) {
         this.d.log.info({ host: name }, 'drift corrected (selfHeal)');
         if (issue !== undefined) {
