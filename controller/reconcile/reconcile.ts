@@ -62,7 +62,8 @@ function prepareOne(spec: HostSpec, resolve: SecretResolver, paths: PathPolicy):
     if (ref.bcrypt === undefined) {
       if (field.endsWith('token')) credentials = { token: v };
       if (field.endsWith('password')) credentials = { user: spec.nats.auth!.user!, pass: v };
-      if (field === systemPasswordField(spec)) systemCredentials = { user: spec.cluster!.systemAccount!.user, pass: v };
+      if (spec.cluster?.systemAccount && field === systemPasswordField(spec))
+        systemCredentials = { user: spec.cluster!.systemAccount!.user, pass: v };
     }
     return v;
   };

@@ -235,3 +235,20 @@ describe('secrets of a cluster', () => {
     );
   });
 });
+
+describe('rendering targets', () => {
+  it('standalone hosts with secrets and cluster members with a system account user are both prepared', async () => {
+    const { prepareEach } = await import('../../controller/reconcile/reconcile.js');
+    const { fixtureSecrets } = await import('../helpers/fixtures.js');
+    const standalone = readDir('hosts').filter((f) => /nats-(eu|us)-1/.test(f.path));
+    const r = loadManifests([...base, ...standalone, ...readDir('test/fixtures/hosts')]);
+    expect(r.problems.filter((p) => p.severity === 'error')).toEqual([]);
+    const { targets, failures } = prepareEach(r.hosts, fixtureSecrets);
+    expect(failures).toEqual([]);
+    expect(targets.find((t) => t.spec.name === 'nats-eu-1')?.credentials).toEqual({ token: expect.any(String) });
+    expect(targets.find((t) => t.spec.name === 'core-a')?.systemCredentials).toEqual({
+      user: 'natsfleet',
+      pass: 'fixture-system-password',
+    });
+  });
+});
