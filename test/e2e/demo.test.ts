@@ -15,7 +15,7 @@ afterAll(() => fleetDown('e2e-demo'));
 it('natsfleet demo deploys the example hosts and cluster and prints them Synced and Healthy', async () => {
   const lines: string[] = [];
   const code = await demoCommand(
-    { hosts: join(ROOT, 'hosts'), out: mkdtempSync(join(tmpdir(), 'nf-demo-')), timeoutSec: 300, fleetId: 'e2e-demo' },
+    { hosts: join(ROOT, 'hosts'), out: mkdtempSync(join(tmpdir(), 'nf-demo-')), timeoutSec: 150, fleetId: 'e2e-demo' },
     (l) => lines.push(l),
     main,
   );
