@@ -36,6 +36,14 @@ describe.each(VERSIONS)('on $image', ({ image, variant, version, fake }) => {
       await s.close();
     }
   }, 120_000);
+  // Leave no newer JetStream store behind: later files deploy the oldest version (a downgrade is refused).
+  afterAll(async () => {
+    for (const h of [h1, h2, h3]) {
+      const s = new Scenario(fleet, h);
+      await s.wipe();
+      await s.close();
+    }
+  }, 120_000);
 
   describe('a host from scratch to every kind of change (nats-sb-1)', () => {
     const s = new Scenario(fleet, h1, 'e2e', image);
