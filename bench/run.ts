@@ -1,8 +1,10 @@
 // `npm run bench`: natsfleet against the Ansible playbook that does the same job (bench/ansible), on
 // the same sandbox hosts in the same run, alternating, several rounds; the time from a git push to a
-// host serving the change; and a 1,000-host no-op drift sweep against simulated SSH hosts.
-// Prints a table and writes bench/RESULTS.md. Settings: BENCH_HOSTS (10), BENCH_ROUNDS (5),
-// BENCH_PUSH_ROUNDS (3), BENCH_SIM_HOSTS (1000), BENCH_POLL_SEC (10).
+// host serving the change; a 1,000-host no-op drift sweep against simulated SSH hosts; and the rolling
+// upgrade of a 3-member JetStream cluster under an acknowledged publisher (bench/cluster.ts, on a fleet
+// of its own). Prints a table and writes bench/RESULTS.md. Settings: BENCH_HOSTS (10), BENCH_ROUNDS (5),
+// BENCH_PUSH_ROUNDS (3), BENCH_SIM_HOSTS (1000), BENCH_POLL_SEC (10), BENCH_CLUSTER_ROUNDS (5).
+// `node --import tsx bench/run.ts cluster` runs the cluster rollout alone and replaces only its section.
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
@@ -22,6 +24,7 @@ import { loadPolicyFrom } from '../controller/manifest/policy.js';
 import { startController } from '../controller/gitops/run.js';
 import { DEFAULTS } from '../controller/gitops/config.js';
 import { simManifest } from './fake-host.js';
+import { CLUSTER_HEADING, DEFAULT_ROUNDS, clusterBench, clusterSection, fmt, median } from './cluster.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const N = Number(process.env.BENCH_HOSTS ?? 10);
@@ -29,6 +32,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const PUSH_ROUNDS = Number(process.env.BENCH_PUSH_ROUNDS ?? 3);
 const SIM = Number(process.env.BENCH_SIM_HOSTS ?? 1000);
 const POLL_SEC = Number(process.env.BENCH_POLL_SEC ?? 10);
+const CLUSTER_ROUNDS = Number(process.env.BENCH_CLUSTER_ROUNDS ?? DEFAULT_ROUNDS);
+const RESULTS = join(ROOT, 'bench/RESULTS.md');
 const WORK = join(ROOT, '.sandbox', 'bench');
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 
@@ -47,11 +52,6 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROO
     child.on('close', (code) => resolveRun({ code: code ?? 1, out, seconds: (performance.now() - t) / 1000 }));
   });
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const fmt = (x: number) => (x >= 10 ? x.toFixed(1) : x.toFixed(2));
 const must = (r: Run, what: string) => {
   if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}):\n${r.out.slice(-3000)}`);
   return r;
@@ -242,16 +242,17 @@ async function sweep(keyPath: string, delayMs: number) {
   return runs;
 }
 
-async function main() {
-  const started = Date.now();
-  const machine = {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    memGiB: Math.round(totalmem() / 1024 ** 3),
-    node: process.version,
-    ansible: execFileSync('ansible-playbook', ['--version'], { encoding: 'utf8' }).split('\n')[0],
-    date: new Date().toISOString().slice(0, 10),
-  };
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  memGiB: Math.round(totalmem() / 1024 ** 3),
+  node: process.version,
+  date: new Date().toISOString().slice(0, 10),
+};
+
+/** The 10-host comparison with Ansible, push to serving and the simulated sweep: their part of RESULTS.md. */
+async function hostsBench(): Promise<{ md: string; summary: string }> {
+  const ansibleVersion = execFileSync('ansible-playbook', ['--version'], { encoding: 'utf8' }).split('\n')[0];
   log(`starting ${N} sandbox hosts`);
   const fleet = await fleetUp({ hosts: N, id: 'bench', dir: WORK, log });
   try {
@@ -343,7 +344,7 @@ async function main() {
 Produced by \`npm run bench\` on ${machine.date}; every number is a median, each comparison ran both tools
 on the same ${N} sandbox hosts in the same run, alternating, ${ROUNDS} rounds.
 
-Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, Node ${machine.node}, ${machine.ansible}.
+Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, Node ${machine.node}, ${ansibleVersion}.
 
 ${table}
 
@@ -395,12 +396,44 @@ parse and plan ${best.perHostMs.plan.toFixed(2)} ms. The physical limit is the S
 exchange and signature, CPU-bound on both ends: here the simulated hosts share the 2 cores with the
 controller) plus one round trip per host; parsing and planning are negligible.
 `;
-    writeFileSync(join(ROOT, 'bench/RESULTS.md'), md);
-    process.stdout.write(
-      `${table}\n\n1,000-host no-op sweep: ${fmt(median(at100.map((s) => s.sweepSeconds)))} s, peak ${Math.max(...at100.map((s) => s.peakRssMB))} MB\nwritten: bench/RESULTS.md (${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
-    );
+    const summary = `${table}\n\n1,000-host no-op sweep: ${fmt(median(at100.map((s) => s.sweepSeconds)))} s, peak ${Math.max(...at100.map((s) => s.peakRssMB))} MB`;
+    return { md, summary };
   } finally {
     await fleetDown('bench');
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  const only = process.argv[2];
+  if (only !== undefined && only !== 'cluster') throw new Error(`unknown scenario ${only} (only: cluster)`);
+  let head: string;
+  let summary = '';
+  if (only === 'cluster') {
+    // The rest of RESULTS.md as it is; the cluster section is its last.
+    const old = readFileSync(RESULTS, 'utf8');
+    const at = old.indexOf(CLUSTER_HEADING);
+    head = at >= 0 ? old.slice(0, at) : `${old.trimEnd()}\n\n`;
+  } else {
+    const hosts = await hostsBench();
+    head = `${hosts.md}\n`;
+    summary = `${hosts.summary}\n`;
+    writeFileSync(RESULTS, hosts.md); // kept should the cluster rollout fail
+  }
+  const cluster = await clusterBench(WORK, CLUSTER_ROUNDS, log);
+  const section = clusterSection(cluster, machine);
+  writeFileSync(RESULTS, head + section.md);
+  process.stdout.write(
+    `${summary}${section.summary}\nwritten: bench/RESULTS.md (${((Date.now() - started) / 1000).toFixed(0)} s)\n`,
+  );
+  const lost = cluster.rounds.reduce((a, r) => a + (r.lost ?? 0), 0);
+  const unread = cluster.rounds.filter((r) => r.lost === undefined).length;
+  const failed = cluster.rounds.filter((r) => r.failed).length;
+  if (lost > 0 || unread > 0 || failed > 0) {
+    process.stderr.write(
+      `[bench] FAIL: cluster rollout: ${failed} upgrade(s) failed, ${lost} acknowledged messages lost, ${unread} stream(s) not read back\n`,
+    );
+    process.exitCode = 1;
   }
 }
 
