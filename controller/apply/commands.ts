@@ -5,6 +5,7 @@ import { sh, shQuote } from '../shell/quote.js';
 
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
+import { TLS_WATCH_UNIT } from '../render/tls.js';
 import {
   APPLIED_FILES_PATH,
   BACKUP_DIR,
@@ -204,7 +205,8 @@ export function testConfigScript(d: DesiredHost, token: string): string {
   const containerDir = posix.dirname(d.nats.containerConfFile);
   const staged = stagedPath(d.nats.containerConfFile, token);
   const mount = `${dir}:${containerDir}:ro`;
-  const test = sh('docker', 'run', '--rm', '--network', 'none', '-v', mount, d.nats.image, '-t', '-c', staged);
+  const tls = d.nats.tlsMounts.flatMap((m) => ['-v', m]);
+  const test = sh('docker', 'run', '--rm', '--network', 'none', '-v', mount, ...tls, d.nats.image, '-t', '-c', staged);
   return strict(...verifyFile(stagedPath(d.nats.confFile, token), conf.content), `${test} 2>&1`);
 }
 
@@ -248,6 +250,18 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
         `${sh('docker', 'exec', d.proxy!.containerName, 'nginx', '-t')} 2>&1`,
         `${sh('docker', 'kill', '--signal=HUP', d.proxy!.containerName)} >/dev/null`,
       ];
+    case 'tls-watch':
+      return [
+        sh('systemctl', 'enable', '--quiet', TLS_WATCH_UNIT),
+        // restart: a changed path list is watched only from a (re)start.
+        sh('systemctl', 'restart', TLS_WATCH_UNIT),
+      ];
+    case 'tls-unwatch':
+      // Tolerant: the watch may never have been installed or be gone already.
+      return [`${sh('systemctl', 'disable', '--now', '--quiet', TLS_WATCH_UNIT)} >/dev/null 2>&1 || true`];
+    case 'renew-cert':
+      // certbot renews only a certificate that is due, with the settings it obtained it with (its lineage).
+      return [`${sh('docker', 'exec', d.proxy!.containerName, ...certbotRenew(d.proxy!.domain))} 2>&1`];
     case 'finish':
       return []; // verification and the record follow the script
     case 'proxy-down':
@@ -256,11 +270,21 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
   }
 }
 
+/** certbot's renewal of one certificate, now, when it is due (the settings are those of its lineage). */
+export const certbotRenew = (domain: string) => [
+  'certbot',
+  'renew',
+  '--cert-name',
+  domain,
+  '--no-random-sleep-on-renew',
+  '-n',
+];
+
 /** Says why natsfleet's own state directory refused a write: full, or another write error. */
 const FREE_SPACE = `df -P ${STATE_DIR} | awk 'NR==2 { print ($4 > 0 ? "write error" : "No space left on device") }'`;
 
 /** Steps that run before the files are installed (stopping and removal). */
-export const BEFORE_INSTALL: readonly Step[] = ['proxy-down', 'stop', 'disable', 'remove-container'];
+export const BEFORE_INSTALL: readonly Step[] = ['proxy-down', 'stop', 'disable', 'tls-unwatch', 'remove-container'];
 
 /** Forgets a pending record whose apply changed nothing (it failed while preparing). */
 export const clearPendingScript = () => strict(sh('rm', '-rf', PENDING_PATH, PENDING_DONE_PATH, BACKUP_DIR));

@@ -38,8 +38,18 @@ export async function openTunnel(session: SshSession, remotePort: number): Promi
 export type Credentials = { token: string } | { user: string; pass: string } | Record<string, never>;
 
 /** Connects, round-trips one request, and says whether the server let the client in. */
-export async function tryConnect(port: number, creds: Credentials): Promise<{ ok: boolean; error?: string }> {
-  const opts: ConnectionOptions = { servers: `127.0.0.1:${port}`, timeout: 5000, reconnect: false, ...creds };
+export async function tryConnect(
+  port: number,
+  creds: Credentials,
+  tls?: ConnectionOptions['tls'],
+): Promise<{ ok: boolean; error?: string }> {
+  const opts: ConnectionOptions = {
+    servers: `127.0.0.1:${port}`,
+    timeout: 5000,
+    reconnect: false,
+    ...creds,
+    ...(tls ? { tls } : {}),
+  };
   try {
     const nc = await connect(opts);
     try {

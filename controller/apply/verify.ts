@@ -5,7 +5,10 @@
 // comes from the desired state (`desired.verify`), never from the manifest.
 import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
-import { monitorLookup } from '../observe/fact-table.js';
+import { certFact, firstCertificate, monitorLookup } from '../observe/fact-table.js';
+import { plaintextAccepted, probeServedTls } from '../observe/tls-probe.js';
+import type { ServedTls } from '../observe/facts.js';
+import { certState } from '../plan/tls.js';
 import { Marked, VERIFY } from '../observe/protocol.js';
 import { sh, shQuote } from '../shell/quote.js';
 import { verifyScript } from './commands.js';
@@ -91,16 +94,70 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
     const pr = await session.runScript(cmd, 40_000);
     if (pr.code !== 0) problems.push(`the proxy does not answer ${shQuote(url)} over HTTPS`);
   }
+  if (d.tls && !d.tls.withheld) problems.push(...(await verifyTls(session, d, varz)));
   problems.push(...(await verifyAuth(session, v)));
   return { ok: problems.length === 0, problems, varz };
 }
 
+/**
+ * TLS on the client port: /varz says it is required, a plaintext client is refused, and the server
+ * serves the certificate the file holds (a reload is asynchronous: looked at again for up to 10 s),
+ * valid now and for the name clients use.
+ */
+async function verifyTls(session: SshSession, d: DesiredHost, varz: Record<string, unknown>): Promise<string[]> {
+  const t = d.tls!;
+  const problems: string[] = [];
+  if (varz.tls_required !== true) problems.push('/varz does not show TLS required on the client port');
+  const r = await session.runScript(firstCertificate(t.certPath), 20_000);
+  const file = certFact(r.stdout);
+  if (!file) return [...problems, `${t.certPath} holds no certificate`];
+  let served: ServedTls = { error: 'not probed' };
+  for (let i = 0; i < 20; i++) {
+    served = await probeServedTls(session, d.nats.clientPort, {
+      servername: t.serverName,
+      handshakeFirst: t.handshakeFirst,
+    });
+    if ('cert' in served && served.cert.fingerprint === file.fingerprint) break;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  if ('plaintext' in served) problems.push(`port ${d.nats.clientPort} does not offer TLS`);
+  else if ('error' in served) problems.push(`port ${d.nats.clientPort}: ${served.error}`);
+  else {
+    const c = served.cert;
+    if (c.fingerprint !== file.fingerprint)
+      problems.push(`NATS serves certificate ${c.fingerprint}, the file ${t.certPath} holds ${file.fingerprint}`);
+    const state = certState(c, new Date());
+    if (state === 'expired' || state === 'not-yet-valid')
+      problems.push(`NATS serves a certificate valid from ${c.notBefore} to ${c.notAfter}: ${state}`);
+    if (
+      t.serverName &&
+      !c.names.some((n) => n === t.serverName || (n.startsWith('*.') && t.serverName!.endsWith(n.slice(1))))
+    )
+      problems.push(
+        `the certificate NATS serves does not cover ${t.serverName} (it names ${c.names.join(', ') || 'none'})`,
+      );
+  }
+  if (!t.handshakeFirst && (await plaintextAccepted(session, d.nats.clientPort)))
+    problems.push('a client without TLS was accepted on the client port');
+  return problems;
+}
+
 async function verifyAuth(session: SshSession, v: VerifyInput): Promise<string[]> {
   const auth = v.desired.verify.auth;
+  const t = v.desired.tls;
+  // Over TLS when the port requires it (the certificate itself is checked by verifyTls).
+  const tls =
+    t && !t.withheld
+      ? {
+          rejectUnauthorized: false,
+          ...(t.serverName ? { servername: t.serverName } : {}),
+          handshakeFirst: t.handshakeFirst,
+        }
+      : undefined;
   const tunnel = await openTunnel(session, v.desired.nats.clientPort);
   try {
     const problems: string[] = [];
-    const anon = await tryConnect(tunnel.port, {});
+    const anon = await tryConnect(tunnel.port, {}, tls);
     if (auth.kind === 'none') {
       if (!anon.ok) problems.push(`an open server refused a client: ${anon.error}`);
       return problems;
@@ -110,9 +167,9 @@ async function verifyAuth(session: SshSession, v: VerifyInput): Promise<string[]
       auth.kind === 'token'
         ? { token: 'natsfleet-wrong-token' }
         : { user: auth.user, pass: 'natsfleet-wrong-password' };
-    if ((await tryConnect(tunnel.port, wrong)).ok) problems.push('a client with wrong credentials was accepted');
+    if ((await tryConnect(tunnel.port, wrong, tls)).ok) problems.push('a client with wrong credentials was accepted');
     if (v.credentials) {
-      const good = await tryConnect(tunnel.port, v.credentials);
+      const good = await tryConnect(tunnel.port, v.credentials, tls);
       if (!good.ok) problems.push(`a client with the configured credentials was refused: ${good.error}`);
     }
     return problems;

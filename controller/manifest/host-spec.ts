@@ -5,6 +5,7 @@ import { posix } from 'node:path';
 import type { Nats, NatsHost, Proxy, Secret, Ssh } from './natshost.gen.js';
 
 type JetStream = NonNullable<Nats['jetstream']>;
+type Tls = NonNullable<Nats['tls']>;
 
 export interface ClusterMember {
   host: string;
@@ -36,8 +37,10 @@ export interface HostSpec {
   file: string;
   labels: Record<string, string>;
   ssh: Required<Ssh>;
-  nats: Required<Omit<Nats, 'auth' | 'maxPayload' | 'maxConnections' | 'jetstream' | 'lameDuck' | 'logging'>> &
+  nats: Required<Omit<Nats, 'auth' | 'maxPayload' | 'maxConnections' | 'jetstream' | 'lameDuck' | 'logging' | 'tls'>> &
     Pick<Nats, 'auth' | 'maxPayload' | 'maxConnections'> & {
+      tls: Required<Pick<Tls, 'enabled' | 'source' | 'verify' | 'handshakeFirst'>> &
+        Pick<Tls, 'certFile' | 'keyFile' | 'caFile'>;
       jetstream: Required<Pick<JetStream, 'enabled' | 'storeDir'>> & Pick<JetStream, 'maxMemory' | 'maxFile'>;
       lameDuck: Required<NonNullable<Nats['lameDuck']>>;
       logging: Required<NonNullable<Nats['logging']>>;
@@ -78,6 +81,7 @@ export function toHostSpec(doc: NatsHost, file: string): HostSpec {
       confFile: n.confFile!,
       dataDir: n.dataDir!,
       auth: n.auth,
+      tls: n.tls as HostSpec['nats']['tls'],
       jetstream: { ...js, enabled: js.enabled!, storeDir: js.storeDir ?? posix.join(n.dataDir!, 'jetstream') },
       maxPayload: n.maxPayload,
       maxConnections: n.maxConnections,

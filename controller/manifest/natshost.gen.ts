@@ -87,6 +87,36 @@ export interface Nats {
     user?: string;
     password?: Secret;
   };
+  /**
+   * TLS on the client port (NATS refuses plaintext clients then). source proxy: the certificate the proxy's certbot obtains for spec.proxy.domain (the proxy must be enabled; its volume is mounted read-only into the NATS container). source files: a certificate, key and CA the operator keeps on the host, inside the controller's allowed roots (key material never in Git). Either way NATS reloads by itself within a minute when the certificate file changes (a systemd path unit natsfleet installs).
+   */
+  tls?: {
+    enabled?: boolean;
+    /**
+     * Where the certificate comes from: the proxy's certbot (proxy) or files on the host (files).
+     */
+    source?: 'proxy' | 'files';
+    /**
+     * source files: the certificate chain (PEM) on the host.
+     */
+    certFile?: string;
+    /**
+     * source files: its private key (PEM) on the host.
+     */
+    keyFile?: string;
+    /**
+     * CA certificates (PEM) on the host that client certificates must chain to (verify: true).
+     */
+    caFile?: string;
+    /**
+     * Require a client certificate signed by caFile (mutual TLS).
+     */
+    verify?: boolean;
+    /**
+     * TLS handshake before NATS sends INFO (handshake_first, NATS 2.10.4+; clients must ask for it).
+     */
+    handshakeFirst?: boolean;
+  };
   jetstream?: {
     enabled?: boolean;
     /**

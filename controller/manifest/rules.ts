@@ -165,11 +165,36 @@ function checkHttpBind(bind: string): RuleFinding[] {
     : [];
 }
 
+/** Where a TLS file may be read from: inside a directory natsfleet may manage (never a system tree). */
+function checkTls(h: HostSpec, policy: PathPolicy): RuleFinding[] {
+  const t = h.nats.tls;
+  if (!t.enabled) return [];
+  const out: RuleFinding[] = [];
+  const err = (f: string, message: string) => out.push({ path: `spec.nats.tls.${f}`, severity: 'error', message });
+  if (t.source === 'proxy') {
+    if (!h.proxy.enabled)
+      err('source', 'proxy needs the proxy (spec.proxy.enabled: true), whose certbot obtains the certificate');
+    for (const f of ['certFile', 'keyFile'] as const)
+      if (t[f] !== undefined) err(f, 'is for source: files (source proxy uses the certificate of spec.proxy.domain)');
+  } else {
+    for (const f of ['certFile', 'keyFile'] as const) if (t[f] === undefined) err(f, 'is required with source: files');
+  }
+  if (t.verify && t.caFile === undefined)
+    err('caFile', 'is required with verify: true (the CA client certificates must chain to)');
+  for (const f of ['certFile', 'keyFile', 'caFile'] as const) {
+    const path = t[f];
+    if (path === undefined) continue;
+    const problem = directoryProblem(posix.dirname(path), policy);
+    if (problem) err(f, `${problem}; natsfleet mounts TLS files only from there`);
+  }
+  return out;
+}
+
 /** Checks one manifest (already through the schema) on its own. */
 export function checkHost(h: HostSpec, policy: PathPolicy = DEFAULT_PATH_POLICY): RuleFinding[] {
   const keyProblem = hostKeyProblem(h.ssh.hostKey);
   const out: RuleFinding[] = keyProblem ? [{ path: 'spec.ssh.hostKey', severity: 'error', message: keyProblem }] : [];
-  out.push(...checkPaths(h, policy), ...checkSizes(h), ...checkHttpBind(h.nats.httpBind));
+  out.push(...checkPaths(h, policy), ...checkSizes(h), ...checkHttpBind(h.nats.httpBind), ...checkTls(h, policy));
   const n = h.nats;
   if (n.clientPort === n.httpPort) {
     out.push({

@@ -3,12 +3,13 @@
 // back. The observe script is this table's fragments in order (script.ts); HostFacts is the union of
 // its parsers' results (parse.ts). The Docker Engine API and NATS monitoring are each read by ONE curl
 // process (several URLs), instead of a docker CLI process per question.
+import { X509Certificate } from 'node:crypto';
 import { shQuote } from '../shell/quote.js';
 import { isInside } from '../manifest/path-policy.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
 import { CONTAINER_HTTP_PORT } from '../render/nats-config.js';
-import type { ContainerFact, FileFact, HostFacts, HttpFact, PendingRecord, PortFact } from './facts.js';
+import type { CertFact, ContainerFact, FileFact, HostFacts, HttpFact, PendingRecord, PortFact } from './facts.js';
 import {
   APPLIED_FILES_PATH,
   LOCK_DIR,
@@ -410,6 +411,60 @@ const lock: Fact<'lock' | 'lockAgeSec'> = {
   },
 };
 
+/** The PEM of the first certificate in a file (awk stops after it), capped: never a key or anything else. */
+export const firstCertificate = (path: string) =>
+  `awk '/^-----BEGIN CERTIFICATE-----$/{p=1} p{print} /^-----END CERTIFICATE-----$/{if(p) exit}' ` +
+  `${shQuote(path)} 2>/dev/null | head -c 16384 || true`;
+
+/** A certificate's identity and dates (pure: Node parses the PEM; nothing of it is kept). */
+export function certFact(pem: string): CertFact | undefined {
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return undefined;
+  try {
+    const c = new X509Certificate(pem);
+    return {
+      fingerprint: c.fingerprint256,
+      notBefore: new Date(c.validFrom).toISOString(),
+      notAfter: new Date(c.validTo).toISOString(),
+      subject: c.subject.replace(/\n/g, ', '),
+      issuer: c.issuer.replace(/\n/g, ', '),
+      names: (c.subjectAltName ?? '')
+        .split(', ')
+        .filter((n) => n.startsWith('DNS:'))
+        .map((n) => n.slice(4)),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+const tls: Fact<'tls'> = {
+  provides: ['tls'],
+  shell: ({ d }) =>
+    d.tls
+      ? [
+          section('tls-cert'),
+          firstCertificate(d.tls.certPath),
+          section('tls-lineage'),
+          d.tls.lineagePath ? `[ -f ${shQuote(d.tls.lineagePath)} ] && echo yes || echo no` : 'echo no',
+          section('tls-watch'),
+          `systemctl show ${shQuote(d.tls.watchUnit)} -p ActiveState -p UnitFileState --no-pager 2>/dev/null || true`,
+        ]
+      : [],
+  parse: (m, d) => {
+    if (!d.tls) return { tls: undefined };
+    const props = Object.fromEntries(
+      m.lines('tls-watch').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
+    return {
+      tls: {
+        file: certFact(m.lines('tls-cert').join('\n')),
+        lineage: m.text('tls-lineage') === 'yes',
+        watch: { activeState: props.ActiveState ?? 'unknown', unitFileState: props.UnitFileState ?? '' },
+      },
+    };
+  },
+};
+
 /** Every fact, in the order the observe script asks them. */
 export const FACTS = [
   os,
@@ -423,6 +478,7 @@ export const FACTS = [
   unit,
   ports,
   monitor,
+  tls,
   record,
   owned,
   claims,

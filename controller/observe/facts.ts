@@ -92,6 +92,32 @@ export interface LockInfo {
   expiresAt?: string;
 }
 
+/** A certificate as natsfleet reports it: never its content, only what identifies it and its dates. */
+export interface CertFact {
+  /** SHA-256 of the DER, as `AB:CD:…`. */
+  fingerprint: string;
+  notBefore: string;
+  notAfter: string;
+  subject: string;
+  issuer: string;
+  /** DNS names it covers (subjectAltName). */
+  names: string[];
+}
+
+/** What NATS serves on its client port: a certificate, plaintext, or why the probe failed. */
+export type ServedTls = { cert: CertFact } | { plaintext: true } | { error: string };
+
+export interface TlsFact {
+  /** The certificate file on the host (its first certificate); undefined when missing or not a certificate. */
+  file?: CertFact;
+  /** source proxy: certbot has a lineage for the domain (it obtained the certificate). */
+  lineage: boolean;
+  /** The path unit that reloads NATS on a renewal. */
+  watch: { activeState: string; unitFileState: string };
+  /** Filled by the observer's TLS probe through an SSH port forward (not the script). */
+  served?: ServedTls;
+}
+
 export interface HostFacts {
   os: { id: string; versionId: string; pretty: string };
   uid: number;
@@ -114,6 +140,7 @@ export interface HostFacts {
     config_load_time?: string;
     config_digest?: string;
     start?: string;
+    tls_required?: boolean;
   };
   jsz?: {
     config?: { max_memory?: number; max_storage?: number; store_dir?: string };
@@ -140,6 +167,8 @@ export interface HostFacts {
   };
   /** Cluster members: the server's routes (several per peer from 2.10: route pooling). */
   routez?: { routes?: { remote_id?: string; remote_name?: string }[] };
+  /** Hosts whose desired state has TLS on the client port. */
+  tls?: TlsFact;
   record?: AppliedRecord;
   /** Dedicated directories natsfleet created on this host (its ownership record). */
   ownedDirs: string[];

@@ -25,6 +25,7 @@ export function formatPlan(p: HostPlan, opts: { diffs?: boolean } = {}): string 
   for (const b of p.blocked) lines.push(`  ! blocked: ${b}`);
   if (p.lock) lines.push(`  ! ${lockText(p.lock)}`);
   for (const d of p.drift) lines.push(`  ! drift: ${d}`);
+  for (const w of p.warnings ?? []) lines.push(`  ! note: ${w}`);
   for (const c of p.changes) {
     const mode = c.after ? ` ${c.after.mode} ${c.after.owner}:${c.after.group}` : '';
     lines.push(`  ${SYMBOL[c.action]} ${c.kind === 'dir' ? 'dir  ' : 'file '}${c.path}${mode} (${c.reason})`);

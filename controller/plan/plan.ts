@@ -11,6 +11,8 @@ import { CONTAINER_DATA_DIR } from '../render/nats-config.js';
 import { classifyConfigChange, type ConfigChangeClass } from './nats-conf.js';
 import { imageVersion, parseNatsVersion, upgradeProblem } from './nats-versions.js';
 import { healthOf } from './health.js';
+import { planTls } from './tls.js';
+import { TLS_RELOAD_PATH, TLS_WATCH_PATH } from '../render/tls.js';
 import { STEP_ORDER, type Change, type FileChange, type HostPlan, type Step, type StepPlan } from './types.js';
 
 const SUPPORTED_OS = ['debian', 'ubuntu'];
@@ -175,12 +177,19 @@ function presentPlan(
 
   if (!f.imageId && d.nats.pullPolicy !== 'Never') add('pull', `image ${d.nats.image} is not on the host`);
   if (changed('nats-config')) add('test-config', 'check the new config with the target image before installing it');
-  const unitTouched = changes.some((c) => c.kind === 'file' && c.path === unit.path);
+  const tlsUnits = [TLS_WATCH_PATH, TLS_RELOAD_PATH];
+  const tlsUnitsTouched = changes.some((c) => c.kind === 'file' && tlsUnits.includes(c.path));
+  const unitTouched = tlsUnitsTouched || changes.some((c) => c.kind === 'file' && c.path === unit.path);
   // Any rewrite of the unit file (even a mode fix, which installs a new inode) makes systemd want a daemon-reload.
   if (unitTouched || f.unit.needDaemonReload)
     add('daemon-reload', changed('nats-unit') ? 'unit file changed' : 'unit file rewritten');
   if (f.unit.unitFileState !== 'enabled')
     add('enable', f.unit.unitFileState ? `unit is ${f.unit.unitFileState}` : 'unit not installed');
+  if (tlsUnitsTouched)
+    add(
+      d.tls ? 'tls-watch' : 'tls-unwatch',
+      d.tls ? 'renewal watch changed' : 'TLS turned off: the renewal watch goes',
+    );
 
   const running = f.unit.activeState === 'active' && f.container.running === true;
   if (running && (f.container.image !== d.nats.image || (f.imageId && f.container.imageId !== f.imageId))) {
@@ -301,7 +310,14 @@ function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
     );
 }
 
-export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare: CompareMode = 'content'): HostPlan {
+export function planHost(
+  d: DesiredHost,
+  f: HostFacts,
+  revision: string,
+  compare: CompareMode = 'content',
+  /** When certificates are judged (expired, expiring). */
+  now: Date = new Date(),
+): HostPlan {
   const blocked =
     d.state === 'present'
       ? [
@@ -351,6 +367,16 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
   }
   const configKeys: string[] = [];
   const steps = d.state === 'present' ? presentPlan(d, f, changes, drift, configKeys) : absentPlan(d, f);
+  const tls = planTls(d, f, now);
+  blocked.push(...tls.blocked);
+  drift.push(...tls.drift);
+  for (const s of tls.steps) {
+    // A restart or start serves the file anyway; a step planned already keeps its reasons.
+    if (s.step === 'reload' && steps.some((x) => x.step === 'restart' || x.step === 'start')) continue;
+    const had = steps.find((x) => x.step === s.step);
+    if (had) had.reason = had.reason.split('; ').includes(s.reason) ? had.reason : `${had.reason}; ${s.reason}`;
+    else steps.push(s);
+  }
   steps.sort((a, b) => STEP_ORDER.indexOf(a.step) - STEP_ORDER.indexOf(b.step));
   const work = changes.length > 0 || steps.length > 0;
   return {
@@ -361,6 +387,7 @@ export function planHost(d: DesiredHost, f: HostFacts, revision: string, compare
     changes,
     steps,
     drift,
+    ...(tls.warnings.length ? { warnings: tls.warnings } : {}),
     sync: work ? 'OutOfSync' : 'Synced',
     health: healthOf(d, f),
     natsVersion: f.varz?.version,

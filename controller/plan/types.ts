@@ -44,9 +44,15 @@ export const STEP_ORDER = [
   'proxy-down',
   'stop',
   'disable',
+  // Stops the renewal watch before its unit files go (TLS turned off).
+  'tls-unwatch',
   'remove-container',
   'daemon-reload',
   'enable',
+  // Enables and (re)starts the renewal watch (its path unit).
+  'tls-watch',
+  // Asks the proxy's certbot to renew a due certificate, before the reload that serves it.
+  'renew-cert',
   'restart',
   'start',
   'reload',
@@ -75,6 +81,8 @@ export interface HostPlan {
   steps: StepPlan[];
   /** One line per difference natsfleet did not apply. */
   drift: string[];
+  /** What clients or operators must know before this apply (a client port turning TLS-only). */
+  warnings?: string[];
   sync: SyncStatus;
   health: HealthStatus;
   /** For reports: NATS version and the last applied revision seen on the host. */

@@ -5,13 +5,15 @@ import type { DesiredHost } from '../render/artifact.js';
 import { observeHost } from '../observe/observe.js';
 import type { HostFacts } from '../observe/facts.js';
 import { planHost, type CompareMode } from '../plan/plan.js';
+import { certificateFirst } from '../plan/tls.js';
+import { shQuote } from '../shell/quote.js';
 import type { HostPlan } from '../plan/types.js';
 import type { RolloutPlan } from '../plan/rollout.js';
 import { applyHost, type ApplyInput } from '../apply/apply.js';
 import type { ApplyResult, FailureReason } from '../apply/result.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import type { SessionPool } from './pool.js';
-import { HostKeyError, SshError } from '../transport/ssh.js';
+import { HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
 
 export interface Target {
   spec: HostSpec;
@@ -84,21 +86,72 @@ export function connectionFailure(e: unknown): FailureReason {
   return 'unreachable';
 }
 
+/** How long the proxy's certbot may take to obtain a first certificate. */
+const CERTIFICATE_WAIT_SEC = 180;
+
+/** Waits on the host until certbot's lineage for the domain exists; false when it did not in time. */
+async function awaitCertificate(session: SshSession, lineage: string): Promise<boolean> {
+  const polls = CERTIFICATE_WAIT_SEC / 2;
+  const script = `i=0; while [ ! -f ${shQuote(lineage)} ]; do i=$((i+1)); [ $i -gt ${polls} ] && exit 3; sleep 2; done`;
+  return (await session.runScript(script, (CERTIFICATE_WAIT_SEC + 20) * 1000)).code === 0;
+}
+
 export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<HostRun> {
   const started = Date.now();
   try {
     const { session, facts } = await observeFresh(t, o.pool);
-    const plan = planHost(t.desired, facts, o.revision, o.compare);
+    // TLS with the proxy's certificate, enabled for the first time: the certificate first (a desired state
+    // without the tls block), then the whole desired state, whose one reload makes the client port TLS-only.
+    const first = certificateFirst(t.desired, facts);
+    const plan = planHost(first ?? t.desired, facts, o.revision, o.compare);
     if (!o.apply) return { host: t.desired.name, plan, facts, durationMs: Date.now() - started };
+    const onPhase = o.onPhase
+      ? (p: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => o.onPhase!(t.desired.name, p)
+      : undefined;
     const apply = await applyHost(session, {
       ...t,
+      desired: first ?? t.desired,
       facts,
       plan,
       revision: o.revision,
-      onPhase: o.onPhase ? (p) => o.onPhase!(t.desired.name, p) : undefined,
+      onPhase,
     });
     if (apply.outcome === 'failed') await o.pool.drop(t.spec);
-    return { host: t.desired.name, plan, facts, apply, durationMs: Date.now() - started };
+    if (!first || apply.outcome === 'failed')
+      return { host: t.desired.name, plan, facts, apply, durationMs: Date.now() - started };
+    const waited = Date.now();
+    if (!(await awaitCertificate(session, first.tls!.lineagePath!))) {
+      const why =
+        `the proxy obtained no certificate for ${first.tls!.serverName} within ${CERTIFICATE_WAIT_SEC} s: ` +
+        "the client port stays without TLS (see the proxy container's log)";
+      return {
+        host: t.desired.name,
+        plan,
+        facts,
+        apply: { ...apply, outcome: 'failed', error: why, reason: 'verify-failed' },
+        durationMs: Date.now() - started,
+      };
+    }
+    const again = await observeHost(session, t.desired);
+    const second = planHost(t.desired, again, o.revision, o.compare);
+    second.warnings = [
+      ...(plan.changes.length || plan.steps.length
+        ? [
+            `first step applied without TLS (${plan.changes.length} change(s)); certbot obtained the ` +
+              `certificate in ${Math.round((Date.now() - waited) / 1000)} s`,
+          ]
+        : []),
+      ...(second.warnings ?? []),
+    ];
+    const applied = await applyHost(session, { ...t, facts: again, plan: second, revision: o.revision, onPhase });
+    if (applied.outcome === 'failed') await o.pool.drop(t.spec);
+    const both: ApplyResult = {
+      ...applied,
+      steps: [...apply.steps, ...applied.steps],
+      changedFiles: [...new Set([...apply.changedFiles, ...applied.changedFiles])],
+      durationMs: apply.durationMs + applied.durationMs,
+    };
+    return { host: t.desired.name, plan: second, facts: again, apply: both, durationMs: Date.now() - started };
   } catch (e) {
     await o.pool.drop(t.spec);
     const error = (e as Error).message;

@@ -1,6 +1,7 @@
 // Owns the Artifact and DesiredHost values: every file and directory natsfleet puts on a host,
 // with its remote path, content, mode and owner, and what verification expects of the host after.
-export type ArtifactId = 'nats-config' | 'nats-unit' | 'proxy-compose' | 'proxy-env' | 'proxy-site';
+export type ArtifactId =
+  'nats-config' | 'nats-unit' | 'proxy-compose' | 'proxy-env' | 'proxy-site' | 'tls-watch' | 'tls-reload';
 
 export interface FileArtifact {
   id: ArtifactId;
@@ -38,6 +39,8 @@ export interface NatsService {
   serverName: string;
   /** How long a stop may take (lame duck plus margin), in seconds. */
   stopTimeoutSec: number;
+  /** Read-only `-v` mounts of TLS material (the config test needs them too: nats-server -t loads certificates). */
+  tlsMounts: string[];
 }
 
 export interface ProxyService {
@@ -73,6 +76,27 @@ export interface ClusterMembership {
   members: string[];
 }
 
+/** TLS on the client port: where the certificate lies on the host and how NATS is kept serving it. */
+export interface DesiredTls {
+  source: 'proxy' | 'files';
+  /** The certificate chain on the host, as NATS reads it: watched for renewals, compared with what NATS serves. */
+  certPath: string;
+  /** source proxy: certbot's renewal config of the domain, present once certbot obtained the certificate. */
+  lineagePath?: string;
+  /** The name clients connect to and the certificate must cover (the proxy's domain). */
+  serverName?: string;
+  handshakeFirst: boolean;
+  /** The path unit that reloads NATS when the certificate changes. */
+  watchUnit: string;
+  /**
+   * The NATS config rendered without its tls block: what the server runs while the proxy obtains its
+   * first certificate (first enablement), before one reload switches the client port to TLS.
+   */
+  withheldConfig: FileArtifact;
+  /** Set on the desired state of that first step (see certificateFirst). */
+  withheld?: boolean;
+}
+
 export interface DesiredHost {
   name: string;
   state: 'present' | 'absent';
@@ -87,6 +111,7 @@ export interface DesiredHost {
   proxy?: ProxyService;
   verify: VerifyExpectations;
   cluster?: ClusterMembership;
+  tls?: DesiredTls;
 }
 
 export const MANAGED_HEADER = 'Managed by natsfleet: changes made by hand are reported as drift and may be reverted.';

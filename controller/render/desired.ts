@@ -13,6 +13,16 @@ import { containerConfPath, renderNatsConfig, type ResolvedAuth, type ResolvedRo
 import { routePasswordField, systemPasswordField } from '../manifest/secret-policy.js';
 import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
 import {
+  tlsMounts,
+  hostCertPath,
+  lineagePath,
+  renderTlsReload,
+  renderTlsWatch,
+  TLS_RELOAD_PATH,
+  TLS_WATCH_PATH,
+  TLS_WATCH_UNIT,
+} from './tls.js';
+import {
   PROXY_CONTAINER,
   proxyComposePath,
   proxySitePath,
@@ -79,7 +89,7 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
     isPlaintext(n.auth?.password) ||
     isPlaintext(h.cluster?.routeAuth?.password) ||
     isPlaintext(h.cluster?.systemAccount?.password);
-  const files: FileArtifact[] = [
+  const config = (withTls: boolean) =>
     rootFile({
       id: 'nats-config',
       path: n.confFile,
@@ -88,6 +98,7 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
         resolveAuth(h, resolve),
         resolveRouteAuth(h, resolve, true),
         resolveSystem(h, resolve),
+        withTls,
       ),
       // Placeholders stay readable inside route URLs (never URL-encoded).
       display: renderNatsConfig(
@@ -95,13 +106,21 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
         resolveAuth(h, placeholderSecrets),
         resolveRouteAuth(h, placeholderSecrets, false),
         resolveSystem(h, placeholderSecrets),
+        withTls,
       ),
       // The seed uses 0644; a config holding a plaintext token or password is kept from other users.
       mode: secretInFile ? '0600' : '0644',
       sensitive: secretInFile,
-    }),
+    });
+  const files: FileArtifact[] = [
+    config(true),
     rootFile({ id: 'nats-unit', path: NATS_UNIT_PATH, content: renderSystemdUnit(h), mode: '0644' }),
   ];
+  if (n.tls.enabled)
+    files.push(
+      rootFile({ id: 'tls-watch', path: TLS_WATCH_PATH, content: renderTlsWatch(h, NATS_UNIT), mode: '0644' }),
+      rootFile({ id: 'tls-reload', path: TLS_RELOAD_PATH, content: renderTlsReload(NATS_UNIT), mode: '0644' }),
+    );
   const dirs = [rootDir(posix.dirname(n.confFile)), rootDir(n.dataDir)];
   if (n.jetstream.enabled && n.jetstream.storeDir !== n.dataDir) dirs.push(rootDir(n.jetstream.storeDir));
   const p = h.proxy;
@@ -139,6 +158,7 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
       httpBind: n.httpBind,
       serverName: n.serverName,
       stopTimeoutSec: stopTimeoutSec(h),
+      tlsMounts: tlsMounts(h),
     },
     proxy: p.enabled
       ? {
@@ -161,5 +181,16 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
       })),
       members: h.cluster.members,
     },
+    tls: n.tls.enabled
+      ? {
+          source: n.tls.source,
+          certPath: hostCertPath(h),
+          lineagePath: lineagePath(h),
+          serverName: n.tls.source === 'proxy' ? p.domain : undefined,
+          handshakeFirst: n.tls.handshakeFirst,
+          watchUnit: TLS_WATCH_UNIT,
+          withheldConfig: config(false),
+        }
+      : undefined,
   };
 }

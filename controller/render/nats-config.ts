@@ -3,6 +3,7 @@
 import { posix } from 'node:path';
 import type { HostSpec } from '../manifest/host-spec.js';
 import { MANAGED_HEADER } from './artifact.js';
+import { tlsBlock } from './tls.js';
 
 /** Container paths: the config directory is mounted at /etc/nats, the data directory at /data. */
 export const CONTAINER_CONF_DIR = '/etc/nats';
@@ -74,6 +75,8 @@ export function renderNatsConfig(
   auth: ResolvedAuth | undefined,
   route?: ResolvedRouteAuth,
   system?: { user: string; password: string },
+  /** false: without the tls block (the first step of enabling TLS, while the certificate is obtained). */
+  withTls = true,
 ): string {
   const n = h.nats;
   const lines = [
@@ -112,6 +115,7 @@ export function renderNatsConfig(
     else lines.push(`  user: ${str(auth.user!)}`, `  password: ${str(auth.password!)}`);
     lines.push('}');
   }
+  if (n.tls.enabled && withTls) lines.push(...tlsBlock(h));
   if (n.jetstream.enabled) {
     lines.push('', 'jetstream {', `  store_dir: ${str(containerDataPath(h, n.jetstream.storeDir))}`);
     if (n.jetstream.maxMemory !== undefined) lines.push(`  max_memory_store: ${size(n.jetstream.maxMemory)}`);

@@ -11,7 +11,7 @@ import { MANAGED_HEADER } from './artifact.js';
 
 export const PROXY_CONTAINER = 'nginx-certbot';
 /** Where the image keeps certificates and reads server blocks. */
-const LETSENCRYPT = '/etc/letsencrypt';
+export const LETSENCRYPT = '/etc/letsencrypt';
 const USER_CONF_D = '/etc/nginx/user_conf.d';
 
 /** `value`, or an error naming `field` when it does not match `ok`. */

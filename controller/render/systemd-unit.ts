@@ -5,6 +5,7 @@ import type { HostSpec } from '../manifest/host-spec.js';
 import { durationMs } from '../manifest/rules.js';
 import { sh, systemdArgv } from '../shell/quote.js';
 import { MANAGED_HEADER } from './artifact.js';
+import { tlsMounts } from './tls.js';
 import {
   CONTAINER_CLIENT_PORT,
   CONTAINER_CONF_DIR,
@@ -45,6 +46,7 @@ export function dockerRunArgv(h: HostSpec): string[] {
     `${posix.dirname(n.confFile)}:${CONTAINER_CONF_DIR}:ro`,
     '-v',
     `${n.dataDir}:${CONTAINER_DATA_DIR}`,
+    ...tlsMounts(h).flatMap((m) => ['-v', m]),
     '--stop-signal',
     'SIGUSR2',
     '--stop-timeout',

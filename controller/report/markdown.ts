@@ -119,6 +119,7 @@ function hostSection(p: HostPlan, budget: number): string {
   const parts: string[] = [];
   for (const b of p.blocked) parts.push(`- :no_entry: blocked: ${inline(b)}`);
   for (const d of p.drift) parts.push(`- :warning: drift: ${inline(d)}`);
+  for (const w of p.warnings ?? []) parts.push(`- :information_source: ${inline(w)}`);
   for (const s of p.steps) parts.push(`- step \`${s.step}\`: ${inline(s.reason)}`);
   for (const c of p.changes) {
     const path = inline(c.path, 300);

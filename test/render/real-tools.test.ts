@@ -16,11 +16,39 @@ const run = (cmd: string, args: string[]) => {
 const rendered = allGoodHosts().map((h) => ({ host: h, desired: renderHost(h, fixtureSecrets) }));
 const file = (d: (typeof rendered)[number], id: string) => d.desired.files.find((f) => f.id === id);
 
+/** A self-signed certificate and its key, for configs that point at TLS files. */
+const certs = mkdtempSync(join(tmpdir(), 'nf-certs-'));
+spawnSync('openssl', [
+  'req',
+  '-x509',
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:prime256v1',
+  '-nodes',
+  '-days',
+  '1',
+  '-subj',
+  '/CN=nats.example.com',
+  '-keyout',
+  join(certs, 'key.pem'),
+  '-out',
+  join(certs, 'cert.pem'),
+]);
+
 describe('nats-server -t', () => {
   it.each(rendered.map((r) => [r.host.name, r] as const))('accepts the config of %s', (_n, r) => {
     const dir = mkdtempSync(join(tmpdir(), 'nf-nats-'));
     const path = join(dir, 'nats-server.conf');
-    writeFileSync(path, file(r, 'nats-config')!.content);
+    // TLS material where the container would see it, moved under this directory (nats-server -t loads it).
+    const config = file(r, 'nats-config')!.content.replace(/"(\/etc\/(?:letsencrypt|nats-tls)\/[^"]+)"/g, (_m, p) => {
+      const at = join(dir, p);
+      mkdirSync(join(at, '..'), { recursive: true });
+      if (/key/.test(p)) copyFileSync(join(certs, 'key.pem'), at);
+      else copyFileSync(join(certs, 'cert.pem'), at);
+      return `"${at}"`;
+    });
+    writeFileSync(path, config);
     const res = run('nats-server', ['-t', '-c', path]);
     expect(res.out).toContain('is valid');
     expect(res.code).toBe(0);
@@ -88,6 +116,22 @@ describe('systemd-analyze verify', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nf-unit-'));
     writeFileSync(join(dir, 'nats.service'), file(r, 'nats-unit')!.content);
     const res = run('systemd-analyze', ['verify', join(dir, 'nats.service')]);
+    expect(res.out.trim()).toBe('');
+    expect(res.code).toBe(0);
+  });
+
+  const withTls = rendered.filter((r) => file(r, 'tls-watch'));
+  it('has hosts with TLS to check', () => expect(withTls.length).toBeGreaterThanOrEqual(2));
+  it.each(withTls.map((r) => [r.host.name, r] as const))('accepts the renewal watch of %s', (_n, r) => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-unit-'));
+    writeFileSync(join(dir, 'nats.service'), file(r, 'nats-unit')!.content);
+    writeFileSync(join(dir, 'nats-tls-reload.path'), file(r, 'tls-watch')!.content);
+    writeFileSync(join(dir, 'nats-tls-reload.service'), file(r, 'tls-reload')!.content);
+    const res = run('systemd-analyze', [
+      'verify',
+      join(dir, 'nats-tls-reload.path'),
+      join(dir, 'nats-tls-reload.service'),
+    ]);
     expect(res.out.trim()).toBe('');
     expect(res.code).toBe(0);
   });
