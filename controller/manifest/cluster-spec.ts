@@ -4,7 +4,9 @@
 import type { NatsCluster } from './natscluster.gen.js';
 import type { Secret } from './natshost.gen.js';
 import { durationMs, type RuleFinding } from './rules.js';
-import type { ClusterMember, HostCluster } from './host-spec.js';
+import type { ClusterMember, HostCluster, RouteTls } from './host-spec.js';
+import { directoryProblem, type PathPolicy } from './path-policy.js';
+import { posix } from 'node:path';
 
 export interface ClusterSpec {
   name: string;
@@ -15,6 +17,8 @@ export interface ClusterSpec {
   routePort: number;
   routeAuth?: { user: string; password: Secret };
   systemAccount?: { user: string; password: Secret };
+  /** Route TLS from an operator CA (enabled only). */
+  tls?: RouteTls;
   rollout: HostCluster['rollout'];
   /** The NATS settings every member inherits, as written (merged into each member's manifest). */
   shared: Record<string, unknown>;
@@ -34,6 +38,7 @@ export function toClusterSpec(doc: NatsCluster, file: string): ClusterSpec {
     routePort: doc.spec.routePort!,
     routeAuth: doc.spec.routeAuth,
     systemAccount: doc.spec.systemAccount,
+    tls: doc.spec.tls?.enabled ? (doc.spec.tls as RouteTls) : undefined,
     rollout: {
       maxUnavailable: r.maxUnavailable!,
       settle: r.settle!,
@@ -55,6 +60,7 @@ export function hostCluster(c: ClusterSpec, host: string): HostCluster {
     members: c.members.map((m) => m.host),
     routeAuth: c.routeAuth,
     systemAccount: c.systemAccount,
+    tls: c.tls,
     rollout: c.rollout,
   };
 }
@@ -84,6 +90,27 @@ export function inheritShared(
   if (spec.nats === undefined) spec.nats = {};
   if (isMap(spec.nats)) merge(spec.nats, shared, 'spec.nats');
   return { doc, conflicts };
+}
+
+/** Route TLS: the three files, each where natsfleet may mount from (never a system tree). */
+export function checkRouteTls(c: ClusterSpec, policy: PathPolicy): RuleFinding[] {
+  if (!c.tls) return [];
+  const out: RuleFinding[] = [];
+  for (const f of ['certFile', 'keyFile', 'caFile'] as const) {
+    const path = c.tls[f];
+    if (path === undefined) {
+      out.push({ path: `spec.tls.${f}`, severity: 'error', message: 'is required when route TLS is enabled' });
+      continue;
+    }
+    const problem = directoryProblem(posix.dirname(path), policy);
+    if (problem)
+      out.push({
+        path: `spec.tls.${f}`,
+        severity: 'error',
+        message: `${problem}; natsfleet mounts TLS files only from there`,
+      });
+  }
+  return out;
 }
 
 /** The rules of one cluster file on its own (cross-file rules live in the loader). */

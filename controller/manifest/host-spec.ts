@@ -14,6 +14,13 @@ export interface ClusterMember {
   serverName?: string;
 }
 
+/** Route TLS of a cluster: the same paths on every member's host. */
+export interface RouteTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
 /** What a member's rendering needs of its cluster. */
 export interface HostCluster {
   name: string;
@@ -28,6 +35,7 @@ export interface HostCluster {
   routeAuth?: { user: string; password: Secret };
   /** natsfleet's system account user (peer removal); members then render client users as a list. */
   systemAccount?: { user: string; password: Secret };
+  tls?: RouteTls;
   rollout: { maxUnavailable: number; settle: string; timeout: string; settleMs: number; timeoutMs: number };
 }
 

@@ -9,7 +9,14 @@ import { toHostSpec, type HostSpec } from './host-spec.js';
 import { checkHost } from './rules.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from './path-policy.js';
 import { checkSecretPolicy, DEFAULT_SECRET_POLICY, secretRefProblem, type SecretPolicy } from './secret-policy.js';
-import { checkCluster, hostCluster, inheritShared, toClusterSpec, type ClusterSpec } from './cluster-spec.js';
+import {
+  checkCluster,
+  checkRouteTls,
+  hostCluster,
+  inheritShared,
+  toClusterSpec,
+  type ClusterSpec,
+} from './cluster-spec.js';
 import type { NatsCluster } from './natscluster.gen.js';
 
 /** The operator's policies a manifest is checked against (the controller's configuration; defaults here). */
@@ -170,7 +177,9 @@ function loadCluster(
   const schemaErrors = validateSchema(doc, 'NatsCluster');
   if (schemaErrors.length > 0) return { problems: schemaErrors.map((e) => where(e.path, 'error', e.message)) };
   const cluster = toClusterSpec(doc, file.path);
-  const problems = checkCluster(cluster).map((f) => where(f.path, f.severity, f.message));
+  const problems = [...checkCluster(cluster), ...checkRouteTls(cluster, policy.paths)].map((f) =>
+    where(f.path, f.severity, f.message),
+  );
   for (const [field, ref] of [
     ['spec.routeAuth.password', cluster.routeAuth?.password],
     ['spec.systemAccount.password', cluster.systemAccount?.password],

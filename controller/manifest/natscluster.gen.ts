@@ -49,6 +49,24 @@ export interface NatsCluster {
       password: Secret;
     };
     /**
+     * TLS on the routes between members, from an operator CA: every member presents its own certificate and key (the same paths on every host, inside the controller's allowed roots; the certificate must name the member's route address, as an IP or DNS subjectAltName) and accepts only peers whose certificate chains to caFile. A running cluster is switched to or from route TLS by a restart of every member at once, which natsfleet refuses: create the cluster with it.
+     */
+    tls?: {
+      enabled?: boolean;
+      /**
+       * Each member's route certificate chain (PEM) on its host.
+       */
+      certFile?: string;
+      /**
+       * Its private key (PEM) on the host.
+       */
+      keyFile?: string;
+      /**
+       * The CA (PEM) every member's route certificate must chain to.
+       */
+      caFile?: string;
+    };
+    /**
      * A user of NATS's system account, which natsfleet uses to remove a former member from the JetStream meta group (a removed server otherwise counts against quorum). NATS refuses a system account beside a client token or a single user, so the members' client auth must be a user and a password (rendered as a users list).
      */
     systemAccount?: {

@@ -141,6 +141,8 @@ export interface HostFacts {
     config_digest?: string;
     start?: string;
     tls_required?: boolean;
+    /** Route settings: TLS required on routes. */
+    cluster?: { tls_required?: boolean };
   };
   jsz?: {
     config?: { max_memory?: number; max_storage?: number; store_dir?: string };

@@ -24,6 +24,8 @@ export interface RolloutSettings {
   timeout: string;
   /** natsfleet has a system account user: it removes former members from the meta group. */
   systemAccount?: boolean;
+  /** The members' routes use TLS (NatsCluster spec.tls). */
+  routeTls?: boolean;
 }
 
 export interface RolloutPlan {
@@ -90,7 +92,22 @@ export function planRollout(
   const keys = plans.flatMap((p) => p.configKeys ?? []);
   // A member with new route credentials loses every route until its peers have them too: all at once.
   const together = keys.some((k) => k.startsWith('cluster.authorization'));
-  if (jetstream && keys.includes('cluster.name') && running > 0) {
+  // Members with and without route TLS cannot route to each other: switching it would restart all at once.
+  const routeTls = Boolean(settings.routeTls);
+  const tlsFlip = facts.some(
+    (m) => m.facts?.container.running && m.facts.varz && Boolean(m.facts.varz.cluster?.tls_required) !== routeTls,
+  );
+  if (tlsFlip) {
+    for (const m of members)
+      blocked[m.host] = {
+        reason: 'blocked',
+        why: [
+          `cluster ${cluster}: turning route TLS ${routeTls ? 'on' : 'off'} in a running cluster is not rolled out ` +
+            '(members with and without it cannot route to each other: every member would restart at once, an ' +
+            'outage): stop every member, change it, start them together',
+        ],
+      };
+  } else if (jetstream && keys.includes('cluster.name') && running > 0) {
     for (const m of members)
       blocked[m.host] = {
         reason: 'blocked',

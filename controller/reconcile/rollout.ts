@@ -124,7 +124,7 @@ export async function reconcileCluster(members: readonly Target[], o: ReconcileO
           durationMs: 0,
         },
   );
-  const settings = { ...c.rollout, systemAccount: Boolean(c.systemAccount) };
+  const settings = { ...c.rollout, systemAccount: Boolean(c.systemAccount), routeTls: Boolean(c.tls) };
   const plans = runs.map((r) => r.plan!);
   let rollout: RolloutPlan = planRollout(
     c.name,

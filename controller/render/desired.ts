@@ -13,6 +13,7 @@ import { containerConfPath, renderNatsConfig, type ResolvedAuth, type ResolvedRo
 import { routePasswordField, systemPasswordField } from '../manifest/secret-policy.js';
 import { NATS_UNIT, NATS_UNIT_PATH, renderSystemdUnit, stopTimeoutSec } from './systemd-unit.js';
 import {
+  anyTls,
   tlsMounts,
   hostCertPath,
   lineagePath,
@@ -116,7 +117,7 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
     config(true),
     rootFile({ id: 'nats-unit', path: NATS_UNIT_PATH, content: renderSystemdUnit(h), mode: '0644' }),
   ];
-  if (n.tls.enabled)
+  if (anyTls(h))
     files.push(
       rootFile({ id: 'tls-watch', path: TLS_WATCH_PATH, content: renderTlsWatch(h, NATS_UNIT), mode: '0644' }),
       rootFile({ id: 'tls-reload', path: TLS_RELOAD_PATH, content: renderTlsReload(NATS_UNIT), mode: '0644' }),

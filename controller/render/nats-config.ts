@@ -3,7 +3,7 @@
 import { posix } from 'node:path';
 import type { HostSpec } from '../manifest/host-spec.js';
 import { MANAGED_HEADER } from './artifact.js';
-import { tlsBlock } from './tls.js';
+import { routeTlsBlock, tlsBlock } from './tls.js';
 
 /** Container paths: the config directory is mounted at /etc/nats, the data directory at /data. */
 export const CONTAINER_CONF_DIR = '/etc/nats';
@@ -59,6 +59,7 @@ function clusterBlock(h: HostSpec, route: ResolvedRouteAuth | undefined): string
     ...(route
       ? ['  authorization {', `    user: ${str(route.user)}`, `    password: ${str(route.password)}`, '  }']
       : []),
+    ...(c.tls ? routeTlsBlock(h) : []),
     '  routes: [',
     ...c.peers.map((p) => `    ${str(`nats-route://${cred}${p.routeAddress}:${c.routePort}`)}`),
     '  ]',

@@ -19,11 +19,20 @@ export const TLS_RELOAD_PATH = `/etc/systemd/system/${TLS_RELOAD_UNIT}`;
 const SETTLE_SEC = 3;
 
 export const tlsEnabled = (h: HostSpec) => h.nats.tls.enabled;
+/** Client TLS or route TLS: NATS reads certificates, and a renewal must reach it. */
+export const anyTls = (h: HostSpec) => h.nats.tls.enabled || h.cluster?.tls !== undefined;
+
+/** The operator's files NATS reads: client TLS (its CA also with source proxy) and route TLS. */
+function operatorFiles(h: HostSpec): string[] {
+  const t = h.nats.tls;
+  const client = !t.enabled ? [] : t.source === 'files' ? [t.certFile, t.keyFile, t.caFile] : [t.caFile];
+  const r = h.cluster?.tls;
+  return [...client, ...(r ? [r.certFile, r.keyFile, r.caFile] : [])].filter((p): p is string => p !== undefined);
+}
 
 /** The host directories of the operator's files, in a stable order, each with its mount point. */
 function fileDirs(h: HostSpec): { host: string; container: string }[] {
-  const t = h.nats.tls;
-  const dirs = [...new Set([t.certFile, t.keyFile, t.caFile].filter((p) => p !== undefined).map(posix.dirname))];
+  const dirs = [...new Set(operatorFiles(h).map(posix.dirname))];
   return dirs.map((host, i) => ({ host, container: `${CONTAINER_TLS_DIR}/${i}` }));
 }
 
@@ -35,9 +44,8 @@ function inContainer(h: HostSpec, path: string): string {
 
 /** `docker run -v` values the TLS files need (read-only). */
 export function tlsMounts(h: HostSpec): string[] {
-  if (!tlsEnabled(h)) return [];
-  if (h.nats.tls.source === 'proxy') return [`${h.proxy.secretsVolume}:${LETSENCRYPT}:ro`];
-  return fileDirs(h).map((d) => `${d.host}:${d.container}:ro`);
+  const proxy = tlsEnabled(h) && h.nats.tls.source === 'proxy' ? [`${h.proxy.secretsVolume}:${LETSENCRYPT}:ro`] : [];
+  return [...proxy, ...fileDirs(h).map((d) => `${d.host}:${d.container}:ro`)];
 }
 
 /** The proxy's certificate directory for its domain, on the host and in the container. */
@@ -77,11 +85,31 @@ export function tlsBlock(h: HostSpec): string[] {
   ];
 }
 
-/** The directories whose changes mean a new certificate or key (a renewal replaces files or links there). */
-function watchedDirs(h: HostSpec): string[] {
+/** The `tls {}` block inside `cluster {}`: the member's route certificate, peers verified against the CA. */
+export function routeTlsBlock(h: HostSpec): string[] {
+  const r = h.cluster!.tls!;
+  return [
+    '  tls {',
+    `    cert_file: "${inContainer(h, r.certFile)}"`,
+    `    key_file: "${inContainer(h, r.keyFile)}"`,
+    `    ca_file: "${inContainer(h, r.caFile)}"`,
+    // Peers must present a certificate too (mutual TLS); the route address is checked against theirs.
+    '    verify: true',
+    '  }',
+  ];
+}
+
+/** The paths whose changes mean a new certificate or key (a renewal replaces files or links there). */
+function watchedPaths(h: HostSpec): string[] {
   const t = h.nats.tls;
-  if (t.source === 'proxy') return [liveDir(h, volumeRoot(h))];
-  return [...new Set([t.certFile!, t.keyFile!].map(posix.dirname))];
+  const r = h.cluster?.tls;
+  const client = !t.enabled
+    ? []
+    : t.source === 'proxy'
+      ? [liveDir(h, volumeRoot(h)), hostCertPath(h)]
+      : [posix.dirname(t.certFile!), posix.dirname(t.keyFile!), t.certFile!];
+  const route = r ? [posix.dirname(r.certFile), posix.dirname(r.keyFile), r.certFile] : [];
+  return [...new Set([...client, ...route])];
 }
 
 /** A path in a unit file: systemd reads `%` as a specifier and blanks as separators (schema paths have neither). */
@@ -97,8 +125,7 @@ export function renderTlsWatch(h: HostSpec, natsUnit: string): string {
     `Description=Reload ${natsUnit} when its TLS certificate changes (natsfleet NatsHost ${h.name})`,
     '',
     '[Path]',
-    ...watchedDirs(h).map((d) => `PathChanged=${unitPath(d)}`),
-    `PathChanged=${unitPath(hostCertPath(h))}`,
+    ...watchedPaths(h).map((d) => `PathChanged=${unitPath(d)}`),
     `Unit=${TLS_RELOAD_UNIT}`,
     '',
     '[Install]',

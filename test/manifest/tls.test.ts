@@ -78,3 +78,48 @@ describe('spec.nats.tls', () => {
     expect(e.join('\n')).toMatch(/^hosts\/h1\.yaml:\d+/);
   });
 });
+
+describe('NatsCluster spec.tls (routes)', () => {
+  const cluster = (tls: unknown) =>
+    dump({
+      apiVersion: 'natsfleet/v1alpha1',
+      kind: 'NatsCluster',
+      metadata: { name: 'core' },
+      spec: { members: [{ host: 'h1', routeAddress: '10.0.0.1' }], nats: { image: 'nats:2.10.22' }, tls },
+    });
+  const member = dump({
+    apiVersion: 'natsfleet/v1alpha1',
+    kind: 'NatsHost',
+    metadata: { name: 'h1' },
+    spec: { ssh: { host: '203.0.113.10', hostKey: KEY }, nats: { auth: { token: { env: 'NATS_TOKEN' } } } },
+  });
+  const load = (tls: unknown) =>
+    loadManifests([
+      { path: 'hosts/core.yaml', text: cluster(tls) },
+      { path: 'hosts/h1.yaml', text: member },
+    ]);
+
+  it('renders the route tls block for a member when the three files are given', () => {
+    const r = load({
+      enabled: true,
+      certFile: '/etc/nats/tls/r.pem',
+      keyFile: '/etc/nats/tls/k.pem',
+      caFile: '/etc/nats/tls/ca.pem',
+    });
+    expect(r.problems.filter((p) => p.severity === 'error')).toEqual([]);
+    expect(r.hosts[0].cluster!.tls).toEqual({
+      enabled: true,
+      certFile: '/etc/nats/tls/r.pem',
+      keyFile: '/etc/nats/tls/k.pem',
+      caFile: '/etc/nats/tls/ca.pem',
+    });
+  });
+
+  it('refuses a missing CA and a key in a system tree, naming the cluster file; the member is left out', () => {
+    const r = load({ enabled: true, certFile: '/etc/nats/tls/r.pem', keyFile: '/etc/ssh/k.pem' });
+    const text = r.problems.map(formatProblem).join('\n');
+    expect(text).toMatch(/hosts\/core\.yaml:\d+.*spec\.tls\.caFile: is required when route TLS is enabled/);
+    expect(text).toMatch(/hosts\/core\.yaml:\d+.*spec\.tls\.keyFile: \/etc\/ssh lies in \/etc\/ssh/);
+    expect(r.hosts).toEqual([]);
+  });
+});

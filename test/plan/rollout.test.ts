@@ -237,6 +237,23 @@ describe('the rollout plan', () => {
     expect(r.gates.join('\n')).toMatch(/quorum kept[\s\S]*10s settle \(timeout 5m/);
   });
 
+  it('turning route TLS on or off in a running cluster is refused for every member (no mixed routes)', () => {
+    const on = planRollout('core', { ...SETTINGS, routeTls: true }, restartAll, healthy(), true);
+    expect(on.batches).toEqual([]);
+    expect(Object.keys(on.blocked)).toEqual(NAMES);
+    expect(on.blocked.a.reason).toBe('blocked');
+    expect(on.blocked.a.why[0]).toMatch(/^cluster core: turning route TLS on in a running cluster is not rolled out/);
+    // Already on: rolled out as usual.
+    const running = healthy().map((m) => {
+      m.facts!.varz = { ...m.facts!.varz, cluster: { tls_required: true } };
+      return m;
+    });
+    const same = planRollout('core', { ...SETTINGS, routeTls: true }, restartAll, running, true);
+    expect(same.blocked).toEqual({});
+    expect(same.batches).toEqual([['a'], ['b'], ['c']]);
+    expect(planRollout('core', SETTINGS, restartAll, running, true).blocked.a.why[0]).toMatch(/route TLS off/);
+  });
+
   it('puts the meta leader last whatever its place in the manifest', () => {
     const r = planRollout(
       'core',
