@@ -10,6 +10,7 @@ import { isSuccessful } from '../apply/result.js';
 import { observeHost } from '../observe/observe.js';
 import { clusterHealth, cannotLose, leaderStepDowns, notCaughtUp, type MemberFacts } from '../plan/cluster.js';
 import { planHost } from '../plan/plan.js';
+import { certificateFirst } from '../plan/tls.js';
 import { isDisruptive, planRollout, type RolloutPlan } from '../plan/rollout.js';
 import { mapLimit } from './pool.js';
 import { removeMetaPeer, stepDownLeaders } from '../apply/nats-probe.js';
@@ -101,18 +102,23 @@ const skipped = (host: string, outcome: ApplyResult['outcome'], error: string, r
 });
 
 /** Plans (and with `o.apply`, rolls out) one cluster; `members` must be all of its members. */
-export async function reconcileCluster(members: readonly Target[], o: ReconcileOptions): Promise<HostRun[]> {
+export async function reconcileCluster(all: readonly Target[], o: ReconcileOptions): Promise<HostRun[]> {
   const started = Date.now();
-  const c = members[0].spec.cluster!;
-  const jetstream = members.some((t) => t.desired.verify.jetstream);
-  const observed = await mapLimit(members, o.concurrency, async (t) => {
+  const c = all[0].spec.cluster!;
+  const jetstream = all.some((t) => t.desired.verify.jetstream);
+  const observed = await mapLimit(all, o.concurrency, async (t) => {
     try {
-      return { t, facts: (await observeFresh(t, o.pool)).facts };
+      const facts = (await observeFresh(t, o.pool)).facts;
+      // A member enabling TLS with the proxy's certificate takes its first step in this rollout (the proxy
+      // obtains the certificate); the next run (a deploy or the self-heal sweep) makes its port TLS-only.
+      const first = certificateFirst(t.desired, facts);
+      return { t: first ? { ...t, desired: first } : t, facts };
     } catch (e) {
       await o.pool.drop(t.spec);
       return { t, error: e as Error };
     }
   });
+  const members = observed.map((x) => x.t);
   const runs: HostRun[] = observed.map(({ t, facts, error }) =>
     facts
       ? { host: t.spec.name, facts, plan: planHost(t.desired, facts, o.revision, o.compare), durationMs: 0 }
