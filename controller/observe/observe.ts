@@ -18,6 +18,7 @@ export async function observeHost(session: SshSession, d: DesiredHost): Promise<
     throw new ObserveError(`observe failed (exit ${r.code}): ${r.stderr.trim().slice(0, 300)}`);
   }
   const facts = parseFacts(r.stdout, d);
-  if (facts.tls && served) facts.tls.served = facts.container.running ? await served : (await served, undefined);
+  const answer = await served;
+  if (facts.tls && facts.container.running) facts.tls.served = answer;
   return facts;
 }

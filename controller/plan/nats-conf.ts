@@ -121,7 +121,10 @@ const canonical = (m: Map<string, string>) => new Map([...m].map(([k, val]) => [
  * top-level option, `case "routes"`, v2.14.5:1716) adds and removes routes. Not reloadable, though
  * natsfleet once listed them: max_subscriptions (MaxSubs) and logfile_size_limit (LogSizeLimit) have no
  * case in diffOptions; server_name, port, http_port, lame_duck_duration and lame_duck_grace_period
- * neither (the default case refuses the reload).
+ * neither (the default case refuses the reload). TLS: the client `tls {}` block reloads as a whole
+ * (`case "tlsconfig"` and `"tlstimeout"`, v2.9.10:1025; tlsOption sets INFO's tls_required, so a reload
+ * turns the port TLS-only) and so does the route one (inside clusterOption); `verify_and_map` (TLSMap)
+ * and pinned certificates are left to a restart.
  */
 const RELOADABLE = [
   /^(debug|trace|trace_verbose|logtime|logfile|syslog|remote_syslog|max_traced_msg_len)$/,
@@ -130,9 +133,14 @@ const RELOADABLE = [
   /^authorization(\..*)?$/,
   /^accounts(\..*)?$/,
   /^cluster\.(name|advertise|no_advertise|routes|authorization(\..*)?|permissions(\..*)?)$/,
+  /^(cluster\.)?tls(\.(cert_file|key_file|ca_file|verify|timeout))?$/,
 ];
 /** Keys 2.10 added and reloads (`case "logtimeutc"`, the cluster's pool and compression); 2.9 rejects them. */
-const RELOADABLE_SINCE_210 = [/^logtime_utc$/, /^cluster\.(pool_size|accounts|compression(\..*)?)$/];
+const RELOADABLE_SINCE_210 = [
+  /^logtime_utc$/,
+  /^cluster\.(pool_size|accounts|compression(\..*)?)$/,
+  /^tls\.handshake_first$/, // `case "tlshandshakefirst"`, v2.10.27:1252
+];
 const JS_LIMITS = ['jetstream.max_memory_store', 'jetstream.max_file_store'];
 
 export interface ConfigChangeClass {

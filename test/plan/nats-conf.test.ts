@@ -48,6 +48,17 @@ describe('classifyConfigChange', () => {
     ['logfile_size_limit (no case in reload.go)', `${base}logfile_size_limit: 1GB\n`, 'restart'],
     ['auth and server_name together', base.replace('t1', 't2').replace('"a"', '"b"'), 'restart'],
     ['cluster block added', clustered, 'restart'],
+    ['client TLS turned on (tlsconfig reloads)', `${base}tls {\n  cert_file: "/c"\n  key_file: "/k"\n}\n`, 'reload'],
+    [
+      'client TLS with verify_and_map (TLSMap: no case)',
+      `${base}tls {\n  cert_file: "/c"\n  verify_and_map: true\n}\n`,
+      'restart',
+    ],
+    [
+      'handshake_first on an unknown version',
+      `${base}tls {\n  cert_file: "/c"\n  handshake_first: true\n}\n`,
+      'restart',
+    ],
   ])('%s -> %s', (t, after, action) => {
     if (t !== 'identical') expect(after).not.toBe(base);
     expect(classifyConfigChange(base, after).action).toBe(action);
