@@ -2,8 +2,10 @@
 // engine) reachable only over SSH on a 127.0.0.1 port, with pinned per-host keys, preloaded images,
 // and ready-to-use NatsHost manifests (and, on request, a NatsCluster of them all). The hosts of a
 // fleet also share an internal Docker network of their own, on which they reach each other (NATS
-// routes) and nothing else. Everything it creates carries the label io.natsfleet.sandbox, so `down`
-// (or a later `up` after an interrupted run) removes all of it.
+// routes) and nothing else. On that network, too, each fleet runs its own ACME server (pebble, alias
+// `pebble`), and every host answers to its proxy domain (<host>.sandbox.test): the hosts' certbot
+// obtains real certificates from it by HTTP-01, without leaving the fleet. Everything it creates carries
+// the label io.natsfleet.sandbox, so `down` (or a later `up` after an interrupted run) removes all of it.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -22,10 +24,31 @@ import { join, resolve } from 'node:path';
 import ssh2 from 'ssh2';
 import { dump, load } from 'js-yaml';
 import { docker, dockerPipe } from './docker.js';
-import { buildAllImages, preloadedImages, type NatsImages } from './images.js';
+import {
+  ACME_DIRECTORY,
+  buildAllImages,
+  PEBBLE_ALIAS,
+  PEBBLE_MANAGEMENT_PORT,
+  preloadedImages,
+  type NatsImages,
+} from './images.js';
 import { SshSession } from '../transport/ssh.js';
 
 export const SANDBOX_LABEL = 'io.natsfleet.sandbox';
+/** Set on the fleet's pebble container (`acme`): what is not a host. */
+const ROLE_LABEL = 'io.natsfleet.sandbox.role';
+
+/**
+ * The proxy domain of a sandbox host (its manifest's spec.proxy.domain): on the fleet's network it is
+ * the host's network alias, so the fleet's pebble reaches the host's nginx on port 80 by that name.
+ */
+export const sandboxDomain = (hostName: string) => `${hostName}.sandbox.test`;
+
+/**
+ * Where a named volume of a host's own Docker engine (such as the proxy's `nginx_secrets`) keeps its
+ * files, on that host: e.g. `${sandboxVolumePath('nginx_secrets')}/live/<domain>/fullchain.pem`.
+ */
+export const sandboxVolumePath = (volume: string) => `/var/lib/docker/volumes/${volume}/_data`;
 
 export interface SandboxHost {
   name: string;
@@ -56,6 +79,13 @@ export interface Fleet {
   natsImages: NatsImages;
   /** The fleet's internal Docker network (see SandboxHost.clusterAddress). */
   network: string;
+  /** The fleet's ACME server (pebble), on its network only. */
+  acme: {
+    /** Its container on this machine's Docker engine. */
+    container: string;
+    /** The ACME directory URL, as the hosts (and their proxies' certbot) reach it. */
+    directory: string;
+  };
   /** The NatsCluster manifest of all the hosts, in hostsDir, when `up` was asked for a cluster. */
   clusterManifest?: string;
   readyMs: number;
@@ -72,6 +102,7 @@ export interface UpOptions {
 
 const containerName = (id: string, i: number) => `natsfleet-sb-${id}-${i}`;
 const networkName = (id: string) => `natsfleet-sb-${id}`;
+const pebbleName = (id: string) => `natsfleet-sb-${id}-pebble`;
 const hostName = (i: number) => `nats-sb-${i + 1}`;
 /** The names of the hosts of an n-host fleet: nats-sb-1 to nats-sb-<n>. */
 export const sandboxHostNames = (n: number) => Array.from({ length: n }, (_, i) => hostName(i));
@@ -194,8 +225,9 @@ async function startHost(setup: HostSetup, i: number): Promise<SandboxHost> {
     `${volume}:/var/lib/docker`,
     image,
   ]);
-  // A second interface, beside the default bridge's (published ports, SSH included, need that one).
-  await docker(['network', 'connect', network, container]);
+  // A second interface, beside the default bridge's (published ports, SSH included, need that one). Its
+  // alias, the host's proxy domain, is how the fleet's pebble finds the host (HTTP-01 on port 80).
+  await docker(['network', 'connect', '--alias', sandboxDomain(hostName(i)), network, container]);
   await seed(container, [
     { path: 'etc/ssh/ssh_host_ed25519_key', content: hostKey.private, mode: 0o600 },
     { path: 'etc/ssh/ssh_host_ed25519_key.pub', content: `${hostKey.public}\n`, mode: 0o644 },
@@ -247,7 +279,7 @@ export function sandboxManifest(h: SandboxHost, tokenPath: string, natsImage: st
           auth: { token: { file: tokenPath } },
           jetstream: { enabled: true, maxMemory: '64MB', maxFile: '256MB' },
         },
-        proxy: { enabled: true, domain: `${h.name}.sandbox.test`, email: 'ops@example.com' },
+        proxy: { enabled: true, domain: sandboxDomain(h.name), email: 'ops@example.com' },
         policy: { selfHeal: true },
       },
     },
@@ -338,6 +370,70 @@ export async function waitForSsh(fleet: Fleet, h: SandboxHost): Promise<void> {
   }
 }
 
+/**
+ * The fleet's ACME server: pebble, on the fleet's internal network only (no published port), under the
+ * alias `pebble` that the proxy image's ACME directory names.
+ */
+async function startPebble(id: string, network: string, image: string): Promise<void> {
+  await docker([
+    'run',
+    '--detach',
+    '--name',
+    pebbleName(id),
+    '--label',
+    `${SANDBOX_LABEL}=${id}`,
+    '--label',
+    `${ROLE_LABEL}=acme`,
+    '--network',
+    network,
+    '--network-alias',
+    PEBBLE_ALIAS,
+    // Validate at once (no random 0-15 s wait) and accept every valid nonce: a test CA, fast and predictable.
+    '--env',
+    'PEBBLE_VA_NOSLEEP=1',
+    '--env',
+    'PEBBLE_WFE_NONCEREJECT=0',
+    '--memory',
+    '256m',
+    image,
+  ]);
+}
+
+/** Runs `argv` on a host of the fleet (as root, through docker exec, not SSH): stdout. */
+const onHost = (fleet: Pick<Fleet, 'hosts'>, argv: string[]) =>
+  docker(['exec', fleet.hosts[0].container, ...argv], { timeoutMs: 30_000 });
+
+/** Waits until the fleet's pebble answers its ACME directory, as the hosts reach it (by name). */
+async function waitForPebble(fleet: Fleet): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      // -k: the hosts do not trust pebble's API certificate (the proxy image does).
+      await onHost(fleet, ['curl', '-fsSk', '--max-time', '5', fleet.acme.directory]);
+      return;
+    } catch (e) {
+      if (attempt >= 40) throw new Error(`fleet ${fleet.id}: pebble did not answer: ${String(e)}`);
+      await sleep(250);
+    }
+  }
+}
+
+/**
+ * The root certificate (PEM) of the fleet's pebble: what every certificate it issues chains to (through
+ * the intermediate certbot puts in chain.pem). pebble makes a new one each start, so it is asked, from
+ * a host (this machine is not on the fleet's network).
+ */
+export async function acmeRootCA(fleet: Pick<Fleet, 'hosts'>): Promise<string> {
+  const pem = await onHost(fleet, [
+    'curl',
+    '-fsSk',
+    '--max-time',
+    '10',
+    `https://${PEBBLE_ALIAS}:${PEBBLE_MANAGEMENT_PORT}/roots/0`,
+  ]);
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`pebble's root is not a PEM certificate: ${pem}`);
+  return pem;
+}
+
 export async function fleetUp(opts: UpOptions): Promise<Fleet> {
   const log = opts.log ?? (() => {});
   const id = opts.id ?? 'default';
@@ -360,6 +456,8 @@ export async function fleetUp(opts: UpOptions): Promise<Fleet> {
   ensureSecret(tokenPath);
   const network = networkName(id);
   await docker(['network', 'create', '--internal', '--label', `${SANDBOX_LABEL}=${id}`, network]);
+  const acme = { container: pebbleName(id), directory: ACME_DIRECTORY };
+  await startPebble(id, network, images.pebble);
   log(`starting ${opts.hosts} sandbox host(s) (fleet ${id})`);
   const setup: HostSetup = {
     fleetId: id,
@@ -380,9 +478,10 @@ export async function fleetUp(opts: UpOptions): Promise<Fleet> {
     hosts,
     natsImages: images.nats,
     network,
+    acme,
     readyMs: 0,
   };
-  await Promise.all(hosts.map((h) => waitForSsh(fleet, h)));
+  await Promise.all([...hosts.map((h) => waitForSsh(fleet, h)), waitForPebble(fleet)]);
   fleet.readyMs = Date.now() - started;
   for (const h of hosts) {
     writeFileSync(join(hostsDir, `${h.name}.yaml`), sandboxManifest(h, tokenPath, images.nats.old));
@@ -405,14 +504,16 @@ export async function fleetUp(opts: UpOptions): Promise<Fleet> {
 export async function fleetDown(id?: string): Promise<number> {
   const filter = ['--filter', `label=${SANDBOX_LABEL}${id ? `=${id}` : ''}`];
   const list = async (...cmd: string[]) => (await docker([...cmd, ...filter])).split('\n').filter(Boolean);
-  const containers = await list('ps', '-aq');
-  if (containers.length) await docker(['rm', '--force', '--volumes', ...containers]);
+  const containers = (await list('ps', '-a', '--format', `{{.ID}}\t{{.Label "${ROLE_LABEL}"}}`)).map((r) =>
+    r.split('\t'),
+  );
+  if (containers.length) await docker(['rm', '--force', '--volumes', ...containers.map(([c]) => c)]);
   const volumes = await list('volume', 'ls', '-q');
   if (volumes.length) await docker(['volume', 'rm', '--force', ...volumes]);
   // A network goes once its containers have: they are removed above.
   const networks = await list('network', 'ls', '-q');
   if (networks.length) await docker(['network', 'rm', ...networks]);
-  return containers.length;
+  return containers.filter(([, role]) => !role).length;
 }
 
 export interface HostStatus {
@@ -439,13 +540,21 @@ function memoryMiB(containerId: string): number | undefined {
 export async function fleetStatus(id?: string): Promise<HostStatus[]> {
   const filter = ['--filter', `label=${SANDBOX_LABEL}${id ? `=${id}` : ''}`];
   const rows = (
-    await docker(['ps', '-a', '--no-trunc', ...filter, '--format', '{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Ports}}'])
+    await docker([
+      'ps',
+      '-a',
+      '--no-trunc',
+      ...filter,
+      '--format',
+      `{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Ports}}\t{{.Label "${ROLE_LABEL}"}}`,
+    ])
   )
     .split('\n')
-    .filter(Boolean);
+    .filter(Boolean)
+    .map((r) => r.split('\t'))
+    .filter((r) => !r[4]); // hosts only: not the fleet's pebble
   return rows
-    .map((r) => {
-      const [containerId, container, state, ports] = r.split('\t');
+    .map(([containerId, container, state, ports]) => {
       const port = /127\.0\.0\.1:(\d+)->22/.exec(ports)?.[1];
       return {
         name: hostName(Number(container.split('-').pop())),

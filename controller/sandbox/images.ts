@@ -3,8 +3,12 @@
 //   - nats:<version>: scratch images holding a Debian nats-server binary and its libc, like the official image:
 //     bookworm's (this machine's, as nats:2.9.10 and its variant nats:2.9.10-r1), trixie's and sid's (their
 //     packages downloaded once into DEB_CACHE, tagged with the version the binary prints);
-//   - jonasal/nginx-certbot:latest: a stand-in built from Debian's nginx, openssl and busybox that follows
-//     the real image's contract (see assets/nginx-certbot/entrypoint.sh).
+//   - jonasal/nginx-certbot:latest: a stand-in debootstrapped from Debian's nginx, certbot and openssl that
+//     follows the real image's contract (see assets/nginx-certbot/entrypoint.sh), its ACME server the
+//     fleet's pebble;
+//   - the pebble image: a scratch image holding Debian bookworm's pebble (a real ACME server, the test CA
+//     of Let's Encrypt's Boulder) with a config and an HTTPS certificate of its own; each fleet runs one on
+//     the outer Docker engine (not preloaded into hosts).
 // Each image is tagged by a hash of its inputs, so a rebuild happens only when an input changed.
 import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
@@ -118,25 +122,17 @@ export async function buildHostImage(log: (s: string) => void): Promise<string> 
     mkdirSync(join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
     writeFileSync(join(root, 'etc/machine-id'), '');
     rmSync(join(root, 'var/cache/apt/archives'), { recursive: true, force: true });
-    const tar = spawn('tar', ['-C', root, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await docker(
-      [
-        'import',
-        '-c',
-        'CMD ["/lib/systemd/systemd"]',
-        '-c',
-        'ENV container=docker',
-        '-c',
-        `LABEL ${LABEL}=${tag}`,
-        '-',
-        tag,
-      ],
-      { input: tar.stdout },
-    );
+    await importRootfs(root, tag, ['CMD ["/lib/systemd/systemd"]', 'ENV container=docker', `LABEL ${LABEL}=${tag}`]);
     return tag;
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** Imports directory `root` as image `tag`, with Dockerfile instructions `changes` (CMD, ENV, LABEL...). */
+async function importRootfs(root: string, tag: string, changes: string[]): Promise<void> {
+  const tar = spawn('tar', ['-C', root, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await docker(['import', ...changes.flatMap((c) => ['-c', c]), '-', tag], { input: tar.stdout });
 }
 
 async function buildFromContext(tag: string, inputHash: string, fill: (ctx: string) => string): Promise<void> {
@@ -154,23 +150,26 @@ async function buildFromContext(tag: string, inputHash: string, fill: (ctx: stri
 const NATS_BIN = '/usr/sbin/nats-server';
 const DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
-/** Downloaded nats-server packages, a directory per Debian suite, kept across runs. */
+/** Downloaded Debian packages (nats-server, pebble), a directory per Debian suite, kept across runs. */
 export const DEB_CACHE = '/var/cache/natsfleet/debs';
 
 /**
- * Debian `suite`'s nats-server package: the cached one, else downloaded with apt from the Debian mirror
- * (signatures checked against the Debian archive keyring), without touching this machine's apt
- * configuration or state. The cache does not follow the mirror: remove DEB_CACHE/<suite> for that.
+ * Debian `suite`'s package `pkg` (a nats-server, pebble): the cached one, else downloaded with apt from
+ * the Debian mirror (signatures checked against the Debian archive keyring), without touching this
+ * machine's apt configuration or state. The cache does not follow the mirror: remove DEB_CACHE/<suite>
+ * for that.
  */
-async function suiteDeb(suite: string, log: (s: string) => void): Promise<string> {
+async function debianDeb(pkg: string, suite: string, log: (s: string) => void): Promise<string> {
+  if (!/^[a-z0-9][a-z0-9.+-]*$/.test(pkg)) throw new Error(`sandbox images: ${pkg} is not a Debian package name`);
+  const isDeb = new RegExp(`^${pkg.replace(/[.+]/g, '\\$&')}_.+\\.deb$`);
   const dir = join(DEB_CACHE, suite);
   mkdirSync(dir, { recursive: true });
   const cached = readdirSync(dir)
-    .filter((f) => /^nats-server_.+\.deb$/.test(f))
+    .filter((f) => isDeb.test(f))
     .map((f) => join(dir, f))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   if (cached.length) return cached[0];
-  log(`downloading nats-server from Debian ${suite}`);
+  log(`downloading ${pkg} from Debian ${suite}`);
   // Lists and package go to a private directory first: a concurrent run never sees half a file. Those
   // of runs killed an hour ago or more go.
   for (const f of readdirSync(dir)) {
@@ -199,14 +198,14 @@ async function suiteDeb(suite: string, log: (s: string) => void): Promise<string
       ].flatMap((o) => ['-o', o]),
     ];
     await run('apt-get', [...apt, 'update'], { timeoutMs: 120_000 });
-    await run('apt-get', [...apt, 'download', `nats-server/${suite}`], { cwd: join(work, 'deb'), timeoutMs: 120_000 });
-    const deb = readdirSync(join(work, 'deb')).find((f) => /^nats-server_.+\.deb$/.test(f));
-    if (!deb) throw new Error('apt-get download left no nats-server package');
+    await run('apt-get', [...apt, 'download', `${pkg}/${suite}`], { cwd: join(work, 'deb'), timeoutMs: 120_000 });
+    const deb = readdirSync(join(work, 'deb')).find((f) => isDeb.test(f));
+    if (!deb) throw new Error(`apt-get download left no ${pkg} package`);
     renameSync(join(work, 'deb', deb), join(dir, deb));
     return join(dir, deb);
   } catch (e) {
     throw new Error(
-      `sandbox images: cannot download nats-server from Debian ${suite} (${DEBIAN_MIRROR}): ` +
+      `sandbox images: cannot download ${pkg} from Debian ${suite} (${DEBIAN_MIRROR}): ` +
         (e instanceof Error ? e.message : String(e)),
     );
   } finally {
@@ -250,7 +249,7 @@ export async function buildNatsImages(log: (s: string) => void = () => {}): Prom
   try {
     const [next, newest] = await Promise.all(
       [NATS_SUITES.next, NATS_SUITES.newest].map(async (suite) => {
-        const deb = await suiteDeb(suite, log);
+        const deb = await debianDeb('nats-server', suite, log);
         await run('dpkg-deb', ['-x', deb, join(unpacked, suite)]);
         const binary = join(unpacked, suite, 'usr/sbin/nats-server');
         return { binary, tag: await versionTag(binary), inputHash: hashOf(readFileSync(binary), ...assets) };
@@ -275,47 +274,183 @@ export async function buildNatsImages(log: (s: string) => void = () => {}): Prom
   }
 }
 
-const PROXY_BINARIES = ['/usr/sbin/nginx', '/usr/bin/openssl', '/bin/busybox'];
+/** The fleet's ACME server: its network alias on the fleet's network, its ports and directory URL. */
+export const PEBBLE_ALIAS = 'pebble';
+export const PEBBLE_ACME_PORT = 14000;
+export const PEBBLE_MANAGEMENT_PORT = 15000;
+/** The ACME directory the proxy stand-in's certbot uses (baked into the image, production and staging). */
+export const ACME_DIRECTORY = `https://${PEBBLE_ALIAS}:${PEBBLE_ACME_PORT}/dir`;
+/**
+ * pebble's own HTTPS certificate (for its API: the ACME directory and the management interface), valid
+ * for `pebble` and `localhost`, and the CA that signed it (whose PEM the proxy image trusts). Made once
+ * with openssl and kept here, so that the pebble and proxy images built from them stay cached; remove
+ * the directory to make new ones (both images are rebuilt then). The CA's key is not kept.
+ */
+export const PEBBLE_API_TLS = '/var/cache/natsfleet/pebble-api';
 
-export async function buildProxyImage(): Promise<void> {
-  const inputHash = hashOf(...PROXY_BINARIES.map((b) => readFileSync(b)), ...assetBytes('nginx-certbot'));
-  await buildFromContext(PROXY_IMAGE, inputHash, (ctx) => {
-    const root = join(ctx, 'rootfs');
-    for (const b of PROXY_BINARIES) copyWithLibs(root, b);
-    const a = (f: string) => join(ASSETS, 'nginx-certbot', f);
-    const put = (src: string, dest: string, mode = 0o644) => {
+interface ApiTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+let apiTls: Promise<ApiTls> | undefined;
+
+function pebbleApiTls(): Promise<ApiTls> {
+  apiTls ??= (async () => {
+    const read = () => ({
+      ca: readFileSync(join(PEBBLE_API_TLS, 'ca.pem')),
+      cert: readFileSync(join(PEBBLE_API_TLS, 'cert.pem')),
+      key: readFileSync(join(PEBBLE_API_TLS, 'key.pem')),
+    });
+    try {
+      return read();
+    } catch {
+      // made below
+    }
+    mkdirSync(dirname(PEBBLE_API_TLS), { recursive: true });
+    const work = mkdtempSync(`${PEBBLE_API_TLS}.new-`);
+    try {
+      const f = (n: string) => join(work, n);
+      const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+      await run('openssl', [
+        ...['req', '-x509', ...ec, '-days', '3650', '-subj', '/CN=natsfleet sandbox pebble API CA'],
+        ...['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+        ...['-keyout', f('ca.key'), '-out', f('ca.pem')],
+      ]);
+      await run('openssl', [
+        'req',
+        '-new',
+        ...ec,
+        '-subj',
+        '/CN=pebble',
+        '-keyout',
+        f('key.pem'),
+        '-out',
+        f('req.csr'),
+      ]);
+      writeFileSync(
+        f('ext.cnf'),
+        'subjectAltName=DNS:pebble,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n' +
+          'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n',
+      );
+      await run('openssl', [
+        ...['x509', '-req', '-in', f('req.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-days', '3650'],
+        ...['-extfile', f('ext.cnf'), '-out', f('cert.pem')],
+      ]);
+      for (const n of ['ca.key', 'req.csr', 'ext.cnf']) rmSync(f(n));
+      chmodSync(work, 0o755);
+      try {
+        renameSync(work, PEBBLE_API_TLS);
+      } catch {
+        // Another run made them first: theirs are kept (ours go in finally).
+      }
+      return read();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  })();
+  apiTls.catch(() => (apiTls = undefined));
+  return apiTls;
+}
+
+/**
+ * The pebble image, tagged natsfleet-sandbox-pebble:<input hash>: Debian bookworm's pebble (its libc
+ * too), the config of assets/pebble and its HTTPS certificate. pebble keeps everything in memory: a new
+ * container is a new CA (roots at https://pebble:15000/roots/0).
+ */
+export async function buildPebbleImage(log: (s: string) => void = () => {}): Promise<string> {
+  const [deb, tls] = await Promise.all([debianDeb('pebble', SUITE, log), pebbleApiTls()]);
+  const unpacked = mkdtempSync(join(tmpdir(), 'natsfleet-pebble-'));
+  try {
+    await run('dpkg-deb', ['-x', deb, unpacked]);
+    const binary = join(unpacked, 'usr/bin/pebble');
+    const inputHash = hashOf(readFileSync(binary), ...assetBytes('pebble'), tls.cert, tls.key);
+    const tag = `natsfleet-sandbox-pebble:${inputHash}`;
+    await buildFromContext(tag, inputHash, (ctx) => {
+      const root = join(ctx, 'rootfs');
+      copyWithLibs(root, binary, '/usr/bin/pebble');
+      mkdirSync(join(root, 'etc/pebble'), { recursive: true });
+      copyFileSync(join(ASSETS, 'pebble/pebble-config.json'), join(root, 'etc/pebble/pebble-config.json'));
+      writeFileSync(join(root, 'etc/pebble/cert.pem'), tls.cert);
+      writeFileSync(join(root, 'etc/pebble/key.pem'), tls.key);
+      mkdirSync(join(root, 'tmp'));
+      return [
+        'FROM scratch',
+        'COPY rootfs/ /',
+        `EXPOSE ${PEBBLE_ACME_PORT} ${PEBBLE_MANAGEMENT_PORT}`,
+        'ENTRYPOINT ["/usr/bin/pebble", "-config", "/etc/pebble/pebble-config.json"]',
+      ].join('\n');
+    });
+    return tag;
+  } finally {
+    rmSync(unpacked, { recursive: true, force: true });
+  }
+}
+
+/**
+ * What the proxy stand-in is debootstrapped with (minbase brings bash, coreutils, sed, grep, findutils).
+ * python3-cffi-backend is certbot's (python3-cryptography's) through a virtual package, which debootstrap
+ * does not resolve.
+ */
+export const PROXY_PACKAGES = ['nginx', 'certbot', 'python3-cffi-backend', 'openssl', 'ca-certificates'];
+/** Where the proxy image keeps the CA of pebble's HTTPS API (certbot's REQUESTS_CA_BUNDLE). */
+const PROXY_API_CA = '/etc/natsfleet/pebble-api-ca.pem';
+
+/**
+ * The jonasal/nginx-certbot:latest stand-in: a debootstrapped Debian with nginx and certbot whose
+ * entrypoint follows the real image (assets/nginx-certbot/entrypoint.sh), certbot pointed at the
+ * fleet's pebble and trusting its API.
+ */
+export async function buildProxyImage(log: (s: string) => void = () => {}): Promise<void> {
+  const tls = await pebbleApiTls();
+  const inputHash = hashOf(SUITE, PROXY_PACKAGES.join(','), ACME_DIRECTORY, ...assetBytes('nginx-certbot'), tls.ca);
+  if ((await labelOf(PROXY_IMAGE)) === inputHash) return;
+  const root = mkdtempSync(join('/var/tmp', 'natsfleet-rootfs-'));
+  try {
+    log(`building ${PROXY_IMAGE} (sandbox stand-in): debootstrap ${SUITE} (about a minute)`);
+    await run('debootstrap', ['--variant=minbase', `--include=${PROXY_PACKAGES.join(',')}`, SUITE, root], {
+      timeoutMs: 900_000,
+    });
+    const put = (dest: string, content: string | Buffer, mode = 0o644) => {
       mkdirSync(join(root, dirname(dest)), { recursive: true });
-      copyFileSync(src, join(root, dest));
+      writeFileSync(join(root, dest), content);
       chmodSync(join(root, dest), mode);
     };
-    put(a('nginx.conf'), '/etc/nginx/nginx.conf');
-    put('/etc/nginx/mime.types', '/etc/nginx/mime.types');
-    put(a('redirector.conf'), '/etc/nginx/conf.d/redirector.conf');
-    put(a('entrypoint.sh'), '/entrypoint.sh', 0o755);
-    put(a('passwd'), '/etc/passwd');
-    put(a('group'), '/etc/group');
-    put('/usr/lib/ssl/openssl.cnf', '/usr/lib/ssl/openssl.cnf');
-    for (const d of [
-      '/etc/nginx/user_conf.d',
-      '/etc/letsencrypt',
-      '/var/lib/nginx',
-      '/var/log/nginx',
-      '/run',
-      '/tmp',
-      '/var/www',
-    ]) {
+    const asset = (f: string) => readFileSync(join(ASSETS, 'nginx-certbot', f));
+    put('/etc/nginx/nginx.conf', asset('nginx.conf'));
+    put('/etc/nginx/conf.d/redirector.conf', asset('redirector.conf'));
+    put('/entrypoint.sh', asset('entrypoint.sh'), 0o755);
+    put('/root/.config/letsencrypt/cli.ini', asset('cli.ini'));
+    put(PROXY_API_CA, tls.ca);
+    for (const d of ['etc/nginx/user_conf.d', 'etc/letsencrypt', 'var/www/letsencrypt']) {
       mkdirSync(join(root, d), { recursive: true });
     }
-    return [
-      'FROM scratch',
-      'COPY rootfs/ /',
-      'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    // Debian's default site and what an image does not need.
+    for (const d of [
+      'etc/nginx/sites-enabled',
+      'var/cache/apt',
+      'var/lib/apt/lists',
+      'usr/share/doc',
+      'usr/share/man',
+      'usr/share/info',
+      'usr/share/locale',
+    ]) {
+      rmSync(join(root, d), { recursive: true, force: true });
+    }
+    await importRootfs(root, PROXY_IMAGE, [
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      // As the real image reads them (run_certbot.sh): both are the fleet's pebble here, the sandbox's test CA.
+      `ENV CERTBOT_PRODUCTION_URL=${ACME_DIRECTORY}`,
+      `ENV CERTBOT_STAGING_URL=${ACME_DIRECTORY}`,
+      `ENV REQUESTS_CA_BUNDLE=${PROXY_API_CA}`,
       'VOLUME /etc/letsencrypt',
       'EXPOSE 80 443',
-      'STOPSIGNAL SIGTERM',
-      'ENTRYPOINT ["/bin/sh", "/entrypoint.sh"]',
-    ].join('\n');
-  });
+      'ENTRYPOINT ["/bin/bash", "/entrypoint.sh"]',
+      `LABEL ${LABEL}=${inputHash}`,
+    ]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 /** The preloaded images whose tags are fixed; preloadedImages() gives them all. */
@@ -334,9 +469,16 @@ export interface SandboxImages {
   /** The host image's tag. */
   host: string;
   nats: NatsImages;
+  /** The pebble image's tag (run by each fleet on the outer Docker engine). */
+  pebble: string;
 }
 
 export async function buildAllImages(log: (s: string) => void): Promise<SandboxImages> {
-  const [host, nats] = await Promise.all([buildHostImage(log), buildNatsImages(log), buildProxyImage()]);
-  return { host, nats };
+  const [host, nats, pebble] = await Promise.all([
+    buildHostImage(log),
+    buildNatsImages(log),
+    buildPebbleImage(log),
+    buildProxyImage(log),
+  ]);
+  return { host, nats, pebble };
 }
