@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
-import { connect, type NatsConnection } from 'nats';
+import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import type { Fleet, SandboxHost } from '../../controller/sandbox/fleet.js';
 import { loadManifests } from '../../controller/manifest/load.js';
 import { policyResolver } from '../../controller/secrets/resolve.js';
@@ -25,7 +25,8 @@ type Doc = Record<string, any>;
 export class Scenario {
   readonly dir = mkdtempSync(join(tmpdir(), 'nf-e2e-hosts-'));
   readonly pool: SessionPool;
-  private shell?: SshSession;
+  /** The scenario's root shell session (also for port forwards). */
+  shell?: SshSession;
   doc: Doc;
 
   /** @param image the NATS image the manifest starts with (default: the sandbox manifest's, the oldest) */
@@ -43,9 +44,11 @@ export class Scenario {
   /** Stops and removes what natsfleet and earlier tests left on the host: the next apply starts from nothing. */
   async wipe(): Promise<void> {
     await this.sh(
-      'systemctl disable --now nats.service 2>/dev/null || true; ' +
+      'systemctl disable --now nats.service nats-tls-reload.path 2>/dev/null || true; ' +
         'docker rm -f nats nginx-certbot >/dev/null 2>&1 || true; ' +
-        'rm -rf /etc/nats /var/lib/nats /var/lib/natsfleet /etc/systemd/system/nats.service /root/nginx /data/nginx; ' +
+        'docker volume rm nginx_secrets >/dev/null 2>&1 || true; ' +
+        'rm -rf /etc/nats /var/lib/nats /var/lib/natsfleet /etc/systemd/system/nats.service /root/nginx /data/nginx ' +
+        '/etc/systemd/system/nats-tls-reload.path /etc/systemd/system/nats-tls-reload.service; ' +
         'systemctl daemon-reload',
     );
   }
@@ -104,11 +107,18 @@ export class Scenario {
   async nats(
     creds: Credentials,
     port = 4222,
+    tls?: ConnectionOptions['tls'],
   ): Promise<{ nc?: NatsConnection; error?: string; close: () => Promise<void> }> {
     await this.sh('true');
     const tunnel = await openTunnel(this.shell!, port);
     try {
-      const nc = await connect({ servers: `127.0.0.1:${tunnel.port}`, reconnect: false, timeout: 5000, ...creds });
+      const nc = await connect({
+        servers: `127.0.0.1:${tunnel.port}`,
+        reconnect: false,
+        timeout: 5000,
+        ...creds,
+        ...(tls ? { tls } : {}),
+      });
       return {
         nc,
         close: async () => {
