@@ -184,13 +184,14 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       await x.onPhase?.('verifying');
       const reloadedFrom =
         steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
+      // A verification that could not finish (its deadline passed) is a failed one: rolled back.
       const v = await verifyHost(session, {
         desired: d,
         credentials: x.credentials,
         reloadedFrom,
         timeoutSec: x.verifyTimeoutSec,
         configDigest: configDigest && `sha256:${configDigest}`,
-      });
+      }).catch((e: Error) => ({ ok: false, problems: [`it did not finish: ${e.message}`], varz: undefined }));
       const gate = v.ok && x.gate ? await x.gate() : [];
       if (!v.ok) {
         failure = `verification failed: ${v.problems.join('; ')}`;

@@ -247,7 +247,11 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
       return [`${compose(composeKind, d.proxy!.dir, 'up', '-d', '--remove-orphans')} 2>&1`];
     case 'proxy-reload':
       return [
-        `${sh('docker', 'exec', d.proxy!.containerName, 'nginx', '-t')} 2>&1`,
+        // certbot may be obtaining a first certificate (the domain's live directory is missing for a few
+        // seconds): only that error is waited out, for up to 60 s; any other fails the step at once.
+        `i=0; until out=$(${sh('docker', 'exec', d.proxy!.containerName, 'nginx', '-t')} 2>&1); do ` +
+          `case "$out" in *'cannot load certificate'*) i=$((i+1)); ` +
+          `if [ $i -ge 60 ]; then echo "$out"; exit 1; fi; sleep 1;; *) echo "$out"; exit 1;; esac; done`,
         `${sh('docker', 'kill', '--signal=HUP', d.proxy!.containerName)} >/dev/null`,
       ];
     case 'tls-watch':
@@ -416,8 +420,10 @@ export function finalizeScript(record: AppliedRecord, lockToken: string): string
 export function verifyScript(lookup: string, timeoutSec: number, reloadedFrom?: string): string {
   const url = monitorUrl;
   return [
-    `i=0; while ${lookup}; [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' ${url('healthz')})" != 200 ]; do`,
-    `  i=$((i+1)); if [ $i -gt ${timeoutSec * 2} ]; then ` +
+    // A deadline, not a count of tries: a try may itself take its 2 s (an address that drops packets).
+    `nf_end=$(( $(date +%s) + ${timeoutSec} ))`,
+    `while ${lookup}; [ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' ${url('healthz')})" != 200 ]; do`,
+    `  if [ "$(date +%s)" -ge "$nf_end" ]; then ` +
       `${echoMarker(VERIFY, 'healthz', 'timeout')}; curl -s -m 2 ${url('healthz')}; exit 3; fi; sleep 0.5`,
     'done',
     ...(reloadedFrom

@@ -10,6 +10,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
@@ -29,6 +30,7 @@ import {
   stagedPath,
   stageScript,
   stepCommand,
+  STRICT_PRELUDE,
   strict,
   testConfigScript,
   verifyScript,
@@ -177,9 +179,36 @@ describe('service steps', () => {
       '( cd /root/nginx; docker-compose up -d --remove-orphans ) 2>&1',
     ]);
     expect(stepCommand('proxy-reload', d, 'plugin')).toEqual([
-      'docker exec nginx-certbot nginx -t 2>&1',
+      'i=0; until out=$(docker exec nginx-certbot nginx -t 2>&1); do case "$out" in *\'cannot load certificate\'*) ' +
+        'i=$((i+1)); if [ $i -ge 60 ]; then echo "$out"; exit 1; fi; sleep 1;; *) echo "$out"; exit 1;; esac; done',
       'docker kill --signal=HUP nginx-certbot >/dev/null',
     ]);
+  });
+
+  it('proxy-reload waits out a certificate certbot is still obtaining, and fails at once on any other error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-fake-docker-'));
+    // A docker whose `nginx -t` says the certificate is missing for the first two tries.
+    writeFileSync(
+      join(dir, 'docker'),
+      '#!/bin/sh\nn=$(cat "$0.n" 2>/dev/null || echo 0); echo $((n+1)) > "$0.n"\n' +
+        'if [ "$MODE" = other ]; then echo "unknown directive"; exit 1; fi\n' +
+        'if [ $n -lt 2 ]; then echo \'cannot load certificate "/x": BIO_new_file() failed\'; exit 1; fi\necho ok\n',
+      { mode: 0o755 },
+    );
+    const line = `${STRICT_PRELUDE}\n${stepCommand('proxy-reload', d, 'plugin')[0]}`;
+    const run = (mode: string) =>
+      spawnSync('sh', ['-c', line], {
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, MODE: mode },
+        encoding: 'utf8',
+      });
+    const waited = run('cert');
+    expect(waited.status).toBe(0);
+    expect(readFileSync(join(dir, 'docker.n'), 'utf8').trim()).toBe('3');
+    rmSync(join(dir, 'docker.n'));
+    const other = run('other');
+    expect(other.status).toBe(1);
+    expect(other.stdout).toContain('unknown directive');
+    expect(readFileSync(join(dir, 'docker.n'), 'utf8').trim()).toBe('1');
   });
 
   it('tests the staged config with the target image, offline, read-only, after checking it is the rendered one', () => {
