@@ -205,7 +205,7 @@ export function testConfigScript(d: DesiredHost, token: string): string {
   const containerDir = posix.dirname(d.nats.containerConfFile);
   const staged = stagedPath(d.nats.containerConfFile, token);
   const mount = `${dir}:${containerDir}:ro`;
-  const tls = d.nats.tlsMounts.flatMap((m) => ['-v', m]);
+  const tls = d.nats.tlsMounts.flatMap((m) => ['--mount', m]);
   const test = sh('docker', 'run', '--rm', '--network', 'none', '-v', mount, ...tls, d.nats.image, '-t', '-c', staged);
   return strict(...verifyFile(stagedPath(d.nats.confFile, token), conf.content), `${test} 2>&1`);
 }

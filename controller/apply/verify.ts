@@ -6,7 +6,7 @@
 import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
 import { certFact, firstCertificate, monitorLookup } from '../observe/fact-table.js';
-import { plaintextAccepted, probeServedTls } from '../observe/tls-probe.js';
+import { plaintextClient, probeServedTls } from '../observe/tls-probe.js';
 import type { ServedTls } from '../observe/facts.js';
 import { certState } from '../plan/tls.js';
 import { Marked, VERIFY } from '../observe/protocol.js';
@@ -137,8 +137,11 @@ async function verifyTls(session: SshSession, d: DesiredHost, varz: Record<strin
         `the certificate NATS serves does not cover ${t.serverName} (it names ${c.names.join(', ') || 'none'})`,
       );
   }
-  if (!t.handshakeFirst && (await plaintextAccepted(session, d.nats.clientPort)))
-    problems.push('a client without TLS was accepted on the client port');
+  if (!t.handshakeFirst) {
+    const plain = await plaintextClient(session, d.nats.clientPort);
+    if (plain === 'accepted') problems.push('a client without TLS was accepted on the client port');
+    if (plain === 'unknown') problems.push('a client without TLS got no answer in time: its refusal is unchecked');
+  }
   return problems;
 }
 
@@ -157,6 +160,13 @@ async function verifyAuth(session: SshSession, v: VerifyInput): Promise<string[]
   const tunnel = await openTunnel(session, v.desired.nats.clientPort);
   try {
     const problems: string[] = [];
+    if (t?.verifyClients && tls) {
+      // Mutual TLS: natsfleet holds no client certificate, so even good credentials must be refused.
+      const probe = v.credentials ?? (auth.kind === 'token' ? { token: 'natsfleet-probe' } : {});
+      if ((await tryConnect(tunnel.port, probe, tls)).ok)
+        problems.push('a client without a certificate was accepted although clients must present one (verify)');
+      return problems;
+    }
     const anon = await tryConnect(tunnel.port, {}, tls);
     if (auth.kind === 'none') {
       if (!anon.ok) problems.push(`an open server refused a client: ${anon.error}`);

@@ -186,6 +186,11 @@ function checkTls(h: HostSpec, policy: PathPolicy): RuleFinding[] {
     if (path === undefined) continue;
     const problem = directoryProblem(posix.dirname(path), policy);
     if (problem) err(f, `${problem}; natsfleet mounts TLS files only from there`);
+    else if (isInside(path, h.nats.dataDir) || isInside(path, h.nats.jetstream.storeDir))
+      err(
+        f,
+        `lies in NATS's data directory (${h.nats.dataDir}), which NATS and its clients write: keep TLS files elsewhere`,
+      );
   }
   return out;
 }

@@ -8,6 +8,7 @@ import { shQuote } from '../shell/quote.js';
 import { isInside } from '../manifest/path-policy.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
+import { TLS_WATCH_UNIT } from '../render/tls.js';
 import { CONTAINER_HTTP_PORT } from '../render/nats-config.js';
 import type { CertFact, ContainerFact, FileFact, HostFacts, HttpFact, PendingRecord, PortFact } from './facts.js';
 import {
@@ -411,10 +412,14 @@ const lock: Fact<'lock' | 'lockAgeSec'> = {
   },
 };
 
-/** The PEM of the first certificate in a file (awk stops after it), capped: never a key or anything else. */
+/**
+ * The PEM of the first certificate in a file: at most its first 64 KiB are read, and only the marker lines
+ * and base64 lines between them are printed (a file's other content can never reach the observe output,
+ * let alone forge one of its sections).
+ */
 export const firstCertificate = (path: string) =>
-  `awk '/^-----BEGIN CERTIFICATE-----$/{p=1} p{print} /^-----END CERTIFICATE-----$/{if(p) exit}' ` +
-  `${shQuote(path)} 2>/dev/null | head -c 16384 || true`;
+  `head -c 65536 -- ${shQuote(path)} 2>/dev/null | awk '/^-----BEGIN CERTIFICATE-----$/{p=1; print; next} ` +
+  `p && /^-----END CERTIFICATE-----$/{print; exit} p && /^[A-Za-z0-9+\/=]+$/{print}' || true`;
 
 /** A certificate's identity and dates (pure: Node parses the PEM; nothing of it is kept). */
 export function certFact(pem: string): CertFact | undefined {
@@ -446,22 +451,29 @@ const tls: Fact<'tls'> = {
           firstCertificate(d.tls.certPath),
           section('tls-lineage'),
           d.tls.lineagePath ? `[ -f ${shQuote(d.tls.lineagePath)} ] && echo yes || echo no` : 'echo no',
+        ]
+      : [],
+  parse: (m, d) =>
+    d.tls
+      ? { tls: { file: certFact(m.lines('tls-cert').join('\n')), lineage: m.text('tls-lineage') === 'yes' } }
+      : { tls: undefined },
+};
+
+const tlsWatch: Fact<'tlsWatch'> = {
+  provides: ['tlsWatch'],
+  shell: ({ d }) =>
+    d.files.some((f) => f.id === 'tls-watch')
+      ? [
           section('tls-watch'),
-          `systemctl show ${shQuote(d.tls.watchUnit)} -p ActiveState -p UnitFileState --no-pager 2>/dev/null || true`,
+          `systemctl show ${shQuote(TLS_WATCH_UNIT)} -p ActiveState -p UnitFileState --no-pager 2>/dev/null || true`,
         ]
       : [],
   parse: (m, d) => {
-    if (!d.tls) return { tls: undefined };
+    if (!d.files.some((f) => f.id === 'tls-watch')) return { tlsWatch: undefined };
     const props = Object.fromEntries(
       m.lines('tls-watch').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
     );
-    return {
-      tls: {
-        file: certFact(m.lines('tls-cert').join('\n')),
-        lineage: m.text('tls-lineage') === 'yes',
-        watch: { activeState: props.ActiveState ?? 'unknown', unitFileState: props.UnitFileState ?? '' },
-      },
-    };
+    return { tlsWatch: { activeState: props.ActiveState ?? 'unknown', unitFileState: props.UnitFileState ?? '' } };
   },
 };
 
@@ -479,6 +491,7 @@ export const FACTS = [
   ports,
   monitor,
   tls,
+  tlsWatch,
   record,
   owned,
   claims,

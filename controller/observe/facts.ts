@@ -112,8 +112,6 @@ export interface TlsFact {
   file?: CertFact;
   /** source proxy: certbot has a lineage for the domain (it obtained the certificate). */
   lineage: boolean;
-  /** The path unit that reloads NATS on a renewal. */
-  watch: { activeState: string; unitFileState: string };
   /** Filled by the observer's TLS probe through an SSH port forward (not the script). */
   served?: ServedTls;
 }
@@ -171,6 +169,8 @@ export interface HostFacts {
   routez?: { routes?: { remote_id?: string; remote_name?: string }[] };
   /** Hosts whose desired state has TLS on the client port. */
   tls?: TlsFact;
+  /** Hosts with client or route TLS: the path unit that reloads NATS on a renewal. */
+  tlsWatch?: { activeState: string; unitFileState: string };
   record?: AppliedRecord;
   /** Dedicated directories natsfleet created on this host (its ownership record). */
   ownedDirs: string[];

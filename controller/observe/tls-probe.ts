@@ -67,8 +67,10 @@ export async function probeServedTls(
   const timeout = new Promise<ServedTls>((resolve) =>
     setTimeout(() => resolve({ error: `no TLS answer within ${PROBE_TIMEOUT_MS} ms` }), PROBE_TIMEOUT_MS).unref(),
   );
+  let over = false;
   const probe = (async (): Promise<ServedTls> => {
     stream = await session.forwardOut(port);
+    if (over) stream.destroy(); // opened after the deadline: nobody reads it
     if (!o.handshakeFirst) {
       const info = await readInfo(stream);
       if (!info.tls_required && !info.tls_available) return { plaintext: true };
@@ -78,35 +80,43 @@ export async function probeServedTls(
   try {
     return await Promise.race([probe, timeout]);
   } finally {
+    over = true;
     stream?.destroy();
   }
 }
 
 /**
- * Whether a client that does not speak TLS is refused: it answers the INFO with CONNECT and PING in
- * plaintext; a server that requires TLS must not answer PONG.
+ * What happens to a client that does not speak TLS: it answers the INFO with CONNECT and PING in
+ * plaintext; a server that requires TLS must not answer PONG. `unknown` when no answer came in time.
  */
-export async function plaintextAccepted(session: SshSession, port: number): Promise<boolean> {
+export async function plaintextClient(session: SshSession, port: number): Promise<'accepted' | 'refused' | 'unknown'> {
   let stream: Duplex | undefined;
-  const answer = (async () => {
+  let over = false;
+  const answer = (async (): Promise<'accepted' | 'refused' | 'unknown'> => {
     stream = await session.forwardOut(port);
+    if (over) stream.destroy(); // opened after the deadline: nobody reads it
     await readInfo(stream);
     stream.resume();
-    return new Promise<boolean>((resolve) => {
+    return new Promise((resolve) => {
       let buf = '';
       stream!.on('data', (c: Buffer) => {
         buf += c.toString('latin1');
-        if (buf.includes('PONG')) resolve(true);
-        else if (buf.includes('-ERR')) resolve(false);
+        if (buf.includes('PONG')) resolve('accepted');
+        else if (buf.includes('-ERR')) resolve('refused');
       });
-      stream!.on('close', () => resolve(false)).on('error', () => resolve(false));
+      // NATS answers a plaintext CONNECT on a TLS port by closing the connection (its TLS handshake fails).
+      stream!
+        .on('end', () => resolve('refused'))
+        .on('close', () => resolve('refused'))
+        .on('error', () => resolve('refused'));
       stream!.write('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
     });
-  })().catch(() => false);
-  const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), PROBE_TIMEOUT_MS).unref());
+  })().catch(() => 'unknown' as const);
+  const timeout = new Promise<'unknown'>((resolve) => setTimeout(() => resolve('unknown'), PROBE_TIMEOUT_MS).unref());
   try {
     return await Promise.race([answer, timeout]);
   } finally {
+    over = true;
     stream?.destroy();
   }
 }

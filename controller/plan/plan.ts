@@ -12,7 +12,7 @@ import { classifyConfigChange, type ConfigChangeClass } from './nats-conf.js';
 import { imageVersion, parseNatsVersion, upgradeProblem } from './nats-versions.js';
 import { healthOf } from './health.js';
 import { planTls } from './tls.js';
-import { TLS_RELOAD_PATH, TLS_WATCH_PATH } from '../render/tls.js';
+import { TLS_RELOAD_PATH, TLS_WATCH_PATH, TLS_WATCH_UNIT } from '../render/tls.js';
 import { STEP_ORDER, type Change, type FileChange, type HostPlan, type Step, type StepPlan } from './types.js';
 
 const SUPPORTED_OS = ['debian', 'ubuntu'];
@@ -185,11 +185,15 @@ function presentPlan(
     add('daemon-reload', changed('nats-unit') ? 'unit file changed' : 'unit file rewritten');
   if (f.unit.unitFileState !== 'enabled')
     add('enable', f.unit.unitFileState ? `unit is ${f.unit.unitFileState}` : 'unit not installed');
+  // The watch is wanted for client or route TLS: its files are then desired.
+  const watched = d.files.some((x) => x.id === 'tls-watch');
   if (tlsUnitsTouched)
     add(
-      d.tls ? 'tls-watch' : 'tls-unwatch',
-      d.tls ? 'renewal watch changed' : 'TLS turned off: the renewal watch goes',
+      watched ? 'tls-watch' : 'tls-unwatch',
+      watched ? 'renewal watch changed' : 'TLS turned off: the renewal watch goes',
     );
+  else if (watched && f.tlsWatch && (f.tlsWatch.unitFileState !== 'enabled' || f.tlsWatch.activeState !== 'active'))
+    add('tls-watch', `the renewal watch ${TLS_WATCH_UNIT} is not active`);
 
   const running = f.unit.activeState === 'active' && f.container.running === true;
   if (running && (f.container.image !== d.nats.image || (f.imageId && f.container.imageId !== f.imageId))) {

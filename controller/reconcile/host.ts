@@ -10,7 +10,7 @@ import { shQuote } from '../shell/quote.js';
 import type { HostPlan } from '../plan/types.js';
 import type { RolloutPlan } from '../plan/rollout.js';
 import { applyHost, type ApplyInput } from '../apply/apply.js';
-import type { ApplyResult, FailureReason } from '../apply/result.js';
+import { isSuccessful, type ApplyResult, type FailureReason } from '../apply/result.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import type { SessionPool } from './pool.js';
 import { HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
@@ -117,7 +117,7 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
       onPhase,
     });
     if (apply.outcome === 'failed') await o.pool.drop(t.spec);
-    if (!first || apply.outcome === 'failed')
+    if (!first || !isSuccessful(apply))
       return { host: t.desired.name, plan, facts, apply, durationMs: Date.now() - started };
     const waited = Date.now();
     if (!(await awaitCertificate(session, first.tls!.lineagePath!))) {

@@ -39,7 +39,7 @@ export interface NatsService {
   serverName: string;
   /** How long a stop may take (lame duck plus margin), in seconds. */
   stopTimeoutSec: number;
-  /** Read-only `-v` mounts of TLS material (the config test needs them too: nats-server -t loads certificates). */
+  /** Read-only `--mount`s of TLS material (the config test needs them too: nats-server -t loads certificates). */
   tlsMounts: string[];
 }
 
@@ -86,6 +86,8 @@ export interface DesiredTls {
   /** The name clients connect to and the certificate must cover (the proxy's domain). */
   serverName?: string;
   handshakeFirst: boolean;
+  /** Clients must present a certificate signed by the CA (mutual TLS). */
+  verifyClients: boolean;
   /** The path unit that reloads NATS when the certificate changes. */
   watchUnit: string;
   /**

@@ -189,6 +189,7 @@ export function renderHost(h: HostSpec, resolve: SecretResolver, paths: PathPoli
           lineagePath: lineagePath(h),
           serverName: n.tls.source === 'proxy' ? p.domain : undefined,
           handshakeFirst: n.tls.handshakeFirst,
+          verifyClients: n.tls.verify,
           watchUnit: TLS_WATCH_UNIT,
           withheldConfig: config(false),
         }

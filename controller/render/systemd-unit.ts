@@ -46,7 +46,7 @@ export function dockerRunArgv(h: HostSpec): string[] {
     `${posix.dirname(n.confFile)}:${CONTAINER_CONF_DIR}:ro`,
     '-v',
     `${n.dataDir}:${CONTAINER_DATA_DIR}`,
-    ...tlsMounts(h).flatMap((m) => ['-v', m]),
+    ...tlsMounts(h).flatMap((m) => ['--mount', m]),
     '--stop-signal',
     'SIGUSR2',
     '--stop-timeout',

@@ -42,10 +42,16 @@ function inContainer(h: HostSpec, path: string): string {
   return posix.join(dir.container, posix.basename(path));
 }
 
-/** `docker run -v` values the TLS files need (read-only). */
+/**
+ * `docker run --mount` values the TLS files need, read-only. `--mount`, not `-v`: a missing host directory
+ * fails the start instead of being created (as root, outside natsfleet's ownership record).
+ */
 export function tlsMounts(h: HostSpec): string[] {
-  const proxy = tlsEnabled(h) && h.nats.tls.source === 'proxy' ? [`${h.proxy.secretsVolume}:${LETSENCRYPT}:ro`] : [];
-  return [...proxy, ...fileDirs(h).map((d) => `${d.host}:${d.container}:ro`)];
+  const proxy =
+    tlsEnabled(h) && h.nats.tls.source === 'proxy'
+      ? [`type=volume,source=${h.proxy.secretsVolume},target=${LETSENCRYPT},readonly`]
+      : [];
+  return [...proxy, ...fileDirs(h).map((d) => `type=bind,source=${d.host},target=${d.container},readonly`)];
 }
 
 /** The proxy's certificate directory for its domain, on the host and in the container. */

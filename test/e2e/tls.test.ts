@@ -4,7 +4,7 @@
 import type { TlsOptions } from 'nats';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { acmeRootCA, sandboxDomain } from '../../controller/sandbox/fleet.js';
-import { plaintextAccepted, probeServedTls } from '../../controller/observe/tls-probe.js';
+import { plaintextClient, probeServedTls } from '../../controller/observe/tls-probe.js';
 import { certFact, firstCertificate } from '../../controller/observe/fact-table.js';
 import { driftIssueBody } from '../../controller/report/markdown.js';
 import type { ServedTls } from '../../controller/observe/facts.js';
@@ -72,7 +72,7 @@ describe('TLS on the client port with the proxy certificate (issue 13)', () => {
       expect(refused.error).toBeDefined();
     }
     // A plaintext client is refused.
-    expect(await plaintextAccepted(s.shell!, 4222)).toBe(false);
+    expect(await plaintextClient(s.shell!, 4222)).toBe('refused');
     // The certificate was issued by pebble (not a stand-in's self-signed one) and is what NATS serves.
     const file = await fileCert();
     expect(file.issuer).toMatch(/Pebble/i);

@@ -79,6 +79,16 @@ describe('spec.nats.tls', () => {
   });
 });
 
+describe('TLS files and the data directory', () => {
+  it('refuses a certificate in the data directory NATS and its clients write', () => {
+    const e = errors(
+      { enabled: true, source: 'files', certFile: '/var/lib/nats/jetstream/c.pem', keyFile: '/etc/nats/k.pem' },
+      false,
+    );
+    expect(e.join('\n')).toMatch(/spec\.nats\.tls\.certFile: lies in NATS's data directory \(\/var\/lib\/nats\)/);
+  });
+});
+
 describe('NatsCluster spec.tls (routes)', () => {
   const cluster = (tls: unknown) =>
     dump({

@@ -1,16 +1,18 @@
 // TLS on the client port as planning sees it, on plain values: the first enablement in two steps, the
 // served certificate against the file (renewal not loaded, expired, expiring), the renewal watch.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { certificateFirst, planTls } from '../../controller/plan/tls.js';
 import { planHost } from '../../controller/plan/plan.js';
 import { formatPlan } from '../../controller/plan/format.js';
-import { certFact } from '../../controller/observe/fact-table.js';
+import { certFact, firstCertificate } from '../../controller/observe/fact-table.js';
 import type { CertFact, HostFacts } from '../../controller/observe/facts.js';
 import { desiredFrom, factsFrom } from '../helpers/observed.js';
+import { allGoodHosts, fixtureSecrets } from '../helpers/fixtures.js';
+import { renderHost } from '../../controller/render/desired.js';
 
 const NOW = new Date('2026-11-26T12:00:00Z');
 const cert = (fingerprint: string, notAfter: string, notBefore = '2026-09-01T00:00:00Z'): CertFact => ({
@@ -30,7 +32,8 @@ const tlsDesired = (tls: Record<string, unknown> = { enabled: true, source: 'pro
   desiredFrom((doc) => (doc.spec.nats.tls = tls));
 const withTls = (d: ReturnType<typeof tlsDesired>, tls: Partial<NonNullable<HostFacts['tls']>>, tlsRequired = true) =>
   factsFrom(d, undefined, (f) => {
-    f.tls = { lineage: true, watch: { activeState: 'active', unitFileState: 'enabled' }, ...tls };
+    f.tls = { lineage: true, ...tls };
+    f.tlsWatch = { activeState: 'active', unitFileState: 'enabled' };
     f.varz = { ...f.varz, tls_required: tlsRequired };
   });
 const steps = (x: { steps: { step: string }[] }) => x.steps.map((s) => s.step);
@@ -113,12 +116,6 @@ describe('planTls: served certificate against the file', () => {
       ['reload'],
       [/expired on 2026-11-01/, /the renewal was not loaded/],
     ],
-    [
-      'the watch is off: started again',
-      { file: VALID, served: { cert: VALID }, watch: { activeState: 'inactive', unitFileState: 'disabled' } },
-      ['tls-watch'],
-      [],
-    ],
   ];
   it.each(cases)('%s', (_n, tls, want, drift) => {
     const p = planTls(d, withTls(d, tls), NOW);
@@ -145,6 +142,24 @@ describe('planTls: served certificate against the file', () => {
     expect(planTls(hf, withTls(hf, { file: VALID, served: { cert: VALID } }), NOW).blocked).toEqual([
       'handshakeFirst needs NATS 2.10 or later (handshake_first); nats:2.9.10 runs 2.9',
     ]);
+  });
+
+  it('route TLS alone: installing the renewal watch enables it (never "TLS turned off")', () => {
+    const core = renderHost(
+      allGoodHosts().find((h) => h.name === 'core-a')!,
+      fixtureSecrets,
+    );
+    expect(core.tls).toBeUndefined();
+    const p = planHost(core, factsFrom(core), 'r', 'content', NOW);
+    expect(steps(p)).toContain('tls-watch');
+    expect(steps(p)).not.toContain('tls-unwatch');
+  });
+
+  it('a renewal watch that is off is started again, for client TLS and for route TLS alone', () => {
+    const off = { activeState: 'inactive', unitFileState: 'disabled' };
+    const f = withTls(d, { file: VALID, served: { cert: VALID } });
+    f.tlsWatch = off;
+    expect(planHost(d, f, 'r', 'content', NOW).steps.map((x) => x.step)).toContain('tls-watch');
   });
 
   it('planHost merges the steps: a restart serves the file anyway (no reload beside it)', () => {
@@ -192,5 +207,44 @@ describe('certFact', () => {
     expect(Date.parse(c.notAfter) - Date.parse(c.notBefore)).toBe(30 * 86_400_000);
     expect(certFact('-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n')).toBeUndefined();
     expect(certFact('')).toBeUndefined();
+  });
+
+  it('firstCertificate prints only the first certificate of a file: no other line can reach the observe output', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-cert-'));
+    const r = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=x',
+      '-keyout',
+      join(dir, 'k.pem'),
+      '-out',
+      join(dir, 'c.pem'),
+    ]);
+    expect(r.status).toBe(0);
+    const pem = readFileSync(join(dir, 'c.pem'), 'utf8');
+    const [head, ...rest] = pem.split('\n');
+    // A file someone else writes: a forged observe section inside and after the certificate, a key after it.
+    const hostile = [
+      'secret: hunter2',
+      head,
+      '@@natsfleet owned',
+      ...rest.slice(0, -1),
+      '@@natsfleet owned',
+      '/var/lib/postgresql',
+      '@@natsfleet lock',
+      readFileSync(join(dir, 'k.pem'), 'utf8'),
+    ].join('\n');
+    writeFileSync(join(dir, 'f.pem'), hostile);
+    const out = spawnSync('sh', ['-c', firstCertificate(join(dir, 'f.pem'))], { encoding: 'utf8' }).stdout;
+    expect(out).not.toMatch(/@@|postgresql|hunter2|PRIVATE KEY/);
+    expect(certFact(out)!.fingerprint).toBe(certFact(pem)!.fingerprint);
   });
 });
