@@ -1,13 +1,13 @@
 // TLS on the client port as planning sees it, on plain values: the first enablement in two steps, the
 // served certificate against the file (renewal not loaded, expired, expiring), the renewal watch.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { certificateFirst, planTls } from '../../controller/plan/tls.js';
 import { planHost } from '../../controller/plan/plan.js';
 import { formatPlan } from '../../controller/plan/format.js';
+import { selfSigned } from '../helpers/certs.js';
 import { certFact, firstCertificate } from '../../controller/observe/fact-table.js';
 import type { CertFact, HostFacts } from '../../controller/observe/facts.js';
 import { desiredFrom, factsFrom } from '../helpers/observed.js';
@@ -174,27 +174,10 @@ describe('planTls: served certificate against the file', () => {
 
 describe('certFact', () => {
   it('reads a real certificate: SHA-256 fingerprint, dates, names; nothing else is kept', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nf-cert-'));
-    const r = spawnSync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '30',
-      '-subj',
-      '/CN=nats.example.com',
+    const dir = selfSigned('nats.example.com', 30, [
       '-addext',
       'subjectAltName=DNS:nats.example.com,DNS:alt.example.com',
-      '-keyout',
-      join(dir, 'k.pem'),
-      '-out',
-      join(dir, 'c.pem'),
     ]);
-    expect(r.status).toBe(0);
     const pem = readFileSync(join(dir, 'c.pem'), 'utf8');
     const fp = spawnSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', join(dir, 'c.pem')], {
       encoding: 'utf8',
@@ -210,25 +193,7 @@ describe('certFact', () => {
   });
 
   it('firstCertificate prints only the first certificate of a file: no other line can reach the observe output', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nf-cert-'));
-    const r = spawnSync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=x',
-      '-keyout',
-      join(dir, 'k.pem'),
-      '-out',
-      join(dir, 'c.pem'),
-    ]);
-    expect(r.status).toBe(0);
+    const dir = selfSigned('x', 1);
     const pem = readFileSync(join(dir, 'c.pem'), 'utf8');
     const [head, ...rest] = pem.split('\n');
     // A file someone else writes: a forged observe section inside and after the certificate, a key after it.

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderHost } from '../../controller/render/desired.js';
 import { allGoodHosts, fixtureSecrets } from '../helpers/fixtures.js';
+import { selfSigned } from '../helpers/certs.js';
 
 const run = (cmd: string, args: string[]) => {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -16,25 +17,8 @@ const run = (cmd: string, args: string[]) => {
 const rendered = allGoodHosts().map((h) => ({ host: h, desired: renderHost(h, fixtureSecrets) }));
 const file = (d: (typeof rendered)[number], id: string) => d.desired.files.find((f) => f.id === id);
 
-/** A self-signed certificate and its key, for configs that point at TLS files. */
-const certs = mkdtempSync(join(tmpdir(), 'nf-certs-'));
-spawnSync('openssl', [
-  'req',
-  '-x509',
-  '-newkey',
-  'ec',
-  '-pkeyopt',
-  'ec_paramgen_curve:prime256v1',
-  '-nodes',
-  '-days',
-  '1',
-  '-subj',
-  '/CN=nats.example.com',
-  '-keyout',
-  join(certs, 'key.pem'),
-  '-out',
-  join(certs, 'cert.pem'),
-]);
+/** A self-signed certificate (c.pem) and its key (k.pem), for configs that point at TLS files. */
+const certs = selfSigned('nats.example.com', 1);
 
 describe('nats-server -t', () => {
   it.each(rendered.map((r) => [r.host.name, r] as const))('accepts the config of %s', (_n, r) => {
@@ -44,8 +28,8 @@ describe('nats-server -t', () => {
     const config = file(r, 'nats-config')!.content.replace(/"(\/etc\/(?:letsencrypt|nats-tls)\/[^"]+)"/g, (_m, p) => {
       const at = join(dir, p);
       mkdirSync(join(at, '..'), { recursive: true });
-      if (/key/.test(p)) copyFileSync(join(certs, 'key.pem'), at);
-      else copyFileSync(join(certs, 'cert.pem'), at);
+      if (/key/.test(p)) copyFileSync(join(certs, 'k.pem'), at);
+      else copyFileSync(join(certs, 'c.pem'), at);
       return `"${at}"`;
     });
     writeFileSync(path, config);
