@@ -49,7 +49,7 @@ export class Scenario {
         'docker volume rm nginx_secrets >/dev/null 2>&1 || true; ' +
         'rm -rf /etc/nats /var/lib/nats /var/lib/natsfleet /etc/systemd/system/nats.service /root/nginx /data/nginx ' +
         '/etc/systemd/system/nats-tls-reload.path /etc/systemd/system/nats-tls-reload.service; ' +
-        'systemctl daemon-reload',
+        'systemctl daemon-reload; systemctl reset-failed',
     );
   }
 
