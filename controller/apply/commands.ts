@@ -5,7 +5,7 @@ import { sh, shQuote } from '../shell/quote.js';
 
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
-import { TLS_WATCH_UNIT } from '../render/tls.js';
+import { TLS_RELOAD_UNIT, TLS_WATCH_UNIT } from '../render/tls.js';
 import {
   APPLIED_FILES_PATH,
   BACKUP_DIR,
@@ -261,8 +261,12 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
         sh('systemctl', 'restart', TLS_WATCH_UNIT),
       ];
     case 'tls-unwatch':
-      // Tolerant: the watch may never have been installed or be gone already.
-      return [`${sh('systemctl', 'disable', '--now', '--quiet', TLS_WATCH_UNIT)} >/dev/null 2>&1 || true`];
+      // Tolerant: the watch may never have been installed or be gone already. A reload it started is
+      // stopped too (its unit file goes next: a unit running without one ends failed).
+      return [
+        `${sh('systemctl', 'disable', '--now', '--quiet', TLS_WATCH_UNIT)} >/dev/null 2>&1 || true`,
+        `${sh('systemctl', 'stop', TLS_RELOAD_UNIT)} >/dev/null 2>&1 || true`,
+      ];
     case 'renew-cert':
       // certbot renews only a certificate that is due, with the settings it obtained it with (its lineage).
       return [`${sh('docker', 'exec', d.proxy!.containerName, ...certbotRenew(d.proxy!.domain))} 2>&1`];

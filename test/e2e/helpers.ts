@@ -45,6 +45,7 @@ export class Scenario {
   async wipe(): Promise<void> {
     await this.sh(
       'systemctl disable --now nats.service nats-tls-reload.path 2>/dev/null || true; ' +
+        'systemctl stop nats-tls-reload.service 2>/dev/null || true; ' +
         'docker rm -f nats nginx-certbot >/dev/null 2>&1 || true; ' +
         'docker volume rm nginx_secrets >/dev/null 2>&1 || true; ' +
         'rm -rf /etc/nats /var/lib/nats /var/lib/natsfleet /etc/systemd/system/nats.service /root/nginx /data/nginx ' +
