@@ -283,6 +283,10 @@ const dirs: Fact<'dirs'> = {
   },
 };
 
+/** `systemctl show -p ...` output (`Key=value` lines) as a record. */
+const systemctlProps = (lines: string[]): Record<string, string> =>
+  Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+
 const unit: Fact<'unit'> = {
   provides: ['unit'],
   shell: ({ d }) => [
@@ -291,9 +295,7 @@ const unit: Fact<'unit'> = {
       '-p NeedDaemonReload --no-pager 2>/dev/null',
   ],
   parse: (m) => {
-    const props = Object.fromEntries(
-      m.lines('unit').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    );
+    const props = systemctlProps(m.lines('unit'));
     return {
       unit: {
         loadState: props.LoadState ?? 'unknown',
@@ -470,9 +472,7 @@ const tlsWatch: Fact<'tlsWatch'> = {
       : [],
   parse: (m, d) => {
     if (!d.files.some((f) => f.id === 'tls-watch')) return { tlsWatch: undefined };
-    const props = Object.fromEntries(
-      m.lines('tls-watch').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    );
+    const props = systemctlProps(m.lines('tls-watch'));
     return { tlsWatch: { activeState: props.ActiveState ?? 'unknown', unitFileState: props.UnitFileState ?? '' } };
   },
 };
