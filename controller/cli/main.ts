@@ -12,6 +12,7 @@ import { sandboxCommands } from './sandbox.js';
 import { reconcileCommands } from './reconcile.js';
 import { controllerCommand } from './controller.js';
 import { demoCommand } from './demo.js';
+import { importCommand } from './import.js';
 
 export async function main(
   argv: string[],
@@ -51,6 +52,7 @@ export async function main(
   sandboxCommands(program, out, setCode);
   reconcileCommands(program, out, setCode, err);
   controllerCommand(program);
+  importCommand(program, out, err, setCode);
 
   program
     .command('demo')

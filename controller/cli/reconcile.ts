@@ -15,17 +15,22 @@ import { SessionPool } from '../reconcile/pool.js';
 import { formatClusterHealth, formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
 import { formatApply, formatTable } from '../report/terminal.js';
 import { localRevision } from '../source/revision.js';
-import { scanHostKey } from '../transport/ssh.js';
+import { ScanError, scanHostKey } from '../transport/host-key-scan.js';
 import { randomUUID } from 'node:crypto';
 import { isSuccessful } from '../apply/result.js';
 import { shortRev } from '../util/rev.js';
-import { planVerdict } from '../plan/types.js';
+import { hasWork, planVerdict, type HostPlan } from '../plan/types.js';
+import type { HostSpec } from '../manifest/host-spec.js';
+import { matchesAny, parseSelector, SelectorError } from '../manifest/selector.js';
+import { createInterface } from 'node:readline/promises';
+import { paint, Progress, terminalOf } from './progress.js';
 import { lockReleaseAbandoned, lockReportScript, parseHeldLock, unlockScript } from '../apply/commands.js';
 import { describeLock, takeOverReason } from '../apply/lock.js';
 
 interface Common extends PolicyFlags {
   hosts: string;
   host: string[];
+  selector: string[];
   sshKey?: string;
   concurrency: number;
   output: 'text' | 'json';
@@ -39,6 +44,7 @@ function statusReason(r: HostRun): string {
     ...p.blocked.map((b) => `blocked: ${b}`),
     ...(p.lock ? [lockText(p.lock)] : []),
     ...p.drift.map((d) => `drift: ${d}`),
+    ...(p.healthReason && !r.error ? [`${p.health.toLowerCase()}: ${p.healthReason}`] : []),
     ...(p.sync === 'OutOfSync' && !p.drift.length && !p.blocked.length ? ['changes to apply (see plan)'] : []),
   ];
   return parts.join('; ') || '-';
@@ -50,32 +56,67 @@ function sshKey(opts: Common): Buffer {
   return readFileSync(path);
 }
 
-async function run(opts: Common, apply: boolean, out: (l: string) => void): Promise<HostRun[] | undefined> {
+/** The hosts a command is about: --host names and -l selectors (a member brings its whole cluster). */
+function selectHosts(hosts: HostSpec[], opts: Common): { selected: HostSpec[]; error?: string } {
+  const unknown = opts.host.filter((n) => !hosts.some((h) => h.name === n));
+  if (unknown.length) return { selected: [], error: `no host named ${unknown.join(', ')} in ${opts.hosts}` };
+  let selectors;
+  try {
+    selectors = opts.selector.map(parseSelector);
+  } catch (e) {
+    if (e instanceof SelectorError) return { selected: [], error: `-l ${e.message}` };
+    throw e;
+  }
+  const chosen = hosts.filter(
+    (h) => (!opts.host.length || opts.host.includes(h.name)) && matchesAny(selectors, h.labels),
+  );
+  // A cluster member brings its whole cluster: a rollout judges quorum on every member.
+  const clusters = new Set(chosen.filter((h) => h.cluster).map((h) => h.cluster!.name));
+  const selected = hosts.filter((h) => chosen.includes(h) || (h.cluster && clusters.has(h.cluster.name)));
+  if (!selected.length) return { selected, error: `no host in ${opts.hosts} matches ${opts.selector.join(' or ')}` };
+  return { selected };
+}
+
+/** Loads, validates and selects the hosts, or says on `err` why nothing runs. */
+async function prepare(opts: Common, err: (l: string) => void) {
   const policy = policyFrom(opts);
-  const { hosts, problems } = loadManifests(await readManifestDir(opts.hosts), policy);
-  for (const p of problems) out(formatProblem(p));
-  if (hasErrors(problems)) {
-    out('error: invalid manifests: nothing was run on any host');
+  const files = await readManifestDir(opts.hosts);
+  if (!files.length) {
+    err(`error: ${opts.hosts}: no manifests (*.yaml) found: nothing to do (pass --hosts DIR)`);
     return undefined;
   }
-  // A cluster member brings its whole cluster: a rollout judges quorum on every member.
-  const clustersOf = new Set(hosts.filter((h) => opts.host.includes(h.name) && h.cluster).map((h) => h.cluster!.name));
-  const selected = opts.host.length
-    ? hosts.filter((h) => opts.host.includes(h.name) || (h.cluster && clustersOf.has(h.cluster.name)))
-    : hosts;
-  const unknown = opts.host.filter((n) => !hosts.some((h) => h.name === n));
-  if (unknown.length) {
-    out(`error: no host named ${unknown.join(', ')} in ${opts.hosts}`);
+  const { hosts, problems } = loadManifests(files, policy);
+  for (const p of problems) err(formatProblem(p));
+  if (hasErrors(problems)) {
+    err('error: invalid manifests: nothing was run on any host');
+    return undefined;
+  }
+  const { selected, error } = selectHosts(hosts, opts);
+  if (error) {
+    err(`error: ${error}`);
     return undefined;
   }
   const targets = prepareTargets(selected, await policyResolver(selected, policy.secrets), policy.paths);
+  return { targets, revision: await localRevision(opts.hosts) };
+}
+
+async function run(
+  opts: Common,
+  apply: boolean,
+  err: (l: string) => void,
+  onHostDone?: (r: HostRun) => void,
+  prepared?: Awaited<ReturnType<typeof prepare>>,
+): Promise<HostRun[] | undefined> {
+  const ready = prepared ?? (await prepare(opts, err));
+  if (!ready) return undefined;
   const pool = new SessionPool({ privateKey: sshKey(opts) });
   try {
-    return await reconcileAll(targets, {
+    return await reconcileAll(ready.targets, {
       pool,
-      revision: await localRevision(opts.hosts),
+      revision: ready.revision,
       apply,
       concurrency: Number(opts.concurrency),
+      onHostDone,
     });
   } finally {
     await pool.closeAll();
@@ -87,9 +128,55 @@ function common(cmd: Command): Command {
   return policyOptions(cmd)
     .option('--hosts <dir>', 'hosts directory', 'hosts')
     .option('--host <name>', 'only this host (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option(
+      '-l, --selector <labels>',
+      'only hosts whose labels match: key=value, key!=value, key, !key; commas: all hold; repeated: any',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY)')
     .option('--concurrency <n>', 'hosts handled at once', integerArg(concurrency.min, concurrency.max), 10)
-    .addOption(new Option('--output <format>', 'text or json').choices(['text', 'json']).default('text'));
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'));
+}
+
+const hostNames = (p: NonNullable<Awaited<ReturnType<typeof prepare>>>) => p.targets.map((t) => t.spec.name);
+
+/** Observes and plans, printing each host's plan as it is ready (text) or all plans at the end (json). */
+async function planned(
+  opts: Common,
+  verb: string,
+  out: (l: string) => void,
+  err: (l: string) => void,
+  prepared?: Awaited<ReturnType<typeof prepare>>,
+): Promise<HostPlan[] | undefined> {
+  const ready = prepared ?? (await prepare(opts, err));
+  if (!ready) return undefined;
+  const json = opts.output === 'json';
+  const progress = json ? undefined : new Progress(verb, hostNames(ready), terminalOf(), out);
+  const runs = await run(opts, false, err, (r) => progress?.host(r.host, [formatPlan(r.plan!)]), ready).finally(() =>
+    progress?.stop(),
+  );
+  if (!runs) return undefined;
+  const plans = runs.map((r) => r.plan!);
+  if (json) out(JSON.stringify(plans, null, 2));
+  else {
+    for (const r of distinctRollouts(runs)) out(formatRollout(r));
+    out(planSummary(plans));
+  }
+  return plans;
+}
+
+/** apply asks first only where someone can answer: a terminal on stdin, text output, no --yes. */
+export const askFirst = (o: { stdinTty: boolean; yes?: boolean; output: string }) =>
+  o.stdinTty && !o.yes && o.output === 'text';
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(question)).trim().toLowerCase() === 'yes';
+  } finally {
+    rl.close();
+  }
 }
 
 export function reconcileCommands(
@@ -103,15 +190,8 @@ export function reconcileCommands(
       .command('plan')
       .description('observe hosts and show what apply would change (exit 0: none, 2: changes, 1: error)'),
   ).action(async (opts: Common) => {
-    const runs = await run(opts, false, out);
-    if (!runs) return setCode(1);
-    const plans = runs.map((r) => r.plan!);
-    if (opts.output === 'json') out(JSON.stringify(plans, null, 2));
-    else {
-      for (const p of plans) out(formatPlan(p));
-      for (const r of distinctRollouts(runs)) out(formatRollout(r));
-      out(planSummary(plans));
-    }
+    const plans = await planned(opts, 'plan', out, err);
+    if (!plans) return setCode(1);
     setCode(
       plans.some((p) => ['unknown', 'blocked'].includes(planVerdict(p)))
         ? 1
@@ -121,11 +201,37 @@ export function reconcileCommands(
     );
   });
   common(
-    program.command('apply').description('apply the plan and verify (exit 0 when every host ends healthy and in sync)'),
-  ).action(async (opts: Common) => {
-    const runs = await run(opts, true, out);
+    program
+      .command('apply')
+      .description(
+        'apply the plan and verify (exit 0 when every host ends healthy and in sync); on a terminal it shows ' +
+          'the plan and asks first',
+      )
+      .option('-y, --yes', 'do not ask for confirmation on a terminal'),
+  ).action(async (opts: Common & { yes?: boolean }) => {
+    const t = terminalOf();
+    const prepared = await prepare(opts, err);
+    if (!prepared) return setCode(1);
+    if (askFirst({ stdinTty: Boolean(process.stdin.isTTY), yes: opts.yes, output: opts.output })) {
+      const plans = await planned(opts, 'plan', out, err, prepared);
+      if (!plans) return setCode(1);
+      const work = plans.filter((p) => hasWork(p) && !p.blocked.length).length;
+      if (work && !(await confirm(`Apply these changes to ${work} host(s)? Type "yes" to go on: `))) {
+        err('apply cancelled: nothing was changed');
+        return setCode(1);
+      }
+    }
+    const json = opts.output === 'json';
+    const progress = json ? undefined : new Progress('apply', hostNames(prepared), t, out);
+    const runs = await run(
+      opts,
+      true,
+      err,
+      (r) => progress?.host(r.host, [r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`]),
+      prepared,
+    ).finally(() => progress?.stop());
     if (!runs) return setCode(1);
-    if (opts.output === 'json')
+    if (json)
       out(
         JSON.stringify(
           runs.map((r) => ({ plan: r.plan, result: r.apply, error: r.error })),
@@ -133,15 +239,17 @@ export function reconcileCommands(
           2,
         ),
       );
-    else {
-      for (const r of distinctRollouts(runs)) out(formatRollout(r));
-      for (const r of runs) out(r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`);
-    }
-    const ok = runs.every((r) => isSuccessful(r.apply));
-    setCode(ok ? 0 : 1);
+    else for (const r of distinctRollouts(runs)) out(formatRollout(r));
+    setCode(runs.every((r) => isSuccessful(r.apply)) ? 0 : 1);
   });
   common(program.command('status').description('sync and health of every host')).action(async (opts: Common) => {
-    const runs = await run(opts, false, out);
+    const prepared = await prepare(opts, err);
+    if (!prepared) return setCode(1);
+    const t = terminalOf();
+    const progress = opts.output === 'json' ? undefined : new Progress('status', hostNames(prepared), t, () => {});
+    const runs = await run(opts, false, err, (r) => progress?.host(r.host, []), prepared).finally(() =>
+      progress?.stop(),
+    );
     if (!runs) return setCode(1);
     const rows = runs.map((r) => ({
       host: r.host,
@@ -154,7 +262,7 @@ export function reconcileCommands(
     }));
     if (opts.output === 'json') out(JSON.stringify(rows, null, 2));
     else {
-      out(formatTable(rows));
+      for (const l of formatTable(rows).split('\n')) out(paint(l, t));
       for (const r of distinctRollouts(runs)) for (const l of formatClusterHealth(r)) out(l);
     }
     setCode(rows.every((r) => r.sync === 'Synced' && r.health === 'Healthy') ? 0 : 1);
@@ -165,9 +273,25 @@ export function reconcileCommands(
     .command('scan')
     .description('print the key HOST presents, to pin it in a manifest (verify it out of band!)')
     .argument('<host>', 'HOST or HOST:PORT')
-    .action(async (target: string) => {
-      const m = /^(.*?)(?::(\d+))?$/.exec(target)!;
-      out(await scanHostKey(m[1], m[2] ? Number(m[2]) : 22));
+    .option('--timeout <sec>', 'give up after this long', integerArg(1, 300), 10)
+    .action(async (target: string, o: { timeout: number }) => {
+      const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(target);
+      if (!m) {
+        err(`error: ${target}: expected HOST or HOST:PORT`);
+        return setCode(1);
+      }
+      try {
+        const k = await scanHostKey(m[1].replace(/^\[|\]$/g, ''), m[2] ? Number(m[2]) : 22, o.timeout * 1000);
+        const algo = k.hostKey.split(' ')[0];
+        const type = algo.startsWith('ecdsa') ? 'ecdsa' : algo === 'ssh-rsa' ? 'rsa' : algo.replace(/^ssh-/, '');
+        out(`# ${target} presents ${k.hostKey.split(' ')[0]} ${k.fingerprint}`);
+        out(`# compare it on the host: ssh-keygen -lf /etc/ssh/ssh_host_${type}_key.pub`);
+        out(`hostKey: ${k.hostKey}`);
+      } catch (e) {
+        if (!(e instanceof ScanError)) throw e;
+        err(`error: ${e.message}`);
+        setCode(1);
+      }
     });
 
   common(

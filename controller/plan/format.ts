@@ -22,6 +22,7 @@ export function formatPlan(p: HostPlan, opts: { diffs?: boolean } = {}): string 
       ? `${p.host}: ${p.changes.length} change(s), steps: ${p.steps.map((s) => s.step).join(', ') || 'none'}`
       : `${p.host}: no changes (${p.sync}, ${p.health})`;
   lines.push(head);
+  if (p.takeover) lines.push(`  ~ takeover: ${p.takeover}`);
   for (const b of p.blocked) lines.push(`  ! blocked: ${b}`);
   if (p.lock) lines.push(`  ! ${lockText(p.lock)}`);
   for (const d of p.drift) lines.push(`  ! drift: ${d}`);

@@ -10,7 +10,7 @@ import { isInside } from '../manifest/path-policy.js';
 import { CONTAINER_DATA_DIR } from '../render/nats-config.js';
 import { classifyConfigChange, type ConfigChangeClass } from './nats-conf.js';
 import { imageVersion, parseNatsVersion, upgradeProblem } from './nats-versions.js';
-import { healthOf } from './health.js';
+import { healthDetail } from './health.js';
 import { planTls } from './tls.js';
 import { TLS_RELOAD_PATH, TLS_WATCH_PATH, TLS_WATCH_UNIT } from '../render/tls.js';
 import { STEP_ORDER, type Change, type FileChange, type HostPlan, type Step, type StepPlan } from './types.js';
@@ -303,6 +303,24 @@ export function versionProblems(d: DesiredHost, f: HostFacts): string[] {
   return problem ? [problem] : [];
 }
 
+/**
+ * A takeover: NATS runs on the host (a unit or a container by the desired name) and natsfleet has never
+ * applied there (no record). The apply replaces the unit and the container; the restart is the one step
+ * that interrupts clients. Undefined otherwise.
+ */
+export function takeoverOf(d: DesiredHost, f: HostFacts, steps: readonly StepPlan[]): string | undefined {
+  if (d.state !== 'present' || f.record || f.pending) return undefined;
+  const unit = f.unit.loadState === 'loaded' && f.unit.unitFileState !== '' ? `${d.nats.unit}` : undefined;
+  const container = f.container.exists ? `container ${d.nats.containerName}` : undefined;
+  if (!unit && !container) return undefined;
+  const what = [unit, container].filter(Boolean).join(' and ');
+  const restart = steps.some((s) => s.step === 'restart' || s.step === 'start');
+  return (
+    `${what} ${unit && container ? 'were' : 'was'} not deployed by natsfleet: this apply takes ` +
+    `${unit && container ? 'them' : 'it'} over${restart ? ' (one restart; JetStream data stays where it is)' : ''}`
+  );
+}
+
 /** Managed paths that hold something other than a regular file: natsfleet replaces only regular files. */
 function nonRegularFiles(d: DesiredHost, f: HostFacts): string[] {
   return d.files
@@ -383,6 +401,8 @@ export function planHost(
   }
   steps.sort((a, b) => STEP_ORDER.indexOf(a.step) - STEP_ORDER.indexOf(b.step));
   const work = changes.length > 0 || steps.length > 0;
+  const takeover = work ? takeoverOf(d, f, steps) : undefined;
+  const health = healthDetail(d, f);
   return {
     host: d.name,
     revision,
@@ -392,8 +412,10 @@ export function planHost(
     steps,
     drift,
     ...(tls.warnings.length ? { warnings: tls.warnings } : {}),
+    ...(takeover ? { takeover } : {}),
     sync: work ? 'OutOfSync' : 'Synced',
-    health: healthOf(d, f),
+    health: health.status,
+    ...(health.reason && health.status !== 'Missing' ? { healthReason: health.reason } : {}),
     natsVersion: f.varz?.version,
     ...(configKeys.length ? { configKeys } : {}),
     applied: f.record ? { revision: f.record.revision, at: f.record.appliedAt } : undefined,

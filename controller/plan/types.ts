@@ -83,8 +83,12 @@ export interface HostPlan {
   drift: string[];
   /** What clients or operators must know before this apply (a client port turning TLS-only). */
   warnings?: string[];
+  /** natsfleet takes over a NATS it did not deploy (a unit or container and no record of its own). */
+  takeover?: string;
   sync: SyncStatus;
   health: HealthStatus;
+  /** Why the host is Degraded or Progressing (health.ts). */
+  healthReason?: string;
   /** For reports: NATS version and the last applied revision seen on the host. */
   natsVersion?: string;
   /** The NATS config keys the change touches (the rollout reads them: route credentials change together). */

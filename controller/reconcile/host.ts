@@ -44,6 +44,8 @@ export interface ReconcileOptions {
   concurrency: number;
   /** How plans compare secret-bearing files: `display` for pull requests (no secret resolved). */
   compare?: CompareMode;
+  /** Called as each host's run is complete (a cluster's members together, when its rollout ends). */
+  onHostDone?: (run: HostRun) => void;
   onPhase?: (host: string, phase: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => void | Promise<void>;
 }
 

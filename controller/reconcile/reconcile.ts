@@ -82,13 +82,20 @@ export async function reconcileAll(targets: readonly Target[], o: ReconcileOptio
   for (const t of targets)
     if (t.spec.cluster) clusters.set(t.spec.cluster.name, [...(clusters.get(t.spec.cluster.name) ?? []), t]);
   const [alone, ...grouped] = await Promise.all([
-    mapLimit(standalone, o.concurrency, (t) => reconcileOne(t, o)),
+    mapLimit(standalone, o.concurrency, async (t) => {
+      const r = await reconcileOne(t, o);
+      o.onHostDone?.(r);
+      return r;
+    }),
     ...[...clusters.values()].map(async (members) => {
       const c = members[0].spec.cluster!;
       const missing = c.members.filter((m) => !members.some((t) => t.spec.name === m));
-      if (!missing.length) return reconcileCluster(members, o);
       const error = `cluster ${c.name}: ${missing.join(', ')} could not be prepared: a rollout needs every member`;
-      return members.map((t) => ({ host: t.spec.name, plan: unknownPlan(t, o.revision, error), error, durationMs: 0 }));
+      const runs = missing.length
+        ? members.map((t) => ({ host: t.spec.name, plan: unknownPlan(t, o.revision, error), error, durationMs: 0 }))
+        : await reconcileCluster(members, o);
+      for (const r of runs) o.onHostDone?.(r);
+      return runs;
     }),
   ]);
   const all = [...alone, ...grouped.flat()];

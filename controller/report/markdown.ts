@@ -117,6 +117,7 @@ function hostSection(p: HostPlan, budget: number): string {
     `<details><summary><b>${host}</b>: ${p.changes.length} change(s), ` +
     `${inline(serviceSummary(p), 200)}</summary>\n\n`;
   const parts: string[] = [];
+  if (p.takeover) parts.push(`- :arrows_counterclockwise: takeover: ${inline(p.takeover)}`);
   for (const b of p.blocked) parts.push(`- :no_entry: blocked: ${inline(b)}`);
   for (const d of p.drift) parts.push(`- :warning: drift: ${inline(d)}`);
   for (const w of p.warnings ?? []) parts.push(`- :information_source: ${inline(w)}`);

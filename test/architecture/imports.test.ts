@@ -111,6 +111,8 @@ const MUST_NOT: Record<string, readonly string[]> = {
   apply: ['manifest', 'reconcile', 'source', 'report', 'gitops', 'cli'],
   transport: ['render', 'observe', 'plan', 'apply', 'reconcile', 'gitops', 'cli'],
   report: ['gitops', 'cli', 'reconcile', 'transport'],
+  // Host -> manifest (import): reads facts, writes a manifest; plans and applies nothing.
+  adopt: ['render', 'plan', 'apply', 'transport', 'reconcile', 'source', 'report', 'gitops', 'cli'],
 };
 /**
  * The folders that may import only a few others: the manifest is the start of the flow, util/ and

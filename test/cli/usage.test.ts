@@ -64,7 +64,7 @@ describe('typed options', () => {
     for (const command of ['plan', 'apply', 'status'])
       expectUsageError(
         await cli(command, '--output', 'yaml'),
-        "error: option '--output <format>' argument 'yaml' is invalid. Allowed choices are text, json.",
+        "error: option '-o, --output <format>' argument 'yaml' is invalid. Allowed choices are text, json.",
       );
   });
 

@@ -5,6 +5,7 @@ import { planHost } from '../../controller/plan/plan.js';
 import { formatPlan } from '../../controller/plan/format.js';
 import { desiredFrom, factsFrom, withFileHash } from '../helpers/observed.js';
 import { FIXTURE_TOKEN } from '../helpers/fixtures.js';
+import type { HostFacts } from '../../controller/observe/facts.js';
 
 const steps = (p: ReturnType<typeof planHost>) => p.steps.map((s) => s.step);
 const CONF = '/etc/nats/nats-server.conf';
@@ -320,5 +321,71 @@ describe('planHost', () => {
     expect(steps(a)).toEqual(['proxy-down', 'stop', 'disable', 'remove-container', 'daemon-reload']);
     expect(a.changes.every((c) => c.kind === 'file' && c.action === 'delete')).toBe(true);
     expect(a.changes.map((c) => c.path)).not.toContain('/var/lib/nats');
+  });
+});
+
+describe('takeover and health reasons', () => {
+  const d = desiredFrom();
+  // The seed's host: the unit and the container run, the files differ, natsfleet never applied here.
+  const seedHost = () =>
+    factsFrom(
+      d,
+      (o) => withFileHash(o, d.nats.unitPath, 'f'.repeat(64)),
+      (x) => {
+        x.record = undefined;
+      },
+    );
+
+  it('a NATS natsfleet did not deploy is a takeover with one restart, not blocked', () => {
+    const p = planHost(d, seedHost(), 'r');
+    expect(p.blocked).toEqual([]);
+    expect(p.takeover).toBe(
+      'nats.service and container nats were not deployed by natsfleet: this apply takes them over ' +
+        '(one restart; JetStream data stays where it is)',
+    );
+  });
+
+  it.each([
+    ['natsfleet applied here before', (x: HostFacts) => (x.record = { ...x.record! })],
+    [
+      'an interrupted apply is being finished',
+      (x: HostFacts) => (x.pending = { revision: 'r', since: 'now', actions: [] }),
+    ],
+  ])('no takeover when %s', (_, edit) => {
+    const f = factsFrom(d, (o) => withFileHash(o, d.nats.unitPath, 'f'.repeat(64)));
+    edit(f);
+    expect(planHost(d, f, 'r').takeover).toBeUndefined();
+  });
+
+  it('a host with nothing of NATS yet is a fresh install, not a takeover', () => {
+    const f = seedHost();
+    f.unit = {
+      loadState: 'not-found',
+      activeState: 'inactive',
+      subState: 'dead',
+      unitFileState: '',
+      needDaemonReload: false,
+    };
+    f.container = { exists: false };
+    expect(planHost(d, f, 'r').takeover).toBeUndefined();
+  });
+
+  it.each([
+    [(x: HostFacts) => (x.unit.activeState = 'failed'), 'Degraded', 'nats.service failed (running)'],
+    [
+      (x: HostFacts) =>
+        (x.healthz = { status: 503, body: '{"status":"unavailable","error":"JetStream stream not current"}' }),
+      'Degraded',
+      'NATS /healthz answers 503: JetStream stream not current',
+    ],
+    [
+      (x: HostFacts) => (x.container.running = false),
+      'Progressing',
+      'nats.service is active, container nats not running yet',
+    ],
+  ])('the health verdict carries its reason (%#)', (edit, health, reason) => {
+    const f = factsFrom(d, undefined, edit);
+    const p = planHost(d, f, 'r');
+    expect([p.health, p.healthReason]).toEqual([health, reason]);
   });
 });
