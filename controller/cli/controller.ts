@@ -2,7 +2,7 @@
 // environment variables and an optional config file (all checked by gitops/config.ts: an invalid one
 // is a ConfigError, reported by main() as a usage error); stops cleanly on SIGINT/SIGTERM.
 import type { Command } from 'commander';
-import pino from 'pino';
+import { controllerLogger } from './log.js';
 import { integerRange, resolveConfig } from '../gitops/config.js';
 import { integerArg } from './policy-options.js';
 import { startController } from '../gitops/run.js';
@@ -63,7 +63,7 @@ export function controllerCommand(program: Command) {
         process.env,
         f.config,
       );
-      const log = pino({ base: { app: 'natsfleet' } });
+      const log = controllerLogger({ base: { app: 'natsfleet' } });
       const running = await startController(cfg, log);
       log.info(
         {

@@ -13,6 +13,8 @@ import { reconcileCommands } from './reconcile.js';
 import { controllerCommand } from './controller.js';
 import { demoCommand } from './demo.js';
 import { importCommand } from './import.js';
+import { bashCompletion } from './completion.js';
+import { userMessage } from './errors.js';
 
 export async function main(
   argv: string[],
@@ -24,7 +26,10 @@ export async function main(
     .description('GitOps controller for NATS servers on bare Linux hosts')
     .version(JSON.parse(readFileSync(packagePath('package.json'), 'utf8')).version)
     .exitOverride()
-    .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => err(s.trimEnd()) });
+    .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => err(s.trimEnd()) })
+    // Inherited by every command added below: a usage error ends with where to look.
+    .showHelpAfterError('(run with --help for usage)')
+    .showSuggestionAfterError();
 
   policyOptions(
     program
@@ -66,6 +71,17 @@ export async function main(
       code = await demoCommand({ hosts: opts.hosts, out: opts.out, timeoutSec: opts.timeout }, out, main);
     });
 
+  program
+    .command('completion')
+    .description('print a shell completion script (bash; zsh through bashcompinit)')
+    .argument('[shell]', 'bash', 'bash')
+    .action((shell: string) => {
+      if (shell !== 'bash' && shell !== 'zsh') {
+        err(`error: no completion for ${shell}: bash, or zsh through bashcompinit`);
+        code = 1;
+      } else out(bashCompletion(program).trimEnd());
+    });
+
   try {
     await program.parseAsync(argv);
   } catch (e) {
@@ -75,7 +91,9 @@ export async function main(
       for (const line of e.problems) err(line);
       return 1;
     }
-    throw e;
+    // Anything else still reaches the user as one plain line: never a stack trace or a raw errno text.
+    err(`error: ${userMessage(e)}`);
+    return 1;
   }
   return code;
 }

@@ -2,7 +2,7 @@
 // hosts (nothing runs anywhere when any manifest is invalid or a secret is missing), then observe,
 // plan and apply over SSH.
 import { readFileSync } from 'node:fs';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem, hasErrors } from '../manifest/problems.js';
 import { readManifestDir } from '../manifest/read-dir.js';
@@ -60,13 +60,7 @@ function sshKey(opts: Common): Buffer {
 function selectHosts(hosts: HostSpec[], opts: Common): { selected: HostSpec[]; error?: string } {
   const unknown = opts.host.filter((n) => !hosts.some((h) => h.name === n));
   if (unknown.length) return { selected: [], error: `no host named ${unknown.join(', ')} in ${opts.hosts}` };
-  let selectors;
-  try {
-    selectors = opts.selector.map(parseSelector);
-  } catch (e) {
-    if (e instanceof SelectorError) return { selected: [], error: `-l ${e.message}` };
-    throw e;
-  }
+  const selectors = opts.selector.map(parseSelector); // checked when the flag was read
   const chosen = hosts.filter(
     (h) => (!opts.host.length || opts.host.includes(h.name)) && matchesAny(selectors, h.labels),
   );
@@ -131,7 +125,15 @@ function common(cmd: Command): Command {
     .option(
       '-l, --selector <labels>',
       'only hosts whose labels match: key=value, key!=value, key, !key; commas: all hold; repeated: any',
-      (v: string, prev: string[]) => [...prev, v],
+      (v: string, prev: string[]) => {
+        try {
+          parseSelector(v);
+        } catch (e) {
+          if (e instanceof SelectorError) throw new InvalidArgumentError(e.message);
+          throw e;
+        }
+        return [...prev, v];
+      },
       [] as string[],
     )
     .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY)')

@@ -10,15 +10,15 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
   sandbox
     .command('up')
     .description('start the fleet and write a pinned NatsHost manifest per host, plus the SSH key')
-    .option('--hosts <n>', 'number of hosts (1 to 50)', integerArg(1, 50), 3)
+    .option('--count <n>', 'number of hosts (1 to 50)', integerArg(1, 50), 3)
     .option('--out <dir>', 'where manifests, key and token go', '.sandbox/default')
     .option('--id <id>', 'fleet id (several fleets can run side by side)', 'default')
     .option('--cluster <name>', 'also write a NatsCluster manifest of all the hosts, <out>/hosts/<name>.yaml')
-    .action(async (opts: { hosts: number; out: string; id: string; cluster?: string }, cmd: Command) => {
+    .action(async (opts: { count: number; out: string; id: string; cluster?: string }, cmd: Command) => {
       const problem =
-        opts.cluster === undefined ? undefined : clusterNameProblem(opts.cluster, sandboxHostNames(opts.hosts));
+        opts.cluster === undefined ? undefined : clusterNameProblem(opts.cluster, sandboxHostNames(opts.count));
       if (problem) cmd.error(`error: option '--cluster <name>' ${problem}`);
-      const fleet = await fleetUp({ hosts: opts.hosts, dir: opts.out, id: opts.id, cluster: opts.cluster, log: out });
+      const fleet = await fleetUp({ hosts: opts.count, dir: opts.out, id: opts.id, cluster: opts.cluster, log: out });
       for (const h of fleet.hosts) {
         out(
           `${h.name}  ssh -i ${fleet.privateKeyPath} -p ${h.sshPort} root@127.0.0.1  ` +

@@ -6,6 +6,7 @@ import { lookup } from 'node:dns/promises';
 import { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { fingerprint, formatHostKey } from '../manifest/host-key.js';
+import { socketErrorText } from './socket-errors.js';
 
 const { Client } = ssh2;
 
@@ -82,11 +83,15 @@ export async function scanHostKey(host: string, port: number, timeoutMs = 10_000
     );
     sock.on('data', (d: Buffer) => (greeting ??= d.subarray(0, 8).toString('latin1')));
     sock.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ECONNREFUSED')
-        finish(new ScanError(target, 'refused', `connection refused: no SSH server listens on port ${port}`));
-      else if (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH')
-        finish(new ScanError(target, 'unreachable', `host unreachable (${e.code})`));
-      else finish(new ScanError(target, 'closed', `connection failed (${e.code ?? e.message})`));
+      const kind: ScanFailure =
+        e.code === 'ECONNREFUSED'
+          ? 'refused'
+          : e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH'
+            ? 'unreachable'
+            : e.code === 'ETIMEDOUT'
+              ? 'timeout'
+              : 'closed';
+      finish(new ScanError(target, kind, socketErrorText(e, host, port)));
     });
     client.on('error', (e: Error) => {
       if (key) return finish();

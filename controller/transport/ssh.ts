@@ -19,6 +19,7 @@ import {
   sameKey,
 } from '../manifest/host-key.js';
 import { remoteScript } from '../shell/quote.js';
+import { socketErrorText } from './socket-errors.js';
 
 export interface SshTarget {
   host: string;
@@ -158,7 +159,7 @@ export class SshSession {
             new SshError(label, `the host offers no ${pinnedType} host key (the manifest pins one): ${err.message}`),
           );
         } else {
-          fail(new SshError(label, err.message));
+          fail(new SshError(label, socketErrorText(err, target.host, target.port)));
         }
       });
       client.on('close', () => fail(new SshError(label, 'connection closed before the SSH session was ready')));

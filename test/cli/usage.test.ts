@@ -52,12 +52,12 @@ describe('typed options', () => {
     );
   });
 
-  it('sandbox up --hosts is an integer from 1 to 50', async () => {
+  it('sandbox up --count is an integer from 1 to 50 (--hosts always means a directory)', async () => {
     expectUsageError(
-      await cli('sandbox', 'up', '--hosts', '51'),
-      "option '--hosts <n>' argument '51' is invalid. must be an integer from 1 to 50",
+      await cli('sandbox', 'up', '--count', '51'),
+      "option '--count <n>' argument '51' is invalid. must be an integer from 1 to 50",
     );
-    expectUsageError(await cli('sandbox', 'up', '--hosts', 'three'), 'must be an integer from 1 to 50');
+    expectUsageError(await cli('sandbox', 'up', '--count', 'three'), 'must be an integer from 1 to 50');
   });
 
   it('--output is text or json', async () => {

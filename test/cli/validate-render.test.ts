@@ -76,9 +76,14 @@ describe('natsfleet render', () => {
   it('refuses to render when a secret is missing, naming the field and variable', async () => {
     delete process.env.NATS_EU1_TOKEN;
     const out = mkdtempSync(join(tmpdir(), 'nf-render-'));
-    await expect(cli('render', 'nats-eu-1', '--out', out, '--hosts', join(ROOT, 'hosts'))).rejects.toThrow(
-      'spec.nats.auth.token: environment variable NATS_EU1_TOKEN is not set',
+    const errors: string[] = [];
+    const code = await main(
+      ['node', 'natsfleet', 'render', 'nats-eu-1', '--out', out, '--hosts', join(ROOT, 'hosts')],
+      () => {},
+      (l) => errors.push(l),
     );
+    expect(code).toBe(1);
+    expect(errors.join('\n')).toContain('spec.nats.auth.token: environment variable NATS_EU1_TOKEN is not set');
   });
 
   it('renders a manifest given as a file', async () => {

@@ -3,7 +3,9 @@
 // token auth, JetStream with a store where the seed's template put it) is imported, planned (a takeover,
 // not blocked) and applied: one restart, every message kept, the token enforced before and after, and
 // the longest time clients could not connect reported.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
 import { connect } from 'nats';
@@ -12,6 +14,7 @@ import { Scenario } from './helpers.js';
 import { main } from '../../controller/cli/main.js';
 import { openTunnel } from '../../controller/apply/nats-probe.js';
 
+const run = promisify(execFile);
 const fleet = inject('fleet');
 const host = fleet.hosts[1];
 const TOKEN = 'seed-token-e2e-3f9a';
@@ -144,6 +147,18 @@ describe('import and take over a host deployed the seed way', () => {
     expect(plan.out).not.toMatch(/! blocked/);
     expect(plan.out).toContain('0 blocked');
     expect(plan.code).toBe(2);
+
+    // On a terminal, apply shows the plan and asks: anything but "yes" changes nothing.
+    const bin = join(import.meta.dirname, '../../bin/natsfleet.js');
+    const initial = await startedAt();
+    const tty = await run('sh', [
+      '-c',
+      `printf 'no\\n' | script -qec "node ${bin} apply ${flags.join(' ')}" /dev/null`,
+    ]).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+    expect(tty.stdout).toContain(`~ takeover: nats.service and container ${CONTAINER}`);
+    expect(tty.stdout).toContain('Apply these changes to 1 host(s)? Type "yes" to go on:');
+    expect(tty.stdout).toContain('apply cancelled: nothing was changed');
+    expect(await startedAt()).toBe(initial);
 
     // Clients connecting every 50 ms through one tunnel while the apply runs: the longest gap is reported.
     await s.sh('true');
