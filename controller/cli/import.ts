@@ -5,7 +5,7 @@
 // names environment variables to fill in.
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { HostSpec } from '../manifest/host-spec.js';
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem, hasErrors } from '../manifest/problems.js';
@@ -33,6 +33,7 @@ interface ImportFlags extends PolicyFlags, SshFlags {
   container?: string;
   out?: string;
   force?: boolean;
+  output: 'yaml' | 'json';
 }
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -56,6 +57,11 @@ export function importCommand(
       .option('--unit <unit>', 'the systemd unit running NATS', 'nats.service')
       .option('--container <name>', 'the NATS container (default: the one serving port 4222)')
       .option('--out <file>', 'write the manifest here (default: print it)')
+      .addOption(
+        new Option('-o, --output <format>', 'yaml (the manifest) or json (manifest, secrets, notes)')
+          .choices(['yaml', 'json'])
+          .default('yaml'),
+      )
       .option('--force', 'overwrite --out when it exists'),
   ).action(async (target: string, o: ImportFlags) => {
     const m = /^([^:\s]+)(?::(\d{1,5}))?$/.exec(target);
@@ -122,7 +128,8 @@ export function importCommand(
         }
         writeFileSync(o.out, text, { flag: o.force ? 'w' : 'wx' });
         err(`wrote ${o.out}`);
-      } else out(text.trimEnd());
+      } else if (o.output === 'json') out(JSON.stringify(result, null, 2));
+      else out(text.trimEnd());
       if (inventory.unit.fragmentPath)
         err(`takeover: ${o.unit} (${inventory.unit.activeState}) and container ${summary.name} become natsfleet's`);
       for (const s of result.secrets) err(`secret: set ${s.env} to ${s.what}`);

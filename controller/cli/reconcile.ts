@@ -276,7 +276,8 @@ export function reconcileCommands(
     .description('print the key HOST presents, to pin it in a manifest (verify it out of band!)')
     .argument('<host>', 'HOST or HOST:PORT')
     .option('--timeout <sec>', 'give up after this long', integerArg(1, 300), 10)
-    .action(async (target: string, o: { timeout: number }) => {
+    .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .action(async (target: string, o: { timeout: number; output: string }) => {
       const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(target);
       if (!m) {
         err(`error: ${target}: expected HOST or HOST:PORT`);
@@ -284,6 +285,7 @@ export function reconcileCommands(
       }
       try {
         const k = await scanHostKey(m[1].replace(/^\[|\]$/g, ''), m[2] ? Number(m[2]) : 22, o.timeout * 1000);
+        if (o.output === 'json') return out(JSON.stringify({ target, ...k }, null, 2));
         const algo = k.hostKey.split(' ')[0];
         const type = algo.startsWith('ecdsa') ? 'ecdsa' : algo === 'ssh-rsa' ? 'rsa' : algo.replace(/^ssh-/, '');
         out(`# ${target} presents ${k.hostKey.split(' ')[0]} ${k.fingerprint}`);

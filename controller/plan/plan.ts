@@ -36,7 +36,15 @@ export function prerequisites(d: DesiredHost, f: HostFacts): string[] {
       const ours = natsPort
         ? f.container.running === true && p.process === 'docker-proxy'
         : f.proxy.container.running === true && p.process === 'nginx';
-      if (!ours) out.push(`port ${p.port} is held by another program (${p.process ?? 'unknown'})`);
+      if (ours) continue;
+      // A NATS deployed by hand under another container name: say how to take it over.
+      if (natsPort && p.process === 'docker-proxy' && !f.container.running)
+        out.push(
+          `port ${p.port} is published by a Docker container other than ${d.nats.containerName} ` +
+            '(spec.nats.containerName): if it is the NATS to take over, set containerName to its name ' +
+            '(`natsfleet import` writes the manifest from the host), otherwise stop it',
+        );
+      else out.push(`port ${p.port} is held by another program (${p.process ?? 'unknown'})`);
     }
   }
   return out;

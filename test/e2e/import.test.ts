@@ -153,7 +153,7 @@ describe('import and take over a host deployed the seed way', () => {
     const initial = await startedAt();
     const tty = await run('sh', [
       '-c',
-      `printf 'no\\n' | script -qec "node ${bin} apply ${flags.join(' ')}" /dev/null`,
+      `printf 'no\\n' | NO_COLOR=1 script -qec "node ${bin} apply ${flags.join(' ')}" /dev/null`,
     ]).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
     expect(tty.stdout).toContain(`~ takeover: nats.service and container ${CONTAINER}`);
     expect(tty.stdout).toContain('Apply these changes to 1 host(s)? Type "yes" to go on:');

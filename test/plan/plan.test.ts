@@ -389,3 +389,18 @@ describe('takeover and health reasons', () => {
     expect([p.health, p.healthReason]).toEqual([health, reason]);
   });
 });
+
+describe('a NATS under another container name', () => {
+  it('blocks with how to take it over, not as an unknown program', () => {
+    const d = desiredFrom();
+    const f = factsFrom(d, undefined, (x) => {
+      x.container = { exists: false };
+      x.ports[0] = { port: 4222, held: true, process: 'docker-proxy' };
+    });
+    const why = (port: number) =>
+      `port ${port} is published by a Docker container other than nats (spec.nats.containerName): if it is the ` +
+      'NATS to take over, set containerName to its name (`natsfleet import` writes the manifest from the host), ' +
+      'otherwise stop it';
+    expect(planHost(d, f, 'r').blocked).toEqual([why(4222), why(8222)]);
+  });
+});
