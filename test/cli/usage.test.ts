@@ -5,19 +5,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from '../../controller/cli/main.js';
+import { cli } from '../helpers/cli.js';
 import { ROOT } from '../helpers/fixtures.js';
-
-async function cli(...args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(
-    ['node', 'natsfleet', ...args],
-    (l) => out.push(l),
-    (l) => err.push(l),
-  );
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 /** Exit 1, the message on err, nothing on out, no stack trace. */
 function expectUsageError(r: Awaited<ReturnType<typeof cli>>, message: string | RegExp) {

@@ -11,7 +11,7 @@ import { load } from 'js-yaml';
 import { connect } from 'nats';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Scenario } from './helpers.js';
-import { main } from '../../controller/cli/main.js';
+import { cli } from '../helpers/cli.js';
 import { openTunnel } from '../../controller/apply/nats-probe.js';
 
 const run = promisify(execFile);
@@ -54,16 +54,6 @@ WantedBy=multi-user.target
 describe('import and take over a host deployed the seed way', () => {
   const s = new Scenario(fleet, host);
   const file = join(s.dir, `${host.name}.yaml`);
-  const cli = async (...args: string[]) => {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await main(
-      ['node', 'natsfleet', ...args],
-      (l) => out.push(l),
-      (l) => err.push(l),
-    );
-    return { code, out: out.join('\n'), err: err.join('\n') };
-  };
   const stored = async () => {
     const c = await s.nats({ token: TOKEN });
     if (!c.nc) throw new Error(`connect: ${c.error}`);
