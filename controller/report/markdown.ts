@@ -314,6 +314,30 @@ function planCounts(plans: readonly HostPlan[]): string {
   );
 }
 
+const hosts = (n: number) => `${n} host${n === 1 ? '' : 's'}`;
+
+/**
+ * The plan's one line, bold, under the title: what changes and what merging does.
+ * "3 hosts change: 1 restart, 2 reload. Merging deploys them."
+ */
+export function planHeadline(plans: readonly HostPlan[]): string {
+  const of = (a: PlanAction) => plans.filter((p) => planAction(p) === a);
+  const change = of('change');
+  const blocked = of('blocked').length;
+  const unknown = of('unknown').length;
+  const parts = [
+    change.length
+      ? `${hosts(change.length)} change: ${breakdown(change.map(serviceSummary))}. ` +
+        `Merging deploys ${change.length === 1 ? 'it' : 'them'}.`
+      : 'No host changes: merging deploys nothing.',
+    ...(blocked
+      ? [`${hosts(blocked)} blocked: merging does not deploy ${blocked === 1 ? 'it' : 'them'} until fixed.`]
+      : []),
+    ...(unknown ? [`${hosts(unknown)} not reached: deployed after merge once reachable (retried).`] : []),
+  ];
+  return `**${parts.join(' ')}**`;
+}
+
 export function planComment(x: PlanCommentInput): string {
   const lines = [`### natsfleet plan for ${shortRev(x.sha)}`, ''];
   const errors = (x.problems ?? []).filter((p) => p.severity === 'error');
@@ -338,6 +362,7 @@ export function planComment(x: PlanCommentInput): string {
     lines.push('No host manifest changed in this pull request.');
     return fit(lines.join('\n'));
   }
+  lines.push(planHeadline(x.plans), '');
   const priority: Record<PlanAction, number> = { unknown: 0, blocked: 1, change: 2, unchanged: 3 };
   const rows = x.plans.map((p) => {
     const a = planAction(p);
@@ -504,7 +529,12 @@ export function deployComment(
   unreachable: readonly Unreachable[],
   rollouts: readonly RolloutPlan[] = [],
 ): string {
-  const intro = `### natsfleet deployed ${shortRev(sha)}\n`;
+  const failed = results.filter((x) => !isSuccessful(x)).length + unreachable.length;
+  const total = results.length + unreachable.length;
+  const intro = failed
+    ? `### natsfleet deploy of ${shortRev(sha)}: ${failed} of ${hosts(total)} failed\n\n` +
+      ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min); the others are deployed.\n'
+    : `### natsfleet deployed ${shortRev(sha)}\n`;
   const hostsOf = (r: RolloutPlan) => new Set(r.members.map((m) => m.host));
   const clusters = rollouts
     .map((r) => {

@@ -16,6 +16,7 @@ import {
   deployComment,
   driftIssueBody,
   planComment,
+  planHeadline,
   rolloutOutcome,
 } from '../../controller/report/markdown.js';
 
@@ -259,7 +260,9 @@ describe('deployComment', () => {
     const body = deployComment(SHA, [result('h1', 1)], [{ host: 'h2', error: 'connection refused' }]);
     expect(body).toBe(
       [
-        `### natsfleet deployed ${SHA.slice(0, 12)}`,
+        `### natsfleet deploy of ${SHA.slice(0, 12)}: 1 of 2 hosts failed`,
+        '',
+        ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min); the others are deployed.',
         '',
         '| host | result | health | service | files |',
         '| --- | --- | --- | --- | --- |',
@@ -540,7 +543,9 @@ describe('deployComment: cluster rollouts', () => {
     const body = deployComment(SHA, [haltedC2, ok('edge-1', ['reload']), rolledBack, ok(C1)], [], [upgrade()]);
     expect(body).toBe(
       [
-        `### natsfleet deployed ${SHA.slice(0, 12)}`,
+        `### natsfleet deploy of ${SHA.slice(0, 12)}: 2 of 4 hosts failed`,
+        '',
+        ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min); the others are deployed.',
         '',
         '#### Cluster core',
         '',
@@ -698,5 +703,36 @@ describe('deploy notes', () => {
     expect(body).toMatch(
       /Notes:\n\n- nats-core-1: removed nats-core-4 \(no longer a member\) from the JetStream meta group/,
     );
+  });
+});
+
+describe('planHeadline: one line saying what changes and what merging does', () => {
+  const p = (host: string, edit: Partial<HostPlan> = {}): HostPlan => ({
+    host,
+    revision: SHA,
+    state: 'present',
+    blocked: [],
+    changes: [],
+    steps: [],
+    drift: [],
+    sync: 'Synced',
+    health: 'Healthy',
+    ...edit,
+  });
+  const step = (s: string) => ({ step: s, reason: 'x' }) as HostPlan['steps'][number];
+  it.each([
+    [[p('a')], '**No host changes: merging deploys nothing.**'],
+    [
+      [p('a', { steps: [step('restart')] }), p('b', { steps: [step('reload')] }), p('c', { steps: [step('reload')] })],
+      '**3 hosts change: 1 restart, 2 reload. Merging deploys them.**',
+    ],
+    [
+      [p('a', { steps: [step('reload')] }), p('b', { blocked: ['x'] }), p('c', { sync: 'Unknown', error: 'e' })],
+      '**1 host change: 1 reload. Merging deploys it. 1 host blocked: merging does not deploy it until fixed. ' +
+        '1 host not reached: deployed after merge once reachable (retried).**',
+    ],
+  ])('%#', (plans, line) => {
+    expect(planHeadline(plans)).toBe(line);
+    expect(planComment({ sha: SHA, plans }).split('\n')[2]).toBe(line);
   });
 });
