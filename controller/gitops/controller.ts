@@ -40,6 +40,7 @@ import {
   hostStatusesToPost,
   isSuccessful,
   nextRetry,
+  unmanagedHosts,
   oneLine,
   overallPlanStatus,
   planStatus,
@@ -379,7 +380,11 @@ export class Controller {
     const note = posted.length < plans.length ? ` (${plans.length} hosts: see the comment)` : '';
     await this.status(head, STATUS_CONTEXT, overall.state, `${overall.description}${note}`);
     log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
-    return planComment({ sha: head, plans, offline, rollouts });
+    const unmanaged = unmanagedHosts(
+      base.hosts.map((h) => h.name),
+      pull.hosts.map((h) => h.name),
+    );
+    return planComment({ sha: head, plans, offline, rollouts, unmanaged });
   }
 
   async driftSweep(head: string): Promise<void> {

@@ -199,6 +199,15 @@ export function driftDecision(
 }
 
 /** A short, single-line text for statuses and comments: never a stack, never longer than `max`. */
+/**
+ * Hosts whose manifest the change removes (by name: a manifest moved to another file is not removed).
+ * They stop being managed; nothing runs on them (a decommission is `state: absent`, merged first).
+ */
+export function unmanagedHosts(before: readonly string[], after: readonly string[]): string[] {
+  const kept = new Set(after);
+  return [...new Set(before.filter((h) => !kept.has(h)))].sort();
+}
+
 export function oneLine(text: string, max = 300): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max - 3)}...` : line;

@@ -295,6 +295,19 @@ export interface PlanCommentInput {
   problems?: readonly Problem[];
   /** The rollouts of the clusters planned (each once). */
   rollouts?: readonly RolloutPlan[];
+  /** Hosts whose manifest the pull request deletes: no longer managed after the merge. */
+  unmanaged?: readonly string[];
+}
+
+/** What merging does to hosts whose manifest is deleted: they keep running, unmanaged. */
+export function unmanagedText(hosts: readonly string[]): string {
+  const one = hosts.length === 1;
+  return (
+    `:wave: **${hostList(hosts, 1_000)} will no longer be managed**: ${one ? 'it keeps' : 'they keep'} running ` +
+    `as ${one ? 'it is' : 'they are'}; natsfleet stops deploying ${one ? 'it' : 'them'} and reporting drift. ` +
+    'To decommission instead (stop NATS, remove its unit, container and proxy; data kept), merge the manifest ' +
+    'with `state: absent` first, then delete it.'
+  );
 }
 
 /** The most the clusters' rollouts take of a plan comment; the host table and diffs get the rest. */
@@ -358,8 +371,9 @@ export function planComment(x: PlanCommentInput): string {
     return fit(lines.join('\n'));
   }
   if (x.offline) lines.push(`> :lock: Planned offline, from the repository only: ${inline(x.offline)}`, '');
+  if (x.unmanaged?.length) lines.push(unmanagedText(x.unmanaged), '');
   if (x.plans.length === 0) {
-    lines.push('No host manifest changed in this pull request.');
+    if (!x.unmanaged?.length) lines.push('No host manifest changed in this pull request.');
     return fit(lines.join('\n'));
   }
   lines.push(planHeadline(x.plans), '');

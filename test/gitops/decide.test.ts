@@ -18,6 +18,7 @@ import {
   shouldDeploy,
   staleRetries,
   untrustedReason,
+  unmanagedHosts,
 } from '../../controller/gitops/decide.js';
 import type { ApplyResult, FailureReason } from '../../controller/apply/result.js';
 import type { HostPlan } from '../../controller/plan/types.js';
@@ -279,5 +280,16 @@ describe('distinctRollouts', () => {
     const got = distinctRollouts(runs);
     expect(got).toHaveLength(want.length);
     got.forEach((r, i) => expect(r).toBe(want[i]));
+  });
+});
+
+describe('unmanagedHosts: manifests a change deletes', () => {
+  it.each([
+    [['a', 'b'], ['a', 'b'], []],
+    [['a', 'b', 'c'], ['a'], ['b', 'c']],
+    [['a'], ['a', 'new'], []],
+    [['b', 'a'], [], ['a', 'b']],
+  ])('%j -> %j: %j', (before, after, want) => {
+    expect(unmanagedHosts(before, after)).toEqual(want);
   });
 });

@@ -736,3 +736,18 @@ describe('planHeadline: one line saying what changes and what merging does', () 
     expect(planComment({ sha: SHA, plans }).split('\n')[2]).toBe(line);
   });
 });
+
+describe('a pull request that deletes manifests', () => {
+  it('says the hosts keep running unmanaged, and how to decommission instead', () => {
+    expect(planComment({ sha: SHA, plans: [], unmanaged: ['nats-us-1'] })).toBe(
+      [
+        `### natsfleet plan for ${SHA.slice(0, 12)}`,
+        '',
+        ':wave: **nats-us-1 will no longer be managed**: it keeps running as it is; natsfleet stops deploying it ' +
+          'and reporting drift. To decommission instead (stop NATS, remove its unit, container and proxy; data ' +
+          'kept), merge the manifest with `state: absent` first, then delete it.',
+        '',
+      ].join('\n'),
+    );
+  });
+});
