@@ -41,6 +41,7 @@ import {
   isSuccessful,
   nextRetry,
   unmanagedHosts,
+  outOfBandDrift,
   oneLine,
   overallPlanStatus,
   planStatus,
@@ -401,6 +402,15 @@ export class Controller {
       apply: false,
       concurrency: this.d.concurrency,
     });
+    // A host applied from outside the branch and different from it is drift (a revision checked once).
+    const onBranch = new Map<string, Promise<boolean>>();
+    for (const r of runs) {
+      const rev = r.plan?.applied?.revision;
+      if (!rev || r.error) continue;
+      if (!onBranch.has(rev)) onBranch.set(rev, this.d.source.isOnBranch(rev, head));
+      const drift = outOfBandDrift(r.plan!, await onBranch.get(rev)!, this.d.source.branch);
+      if (drift) r.plan!.drift.push(drift);
+    }
     if (
       failures.length === 0 &&
       Object.keys(this.state.retries).length === 0 &&

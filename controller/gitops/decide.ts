@@ -6,7 +6,7 @@ import type { HostSpec } from '../manifest/host-spec.js';
 import type { HostPlan } from '../plan/types.js';
 import type { RolloutPlan } from '../plan/rollout.js';
 import { isSuccessful, NEEDS_A_PERSON, type ApplyResult, type FailureReason } from '../apply/result.js';
-import { planVerdict } from '../plan/types.js';
+import { hasWork, planVerdict } from '../plan/types.js';
 import { sha256 } from '../util/hash.js';
 import type { StatusState } from '../report/github.js';
 import type { HostRetry } from './state.js';
@@ -198,7 +198,6 @@ export function driftDecision(
   return { kind: 'drifted', fingerprint, issue, selfHeal };
 }
 
-/** A short, single-line text for statuses and comments: never a stack, never longer than `max`. */
 /**
  * Hosts whose manifest the change removes (by name: a manifest moved to another file is not removed).
  * They stop being managed; nothing runs on them (a decommission is `state: absent`, merged first).
@@ -208,6 +207,20 @@ export function unmanagedHosts(before: readonly string[], after: readonly string
   return [...new Set(before.filter((h) => !kept.has(h)))].sort();
 }
 
+/**
+ * Out-of-band changes (argo-cd#5351): the host runs what an apply from outside the branch wrote (an
+ * unmerged branch, a dirty working tree, by hand) and differs from the branch. That is drift, although
+ * the host still holds what its last apply wrote. A host equal to the branch is in sync, whoever wrote it.
+ */
+export function outOfBandDrift(plan: HostPlan, onBranch: boolean, branch: string): string | undefined {
+  if (!plan.applied || onBranch || !hasWork(plan)) return undefined;
+  return (
+    `the host was last applied from ${plan.applied.revision} (${plan.applied.at}), which is not on branch ` +
+    `${branch}, and differs from the branch: an apply from an unmerged branch or by hand`
+  );
+}
+
+/** A short, single-line text for statuses and comments: never a stack, never longer than `max`. */
 export function oneLine(text: string, max = 300): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > max ? `${line.slice(0, max - 3)}...` : line;

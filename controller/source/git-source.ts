@@ -182,6 +182,18 @@ export class GitSource {
     return files;
   }
 
+  /**
+   * Whether `rev` (a commit id a host's record names) is on the branch at `head`. A revision that is not
+   * a commit id ("local", "…-dirty") or that this mirror never fetched is not.
+   */
+  async isOnBranch(rev: string, head: string): Promise<boolean> {
+    if (!/^[0-9a-f]{7,40}$/.test(rev)) return false;
+    return this.git
+      .raw(['merge-base', '--is-ancestor', rev, head])
+      .then(() => true)
+      .catch(() => false);
+  }
+
   async subject(rev: string): Promise<string> {
     return (await this.git.raw(['log', '-1', '--format=%s', rev])).trim();
   }

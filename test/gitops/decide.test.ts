@@ -19,6 +19,7 @@ import {
   staleRetries,
   untrustedReason,
   unmanagedHosts,
+  outOfBandDrift,
 } from '../../controller/gitops/decide.js';
 import type { ApplyResult, FailureReason } from '../../controller/apply/result.js';
 import type { HostPlan } from '../../controller/plan/types.js';
@@ -291,5 +292,34 @@ describe('unmanagedHosts: manifests a change deletes', () => {
     [['b', 'a'], [], ['a', 'b']],
   ])('%j -> %j: %j', (before, after, want) => {
     expect(unmanagedHosts(before, after)).toEqual(want);
+  });
+});
+
+describe('outOfBandDrift: an apply from outside the branch', () => {
+  const plan = (applied: string | undefined, work: boolean): HostPlan => ({
+    host: 'h',
+    revision: 'head',
+    state: 'present',
+    blocked: [],
+    changes: [],
+    steps: work ? [{ step: 'reload', reason: 'config' }] : [],
+    drift: [],
+    sync: work ? 'OutOfSync' : 'Synced',
+    health: 'Healthy',
+    applied: applied ? { revision: applied, at: '2026-11-26T10:00:00Z' } : undefined,
+  });
+  it.each([
+    ['on the branch, differs (a deploy is due)', plan('abc', true), true, undefined],
+    ['off the branch, equal to it', plan('abc-dirty', false), false, undefined],
+    ['never applied', plan(undefined, true), false, undefined],
+    [
+      'off the branch and different',
+      plan('abc-dirty', true),
+      false,
+      'the host was last applied from abc-dirty (2026-11-26T10:00:00Z), which is not on branch main, and differs ' +
+        'from the branch: an apply from an unmerged branch or by hand',
+    ],
+  ])('%s', (_, p, onBranch, want) => {
+    expect(outOfBandDrift(p, onBranch, 'main')).toBe(want);
   });
 });

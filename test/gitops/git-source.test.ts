@@ -138,3 +138,35 @@ describe('GitSource with credentials in the URL', () => {
     expect(readdirSync(join(d, 'state', 'repo.git'))).not.toContain('natsfleet-askpass');
   });
 });
+
+describe('isOnBranch: the revision a host record names', () => {
+  it('a commit of the branch is on it; one of an unmerged branch, a dirty or local revision is not', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'nf-onbranch-'));
+    const work = join(d, 'work');
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', join(d, 'origin.git')]);
+    execFileSync('git', ['init', '-q', '-b', 'main', work]);
+    const commit = (m: string) => {
+      execFileSync(
+        'git',
+        ['-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-q', '--allow-empty', '-m', m],
+        { cwd: work },
+      );
+      return git(work, 'rev-parse', 'HEAD');
+    };
+    const first = commit('first');
+    const second = commit('second');
+    execFileSync('git', ['push', '-q', '../origin.git', 'main'], { cwd: work });
+    git(work, 'checkout', '-q', '-b', 'feature', first);
+    const unmerged = commit('unmerged');
+    execFileSync('git', ['push', '-q', '../origin.git', 'feature'], { cwd: work });
+    const src = new GitSource(join(d, 'origin.git'), join(d, 'state', 'repo.git'), 'main');
+    const head = await src.fetchBranch();
+    expect(head).toBe(second);
+    expect(await src.isOnBranch(first, head)).toBe(true);
+    expect(await src.isOnBranch(first.slice(0, 12), head)).toBe(true);
+    expect(await src.isOnBranch(head, head)).toBe(true);
+    expect(await src.isOnBranch(unmerged, head)).toBe(false); // never fetched by the mirror
+    expect(await src.isOnBranch(`${first.slice(0, 12)}-dirty`, head)).toBe(false);
+    expect(await src.isOnBranch('local', head)).toBe(false);
+  });
+});
