@@ -1,7 +1,6 @@
 // Owns `natsfleet plan`, `apply`, `status`, `hostkey scan` and `unlock`: load and validate the
 // hosts (nothing runs anywhere when any manifest is invalid or a secret is missing), then observe,
 // plan and apply over SSH.
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem, hasErrors } from '../manifest/problems.js';
@@ -26,6 +25,7 @@ import { createInterface } from 'node:readline/promises';
 import { paint, Progress, terminalOf } from './progress.js';
 import { lockReleaseAbandoned, lockReportScript, parseHeldLock, unlockScript } from '../apply/commands.js';
 import { describeLock, takeOverReason } from '../apply/lock.js';
+import { resolveSshAuth, type SshCredentials } from '../transport/auth.js';
 
 interface Common extends PolicyFlags {
   hosts: string;
@@ -50,10 +50,12 @@ function statusReason(r: HostRun): string {
   return parts.join('; ') || '-';
 }
 
-function sshKey(opts: Common): Buffer {
-  const path = opts.sshKey ?? process.env.NATSFLEET_SSH_KEY;
-  if (!path) throw new Error('no SSH private key: pass --ssh-key PATH or set NATSFLEET_SSH_KEY');
-  return readFileSync(path);
+/**
+ * The SSH credentials, checked before any host is contacted (a key problem is one SshKeyError): the key
+ * of --ssh-key or $NATSFLEET_SSH_KEY, else the ssh-agent of $SSH_AUTH_SOCK (see transport/auth.ts).
+ */
+function sshKey(opts: Common): SshCredentials {
+  return resolveSshAuth({ keyPath: opts.sshKey });
 }
 
 /** The hosts a command is about: --host names and -l selectors (a member brings its whole cluster). */
@@ -136,7 +138,7 @@ function common(cmd: Command): Command {
       },
       [] as string[],
     )
-    .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY)')
+    .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY, else the ssh-agent of $SSH_AUTH_SOCK)')
     .option('--concurrency <n>', 'hosts handled at once', integerArg(concurrency.min, concurrency.max), 10)
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'));
 }

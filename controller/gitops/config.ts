@@ -20,7 +20,8 @@ export interface ControllerConfig {
   pollIntervalSec: number;
   driftIntervalSec: number;
   stateDir: string;
-  sshKey: string;
+  /** The SSH private key file; without one, the ssh-agent of SSH_AUTH_SOCK (see transport/auth.ts). */
+  sshKey?: string;
   concurrency: number;
   listen?: string;
   webhookSecret?: string;
@@ -326,7 +327,8 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
   }
   const where = (key: string) => origin.get(key) ?? 'config';
 
-  for (const k of ['repo', 'sshKey'])
+  // Without a key file the keys of a running ssh-agent are used (checked when the controller starts).
+  for (const k of ['repo', ...(env.SSH_AUTH_SOCK ? [] : ['sshKey'])])
     if (!merged[k])
       throw new ConfigError([
         `config: ${k} is required (flag ${flagOf(k)}, ` +
@@ -367,7 +369,7 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     pollIntervalSec: merged.pollIntervalSec as number,
     driftIntervalSec: merged.driftIntervalSec as number,
     stateDir: String(merged.stateDir),
-    sshKey: String(merged.sshKey),
+    sshKey: str('sshKey'),
     concurrency: merged.concurrency as number,
     listen: str('listen'),
     webhookSecret: str('webhookSecret'),

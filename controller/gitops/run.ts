@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { GitSource, redactUrl } from '../source/git-source.js';
 import { SessionPool } from '../reconcile/pool.js';
+import { resolveSshAuth } from '../transport/auth.js';
 import { GitHubReporter, makeOctokit } from '../report/github.js';
 import type { ControllerConfig } from './config.js';
 import { Controller } from './controller.js';
@@ -41,7 +42,8 @@ export async function startController(
     });
     github = new GitHubReporter(client.octokit, cfg.github.repository, client.whoAmI);
   }
-  const pool = new SessionPool({ privateKey: readFileSync(cfg.sshKey) });
+  // Checked before anything runs: a key problem stops the controller with one line (SshKeyError).
+  const pool = new SessionPool(resolveSshAuth({ keyPath: cfg.sshKey }));
   const controller = new Controller({
     source: new GitSource(cfg.repo, join(cfg.stateDir, 'repo.git'), cfg.branch, cfg.hostsDir),
     github,

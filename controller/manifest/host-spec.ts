@@ -44,7 +44,8 @@ export interface HostSpec {
   /** Repository-relative path of the manifest, e.g. hosts/nats-eu-1.yaml. */
   file: string;
   labels: Record<string, string>;
-  ssh: Required<Ssh>;
+  /** proxyJump's port defaulted; become and proxyJump.user are defaulted by the transport (see SshTarget). */
+  ssh: Required<Omit<Ssh, 'become' | 'proxyJump'>> & Pick<Ssh, 'become' | 'proxyJump'>;
   nats: Required<Omit<Nats, 'auth' | 'maxPayload' | 'maxConnections' | 'jetstream' | 'lameDuck' | 'logging' | 'tls'>> &
     Pick<Nats, 'auth' | 'maxPayload' | 'maxConnections'> & {
       tls: Required<Pick<Tls, 'enabled' | 'source' | 'verify' | 'handshakeFirst'>> &
@@ -77,7 +78,7 @@ export function toHostSpec(doc: NatsHost, file: string): HostSpec {
     name: doc.metadata.name,
     file,
     labels: doc.metadata.labels ?? {},
-    ssh: ssh as Required<Ssh>,
+    ssh: ssh as HostSpec['ssh'],
     nats: {
       image: n.image!,
       imagePullPolicy: n.imagePullPolicy ?? defaultPullPolicy(n.image!),

@@ -40,16 +40,38 @@ export interface NatsHost {
   };
 }
 /**
- * How the controller reaches the host. The host key is pinned: natsfleet refuses any other key.
+ * How the controller reaches the host. The host key is pinned: natsfleet refuses any other key, at every hop.
  */
 export interface Ssh {
   host: string;
   port?: number;
+  /**
+   * The SSH user. Other than root, every remote script runs as root through `sudo -n` (see become): the user needs passwordless sudo.
+   */
   user?: string;
   /**
    * The host's public key as in known_hosts or a .pub file: '<type> <base64> [comment]'. Its type is the one algorithm natsfleet accepts from the host. Print it with `natsfleet hostkey scan HOST[:PORT]`.
    */
   hostKey: string;
+  /**
+   * Run every remote script as root through `sudo -n` (it fails instead of asking for a password). Default: true when user is not root. natsfleet needs root (Docker, systemd, files): false with a non-root user blocks the plan.
+   */
+  become?: boolean;
+  /**
+   * Reach the host through this jump host (ssh -J): natsfleet connects to it with its own pinned key, then forwards to spec.ssh.host:port (as the jump host resolves it) and checks the host's pinned key there. Changing it in a pull request makes that pull request untrusted, like a change of host or hostKey.
+   */
+  proxyJump?: {
+    host: string;
+    port?: number;
+    /**
+     * Default: spec.ssh.user.
+     */
+    user?: string;
+    /**
+     * The jump host's public key, '<type> <base64> [comment]', pinned like spec.ssh.hostKey.
+     */
+    hostKey: string;
+  };
 }
 export interface Nats {
   /**

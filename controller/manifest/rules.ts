@@ -195,10 +195,28 @@ function checkTls(h: HostSpec, policy: PathPolicy): RuleFinding[] {
   return out;
 }
 
+/** spec.ssh: the pinned keys (the host's and its jump host's), and become. */
+function checkSsh(h: HostSpec): RuleFinding[] {
+  const out: RuleFinding[] = [];
+  const keyProblem = hostKeyProblem(h.ssh.hostKey);
+  if (keyProblem) out.push({ path: 'spec.ssh.hostKey', severity: 'error', message: keyProblem });
+  const jump = h.ssh.proxyJump;
+  const jumpKeyProblem = jump && hostKeyProblem(jump.hostKey);
+  if (jumpKeyProblem) out.push({ path: 'spec.ssh.proxyJump.hostKey', severity: 'error', message: jumpKeyProblem });
+  if (jump && jump.host === h.ssh.host && (jump.port ?? 22) === h.ssh.port)
+    out.push({ path: 'spec.ssh.proxyJump', severity: 'error', message: 'is the host itself' });
+  if (h.ssh.become === false && h.ssh.user !== 'root')
+    out.push({
+      path: 'spec.ssh.become',
+      severity: 'warning',
+      message: `is false for user ${h.ssh.user}: natsfleet needs root, so the plan is blocked unless that user is uid 0`,
+    });
+  return out;
+}
+
 /** Checks one manifest (already through the schema) on its own. */
 export function checkHost(h: HostSpec, policy: PathPolicy = DEFAULT_PATH_POLICY): RuleFinding[] {
-  const keyProblem = hostKeyProblem(h.ssh.hostKey);
-  const out: RuleFinding[] = keyProblem ? [{ path: 'spec.ssh.hostKey', severity: 'error', message: keyProblem }] : [];
+  const out: RuleFinding[] = checkSsh(h);
   out.push(...checkPaths(h, policy), ...checkSizes(h), ...checkHttpBind(h.nats.httpBind), ...checkTls(h, policy));
   const n = h.nats;
   if (n.clientPort === n.httpPort) {

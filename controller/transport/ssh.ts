@@ -1,10 +1,19 @@
 // Owns SSH sessions to hosts (ssh2): the pinned host key (only its algorithm is offered, and any
-// other key is refused before authentication, so nothing runs), one connection reused for every
-// command to a host, one deadline per step from request to last byte (connect, exec, port forward),
-// error listeners on every client and channel (a misbehaving host can never crash the process), and
-// counting of remote commands (observe must be one round trip).
+// other key is refused before authentication, so nothing runs), at every hop when the host is reached
+// through a jump host (ssh -J: the jump host's own pinned key, then a port forward carrying the SSH
+// session to the target), one connection reused for every command to a host, one deadline per step
+// from request to last byte (connect, exec, port forward), error listeners on every client and channel
+// (a misbehaving host can never crash the process), counting of remote commands (observe must be one
+// round trip), and becoming root: a non-root user's scripts run under `sudo -n` (never a prompt).
 import { Socket } from 'node:net';
-import ssh2, { type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
+import ssh2, {
+  type AgentAuthMethod,
+  type PublicKeyAuthMethod,
+  type ClientChannel,
+  type ConnectConfig,
+  type ParsedKey,
+  type ServerHostKeyAlgorithm,
+} from 'ssh2';
 
 const { Client } = ssh2;
 type Client = InstanceType<typeof Client>;
@@ -20,6 +29,18 @@ import {
 } from '../manifest/host-key.js';
 import { remoteScript } from '../shell/quote.js';
 import { socketErrorText } from './socket-errors.js';
+import { SshCredentials } from './auth.js';
+
+/** A jump host (ssh -J): reached directly, with its own pinned key; the target is reached through it. */
+export interface JumpHost {
+  host: string;
+  /** Default: 22. */
+  port?: number;
+  /** Default: the target's user. */
+  user?: string;
+  /** The jump host's pinned key, "<type> <base64> [comment]" (the same rules as the target's). */
+  hostKey: string;
+}
 
 export interface SshTarget {
   host: string;
@@ -27,10 +48,73 @@ export interface SshTarget {
   user: string;
   /** The pinned key, "<type> <base64> [comment]". */
   hostKey: string;
+  /** Run every script as root through `sudo -n` (default: when the user is not root). */
+  become?: boolean;
+  /** Reach the host through this jump host (its address and port as the jump host sees them). */
+  proxyJump?: JumpHost;
 }
 
+/**
+ * How to authenticate: a private key (its bytes, decrypted with `passphrase` when it is encrypted, or
+ * parsed and decrypted already), an ssh-agent's socket, or credentials from resolveSshAuth
+ * (controller/transport/auth.ts), as the whole value or, for older callers, as `privateKey`.
+ */
 export interface SshAuth {
-  privateKey: Buffer | string;
+  privateKey?: Buffer | string | ParsedKey | SshCredentials;
+  passphrase?: string;
+  /** An ssh-agent's socket: its keys are tried after `privateKey`, when both are given. */
+  agent?: string;
+}
+
+/** The ssh2 authentication methods of `auth`, in order: the key (parsed once, here), then the agent. */
+export function authMethods(auth: SshAuth, username: string): (PublicKeyAuthMethod | AgentAuthMethod)[] {
+  const a: SshAuth = auth.privateKey instanceof SshCredentials ? auth.privateKey : auth;
+  const out: (PublicKeyAuthMethod | AgentAuthMethod)[] = [];
+  if (a.privateKey !== undefined && !(a.privateKey instanceof SshCredentials)) {
+    const parsed = ssh2.utils.parseKey(a.privateKey, a.passphrase);
+    if (parsed instanceof Error) throw new Error(`the SSH private key cannot be used: ${parsed.message}`);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    out.push({ type: 'publickey', username, key });
+  }
+  if (a.agent) out.push({ type: 'agent', username, agent: a.agent });
+  if (!out.length) throw new Error('no SSH credentials: neither a private key nor an ssh-agent');
+  return out;
+}
+
+/** Whether scripts on `t` run through sudo: as asked, else whenever the user is not root. */
+export const becomes = (t: Pick<SshTarget, 'user' | 'become'>) => t.become ?? t.user !== 'root';
+
+/** The remote command that runs a script sent on stdin: `sh -s`, under `sudo -n` when becoming root. */
+export const scriptCommand = (become: boolean) => (become ? 'sudo -n -- sh -s' : 'sh -s');
+
+/**
+ * Why sudo refused to run a script (from the result of scriptCommand(true)), or undefined when it ran:
+ * sudo itself failed (it prints "sudo: ..." and runs nothing) or is not installed.
+ */
+export function becomeRefusal(r: ExecResult): string | undefined {
+  if (r.code === 0 || r.stdout !== '') return undefined;
+  const said = /^sudo: (.*)$/m.exec(r.stderr)?.[1]?.trim();
+  if (r.code === 127 && /sudo: (command )?not found|sudo: No such file/i.test(r.stderr)) return 'sudo is not installed';
+  if (said && /password is required|not in the sudoers|not allowed to|may not run sudo|no tty present/i.test(said))
+    return `sudo said: ${said}`;
+  return undefined;
+}
+
+/** A non-root user whom sudo refused: nothing ran. */
+export class BecomeError extends Error {
+  constructor(
+    readonly target: string,
+    readonly user: string,
+    reason: string,
+  ) {
+    super(
+      reason === 'sudo is not installed'
+        ? `${target}: sudo is not installed, and user ${user} is not root (natsfleet needs root: install sudo or connect as root)`
+        : `${target}: user ${user} cannot sudo without a password (${reason}): natsfleet runs every script as root ` +
+            'through sudo -n; allow it NOPASSWD, or connect as root',
+    );
+    this.name = 'BecomeError';
+  }
 }
 
 export class HostKeyError extends Error {
@@ -69,10 +153,29 @@ export interface ExecOptions {
 }
 
 export interface ConnectOptions {
-  /** Deadline for TCP connect, SSH banner, key exchange and authentication together. */
+  /** Deadline for TCP connect, SSH banner, key exchange and authentication together (per hop). */
   timeoutMs?: number;
   /** Upper bound on the deadline of every later step on this session (exec, port forward). */
   maxStepMs?: number;
+  /**
+   * An open session to the target's proxyJump, shared by its caller (the pool); without one, connect
+   * opens its own and closes it with the target's session.
+   */
+  jump?: SshSession;
+}
+
+/** The jump host of `t` as a target of its own (its user defaults to the target's). */
+export function jumpTarget(t: SshTarget): SshTarget | undefined {
+  const j = t.proxyJump;
+  return j && { host: j.host, port: j.port ?? 22, user: j.user ?? t.user, hostKey: j.hostKey, become: false };
+}
+
+const labelOf = (t: Pick<SshTarget, 'user' | 'host' | 'port'>) => `${t.user}@${t.host}:${t.port}`;
+
+/** How a target is named in messages: "deploy@10.0.0.5:22 via root@bastion:22" through a jump host. */
+export function targetLabel(t: SshTarget): string {
+  const j = jumpTarget(t);
+  return j ? `${labelOf(t)} via ${labelOf(j)}` : labelOf(t);
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
@@ -81,6 +184,8 @@ const DEFAULT_FORWARD_TIMEOUT_MS = 15_000;
 /** After close(), how long the host has to finish the SSH disconnect before the socket is dropped. */
 const CLOSE_GRACE_MS = 2_000;
 
+/** An SshError's message without its target label (it is re-labelled by the caller). */
+const reasonOf = (e: Error) => (e instanceof SshError ? e.message.slice(e.target.length + 2) : e.message);
 const seconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`;
 const ignore = () => {};
 
@@ -106,15 +211,22 @@ export class SshSession {
   /** Fails every step in flight (the connection went away). */
   private readonly inFlight = new Set<(err: Error) => void>();
 
+  /** Runs when the session closes (a jump session opened for this one alone is closed with it). */
+  private readonly onClosed: (() => void)[] = [];
+
   private constructor(
     private readonly client: Client,
     readonly label: string,
     private readonly maxStepMs: number | undefined,
+    /** The SSH user, and whether scripts run as root through sudo (see scriptCommand). */
+    readonly user: string,
+    readonly become: boolean,
   ) {
     client.on('close', () => {
       this.closed = true;
       const cause = this.lastError ? `: ${this.lastError.message}` : '';
       for (const fail of [...this.inFlight]) fail(new SshError(label, `connection lost${cause}`));
+      for (const f of this.onClosed.splice(0)) f();
     });
   }
 
@@ -124,14 +236,51 @@ export class SshSession {
     this.closed = true;
   }
 
-  static connect(target: SshTarget, auth: SshAuth, opts: ConnectOptions = {}): Promise<SshSession> {
-    const label = `${target.user}@${target.host}:${target.port}`;
+  /**
+   * Connects to the target with its pinned key; through its proxyJump when it has one: the jump host
+   * with its own pinned key (opts.jump, or a session opened here), then a port forward from there to
+   * the target carrying the target's SSH session (its key checked as on a direct connection).
+   */
+  static async connect(target: SshTarget, auth: SshAuth, opts: ConnectOptions = {}): Promise<SshSession> {
+    const hop = jumpTarget(target);
+    if (!hop) return SshSession.open(target, auth, opts);
+    const label = targetLabel(target);
+    const jump = opts.jump ?? (await SshSession.open(hop, auth, { ...opts, role: `jump host of ${labelOf(target)}` }));
+    try {
+      const stream = await jump
+        .forwardOut(target.port, target.host, opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
+        .catch((e: Error) => {
+          throw new SshError(label, `the jump host cannot reach ${target.host}:${target.port}: ${reasonOf(e)}`);
+        });
+      const session = await SshSession.open(target, auth, opts, stream as ClientChannel);
+      if (!opts.jump) session.onClosed.push(() => jump.close());
+      return session;
+    } catch (e) {
+      if (!opts.jump) jump.close();
+      throw e;
+    }
+  }
+
+  /** One SSH connection: over TCP, or over `stream` (a port forward through a jump host). */
+  private static open(
+    target: SshTarget,
+    auth: SshAuth,
+    opts: ConnectOptions & { role?: string },
+    stream?: ClientChannel,
+  ): Promise<SshSession> {
+    const label = stream ? targetLabel(target) : `${labelOf(target)}${opts.role ? ` (${opts.role})` : ''}`;
     const problem = hostKeyProblem(target.hostKey);
     if (problem) return Promise.reject(new SshError(label, `the pinned host key ${problem}`));
     const pinned = keyBlob(target.hostKey);
     const pinnedType = keyType(pinned);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     let presented: Buffer | undefined;
+    let methods: (PublicKeyAuthMethod | AgentAuthMethod)[];
+    try {
+      methods = authMethods(auth, target.user);
+    } catch (e) {
+      return Promise.reject(new SshError(label, (e as Error).message));
+    }
     return new Promise((resolve, reject) => {
       const client = new Client();
       let session: SshSession | undefined;
@@ -141,6 +290,7 @@ export class SshSession {
         settled = true;
         clearTimeout(timer);
         client.destroy();
+        if (stream) closeChannel(stream);
         reject(err);
       };
       // Permanent: before `ready` an error fails the connect; after it, it marks the session dead.
@@ -158,6 +308,8 @@ export class SshSession {
           fail(
             new SshError(label, `the host offers no ${pinnedType} host key (the manifest pins one): ${err.message}`),
           );
+        } else if (stream) {
+          fail(new SshError(label, err.message));
         } else {
           fail(new SshError(label, socketErrorText(err, target.host, target.port)));
         }
@@ -167,26 +319,28 @@ export class SshSession {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        session = new SshSession(client, label, opts.maxStepMs);
+        session = new SshSession(client, label, opts.maxStepMs, target.user, becomes(target));
         resolve(session);
       });
       // Our own socket, so a timeout can say how far the host got.
-      const sock = new Socket();
-      sock.on('error', ignore); // ssh2 reports socket errors on the client
+      const sock = stream ? undefined : new Socket();
+      sock?.on('error', ignore); // ssh2 reports socket errors on the client
       const timer = setTimeout(() => {
-        const what = sock.connecting
-          ? `TCP connection not established within ${seconds(timeoutMs)}`
-          : sock.bytesRead === 0
-            ? `no SSH banner within ${seconds(timeoutMs)}`
-            : `SSH handshake not completed within ${seconds(timeoutMs)}`;
+        const what = !sock
+          ? `SSH handshake through the jump host not completed within ${seconds(timeoutMs)}`
+          : sock.connecting
+            ? `TCP connection not established within ${seconds(timeoutMs)}`
+            : sock.bytesRead === 0
+              ? `no SSH banner within ${seconds(timeoutMs)}`
+              : `SSH handshake not completed within ${seconds(timeoutMs)}`;
         fail(new SshError(label, what));
       }, timeoutMs);
       const config: ConnectConfig = {
-        sock,
+        sock: stream ?? sock,
         host: target.host,
         port: target.port,
         username: target.user,
-        privateKey: auth.privateKey,
+        authHandler: methods,
         // ssh2's own guard stays as a backstop behind ours.
         readyTimeout: timeoutMs + 1_000,
         keepaliveInterval: 10_000,
@@ -198,10 +352,10 @@ export class SshSession {
         },
       };
       try {
-        sock.connect(target.port, target.host);
+        sock?.connect(target.port, target.host);
         client.connect(config);
       } catch (e) {
-        sock.destroy();
+        sock?.destroy();
         fail(new SshError(label, (e as Error).message));
       }
     });
@@ -288,9 +442,15 @@ export class SshSession {
     );
   }
 
-  /** Runs a POSIX shell script on the host (sent on stdin, so its length is not bounded by argv). */
-  runScript(script: string, timeoutMs?: number): Promise<ExecResult> {
-    return this.exec('sh -s', { stdin: remoteScript(script), timeoutMs });
+  /**
+   * Runs a POSIX shell script on the host as root (sent on stdin, so its length is not bounded by
+   * argv): a non-root user's through `sudo -n` (a BecomeError when sudo refuses: nothing ran).
+   */
+  async runScript(script: string, timeoutMs?: number): Promise<ExecResult> {
+    const r = await this.exec(scriptCommand(this.become), { stdin: remoteScript(script), timeoutMs });
+    const refused = this.become ? becomeRefusal(r) : undefined;
+    if (refused) throw new BecomeError(this.label, this.user, refused);
+    return r;
   }
 
   /**
