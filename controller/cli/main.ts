@@ -13,6 +13,7 @@ import { reconcileCommands } from './reconcile.js';
 import { controllerCommand } from './controller.js';
 import { demoCommand } from './demo.js';
 import { importCommand } from './import.js';
+import { initCommand } from './init.js';
 import { bashCompletion } from './completion.js';
 import { userMessage } from './errors.js';
 
@@ -31,12 +32,17 @@ export async function main(
     .showHelpAfterError('(run with --help for usage)')
     .showSuggestionAfterError();
 
-  policyOptions(
-    program
-      .command('validate')
-      .description('validate every NatsHost manifest in DIR (default hosts/)')
-      .argument('[dir]', 'hosts directory', 'hosts'),
-  ).action(async (dir: string, opts: PolicyFlags) => {
+  const validate = program
+    .command('validate')
+    .description('validate every NatsHost manifest in DIR (default hosts/)')
+    .argument('[dir]', 'hosts directory', 'hosts');
+  validate.addOption(
+    validate
+      .createOption('--format <format>', 'text, or github: workflow commands GitHub shows as annotations')
+      .choices(['text', 'github'])
+      .default('text'),
+  );
+  policyOptions(validate).action(async (dir: string, opts: PolicyFlags & { format: 'text' | 'github' }) => {
     code = await validateCommand(dir, out, opts);
   });
 
@@ -58,6 +64,7 @@ export async function main(
   reconcileCommands(program, out, setCode, err);
   controllerCommand(program);
   importCommand(program, out, err, setCode);
+  initCommand(program, out, err, setCode);
 
   program
     .command('demo')

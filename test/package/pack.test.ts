@@ -1,5 +1,5 @@
-// The npm tarball ships the CLI (bin/, the built dist/), the schema, deploy/ and the README, and no
-// test material: no test/ or .sandbox/ path, no private key, no token or secret fixture.
+// The npm tarball ships the CLI (bin/, the built dist/), the schemas, deploy/, the sandbox's assets and the
+// README, and no test material: no test/ or .sandbox/ path, no private key, no token or secret fixture.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -30,14 +30,19 @@ beforeAll(() => {
 }, 660_000);
 
 describe('npm pack', () => {
-  it('ships bin/, dist/, schemas/, deploy/, README.md and package.json, nothing else', () => {
-    const allowed = /^(bin|dist|schemas|deploy)\/|^(README\.md|package\.json|LICEN[CS]E(\.\w+)?)$/;
+  it('ships bin/, dist/, schemas/, deploy/, the sandbox assets, README.md and package.json, nothing else', () => {
+    const allowed =
+      /^(bin|dist|schemas|deploy|controller\/sandbox\/assets)\/|^(README\.md|package\.json|LICEN[CS]E(\.\w+)?)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files).toContain('bin/natsfleet.js');
     expect(files).toContain(MAIN);
     expect(files).toContain('schemas/natshost.schema.json');
     expect(files).toContain('README.md');
     expect(files.some((f) => f.startsWith('deploy/'))).toBe(true);
+    // `natsfleet sandbox up` builds its host images from these, from the installed package too.
+    expect(files).toContain('controller/sandbox/assets/host/sshd-natsfleet.conf');
+    // Only the assets of controller/: its TypeScript sources are shipped compiled, in dist/.
+    expect(files.filter((f) => f.startsWith('controller/') && f.endsWith('.ts'))).toEqual([]);
   });
 
   it('has no path under test/ or .sandbox/', () => {
