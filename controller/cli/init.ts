@@ -34,7 +34,7 @@ spec:
   ssh:
     host: 203.0.113.10 # a documentation address (TEST-NET-3): put your server's name or address here
     port: 22
-    user: root
+    user: root # or a user with passwordless sudo: natsfleet runs its scripts through sudo -n
     hostKey: ${PLACEHOLDER_HOST_KEY}
   nats:
     image: nats:2.10.27
@@ -96,8 +96,8 @@ each host, a merge deploys it, drift is reported as an issue.
 ## Add a host
 
 1. The host: Debian or Ubuntu with systemd, the Docker engine and curl (and \`docker compose\` or
-   \`docker-compose\` when the manifest enables the proxy), reachable over SSH as root with the key
-   natsfleet uses.
+   \`docker-compose\` when the manifest enables the proxy), reachable over SSH with the key natsfleet
+   uses, as root or as a user with passwordless sudo (\`spec.ssh.user\`).
 2. Pin its SSH host key: \`natsfleet hostkey scan HOST\` prints the fingerprint and a ready
    \`hostKey:\` line. Compare the fingerprint on the host (\`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`)
    before trusting it.
