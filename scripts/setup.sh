@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # debian-archive-keyring: the sandbox checks the trixie and sid nats-server packages it downloads with it.
-PKGS=(docker.io docker-compose debootstrap debian-archive-keyring busybox-static nats-server nginx-light openssl ansible systemd iproute2 openssh-client)
+PKGS=(docker.io docker-compose debootstrap debian-archive-keyring busybox-static nats-server nginx-light openssl ansible systemd iproute2 openssh-client shellcheck)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
