@@ -57,7 +57,8 @@ export class SessionPool {
     const hop = jumpTarget(t);
     if (!hop) return SshSession.connect(t, this.auth, opts);
     const jump = await this.session(this.jumps, hop, (j) =>
-      SshSession.connect(j, this.auth, { timeoutMs: this.connectTimeoutMs }),
+      // Shared by the hosts behind it: named as the jump host, not as any one host's.
+      SshSession.connect(j, this.auth, { timeoutMs: this.connectTimeoutMs, role: 'jump host' }),
     );
     try {
       return await SshSession.connect(t, this.auth, { ...opts, jump });

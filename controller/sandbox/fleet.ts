@@ -30,6 +30,7 @@ import {
   PEBBLE_ALIAS,
   PEBBLE_MANAGEMENT_PORT,
   preloadedImages,
+  SANDBOX_USERS,
   type NatsImages,
 } from './images.js';
 import { SshSession } from '../transport/ssh.js';
@@ -157,7 +158,15 @@ async function seed(container: string, files: { path: string; content?: string; 
       tops.add(f.path.split('/')[0]);
     }
     // Directory entries in the tar carry modes onto the host: keep them as the image has them.
-    for (const d of ['etc', 'etc/ssh', 'usr', 'usr/libexec', 'usr/libexec/docker', 'usr/libexec/docker/cli-plugins']) {
+    for (const d of [
+      'etc',
+      'etc/ssh',
+      'etc/ssh/authorized_keys',
+      'usr',
+      'usr/libexec',
+      'usr/libexec/docker',
+      'usr/libexec/docker/cli-plugins',
+    ]) {
       if (existsSync(join(tmp, d))) chmodSync(join(tmp, d), 0o755);
     }
     for (const d of ['root', 'root/.ssh']) if (existsSync(join(tmp, d))) chmodSync(join(tmp, d), 0o700);
@@ -232,6 +241,12 @@ async function startHost(setup: HostSetup, i: number): Promise<SandboxHost> {
     { path: 'etc/ssh/ssh_host_ed25519_key', content: hostKey.private, mode: 0o600 },
     { path: 'etc/ssh/ssh_host_ed25519_key.pub', content: `${hostKey.public}\n`, mode: 0o644 },
     { path: 'root/.ssh/authorized_keys', content: `${clientPublicKey}\n`, mode: 0o600 },
+    // The non-root users log in with the same client key (root-owned and world-readable, as sshd wants).
+    ...Object.values(SANDBOX_USERS).map((u) => ({
+      path: `etc/ssh/authorized_keys/${u}`,
+      content: `${clientPublicKey}\n`,
+      mode: 0o644,
+    })),
     ...(compose === 'v1+plugin'
       ? [
           {

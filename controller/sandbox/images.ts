@@ -1,5 +1,7 @@
 // Owns building and caching the sandbox images, all from Debian packages (Docker Hub is not reachable):
-//   - the host image: a debootstrapped Debian with systemd, OpenSSH, Docker and Compose v1;
+//   - the host image: a debootstrapped Debian with systemd, OpenSSH, Docker, Compose v1 and sudo, and two
+//     non-root login users: `deploy` (passwordless sudo, what an operator's Ansible user has) and `guest`
+//     (no sudo rights);
 //   - nats:<version>: scratch images holding a Debian nats-server binary and its libc, like the official image:
 //     bookworm's (this machine's, as nats:2.9.10 and its variant nats:2.9.10-r1), trixie's and sid's (their
 //     packages downloaded once into DEB_CACHE, tagged with the version the binary prints);
@@ -14,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   copyFileSync,
   mkdirSync,
   mkdtempSync,
@@ -44,7 +47,15 @@ export const HOST_PACKAGES = [
   'procps',
   'python3',
   'coreutils',
+  'sudo',
 ];
+/** The host image's non-root login users (their authorized keys are seeded per host, see fleet.ts). */
+export const SANDBOX_USERS = {
+  /** Passwordless sudo (NOPASSWD: ALL), as spec.ssh.user with become. */
+  sudo: 'deploy',
+  /** No sudo rights at all: become is refused. */
+  plain: 'guest',
+} as const;
 const SUITE = 'bookworm';
 
 /** The NATS images every sandbox host has: three real nats-server versions, all Debian's. */
@@ -102,7 +113,7 @@ function copyWithLibs(root: string, binary: string, as = binary) {
 }
 
 export const hostImageTag = () =>
-  `natsfleet-sandbox-host:${hashOf(SUITE, HOST_PACKAGES.join(','), ...assetBytes('host'))}`;
+  `natsfleet-sandbox-host:${hashOf(SUITE, HOST_PACKAGES.join(','), JSON.stringify(SANDBOX_USERS), ...assetBytes('host'))}`;
 
 export async function buildHostImage(log: (s: string) => void): Promise<string> {
   const tag = hostImageTag();
@@ -120,6 +131,7 @@ export async function buildHostImage(log: (s: string) => void): Promise<string> 
     copyFileSync(join(ASSETS, 'host/compose-plugin-shim'), join(root, 'usr/local/lib/natsfleet/compose-plugin-shim'));
     chmodSync(join(root, 'usr/local/lib/natsfleet/compose-plugin-shim'), 0o755);
     mkdirSync(join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
+    addUsers(root);
     writeFileSync(join(root, 'etc/machine-id'), '');
     rmSync(join(root, 'var/cache/apt/archives'), { recursive: true, force: true });
     await importRootfs(root, tag, ['CMD ["/lib/systemd/systemd"]', 'ENV container=docker', `LABEL ${LABEL}=${tag}`]);
@@ -127,6 +139,44 @@ export async function buildHostImage(log: (s: string) => void): Promise<string> 
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * Adds the non-root login users to a rootfs (written directly: faster than useradd in a chroot). Their
+ * authorized keys live in /etc/ssh/authorized_keys/<user> (see assets/host/sshd-natsfleet.conf).
+ */
+function addUsers(root: string) {
+  const users = [
+    { name: SANDBOX_USERS.sudo, id: 1000 },
+    { name: SANDBOX_USERS.plain, id: 1001 },
+  ];
+  const append = (file: string, lines: string[]) =>
+    writeFileSync(join(root, file), `${lines.join('\n')}\n`, { flag: 'a' });
+  append(
+    'etc/passwd',
+    users.map((u) => `${u.name}:x:${u.id}:${u.id}::/home/${u.name}:/bin/bash`),
+  );
+  append(
+    'etc/group',
+    users.map((u) => `${u.name}:x:${u.id}:`),
+  );
+  // '*': no password can log in (keys only), and the account is not locked (sshd refuses locked ones).
+  append(
+    'etc/shadow',
+    users.map((u) => `${u.name}:*:19000:0:99999:7:::`),
+  );
+  append(
+    'etc/gshadow',
+    users.map((u) => `${u.name}:!::`),
+  );
+  for (const u of users) {
+    mkdirSync(join(root, 'home', u.name), { recursive: true, mode: 0o755 });
+    chownSync(join(root, 'home', u.name), u.id, u.id);
+  }
+  mkdirSync(join(root, 'etc/ssh/authorized_keys'), { recursive: true, mode: 0o755 });
+  writeFileSync(join(root, 'etc/sudoers.d/natsfleet-sandbox'), `${SANDBOX_USERS.sudo} ALL=(ALL:ALL) NOPASSWD: ALL\n`, {
+    mode: 0o440,
+  });
 }
 
 /** Imports directory `root` as image `tag`, with Dockerfile instructions `changes` (CMD, ENV, LABEL...). */

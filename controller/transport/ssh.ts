@@ -162,6 +162,8 @@ export interface ConnectOptions {
    * opens its own and closes it with the target's session.
    */
   jump?: SshSession;
+  /** What the host is to the caller, in messages: "jump host" gives "root@bastion:22 (jump host): ...". */
+  role?: string;
 }
 
 /** The jump host of `t` as a target of its own (its user defaults to the target's). */
@@ -265,7 +267,7 @@ export class SshSession {
   private static open(
     target: SshTarget,
     auth: SshAuth,
-    opts: ConnectOptions & { role?: string },
+    opts: ConnectOptions,
     stream?: ClientChannel,
   ): Promise<SshSession> {
     const label = stream ? targetLabel(target) : `${labelOf(target)}${opts.role ? ` (${opts.role})` : ''}`;
