@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import { dump } from 'js-yaml';
 import type { NatsHost } from '../manifest/natshost.gen.js';
 import { dedicatedRoot, type PathPolicy } from '../manifest/path-policy.js';
+import { SCHEMA_MODELINE } from '../manifest/schema.js';
 import { containerConfigPath, hostPathOf, type ContainerDetail, type ImportFacts } from './import-facts.js';
 import { ConfSyntaxError, isMap, pick, readNatsConf, type ConfMap, type ConfValue } from './nats-conf-reader.js';
 
@@ -232,6 +233,7 @@ function hint(key: string): string {
 /** The manifest as YAML, with a header saying where it came from and what to fill in. */
 export function manifestYaml(r: Imported, source: string, at: string): string {
   const head = [
+    SCHEMA_MODELINE,
     `# NatsHost imported by \`natsfleet import\` from ${source} at ${at}.`,
     '# Check it, then `natsfleet plan`: the first apply takes the host over with one restart.',
     ...r.secrets.map((s) => `# Secret: set ${s.env} in the controller's environment to ${s.what}.`),

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { packagePath } from '../package-root.js';
+import { SCHEMA_MODELINE } from '../manifest/schema.js';
 
 /**
  * The example's pinned host key: a real ed25519 public key whose private half was thrown away when it was
@@ -14,9 +15,6 @@ import { packagePath } from '../package-root.js';
 export const PLACEHOLDER_HOST_KEY =
   'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBloWavC7MINJEZBmYIE428htfZJEIyPmrwa6AklhSyB ' +
   'placeholder-replace-with-natsfleet-hostkey-scan';
-
-/** The modeline yaml-language-server reads (VS Code's YAML extension, Neovim, Helix...): relative to the file. */
-export const SCHEMA_MODELINE = '# yaml-language-server: $schema=../schemas/natshost.schema.json';
 
 const packageVersion = (): string => JSON.parse(readFileSync(packagePath('package.json'), 'utf8')).version;
 

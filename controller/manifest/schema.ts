@@ -7,6 +7,12 @@ import { packagePath } from '../package-root.js';
 import type { NatsHost } from './natshost.gen.js';
 import type { NatsCluster } from './natscluster.gen.js';
 
+/**
+ * The modeline yaml-language-server reads (VS Code's YAML extension, Neovim, Helix...) in a hosts
+ * repository: the schema copy `natsfleet init` writes, relative to the manifest.
+ */
+export const SCHEMA_MODELINE = '# yaml-language-server: $schema=../schemas/natshost.schema.json';
+
 // ajv-formats is CommonJS: under NodeNext its default export arrives as the module object.
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
   addFormatsModule) as unknown as (ajv: Ajv, formats: string[]) => Ajv;

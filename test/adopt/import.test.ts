@@ -186,7 +186,7 @@ describe('importManifest', () => {
       paths: { allowedRoots: ['/etc/nats', '/srv/nats'] },
     });
     const text = manifestYaml(r, '192.0.2.7', '2026-11-26T00:00:00Z');
-    expect(text.split('\n')[2]).toBe(
+    expect(text.split('\n')[3]).toBe(
       "# Secret: set NATS_SEED_1_TOKEN in the controller's environment to the token in /etc/nats/nats-server.conf on the host.",
     );
     const policy = loadPolicyFrom({ allowedRoots: ['/etc/nats', '/srv/nats'] });
