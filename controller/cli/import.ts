@@ -23,7 +23,7 @@ import {
 } from '../adopt/import-facts.js';
 import { importManifest, manifestYaml } from '../adopt/manifest.js';
 import { policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
-import { sshAuth, type SshFlags } from './ssh-options.js';
+import { SSH_KEY_HELP, sshAuth, type SshFlags } from './ssh-options.js';
 
 interface ImportFlags extends PolicyFlags, SshFlags {
   name: string;
@@ -53,7 +53,7 @@ export function importCommand(
       .requiredOption('--name <name>', 'the host name in natsfleet (metadata.name, the file name)')
       .requiredOption('--host-key <key>', 'the pinned host key, "<type> <base64>" (natsfleet hostkey scan HOST)')
       .option('--user <user>', 'SSH user', 'root')
-      .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY, else ssh-agent)')
+      .option('--ssh-key <path>', SSH_KEY_HELP)
       .option('--unit <unit>', 'the systemd unit running NATS', 'nats.service')
       .option('--container <name>', 'the NATS container (default: the one serving port 4222)')
       .option('--out <file>', 'write the manifest here (default: print it)')
@@ -79,7 +79,7 @@ export function importCommand(
     }
     const policy = policyFrom(o);
     const ssh = { host: m![1], port: m![2] ? Number(m![2]) : 22, user: o.user, hostKey: o.hostKey };
-    const pool = new SessionPool(await sshAuth(o));
+    const pool = new SessionPool(sshAuth(o));
     try {
       const session = await pool.get({ name: o.name, ssh } as HostSpec);
       const run = async (script: string) => (await session.runScript(script, 30_000)).stdout;

@@ -25,7 +25,7 @@ import { createInterface } from 'node:readline/promises';
 import { paint, Progress, terminalOf } from './progress.js';
 import { lockReleaseAbandoned, lockReportScript, parseHeldLock, unlockScript } from '../apply/commands.js';
 import { describeLock, takeOverReason } from '../apply/lock.js';
-import { resolveSshAuth, type SshCredentials } from '../transport/auth.js';
+import { SSH_KEY_HELP, sshAuth } from './ssh-options.js';
 
 interface Common extends PolicyFlags {
   hosts: string;
@@ -48,14 +48,6 @@ function statusReason(r: HostRun): string {
     ...(p.sync === 'OutOfSync' && !p.drift.length && !p.blocked.length ? ['changes to apply (see plan)'] : []),
   ];
   return parts.join('; ') || '-';
-}
-
-/**
- * The SSH credentials, checked before any host is contacted (a key problem is one SshKeyError): the key
- * of --ssh-key or $NATSFLEET_SSH_KEY, else the ssh-agent of $SSH_AUTH_SOCK (see transport/auth.ts).
- */
-function sshKey(opts: Common): SshCredentials {
-  return resolveSshAuth({ keyPath: opts.sshKey });
 }
 
 /** The hosts a command is about: --host names and -l selectors (a member brings its whole cluster). */
@@ -105,7 +97,7 @@ async function run(
 ): Promise<HostRun[] | undefined> {
   const ready = prepared ?? (await prepare(opts, err));
   if (!ready) return undefined;
-  const pool = new SessionPool({ privateKey: sshKey(opts) });
+  const pool = new SessionPool(sshAuth(opts));
   try {
     return await reconcileAll(ready.targets, {
       pool,
@@ -138,7 +130,7 @@ function common(cmd: Command): Command {
       },
       [] as string[],
     )
-    .option('--ssh-key <path>', 'SSH private key (default: $NATSFLEET_SSH_KEY, else the ssh-agent of $SSH_AUTH_SOCK)')
+    .option('--ssh-key <path>', SSH_KEY_HELP)
     .option('--concurrency <n>', 'hosts handled at once', integerArg(concurrency.min, concurrency.max), 10)
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'));
 }
@@ -317,7 +309,7 @@ export function reconcileCommands(
       err(`error: no valid host named ${unknown.join(', ')} in ${opts.hosts}`);
       return setCode(1);
     }
-    const pool = new SessionPool({ privateKey: sshKey(opts) });
+    const pool = new SessionPool(sshAuth(opts));
     let code = 0;
     try {
       for (const h of hosts.filter((x) => opts.host.includes(x.name))) {

@@ -1,14 +1,14 @@
 // Owns how the CLI authenticates to hosts: the SSH flags every command that reaches a host shares
-// (--ssh-key, or $NATSFLEET_SSH_KEY), turned into the transport's SshAuth.
-import { readFileSync } from 'node:fs';
-import type { SshAuth } from '../transport/ssh.js';
+// (--ssh-key, else $NATSFLEET_SSH_KEY, else the ssh-agent), resolved once by the transport
+// (transport/auth.ts) before any host is contacted: a local key problem is one error, not N hosts.
+import { resolveSshAuth, type SshCredentials } from '../transport/auth.js';
 
 export interface SshFlags {
   sshKey?: string;
 }
 
-export async function sshAuth(flags: SshFlags, env: NodeJS.ProcessEnv = process.env): Promise<SshAuth> {
-  const path = flags.sshKey ?? env.NATSFLEET_SSH_KEY;
-  if (!path) throw new Error('no SSH private key: pass --ssh-key PATH or set NATSFLEET_SSH_KEY');
-  return { privateKey: readFileSync(path) };
+export const SSH_KEY_HELP = 'SSH private key (default: $NATSFLEET_SSH_KEY, else the ssh-agent of $SSH_AUTH_SOCK)';
+
+export function sshAuth(flags: SshFlags): SshCredentials {
+  return resolveSshAuth({ keyPath: flags.sshKey });
 }
