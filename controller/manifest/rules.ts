@@ -209,7 +209,8 @@ function checkSsh(h: HostSpec): RuleFinding[] {
     out.push({
       path: 'spec.ssh.become',
       severity: 'warning',
-      message: `is false for user ${h.ssh.user}: natsfleet needs root, so the plan is blocked unless that user is uid 0`,
+      message:
+        `is false for user ${h.ssh.user}: natsfleet needs root, ` + 'so the plan is blocked unless that user is uid 0',
     });
   return out;
 }

@@ -112,8 +112,10 @@ function copyWithLibs(root: string, binary: string, as = binary) {
   for (const m of ldd.matchAll(/(\/\S+) \(0x/g)) put(m[1], m[1]);
 }
 
-export const hostImageTag = () =>
-  `natsfleet-sandbox-host:${hashOf(SUITE, HOST_PACKAGES.join(','), JSON.stringify(SANDBOX_USERS), ...assetBytes('host'))}`;
+export const hostImageTag = () => {
+  const inputs = hashOf(SUITE, HOST_PACKAGES.join(','), JSON.stringify(SANDBOX_USERS), ...assetBytes('host'));
+  return `natsfleet-sandbox-host:${inputs}`;
+};
 
 export async function buildHostImage(log: (s: string) => void): Promise<string> {
   const tag = hostImageTag();

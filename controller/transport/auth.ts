@@ -118,7 +118,11 @@ export function parsePrivateKey(
   return key;
 }
 
-/** The passphrase prompt: on the controlling terminal, echo off, the answer never echoed or kept in a log. */
+/**
+ * The passphrase prompt, on the controlling terminal: echo off and the terminal's own line editing and
+ * signals off while it reads (Ctrl-C cancels, erasing works), its settings restored afterwards in any
+ * case. The answer is never echoed or kept anywhere else. Undefined when cancelled or no terminal.
+ */
 export function askOnTerminal(question: string): string | undefined {
   let fd: number;
   try {
@@ -126,10 +130,13 @@ export function askOnTerminal(question: string): string | undefined {
   } catch {
     return undefined;
   }
-  const stty = (arg: string) => spawnSync('stty', [arg], { stdio: [fd, 'ignore', 'ignore'] });
+  const stty = (...args: string[]) =>
+    spawnSync('stty', args, { stdio: [fd, 'pipe', 'ignore'], encoding: 'utf8' }).stdout?.trim();
+  const saved = stty('-g');
   try {
-    writeSync(fd, question);
-    stty('-echo');
+    // From the start of a clean line (a progress line may be drawn on the terminal).
+    writeSync(fd, `\r\x1b[2K${question}`);
+    stty('-echo', '-icanon', '-isig', 'min', '1', 'time', '0');
     const bytes: number[] = [];
     const one = Buffer.alloc(1);
     for (;;) {
@@ -140,12 +147,17 @@ export function askOnTerminal(question: string): string | undefined {
         if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
         throw e;
       }
-      if (n === 0 || one[0] === 0x0a || one[0] === 0x0d) break;
-      bytes.push(one[0]);
+      const c = one[0];
+      if (n === 0 || c === 0x03 || (c === 0x04 && !bytes.length)) return undefined; // EOF, Ctrl-C, Ctrl-D
+      if (c === 0x0a || c === 0x0d) return Buffer.from(bytes).toString('utf8');
+      if (c === 0x7f || c === 0x08) bytes.pop();
+      else if (c === 0x15)
+        bytes.length = 0; // Ctrl-U
+      else bytes.push(c);
     }
-    return Buffer.from(bytes).toString('utf8');
   } finally {
-    stty('echo');
+    if (saved) stty(saved);
+    else stty('sane');
     writeSync(fd, '\n');
     closeSync(fd);
   }
@@ -195,6 +207,7 @@ export function resolveSshAuth(input: AuthInput = {}): SshCredentials {
     let from = fromEnv ? PASSPHRASE_ENV : 'as typed';
     if (passphrase === undefined && interactive) {
       passphrase = (input.ask ?? askOnTerminal)(`Passphrase for SSH key ${path}: `);
+      if (passphrase === undefined) throw new SshKeyError(`SSH key ${path}: no passphrase given (cancelled)`);
       from = 'as typed';
     }
     if (passphrase === undefined)

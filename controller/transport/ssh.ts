@@ -109,7 +109,8 @@ export class BecomeError extends Error {
   ) {
     super(
       reason === 'sudo is not installed'
-        ? `${target}: sudo is not installed, and user ${user} is not root (natsfleet needs root: install sudo or connect as root)`
+        ? `${target}: sudo is not installed, and user ${user} is not root ` +
+            '(natsfleet needs root: install sudo or connect as root)'
         : `${target}: user ${user} cannot sudo without a password (${reason}): natsfleet runs every script as root ` +
             'through sudo -n; allow it NOPASSWD, or connect as root',
     );

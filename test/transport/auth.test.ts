@@ -153,6 +153,12 @@ describe('passphrases', () => {
     expect(asked).toBe(1);
   });
 
+  it('a prompt cancelled (Ctrl-C, Ctrl-D): one error, nothing contacted', () => {
+    expect(
+      keyError(() => resolveSshAuth({ keyPath: encrypted, env: env(), interactive: true, ask: () => undefined })),
+    ).toBe(`SSH key ${encrypted}: no passphrase given (cancelled)`);
+  });
+
   it('an unencrypted key never asks', () => {
     const ask = () => {
       throw new Error('asked');
