@@ -85,7 +85,8 @@ async function prepare(opts: Common, err: (l: string) => void) {
     return undefined;
   }
   const targets = prepareTargets(selected, await policyResolver(selected, policy.secrets), policy.paths);
-  return { targets, revision: await localRevision(opts.hosts) };
+  // Credentials before any host and before the progress line (a passphrase may be asked on the terminal).
+  return { targets, revision: await localRevision(opts.hosts), auth: sshAuth(opts) };
 }
 
 async function run(
@@ -97,7 +98,7 @@ async function run(
 ): Promise<HostRun[] | undefined> {
   const ready = prepared ?? (await prepare(opts, err));
   if (!ready) return undefined;
-  const pool = new SessionPool(sshAuth(opts));
+  const pool = new SessionPool(ready.auth);
   try {
     return await reconcileAll(ready.targets, {
       pool,

@@ -13,7 +13,7 @@ import { applyHost, type ApplyInput } from '../apply/apply.js';
 import { isSuccessful, type ApplyResult, type FailureReason } from '../apply/result.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import type { SessionPool } from './pool.js';
-import { HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
+import { BecomeError, HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
 
 export interface Target {
   spec: HostSpec;
@@ -84,6 +84,8 @@ export async function observeFresh(t: Target, pool: SessionPool) {
 /** The reason of a failure to reach or observe a host: a wrong key and refused credentials are not blips. */
 export function connectionFailure(e: unknown): FailureReason {
   if (e instanceof HostKeyError) return 'host-key-mismatch';
+  // The host answered and authenticated us; its sudo refused: a credentials matter, not the network.
+  if (e instanceof BecomeError) return 'auth-failed';
   if (/authentication|auth methods failed/i.test((e as Error).message)) return 'auth-failed';
   return 'unreachable';
 }

@@ -1,7 +1,7 @@
 // The CLI's error paths as a user meets them: the real binary (bin/natsfleet.js, as installed) run as a
 // process, its exact stderr and exit code, nothing on stdout for a usage error, never a stack trace or
 // an errno text. The hosts are in-process (a closed port, an SSH server with another key): no Docker.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,18 @@ describe('hosts that cannot be reached, said plainly', () => {
     expect(r.err.split('\n')).toHaveLength(1);
     expect(r.out).toBe('');
     expect(r.code).toBe(1);
+  });
+
+  it('a passphrase key without its passphrase (no terminal): one line, no host contacted', async () => {
+    const encrypted = join(dir, 'id_encrypted');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '256', '-N', 'a passphrase', '-f', encrypted]);
+    const hosts = hostsWith('h5', sshPort, hostKey.public);
+    const r = await natsfleet('plan', '--hosts', hosts, '--ssh-key', encrypted);
+    expect(r).toEqual({
+      code: 1,
+      out: '',
+      err: `error: SSH key ${encrypted} is encrypted: set NATSFLEET_SSH_PASSPHRASE or run on a terminal to be asked for its passphrase`,
+    });
   });
 
   it('hostkey scan: the refused port, and a ready hostKey line with its fingerprint', async () => {

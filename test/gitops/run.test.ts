@@ -23,7 +23,8 @@ it('a trigger during a tick starts the next tick at once instead of waiting for 
     ],
     { cwd: join(d, 'work') },
   );
-  writeFileSync(join(d, 'key'), 'unused: no host to reach\n');
+  // A real key (the controller checks it at start), for no host: nothing is reached.
+  execFileSync('ssh-keygen', ['-q', '-t', 'ecdsa', '-b', '256', '-N', '', '-f', join(d, 'key')]);
   const running = await startController(
     {
       ...DEFAULTS,
