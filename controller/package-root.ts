@@ -1,6 +1,6 @@
 // Owns locating natsfleet's own package directory (schemas/, sandbox/ assets), the same from
-// sources run by vitest/tsx and from the compiled dist/ tree.
-import { existsSync } from 'node:fs';
+// sources run by vitest/tsx and from the compiled dist/ tree; and its version.
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,3 +16,7 @@ function findRoot(): string {
 
 export const PACKAGE_ROOT = findRoot();
 export const packagePath = (...parts: string[]) => join(PACKAGE_ROOT, ...parts);
+
+/** natsfleet's version (package.json). */
+export const packageVersion = (): string =>
+  (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;

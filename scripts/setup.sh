@@ -17,6 +17,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# promtool (Debian's prometheus package) checks the controller's /metrics in the tests. Only the tool is
+# wanted: a policy-rc.d keeps the package's Prometheus server from being started by its install.
+if ! command -v promtool >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "setup: need root to install prometheus (promtool)" >&2; exit 1; }
+  echo "setup: installing prometheus (for promtool)" >&2
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
+fi
+
 # npm ci whenever package-lock.json changed since the last install (it also builds dist/).
 stamp=node_modules/.natsfleet-lock-sha256
 want=$(sha256sum package-lock.json | cut -d' ' -f1)

@@ -1,9 +1,8 @@
 // Owns the natsfleet command line: parses arguments and dispatches to one module per command. Normal
 // output goes to `out`; usage errors (a bad flag or argument, an invalid controller configuration) go to
 // `err` as plain messages and return 1; any other failure is thrown to the caller (bin/natsfleet.js).
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { packagePath } from '../package-root.js';
+import { packageVersion } from '../package-root.js';
 import { ConfigError } from '../gitops/config.js';
 import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
@@ -25,7 +24,7 @@ export async function main(
   let code = 0;
   const program = new Command('natsfleet')
     .description('GitOps controller for NATS servers on bare Linux hosts')
-    .version(JSON.parse(readFileSync(packagePath('package.json'), 'utf8')).version)
+    .version(packageVersion())
     .exitOverride()
     .configureOutput({ writeOut: (s) => out(s.trimEnd()), writeErr: (s) => err(s.trimEnd()) })
     // Inherited by every command added below: a usage error ends with where to look.

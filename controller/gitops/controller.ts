@@ -51,6 +51,7 @@ import {
   untrustedReason,
 } from './decide.js';
 import { Metrics } from './metrics.js';
+import { packageVersion } from '../package-root.js';
 import type { ControllerState, StateStore } from './state.js';
 
 export interface ControllerDeps {
@@ -82,7 +83,7 @@ interface Loaded {
 
 export class Controller {
   state: ControllerState;
-  readonly metrics = new Metrics();
+  readonly metrics = new Metrics({ version: packageVersion() });
   private lastDrift = 0;
   private readonly now: () => number;
   private readonly policy: LoadPolicy;
@@ -181,6 +182,8 @@ export class Controller {
       this.save();
       return;
     }
+    // Hosts whose manifest left the branch keep running, unmanaged: shown so in the metrics.
+    this.metrics.markUnmanaged(loaded.hosts.map((h) => h.name));
     const { targets, failures } = await this.prepare(loaded.hosts);
     const newRevision = head !== this.state.appliedRevision;
     const now = this.now();
@@ -224,6 +227,7 @@ export class Controller {
         run.error ? 'Unknown' : ok ? 'Synced' : 'OutOfSync',
         run.error ? 'Unknown' : run.apply!.health,
       );
+      if (run.apply) this.metrics.observeApply(name, run.apply.outcome, run.apply.durationMs / 1000, this.now());
       const st = deployStatus(run.apply, run.error);
       if (ok && t) {
         this.state.hostFingerprints[name] = desiredFingerprint(t.desired);

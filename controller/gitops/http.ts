@@ -66,7 +66,10 @@ export function startHttp(o: HttpOptions): Promise<Server> {
       if (req.method === 'GET' && req.url === '/healthz')
         return o.healthy() ? send(200, '{"status":"ok"}') : send(503, '{"status":"unavailable"}');
       if (req.method === 'GET' && req.url === '/metrics')
-        return send(200, o.metrics.render(), 'text/plain; version=0.0.4');
+        return void o.metrics.render().then(
+          (text) => send(200, text, o.metrics.contentType),
+          () => send(500, '{"error":"metrics unavailable"}'),
+        );
       if (req.method === 'POST' && req.url === '/webhook') {
         if (!o.webhookSecret) return send(404, '{"error":"webhook not configured"}');
         const body = Buffer.concat(chunks);

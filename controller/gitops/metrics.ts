@@ -1,52 +1,155 @@
-// Owns the controller's Prometheus metrics (text exposition format, no client library needed):
-// reconcile durations, hosts per sync and health status, last successful sync, loop errors.
+// Owns the controller's Prometheus metrics (prom-client, one registry per controller): per-host sync
+// and health series an alert can name a host by (Argo CD's style: one series per status, 1 for the
+// current one), the last apply per host, histograms of phase and apply durations, aggregates, loop
+// counters, build info and the process's default metrics. The controller sets plain values here.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HealthStatus, SyncStatus } from '../plan/types.js';
 
+/** A host whose manifest left the branch: it runs on, natsfleet no longer manages it. */
+export type HostSync = SyncStatus | 'Unmanaged';
+export type HostHealth = HealthStatus | 'Unknown';
+
+const SYNC: readonly HostSync[] = ['Synced', 'OutOfSync', 'Unknown', 'Unmanaged'];
+const HEALTH: readonly HostHealth[] = ['Healthy', 'Progressing', 'Degraded', 'Missing', 'Unknown'];
+const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+
+export type Phase = 'deploy' | 'pull-plan' | 'drift' | 'tick';
+
 export class Metrics {
-  private durations = new Map<string, { sum: number; count: number }>();
-  private hosts = new Map<string, { sync: SyncStatus; health: HealthStatus | 'Unknown' }>();
+  readonly registry = new Registry();
+  private hosts = new Map<string, { sync: HostSync; health: HostHealth; lastApply?: number }>();
   lastSuccessfulSync = 0;
   ticks = 0;
   errors = 0;
+  private readonly phase: Histogram<'phase'>;
+  private readonly apply: Histogram<'outcome'>;
 
-  observeDuration(kind: 'deploy' | 'pull-plan' | 'drift' | 'tick', seconds: number) {
-    const d = this.durations.get(kind) ?? { sum: 0, count: 0 };
-    d.sum += seconds;
-    d.count++;
-    this.durations.set(kind, d);
+  constructor(build: { version: string } = { version: 'dev' }) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters (promtool's lint refuses them); their per-type siblings stay.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+      this.registry.removeSingleMetric(name);
+    new Gauge({
+      name: 'natsfleet_build_info',
+      help: 'natsfleet build: version and Node.js version (always 1).',
+      labelNames: ['version', 'nodejs'],
+      registers,
+    }).set({ version: build.version, nodejs: process.versions.node }, 1);
+    this.phase = new Histogram({
+      name: 'natsfleet_reconcile_duration_seconds',
+      help: 'Time spent per controller phase (deploy, pull-plan, drift, tick).',
+      labelNames: ['phase'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.apply = new Histogram({
+      name: 'natsfleet_apply_duration_seconds',
+      help: 'Time one host apply took, by outcome.',
+      labelNames: ['outcome'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    const hosts = () => [...this.hosts];
+    new Gauge({
+      name: 'natsfleet_host_sync_status',
+      help: 'Sync status per host: 1 for the current status, 0 for the others.',
+      labelNames: ['host', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [host, h] of hosts())
+          for (const status of SYNC) this.set({ host, status }, h.sync === status ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'natsfleet_host_health_status',
+      help: 'Health status per host: 1 for the current status, 0 for the others.',
+      labelNames: ['host', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [host, h] of hosts())
+          for (const status of HEALTH) this.set({ host, status }, h.health === status ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'natsfleet_host_last_apply_timestamp_seconds',
+      help: 'When natsfleet last applied to the host (this controller process), as a Unix time.',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [host, h] of hosts()) if (h.lastApply) this.set({ host }, Math.floor(h.lastApply / 1000));
+      },
+    });
+    new Gauge({
+      name: 'natsfleet_hosts',
+      help: 'Hosts per sync and health status.',
+      labelNames: ['sync', 'health'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [, h] of hosts()) this.inc({ sync: h.sync, health: h.health });
+      },
+    });
+    const self = this;
+    new Gauge({
+      name: 'natsfleet_last_successful_sync_timestamp_seconds',
+      help: 'When every host was last applied and healthy, as a Unix time (0: not yet).',
+      registers,
+      collect() {
+        this.set(Math.floor(self.lastSuccessfulSync / 1000));
+      },
+    });
+    new Counter({
+      name: 'natsfleet_loop_ticks_total',
+      help: 'Passes of the controller loop.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.ticks);
+      },
+    });
+    new Counter({
+      name: 'natsfleet_loop_errors_total',
+      help: 'Failures of a phase, a pull request or a report (each handled; the loop goes on).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.errors);
+      },
+    });
   }
 
-  setHost(host: string, sync: SyncStatus, health: HealthStatus | 'Unknown') {
-    this.hosts.set(host, { sync, health });
+  observeDuration(phase: Phase, seconds: number) {
+    this.phase.observe({ phase }, seconds);
   }
 
-  render(): string {
-    const out: string[] = [
-      '# HELP natsfleet_reconcile_duration_seconds Time spent per controller phase.',
-      '# TYPE natsfleet_reconcile_duration_seconds summary',
-    ];
-    for (const [kind, d] of this.durations) {
-      out.push(
-        `natsfleet_reconcile_duration_seconds_sum{phase="${kind}"} ${d.sum.toFixed(3)}`,
-        `natsfleet_reconcile_duration_seconds_count{phase="${kind}"} ${d.count}`,
-      );
-    }
-    out.push('# HELP natsfleet_hosts Hosts per sync and health status.', '# TYPE natsfleet_hosts gauge');
-    const counts = new Map<string, number>();
-    for (const h of this.hosts.values()) {
-      const key = `sync="${h.sync}",health="${h.health}"`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    for (const [k, n] of counts) out.push(`natsfleet_hosts{${k}} ${n}`);
-    out.push(
-      '# HELP natsfleet_last_successful_sync_timestamp_seconds When every host was last applied and healthy.',
-      '# TYPE natsfleet_last_successful_sync_timestamp_seconds gauge',
-      `natsfleet_last_successful_sync_timestamp_seconds ${Math.floor(this.lastSuccessfulSync / 1000)}`,
-      '# TYPE natsfleet_loop_ticks_total counter',
-      `natsfleet_loop_ticks_total ${this.ticks}`,
-      '# TYPE natsfleet_loop_errors_total counter',
-      `natsfleet_loop_errors_total ${this.errors}`,
-    );
-    return `${out.join('\n')}\n`;
+  /** One host's apply: its outcome and duration, and when it happened. */
+  observeApply(host: string, outcome: string, seconds: number, at: number) {
+    this.apply.observe({ outcome }, seconds);
+    const h = this.hosts.get(host);
+    if (h) h.lastApply = at;
+  }
+
+  setHost(host: string, sync: SyncStatus, health: HostHealth) {
+    this.hosts.set(host, { ...this.hosts.get(host), sync, health });
+  }
+
+  /** Hosts no longer in the branch's manifests stay visible as Unmanaged (they keep running). */
+  markUnmanaged(managed: readonly string[]) {
+    const keep = new Set(managed);
+    for (const [host, h] of this.hosts)
+      if (!keep.has(host)) this.hosts.set(host, { ...h, sync: 'Unmanaged', health: 'Unknown' });
+  }
+
+  /** The text exposition format. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }

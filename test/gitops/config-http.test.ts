@@ -156,17 +156,40 @@ describe('HTTP endpoint', () => {
     expect(verifySignature('s3cret', Buffer.from(body), sign(body))).toBe(true);
   });
 
-  it('serves /healthz and Prometheus /metrics', async () => {
+  it('serves /healthz and Prometheus /metrics: per-host series that name the degraded host, promtool-clean', async () => {
     metrics.setHost('h1', 'Synced', 'Healthy');
     metrics.setHost('h2', 'OutOfSync', 'Degraded');
+    metrics.setHost('gone', 'Synced', 'Healthy');
+    metrics.observeApply('h2', 'rolled-back', 4.2, 1_700_000_100_000);
+    metrics.markUnmanaged(['h1', 'h2']);
     metrics.observeDuration('deploy', 1.5);
     metrics.lastSuccessfulSync = 1_700_000_000_000;
+    metrics.ticks = 3;
     expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ status: 'ok' });
-    const text = await (await fetch(`${url}/metrics`)).text();
-    expect(text).toContain('natsfleet_hosts{sync="Synced",health="Healthy"} 1');
-    expect(text).toContain('natsfleet_hosts{sync="OutOfSync",health="Degraded"} 1');
-    expect(text).toContain('natsfleet_reconcile_duration_seconds_sum{phase="deploy"} 1.500');
-    expect(text).toContain('natsfleet_last_successful_sync_timestamp_seconds 1700000000');
+    const res = await fetch(`${url}/metrics`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    for (const line of [
+      'natsfleet_host_health_status{host="h2",status="Degraded"} 1',
+      'natsfleet_host_health_status{host="h2",status="Healthy"} 0',
+      'natsfleet_host_sync_status{host="h1",status="Synced"} 1',
+      'natsfleet_host_sync_status{host="gone",status="Unmanaged"} 1',
+      'natsfleet_host_last_apply_timestamp_seconds{host="h2"} 1700000100',
+      'natsfleet_hosts{sync="Synced",health="Healthy"} 1',
+      'natsfleet_hosts{sync="OutOfSync",health="Degraded"} 1',
+      'natsfleet_reconcile_duration_seconds_bucket{le="2.5",phase="deploy"} 1',
+      'natsfleet_reconcile_duration_seconds_sum{phase="deploy"} 1.5',
+      'natsfleet_apply_duration_seconds_count{outcome="rolled-back"} 1',
+      'natsfleet_last_successful_sync_timestamp_seconds 1700000000',
+      'natsfleet_loop_ticks_total 3',
+    ])
+      expect(text).toContain(line);
+    expect(text).toMatch(/^natsfleet_build_info\{version="[^"]+",nodejs="[\d.]+"\} 1$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    // The real linter of the exposition format (Debian's prometheus package).
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(`${lint.stdout}${lint.stderr}`.trim()).toBe('');
+    expect(lint.status).toBe(0);
   });
 
   it('a redelivered webhook (same X-GitHub-Delivery) is answered 200 as a duplicate and triggers nothing', async () => {
