@@ -21,6 +21,7 @@ interface Flags {
   listen?: string;
   githubRepository?: string;
   githubApiUrl?: string;
+  logLevel?: string;
 }
 
 /** An integer flag, bounded as the config file's key is. */
@@ -45,6 +46,7 @@ export function controllerCommand(program: Command) {
     .option('--listen <host:port>', 'serve /healthz, /metrics and /webhook')
     .option('--github-repository <owner/repo>', 'report to this GitHub repository')
     .option('--github-api-url <url>', 'GitHub API base URL (GitHub Enterprise)')
+    .option('--log-level <level>', 'trace, debug, info (default), warn, error or fatal')
     .action(async (f: Flags) => {
       const cfg = resolveConfig(
         {
@@ -59,11 +61,12 @@ export function controllerCommand(program: Command) {
           listen: f.listen,
           'github.repository': f.githubRepository,
           'github.apiUrl': f.githubApiUrl,
+          logLevel: f.logLevel,
         },
         process.env,
         f.config,
       );
-      const log = controllerLogger({ base: { app: 'natsfleet' } });
+      const log = controllerLogger({ base: { app: 'natsfleet' }, level: cfg.logLevel });
       const running = await startController(cfg, log);
       log.info(
         {

@@ -26,6 +26,8 @@ export interface ControllerConfig {
   listen?: string;
   webhookSecret?: string;
   planUntrustedLive: boolean;
+  /** The least severe log records written (pino level). */
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /**
    * Where manifests may write on hosts and which secrets they may name (paths.allowedRoots, secrets.dir,
    * secrets.envPattern).
@@ -49,6 +51,7 @@ export const DEFAULTS = {
   stateDir: '/var/lib/natsfleet-controller',
   concurrency: 10,
   planUntrustedLive: false,
+  logLevel: 'info' as ControllerConfig['logLevel'],
 };
 
 /** An invalid configuration: one line per problem, each naming its file and line, variable or flag. */
@@ -96,6 +99,7 @@ const ENV: Record<string, string> = {
   NATSFLEET_CONCURRENCY: 'concurrency',
   NATSFLEET_LISTEN: 'listen',
   NATSFLEET_WEBHOOK_SECRET: 'webhookSecret',
+  NATSFLEET_LOG_LEVEL: 'logLevel',
   NATSFLEET_ALLOWED_ROOTS: 'paths.allowedRoots',
   NATSFLEET_SECRETS_DIR: 'secrets.dir',
   NATSFLEET_SECRET_ENV_PATTERN: 'secrets.envPattern',
@@ -374,6 +378,7 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     listen: str('listen'),
     webhookSecret: str('webhookSecret'),
     planUntrustedLive: merged.planUntrustedLive === true,
+    logLevel: merged.logLevel as ControllerConfig['logLevel'],
     policy,
   };
   if (merged['github.repository']) {

@@ -228,6 +228,17 @@ export class Controller {
         run.error ? 'Unknown' : run.apply!.health,
       );
       if (run.apply) this.metrics.observeApply(name, run.apply.outcome, run.apply.durationMs / 1000, this.now());
+      // One line per host per apply, with its outcome.
+      log.info(
+        {
+          host: name,
+          outcome: run.error ? 'unreachable' : run.apply!.outcome,
+          health: run.error ? 'Unknown' : run.apply!.health,
+          steps: run.apply?.steps ?? [],
+          durationMs: run.apply?.durationMs ?? run.durationMs,
+        },
+        'host apply',
+      );
       const st = deployStatus(run.apply, run.error);
       if (ok && t) {
         this.state.hostFingerprints[name] = desiredFingerprint(t.desired);

@@ -60,6 +60,11 @@ describe('resolveConfig', () => {
     ]);
     expect(problems(base, { NATSFLEET_CONCURRENCY: '2.5' })).toHaveLength(1);
     expect(resolveConfig(base, { NATSFLEET_CONCURRENCY: '4' }).concurrency).toBe(4);
+    expect(resolveConfig(base, {}).logLevel).toBe('info');
+    expect(resolveConfig({ ...base, logLevel: 'debug' }, { NATSFLEET_LOG_LEVEL: 'warn' }).logLevel).toBe('debug');
+    expect(problems(base, { NATSFLEET_LOG_LEVEL: 'verbose' })).toEqual([
+      'NATSFLEET_LOG_LEVEL: logLevel: must be one of trace, debug, info, warn, error, fatal',
+    ]);
     expect(problems(base, { NATSFLEET_POLL_INTERVAL: '-1', NATSFLEET_LISTEN: 'nowhere' })).toEqual([
       'NATSFLEET_POLL_INTERVAL: pollIntervalSec: must be an integer from 1 to 86400 (seconds)',
       'NATSFLEET_LISTEN: listen: must be HOST:PORT, e.g. 127.0.0.1:9420',
