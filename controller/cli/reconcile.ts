@@ -8,7 +8,7 @@ import { readManifestDir } from '../manifest/read-dir.js';
 import { policyResolver } from '../secrets/resolve.js';
 import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
 import { integerRange } from '../gitops/config.js';
-import { distinctRollouts } from '../gitops/decide.js';
+import { distinctRollouts, splitSuspended } from '../gitops/decide.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { formatClusterHealth, formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
@@ -207,8 +207,16 @@ export function reconcileCommands(
       .option('-y, --yes', 'do not ask for confirmation on a terminal'),
   ).action(async (opts: Common & { yes?: boolean }) => {
     const t = terminalOf();
-    const prepared = await prepare(opts, err);
-    if (!prepared) return setCode(1);
+    const all = await prepare(opts, err);
+    if (!all) return setCode(1);
+    // Suspended hosts (spec.policy.suspend) are not applied from the command line either.
+    const split = splitSuspended(
+      all.targets.map((x) => ({ name: x.spec.name, cluster: x.spec.cluster?.name, suspend: x.spec.policy.suspend, x })),
+    );
+    for (const s of split.suspended)
+      err(`${s.name}: suspended (spec.policy.suspend${s.suspend ? '' : ` of a member of ${s.cluster}`}): not applied`);
+    const prepared = { ...all, targets: split.active.map((s) => s.x) };
+    if (!prepared.targets.length) return setCode(split.suspended.length ? 0 : 1);
     if (askFirst({ stdinTty: Boolean(process.stdin.isTTY), yes: opts.yes, output: opts.output })) {
       const plans = await planned(opts, 'plan', out, err, prepared);
       if (!plans) return setCode(1);

@@ -42,6 +42,7 @@ import {
   nextRetry,
   unmanagedHosts,
   outOfBandDrift,
+  splitSuspended,
   oneLine,
   overallPlanStatus,
   planStatus,
@@ -184,9 +185,29 @@ export class Controller {
     }
     // Hosts whose manifest left the branch keep running, unmanaged: shown so in the metrics.
     this.metrics.markUnmanaged(loaded.hosts.map((h) => h.name));
-    const { targets, failures } = await this.prepare(loaded.hosts);
+    const prepared = await this.prepare(loaded.hosts);
+    const failures = prepared.failures;
+    // Suspended hosts (spec.policy.suspend) are not deployed; a suspended member holds its whole cluster.
+    const asItem = (t: Target) => ({
+      name: t.desired.name,
+      cluster: t.spec.cluster?.name,
+      suspend: t.spec.policy.suspend,
+      t,
+    });
+    const split = splitSuspended(prepared.targets.map(asItem));
+    const targets = split.active.map((x) => x.t);
+    const suspended = split.suspended.map((x) => x.name);
+    this.metrics.setSuspended(suspended);
     const newRevision = head !== this.state.appliedRevision;
     const now = this.now();
+    const held: string[] = [];
+    for (const x of split.suspended) {
+      if (!shouldDeploy(undefined, head, now, desiredFingerprint(x.t.desired), this.state.hostFingerprints[x.name]))
+        continue;
+      held.push(x.name);
+      log.info({ host: x.name }, 'suspended: not deployed');
+      await this.status(head, hostContext(x.name), 'success', 'suspended (spec.policy.suspend): not deployed');
+    }
     const due = targets.filter((t) =>
       shouldDeploy(
         this.state.retries[t.desired.name],
@@ -202,7 +223,7 @@ export class Controller {
     const failing = failures.filter((f) => shouldDeploy(this.state.retries[f.host], head, now, undefined, undefined));
     // A retry the branch no longer asks for (a revert of the failing commit, a host removed) is dropped.
     const desiredNow = new Map<string, string | undefined>(loaded.hosts.map((h) => [h.name, undefined]));
-    for (const t of targets) desiredNow.set(t.desired.name, desiredFingerprint(t.desired));
+    for (const t of prepared.targets) desiredNow.set(t.desired.name, desiredFingerprint(t.desired));
     for (const name of staleRetries(this.state.retries, head, desiredNow, this.state.hostFingerprints)) {
       log.info({ host: name }, 'retry dropped: the branch no longer asks for what failed');
       delete this.state.retries[name];
@@ -260,7 +281,7 @@ export class Controller {
       failed ? 'failure' : 'success',
       failed ? `${failed} host(s) failed` : `${loaded.hosts.length} host(s) in sync`,
     );
-    if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs);
+    if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs, held);
     this.state.appliedRevision = head;
     if (!failed) this.state.lastSuccessfulSync = new Date(this.now()).toISOString();
     if (!failed) this.metrics.lastSuccessfulSync = this.now();
@@ -269,15 +290,15 @@ export class Controller {
     log.info({ applied: runs.filter((r) => r.apply?.outcome === 'applied').length, failed }, 'deploy finished');
   }
 
-  private async reportDeploy(head: string, runs: HostRun[]) {
-    if (!this.d.github || runs.length === 0) return;
+  private async reportDeploy(head: string, runs: HostRun[], suspended: readonly string[]) {
+    if (!this.d.github || (runs.length === 0 && suspended.length === 0)) return;
     const results = runs.filter((r) => r.apply).map((r) => r.apply!);
     const unreachable = runs.filter((r) => r.error).map((r) => ({ host: r.host, error: r.error! }));
     for (const pr of await this.d.github.pullsForCommit(head)) {
       await this.d.github.ensureComment(
         pr,
         DEPLOY_MARKER(head),
-        deployComment(head, results, unreachable, distinctRollouts(runs)),
+        deployComment(head, results, unreachable, distinctRollouts(runs), suspended),
       );
     }
   }
@@ -453,7 +474,9 @@ export class Controller {
     const plan = run.plan!;
     this.metrics.setHost(name, plan.sync, run.error ? 'Unknown' : plan.health);
     const open = this.state.driftIssues[name];
-    const decision = driftDecision(plan, Boolean(run.error), open, t.spec.policy.selfHeal);
+    // A suspended host's drift is reported, never corrected.
+    const selfHeal = t.spec.policy.selfHeal && !t.spec.policy.suspend;
+    const decision = driftDecision(plan, Boolean(run.error), open, selfHeal);
     if (decision.kind === 'unreachable') {
       this.d.log.warn({ host: name, error: oneLine(run.error ?? '') }, 'drift sweep: host unreachable');
       return;

@@ -71,6 +71,18 @@ export function shouldDeploy(
 }
 
 /**
+ * Hosts suspended in Git (spec.policy.suspend) are not deployed; a cluster with a suspended member is
+ * suspended whole (a rollout judges quorum over every member and would take the member down too).
+ */
+export function splitSuspended<T extends { name: string; cluster?: string; suspend: boolean }>(
+  items: readonly T[],
+): { active: T[]; suspended: T[] } {
+  const clusters = new Set(items.filter((x) => x.suspend && x.cluster).map((x) => x.cluster!));
+  const held = (x: T) => x.suspend || (x.cluster !== undefined && clusters.has(x.cluster));
+  return { active: items.filter((x) => !held(x)), suspended: items.filter(held) };
+}
+
+/**
  * Retries the branch no longer asks for: a retry of an older revision for a host whose desired state
  * at `head` is what was last applied successfully (a revert of the failing commit), or for a host that
  * is gone. Returns the host names whose retry is dropped.

@@ -18,6 +18,7 @@ export type Phase = 'deploy' | 'pull-plan' | 'drift' | 'tick';
 export class Metrics {
   readonly registry = new Registry();
   private hosts = new Map<string, { sync: HostSync; health: HostHealth; lastApply?: number }>();
+  private suspended = new Set<string>();
   lastSuccessfulSync = 0;
   ticks = 0;
   errors = 0;
@@ -83,6 +84,17 @@ export class Metrics {
         for (const [host, h] of hosts()) if (h.lastApply) this.set({ host }, Math.floor(h.lastApply / 1000));
       },
     });
+    const suspended = () => [...this.suspended];
+    new Gauge({
+      name: 'natsfleet_host_suspended',
+      help: 'Hosts whose deploys and self-heal are suspended (spec.policy.suspend): 1.',
+      labelNames: ['host'],
+      registers,
+      collect() {
+        this.reset();
+        for (const host of suspended()) this.set({ host }, 1);
+      },
+    });
     new Gauge({
       name: 'natsfleet_hosts',
       help: 'Hosts per sync and health status.',
@@ -93,13 +105,15 @@ export class Metrics {
         for (const [, h] of hosts()) this.inc({ sync: h.sync, health: h.health });
       },
     });
-    const self = this;
+    const lastSync = () => this.lastSuccessfulSync;
+    const ticks = () => this.ticks;
+    const errors = () => this.errors;
     new Gauge({
       name: 'natsfleet_last_successful_sync_timestamp_seconds',
       help: 'When every host was last applied and healthy, as a Unix time (0: not yet).',
       registers,
       collect() {
-        this.set(Math.floor(self.lastSuccessfulSync / 1000));
+        this.set(Math.floor(lastSync() / 1000));
       },
     });
     new Counter({
@@ -108,7 +122,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        this.inc(self.ticks);
+        this.inc(ticks());
       },
     });
     new Counter({
@@ -117,7 +131,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        this.inc(self.errors);
+        this.inc(errors());
       },
     });
   }
@@ -135,6 +149,10 @@ export class Metrics {
 
   setHost(host: string, sync: SyncStatus, health: HostHealth) {
     this.hosts.set(host, { ...this.hosts.get(host), sync, health });
+  }
+
+  setSuspended(hosts: readonly string[]) {
+    this.suspended = new Set(hosts);
   }
 
   /** Hosts no longer in the branch's manifests stay visible as Unmanaged (they keep running). */

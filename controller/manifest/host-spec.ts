@@ -55,7 +55,7 @@ export interface HostSpec {
       logging: Required<NonNullable<Nats['logging']>>;
     };
   proxy: Required<Omit<Proxy, 'domain' | 'email'>> & Pick<Proxy, 'domain' | 'email'>;
-  policy: { selfHeal: boolean };
+  policy: { selfHeal: boolean; suspend: boolean };
   state: 'present' | 'absent';
   /** Set when a NatsCluster lists this host as a member. */
   cluster?: HostCluster;

@@ -32,6 +32,10 @@ export interface NatsHost {
        * Correct drift automatically (true) or only report it (false).
        */
       selfHeal?: boolean;
+      /**
+       * Stop deploying and self-healing this host (its drift is still reported); set it back to false to resume, which deploys what the branch asks for. A cluster member suspends its whole cluster's rollouts.
+       */
+      suspend?: boolean;
     };
     /**
      * present: run NATS on the host; absent: decommission (stop, disable, remove unit, container and proxy files; data is kept).

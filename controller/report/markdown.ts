@@ -542,6 +542,8 @@ export function deployComment(
   results: readonly ApplyResult[],
   unreachable: readonly Unreachable[],
   rollouts: readonly RolloutPlan[] = [],
+  /** Hosts the revision changes that are suspended (spec.policy.suspend): not deployed. */
+  suspended: readonly string[] = [],
 ): string {
   const failed = results.filter((x) => !isSuccessful(x)).length + unreachable.length;
   const total = results.length + unreachable.length;
@@ -607,6 +609,11 @@ export function deployComment(
     (n) => `- ... and ${n} more`,
   );
   if (notes.length) parts.push(['Notes:', '', ...notes].join('\n'));
+  if (suspended.length)
+    parts.push(
+      `:pause_button: Suspended, not deployed: ${hostList(suspended)} (\`spec.policy.suspend\`; set it to false ` +
+        'to resume, which deploys this revision).',
+    );
   return fit(`${intro}\n${parts.join('\n\n')}`);
 }
 

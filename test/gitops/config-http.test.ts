@@ -167,6 +167,7 @@ describe('HTTP endpoint', () => {
     metrics.setHost('gone', 'Synced', 'Healthy');
     metrics.observeApply('h2', 'rolled-back', 4.2, 1_700_000_100_000);
     metrics.markUnmanaged(['h1', 'h2']);
+    metrics.setSuspended(['h1']);
     metrics.observeDuration('deploy', 1.5);
     metrics.lastSuccessfulSync = 1_700_000_000_000;
     metrics.ticks = 3;
@@ -187,6 +188,7 @@ describe('HTTP endpoint', () => {
       'natsfleet_apply_duration_seconds_count{outcome="rolled-back"} 1',
       'natsfleet_last_successful_sync_timestamp_seconds 1700000000',
       'natsfleet_loop_ticks_total 3',
+      'natsfleet_host_suspended{host="h1"} 1',
     ])
       expect(text).toContain(line);
     expect(text).toMatch(/^natsfleet_build_info\{version="[^"]+",nodejs="[\d.]+"\} 1$/m);

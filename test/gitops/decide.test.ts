@@ -19,6 +19,7 @@ import {
   staleRetries,
   untrustedReason,
   unmanagedHosts,
+  splitSuspended,
   outOfBandDrift,
 } from '../../controller/gitops/decide.js';
 import type { ApplyResult, FailureReason } from '../../controller/apply/result.js';
@@ -321,5 +322,22 @@ describe('outOfBandDrift: an apply from outside the branch', () => {
     ],
   ])('%s', (_, p, onBranch, want) => {
     expect(outOfBandDrift(p, onBranch, 'main')).toBe(want);
+  });
+});
+
+describe('splitSuspended: spec.policy.suspend', () => {
+  const item = (name: string, suspend = false, cluster?: string) => ({ name, suspend, cluster });
+  it.each([
+    ['nothing suspended', [item('a'), item('b')], ['a', 'b'], []],
+    ['one standalone host', [item('a', true), item('b')], ['b'], ['a']],
+    [
+      'a suspended member holds its whole cluster, other clusters go on',
+      [item('c1', true, 'core'), item('c2', false, 'core'), item('e1', false, 'edge'), item('s')],
+      ['e1', 's'],
+      ['c1', 'c2'],
+    ],
+  ])('%s', (_, items, active, suspended) => {
+    const r = splitSuspended(items);
+    expect([r.active.map((x) => x.name), r.suspended.map((x) => x.name)]).toEqual([active, suspended]);
   });
 });

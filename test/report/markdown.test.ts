@@ -751,3 +751,13 @@ describe('a pull request that deletes manifests', () => {
     );
   });
 });
+
+describe('deployComment with suspended hosts', () => {
+  it('names the hosts it did not deploy and how to resume', () => {
+    const body = deployComment(SHA, [], [], [], ['nats-us-1']);
+    expect(body.split('\n').at(-1)).toBe(
+      ':pause_button: Suspended, not deployed: nats-us-1 (`spec.policy.suspend`; set it to false to resume, which ' +
+        'deploys this revision).',
+    );
+  });
+});
