@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Scenario } from './helpers.js';
 import { formatPlan } from '../../controller/plan/format.js';
-import { main } from '../../controller/cli/main.js';
+import { cli as run } from '../helpers/cli.js';
 
 const fleet = inject('fleet');
 const [h1, h2, h3] = fleet.hosts;
@@ -312,11 +312,7 @@ describe.each(VERSIONS)('on $image', ({ image, variant, version, fake }) => {
   describe('the CLI an operator runs (nats-sb-2)', () => {
     const s = new Scenario(fleet, h2, 'e2e', image);
     afterAll(() => s.close());
-    const cli = async (...args: string[]) => {
-      const lines: string[] = [];
-      const code = await main(['node', 'natsfleet', ...args, ...s.cliFlags()], (l) => lines.push(l));
-      return { code, out: lines.join('\n') };
-    };
+    const cli = (...args: string[]) => run(...args, ...s.cliFlags());
 
     it('apply exits 0 when healthy and in sync; plan exits 0 with nothing to do, 2 with changes (Terraform detailed exit codes)', async () => {
       await s.manifest();
@@ -351,10 +347,12 @@ describe.each(VERSIONS)('on $image', ({ image, variant, version, fake }) => {
       s.write((d) => (d.spec.nats.clientPort = 8222));
       const r = await cli('apply');
       expect(r.code).toBe(1);
-      expect(r.out).toMatch(
+      // Errors go to stderr.
+      expect(r.err).toMatch(
         /nats-sb-2\.yaml:\d+: error: spec\.nats\.httpPort: clashes with spec\.nats\.clientPort \(8222\)/,
       );
-      expect(r.out).toContain('nothing was run on any host');
+      expect(r.err).toContain('nothing was run on any host');
+      expect(r.out).toBe('');
       expect(await s.sh('stat -c %Y /var/lib/natsfleet/applied.json')).toBe(before);
       await s.manifest((d) => (d.spec.nats.clientPort = 4222));
     });
