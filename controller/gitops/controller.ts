@@ -312,10 +312,13 @@ export class Controller {
       if (this.state.pullHeads[pr.number] === pr.headSha) continue;
       // Each pull request is its own failure domain: a bad one gets its own failing status and comment.
       let head = pr.headSha;
-      let body: string;
+      let body: string | undefined;
       try {
         head = await this.d.source.fetchPull(pr.number);
         body = await this.planPull(pr, head, base, baseFiles);
+        // No manifest touched: no comment, unless an earlier plan comment must now say so.
+        if (body === undefined && this.state.planComments[pr.number] !== undefined)
+          body = planComment({ sha: head, plans: [] });
       } catch (e) {
         const why = oneLine((e as Error).message, 500);
         this.d.log.error({ pull: pr.number, err: why }, 'planning the pull request failed');
@@ -326,12 +329,13 @@ export class Controller {
           'Nothing was applied. Push a fix to plan again.';
       }
       try {
-        this.state.planComments[pr.number] = await github.ensureComment(
-          pr.number,
-          PLAN_MARKER,
-          body,
-          this.state.planComments[pr.number],
-        );
+        if (body !== undefined)
+          this.state.planComments[pr.number] = await github.ensureComment(
+            pr.number,
+            PLAN_MARKER,
+            body,
+            this.state.planComments[pr.number],
+          );
       } catch (e) {
         this.metrics.errors++;
         this.d.log.error({ pull: pr.number, err: oneLine((e as Error).message) }, 'plan comment failed');
@@ -349,7 +353,7 @@ export class Controller {
     head: string,
     base: Loaded,
     baseFiles: Map<string, string>,
-  ): Promise<string> {
+  ): Promise<string | undefined> {
     const log = this.d.log.child({ pull: pr.number, sha: shortRev(head) });
     const pull = await this.load(head);
     const fileChanged = (path: string) => baseFiles.get(path) !== pull.files.find((f) => f.path === path)?.text;
@@ -421,6 +425,8 @@ export class Controller {
       base.hosts.map((h) => h.name),
       pull.hosts.map((h) => h.name),
     );
+    // A pull request that touches no manifest gets its success status and no comment.
+    if (!plans.length && !unmanaged.length) return undefined;
     return planComment({ sha: head, plans, offline, rollouts, unmanaged });
   }
 
