@@ -17,6 +17,7 @@ import { StateStore } from '../../controller/gitops/state.js';
 import { loadPolicyFrom } from '../../controller/manifest/policy.js';
 import { DRIFT_LABEL } from '../../controller/report/github.js';
 import { Scenario } from './helpers.js';
+import { cli } from '../helpers/cli.js';
 import { ROOT } from '../helpers/fixtures.js';
 
 const fleet = inject('fleet');
@@ -259,6 +260,77 @@ describe('the GitOps loop', () => {
     await c().driftSweep(c().state.appliedRevision!);
     expect(open[0].state).toBe('closed');
     expect(open[0].comments).toEqual(['The host is back in sync.']);
+  });
+
+  it('a pull request that touches no manifest: a success status, no comment', async () => {
+    git('checkout', '-q', '-b', 'docs', 'main');
+    writeFileSync(join(work, 'README.md'), 'The hosts of this fleet.\n');
+    const sha = commit('a README');
+    git('push', '-q', 'origin', 'HEAD:refs/heads/docs', 'HEAD:refs/pull/6/head');
+    gh.openPull(6, sha, 'docs');
+    await c().tick();
+    expect(gh.commentsOn(6)).toEqual([]);
+    expect(gh.latestStatus(sha, 'natsfleet')?.state).toBe('success');
+    git('checkout', '-q', 'main');
+  });
+
+  it('a pull request that deletes a manifest says the host will no longer be managed', async () => {
+    git('checkout', '-q', '-b', 'retire', 'main');
+    git('rm', '-q', join('hosts', `${h2.name}.yaml`));
+    const sha = commit(`stop managing ${h2.name}`);
+    git('push', '-q', 'origin', 'HEAD:refs/heads/retire', 'HEAD:refs/pull/7/head');
+    gh.openPull(7, sha, 'retire');
+    await c().tick();
+    expect(gh.commentsOn(7)[0].body).toContain(
+      `:wave: **${h2.name} will no longer be managed**: it keeps running as it is`,
+    );
+    git('checkout', '-q', 'main');
+  });
+
+  it('suspend: not deployed, not healed, drift still reported; resume deploys', async () => {
+    editHost(h2.name, (d) => {
+      d.spec.policy = { selfHeal: true, suspend: true };
+      d.spec.nats.logging = { debug: true };
+    });
+    const suspended = commit(`suspend ${h2.name} while debugging is prepared`);
+    git('push', '-q', 'origin', 'main');
+    await c().tick();
+    expect(await s2.sh('grep ^debug /etc/nats/nats-server.conf')).toBe('debug: false');
+    expect(gh.latestStatus(suspended, `natsfleet/${h2.name}`)).toMatchObject({
+      state: 'success',
+      description: 'suspended (spec.policy.suspend): not deployed',
+    });
+    // A manual change is reported, not corrected (selfHeal is on, but the host is suspended).
+    await s2.sh("sed -i 's/^trace: false/trace: true/' /etc/nats/nats-server.conf");
+    await c().driftSweep(c().state.appliedRevision!);
+    const issue = gh.issues.find((i) => i.state === 'open' && i.title === `natsfleet: drift on ${h2.name}`);
+    expect(issue?.body).toContain('/etc/nats/nats-server.conf: content changed on the host');
+    expect(await s2.sh('grep ^trace /etc/nats/nats-server.conf')).toBe('trace: true');
+    editHost(h2.name, (d) => (d.spec.policy = { selfHeal: true, suspend: false }));
+    commit(`resume ${h2.name}`);
+    git('push', '-q', 'origin', 'main');
+    await c().tick();
+    expect(await s2.sh('grep -E "^(debug|trace)" /etc/nats/nats-server.conf')).toBe('debug: true\ntrace: false');
+    await c().driftSweep(c().state.appliedRevision!);
+    expect(issue?.state).toBe('closed');
+  });
+
+  it('an apply from an unmerged branch is drift: one issue naming the revision', async () => {
+    git('checkout', '-q', '-b', 'unmerged', 'main');
+    editHost(h1.name, (d) => (d.spec.nats.maxPayload = '3MB'));
+    const sha = commit('bigger payloads, never merged');
+    const cliFlags = ['--ssh-key', fleet.privateKeyPath, '--secrets-dir', fleet.secretsDir, '--yes'];
+    const apply = await cli('apply', '--hosts', join(work, 'hosts'), '--host', h1.name, ...cliFlags);
+    expect(apply.code, apply.err).toBe(0);
+    await c().driftSweep(c().state.appliedRevision!);
+    const issue = gh.issues.find((i) => i.state === 'open' && i.title === `natsfleet: drift on ${h1.name}`);
+    expect(issue?.body).toContain(`the host was last applied from ${sha.slice(0, 12)}`);
+    expect(issue?.body).toContain('which is not on branch main, and differs from the branch');
+    // Back to the branch: applied from main, the drift is gone and the issue closed.
+    git('checkout', '-q', 'main');
+    expect((await cli('apply', '--hosts', join(work, 'hosts'), '--host', h1.name, ...cliFlags)).code).toBe(0);
+    await c().driftSweep(c().state.appliedRevision!);
+    expect(issue?.state).toBe('closed');
   });
 
   it('every request the controller made was valid for the GitHub API', () => {
