@@ -272,6 +272,7 @@ describe('the GitOps loop', () => {
     expect(gh.commentsOn(6)).toEqual([]);
     expect(gh.latestStatus(sha, 'natsfleet')?.state).toBe('success');
     git('checkout', '-q', 'main');
+    gh.closePull(6);
   });
 
   it('a pull request that deletes a manifest says the host will no longer be managed', async () => {
@@ -285,6 +286,7 @@ describe('the GitOps loop', () => {
       `:wave: **${h2.name} will no longer be managed**: it keeps running as it is`,
     );
     git('checkout', '-q', 'main');
+    gh.closePull(7);
   });
 
   it('suspend: not deployed, not healed, drift still reported; resume deploys', async () => {

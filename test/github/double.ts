@@ -309,6 +309,9 @@ export class GitHubDouble {
   pushToPull(number: number, headSha: string) {
     this.pulls.find((p) => p.number === number)!.headSha = headSha;
   }
+  closePull(number: number) {
+    this.pulls.find((x) => x.number === number)!.state = 'closed';
+  }
   mergePull(number: number, mergeSha: string) {
     const p = this.pulls.find((x) => x.number === number)!;
     p.state = 'closed';
