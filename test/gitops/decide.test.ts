@@ -24,6 +24,7 @@ import {
 } from '../../controller/gitops/decide.js';
 import type { ApplyResult, FailureReason } from '../../controller/apply/result.js';
 import type { HostPlan } from '../../controller/plan/types.js';
+import { hostPlan } from '../helpers/plans.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
 import type { RolloutPlan } from '../../controller/plan/rollout.js';
 
@@ -36,18 +37,7 @@ const result = (r: Partial<ApplyResult>): ApplyResult => ({
   durationMs: 1,
   ...r,
 });
-const plan = (p: Partial<HostPlan>): HostPlan => ({
-  host: 'h',
-  revision: 'r',
-  state: 'present',
-  blocked: [],
-  changes: [],
-  steps: [],
-  drift: [],
-  sync: 'Synced',
-  health: 'Healthy',
-  ...p,
-});
+const plan = hostPlan;
 const change = { kind: 'file', path: '/etc/nats/nats-server.conf', action: 'update', reason: 'x', drift: false };
 
 describe('isSuccessful: one definition of success', () => {
@@ -297,18 +287,13 @@ describe('unmanagedHosts: manifests a change deletes', () => {
 });
 
 describe('outOfBandDrift: an apply from outside the branch', () => {
-  const plan = (applied: string | undefined, work: boolean): HostPlan => ({
-    host: 'h',
-    revision: 'head',
-    state: 'present',
-    blocked: [],
-    changes: [],
-    steps: work ? [{ step: 'reload', reason: 'config' }] : [],
-    drift: [],
-    sync: work ? 'OutOfSync' : 'Synced',
-    health: 'Healthy',
-    applied: applied ? { revision: applied, at: '2026-11-26T10:00:00Z' } : undefined,
-  });
+  const plan = (applied: string | undefined, work: boolean): HostPlan =>
+    hostPlan({
+      revision: 'head',
+      steps: work ? [{ step: 'reload', reason: 'config' }] : [],
+      sync: work ? 'OutOfSync' : 'Synced',
+      applied: applied ? { revision: applied, at: '2026-11-26T10:00:00Z' } : undefined,
+    });
   it.each([
     ['on the branch, differs (a deploy is due)', plan('abc', true), true, undefined],
     ['off the branch, equal to it', plan('abc-dirty', false), false, undefined],

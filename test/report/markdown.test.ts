@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ApplyResult } from '../../controller/apply/result.js';
 import type { Problem } from '../../controller/manifest/problems.js';
 import type { FileChange, HostPlan, Step } from '../../controller/plan/types.js';
+import { hostPlan } from '../helpers/plans.js';
 import type { MemberAction, RolloutPlan } from '../../controller/plan/rollout.js';
 import {
   COMMENT_BODY_LIMIT,
@@ -51,17 +52,7 @@ const change = (path: string, diffLines: number): FileChange =>
 /** A HostPlan of one kind, with long diffs and a long error. */
 function plan(host: string, kind: Kind, diffLines = 400): HostPlan {
   const steps = (s: Step[]) => s.map((step) => ({ step, reason: `because ${step} is needed` }));
-  const base: HostPlan = {
-    host,
-    revision: SHA,
-    state: 'present',
-    blocked: [],
-    changes: [],
-    steps: [],
-    drift: [],
-    sync: 'OutOfSync',
-    health: 'Healthy',
-  };
+  const base = hostPlan({ host, revision: SHA, sync: 'OutOfSync' });
   switch (kind) {
     case 'restart':
       return {
@@ -707,18 +698,7 @@ describe('deploy notes', () => {
 });
 
 describe('planHeadline: one line saying what changes and what merging does', () => {
-  const p = (host: string, edit: Partial<HostPlan> = {}): HostPlan => ({
-    host,
-    revision: SHA,
-    state: 'present',
-    blocked: [],
-    changes: [],
-    steps: [],
-    drift: [],
-    sync: 'Synced',
-    health: 'Healthy',
-    ...edit,
-  });
+  const p = (host: string, edit: Partial<HostPlan> = {}): HostPlan => hostPlan({ host, revision: SHA, ...edit });
   const step = (s: string) => ({ step: s, reason: 'x' }) as HostPlan['steps'][number];
   it.each([
     [[p('a')], '**No host changes: merging deploys nothing.**'],
