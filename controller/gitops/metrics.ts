@@ -13,11 +13,17 @@ const SYNC: readonly HostSync[] = ['Synced', 'OutOfSync', 'Unknown', 'Unmanaged'
 const HEALTH: readonly HostHealth[] = ['Healthy', 'Progressing', 'Degraded', 'Missing', 'Unknown'];
 const DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
+interface HostEntry {
+  sync: HostSync;
+  health: HostHealth;
+  lastApply?: number;
+}
+
 export type Phase = 'deploy' | 'pull-plan' | 'drift' | 'tick';
 
 export class Metrics {
   readonly registry = new Registry();
-  private hosts = new Map<string, { sync: HostSync; health: HostHealth; lastApply?: number }>();
+  private hosts = new Map<string, HostEntry>();
   private suspended = new Set<string>();
   lastSuccessfulSync = 0;
   ticks = 0;
@@ -52,28 +58,21 @@ export class Metrics {
       registers,
     });
     const hosts = () => [...this.hosts];
-    new Gauge({
-      name: 'natsfleet_host_sync_status',
-      help: 'Sync status per host: 1 for the current status, 0 for the others.',
-      labelNames: ['host', 'status'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [host, h] of hosts())
-          for (const status of SYNC) this.set({ host, status }, h.sync === status ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'natsfleet_host_health_status',
-      help: 'Health status per host: 1 for the current status, 0 for the others.',
-      labelNames: ['host', 'status'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [host, h] of hosts())
-          for (const status of HEALTH) this.set({ host, status }, h.health === status ? 1 : 0);
-      },
-    });
+    // One series per host and status, 1 for the current one (an alert selects status="Degraded").
+    const statusGauge = (name: string, what: string, statuses: readonly string[], of: (h: HostEntry) => string) =>
+      new Gauge({
+        name,
+        help: `${what} per host: 1 for the current status, 0 for the others.`,
+        labelNames: ['host', 'status'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [host, h] of hosts())
+            for (const status of statuses) this.set({ host, status }, of(h) === status ? 1 : 0);
+        },
+      });
+    statusGauge('natsfleet_host_sync_status', 'Sync status', SYNC, (h) => h.sync);
+    statusGauge('natsfleet_host_health_status', 'Health status', HEALTH, (h) => h.health);
     new Gauge({
       name: 'natsfleet_host_last_apply_timestamp_seconds',
       help: 'When natsfleet last applied to the host (this controller process), as a Unix time.',
