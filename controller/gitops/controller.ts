@@ -315,7 +315,7 @@ export class Controller {
       let body: string | undefined;
       try {
         head = await this.d.source.fetchPull(pr.number);
-        body = await this.planPull(pr, head, base, baseFiles);
+        body = await this.planPull(pr, head, baseHead, base, baseFiles);
         // No manifest touched: no comment, unless an earlier plan comment must now say so.
         if (body === undefined && this.state.planComments[pr.number] !== undefined)
           body = planComment({ sha: head, plans: [] });
@@ -351,11 +351,14 @@ export class Controller {
   private async planPull(
     pr: { number: number; fromFork: boolean },
     head: string,
+    baseHead: string,
     base: Loaded,
     baseFiles: Map<string, string>,
   ): Promise<string | undefined> {
     const log = this.d.log.child({ pull: pr.number, sha: shortRev(head) });
-    const pull = await this.load(head);
+    // Planned as merging would deploy it; a merge that conflicts is planned as the branch is.
+    const merged = await this.d.source.mergePreview(baseHead, head);
+    const pull = await this.load(merged ?? head);
     const fileChanged = (path: string) => baseFiles.get(path) !== pull.files.find((f) => f.path === path)?.text;
     // A host changes with its own manifest or its cluster's; a cluster is planned with all its members.
     const touched = pull.hosts.filter((h) => fileChanged(h.file) || (h.cluster && fileChanged(h.cluster.file)));
@@ -427,7 +430,7 @@ export class Controller {
     );
     // A pull request that touches no manifest gets its success status and no comment.
     if (!plans.length && !unmanaged.length) return undefined;
-    return planComment({ sha: head, plans, offline, rollouts, unmanaged });
+    return planComment({ sha: head, plans, offline, rollouts, unmanaged, conflicts: merged === undefined });
   }
 
   async driftSweep(head: string): Promise<void> {

@@ -297,6 +297,8 @@ export interface PlanCommentInput {
   rollouts?: readonly RolloutPlan[];
   /** Hosts whose manifest the pull request deletes: no longer managed after the merge. */
   unmanaged?: readonly string[];
+  /** The branch does not merge cleanly into its base: planned as the branch is. */
+  conflicts?: boolean;
 }
 
 /** What merging does to hosts whose manifest is deleted: they keep running, unmanaged. */
@@ -371,6 +373,12 @@ export function planComment(x: PlanCommentInput): string {
     return fit(lines.join('\n'));
   }
   if (x.offline) lines.push(`> :lock: Planned offline, from the repository only: ${inline(x.offline)}`, '');
+  if (x.conflicts)
+    lines.push(
+      '> :warning: The branch does not merge cleanly into its base: planned as the branch is, not as merging ' +
+        'would deploy it. Rebase or merge the base to see the real plan.',
+      '',
+    );
   if (x.unmanaged?.length) lines.push(unmanagedText(x.unmanaged), '');
   if (x.plans.length === 0) {
     if (!x.unmanaged?.length) lines.push('No host manifest changed in this pull request.');

@@ -183,6 +183,24 @@ export class GitSource {
   }
 
   /**
+   * The commit merging `head` into `base` would make (git merge-tree, nothing checked out, no ref
+   * moved), so that a pull request is planned as it would deploy: a branch that is behind its base does
+   * not seem to revert what was merged since. Undefined when the merge conflicts.
+   */
+  async mergePreview(base: string, head: string): Promise<string | undefined> {
+    // The first line is the merged tree; any line after it names a conflicted file (exit status 1).
+    const lines = await this.git
+      .raw(['merge-tree', '--write-tree', '--no-messages', base, head])
+      .then((out) => out.split('\n').filter(Boolean))
+      .catch(() => []);
+    const tree = lines[0]?.trim() ?? '';
+    if (lines.length !== 1 || !/^[0-9a-f]{40,64}$/.test(tree)) return undefined;
+    const who = ['-c', 'user.name=natsfleet', '-c', 'user.email=natsfleet@localhost'];
+    const msg = `natsfleet: preview of merging ${head} into ${base}`;
+    return (await this.git.raw([...who, 'commit-tree', tree, '-p', base, '-p', head, '-m', msg])).trim();
+  }
+
+  /**
    * Whether `rev` (a commit id a host's record names) is on the branch at `head`. A revision that is not
    * a commit id ("local", "…-dirty") or that this mirror never fetched is not.
    */

@@ -2,7 +2,7 @@
 // log line; git gets the credentials through GIT_ASKPASS; the state directory is 0700 and the mirror's
 // config 0600 whatever was there before. No network beyond 127.0.0.1.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,5 +168,49 @@ describe('isOnBranch: the revision a host record names', () => {
     expect(await src.isOnBranch(unmerged, head)).toBe(false); // never fetched by the mirror
     expect(await src.isOnBranch(`${first.slice(0, 12)}-dirty`, head)).toBe(false);
     expect(await src.isOnBranch('local', head)).toBe(false);
+  });
+});
+
+describe('mergePreview: a pull request planned as merging would deploy it', () => {
+  it('a branch behind its base keeps what was merged since; a conflict gives no preview', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'nf-preview-'));
+    const work = join(d, 'work');
+    execFileSync('git', ['init', '-q', '--bare', '-b', 'main', join(d, 'origin.git')]);
+    execFileSync('git', ['init', '-q', '-b', 'main', work]);
+    mkdirSync(join(work, 'hosts'));
+    const write = (name: string, text: string) => writeFileSync(join(work, 'hosts', name), text);
+    const commit = (m: string) => {
+      execFileSync('git', ['add', '-A'], { cwd: work });
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-q', '-m', m], {
+        cwd: work,
+      });
+      return git(work, 'rev-parse', 'HEAD');
+    };
+    write('a.yaml', 'a: 1\n');
+    write('b.yaml', 'b: 1\n');
+    commit('two hosts');
+    git(work, 'checkout', '-q', '-b', 'feature');
+    write('b.yaml', 'b: 2\n');
+    const feature = commit('change b');
+    git(work, 'checkout', '-q', 'main');
+    write('a.yaml', 'a: 2\n');
+    commit('change a on main, after the branch');
+    git(work, 'checkout', '-q', '-b', 'clash', 'HEAD~1');
+    write('a.yaml', 'a: 3\n');
+    const clash = commit('change a differently');
+    git(work, 'checkout', '-q', 'main');
+    execFileSync('git', ['push', '-q', '../origin.git', 'main', 'feature', 'clash'], { cwd: work });
+    const src = new GitSource(join(d, 'origin.git'), join(d, 'state', 'repo.git'), 'main');
+    const base = await src.fetchBranch();
+    const mirror = join(d, 'state', 'repo.git');
+    git(mirror, 'fetch', '-q', 'origin', 'feature:refs/heads/feature', 'clash:refs/heads/clash');
+    const preview = await src.mergePreview(base, feature);
+    expect(preview).toMatch(/^[0-9a-f]{40}$/);
+    const files = Object.fromEntries((await src.manifestsAt(preview!)).map((f) => [f.path, f.text]));
+    // The branch alone has a: 1; the merge keeps main's a: 2 and adds the branch's b: 2.
+    expect(files).toEqual({ 'hosts/a.yaml': 'a: 2\n', 'hosts/b.yaml': 'b: 2\n' });
+    expect(await src.mergePreview(base, clash)).toBeUndefined();
+    // Nothing moved: the branch ref is where it was.
+    expect(git(mirror, 'rev-parse', 'refs/remotes/origin/main')).toBe(base);
   });
 });

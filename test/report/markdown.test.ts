@@ -741,3 +741,12 @@ describe('deployComment with suspended hosts', () => {
     );
   });
 });
+
+describe('a pull request that does not merge cleanly', () => {
+  it('says it is planned as the branch is', () => {
+    expect(planComment({ sha: SHA, plans: [hostPlan({ host: 'a' })], conflicts: true })).toContain(
+      '> :warning: The branch does not merge cleanly into its base: planned as the branch is, not as merging ' +
+        'would deploy it. Rebase or merge the base to see the real plan.',
+    );
+  });
+});
