@@ -43,6 +43,8 @@ import {
   unmanagedHosts,
   outOfBandDrift,
   splitSuspended,
+  mergeDeployReport,
+  nextRetryAt,
   oneLine,
   overallPlanStatus,
   planStatus,
@@ -292,15 +294,25 @@ export class Controller {
 
   private async reportDeploy(head: string, runs: HostRun[], suspended: readonly string[]) {
     if (!this.d.github || (runs.length === 0 && suspended.length === 0)) return;
-    const results = runs.filter((r) => r.apply).map((r) => r.apply!);
-    const unreachable = runs.filter((r) => r.error).map((r) => ({ host: r.host, error: r.error! }));
-    for (const pr of await this.d.github.pullsForCommit(head)) {
-      await this.d.github.ensureComment(
-        pr,
-        DEPLOY_MARKER(head),
-        deployComment(head, results, unreachable, distinctRollouts(runs), suspended),
-      );
-    }
+    // A retry's hosts join the revision's earlier results: the one comment is edited, never replaced by a part.
+    const report = mergeDeployReport(
+      this.state.lastDeploy,
+      head,
+      runs.filter((r) => r.apply).map((r) => r.apply!),
+      runs.filter((r) => r.error).map((r) => ({ host: r.host, error: r.error! })),
+    );
+    this.state.lastDeploy = report;
+    this.save();
+    const body = deployComment(
+      head,
+      report.results,
+      report.unreachable,
+      distinctRollouts(runs),
+      suspended,
+      nextRetryAt(this.state.retries, head),
+    );
+    for (const pr of await this.d.github.pullsForCommit(head))
+      await this.d.github.ensureComment(pr, DEPLOY_MARKER(head), body);
   }
 
   async planPulls(baseHead: string): Promise<void> {

@@ -9,7 +9,7 @@ import { isSuccessful, NEEDS_A_PERSON, type ApplyResult, type FailureReason } fr
 import { hasWork, planVerdict } from '../plan/types.js';
 import { sha256 } from '../util/hash.js';
 import type { StatusState } from '../report/github.js';
-import type { HostRetry } from './state.js';
+import type { DeployReport, HostRetry } from './state.js';
 
 export const BACKOFF_BASE_MS = 15_000;
 export const BACKOFF_MAX_MS = 10 * 60_000;
@@ -230,6 +230,33 @@ export function outOfBandDrift(plan: HostPlan, onBranch: boolean, branch: string
     `the host was last applied from ${plan.applied.revision} (${plan.applied.at}), which is not on branch ` +
     `${branch}, and differs from the branch: an apply from an unmerged branch or by hand`
   );
+}
+
+/**
+ * The deploy report of `revision` after a run: a retry's hosts replace their earlier rows (a host that
+ * recovered is no longer failed or unreachable); a new revision starts a new report.
+ */
+export function mergeDeployReport(
+  prev: DeployReport | undefined,
+  revision: string,
+  results: readonly ApplyResult[],
+  unreachable: readonly { host: string; error: string }[],
+): DeployReport {
+  const keep = prev?.revision === revision ? prev : { revision, results: [], unreachable: [] };
+  const now = new Set([...results.map((r) => r.host), ...unreachable.map((u) => u.host)]);
+  return {
+    revision,
+    results: [...keep.results.filter((r) => !now.has(r.host)), ...results],
+    unreachable: [...keep.unreachable.filter((u) => !now.has(u.host)), ...unreachable],
+  };
+}
+
+/** When the next retry of `revision` is due (the earliest of its failed hosts), if any. */
+export function nextRetryAt(retries: Readonly<Record<string, HostRetry>>, revision: string): number | undefined {
+  const due = Object.values(retries)
+    .filter((r) => r.revision === revision)
+    .map((r) => r.nextAttemptAt);
+  return due.length ? Math.min(...due) : undefined;
 }
 
 /** A short, single-line text for statuses and comments: never a stack, never longer than `max`. */

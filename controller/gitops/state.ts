@@ -3,6 +3,7 @@
 // directory is 0700 and the file 0600 whatever the umask (an existing directory is tightened too).
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ApplyResult } from '../apply/result.js';
 
 export interface HostRetry {
   revision: string;
@@ -11,6 +12,13 @@ export interface HostRetry {
   lastError: string;
   /** Why it failed (see FailureReason): decides how soon it is tried again. */
   reason?: string;
+}
+
+/** The results reported for one revision so far: a retry's results join them (the comment is edited). */
+export interface DeployReport {
+  revision: string;
+  results: ApplyResult[];
+  unreachable: { host: string; error: string }[];
 }
 
 export interface ControllerState {
@@ -29,6 +37,8 @@ export interface ControllerState {
   /** Host -> open drift issue number and the fingerprint of the drift it reports. */
   driftIssues: Record<string, { number: number; fingerprint: string }>;
   lastSuccessfulSync?: string;
+  /** What the deploy comment of the last revision applied reports (retries edit it in place). */
+  lastDeploy?: DeployReport;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -38,6 +48,15 @@ export function stateShapeProblem(v: unknown): string | undefined {
   if (!isRecord(v)) return 'it is not an object';
   for (const k of ['appliedRevision', 'invalidRevision', 'lastSuccessfulSync'] as const) {
     if (v[k] !== undefined && typeof v[k] !== 'string') return `${k} is not a string`;
+  }
+  if (v.lastDeploy !== undefined) {
+    const d = v.lastDeploy;
+    if (!isRecord(d) || typeof d.revision !== 'string' || !Array.isArray(d.results) || !Array.isArray(d.unreachable))
+      return 'lastDeploy has the wrong shape';
+    if (!d.results.every((r) => isRecord(r) && typeof r.host === 'string' && typeof r.outcome === 'string'))
+      return 'lastDeploy.results has the wrong shape';
+    if (!d.unreachable.every((u) => isRecord(u) && typeof u.host === 'string' && typeof u.error === 'string'))
+      return 'lastDeploy.unreachable has the wrong shape';
   }
   const maps: Record<string, (x: unknown) => boolean> = {
     hostFingerprints: (x) => typeof x === 'string',

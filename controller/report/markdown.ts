@@ -552,12 +552,16 @@ export function deployComment(
   rollouts: readonly RolloutPlan[] = [],
   /** Hosts the revision changes that are suspended (spec.policy.suspend): not deployed. */
   suspended: readonly string[] = [],
+  /** When the next retry of a failed host is due (Unix ms). */
+  retryAt?: number,
 ): string {
   const failed = results.filter((x) => !isSuccessful(x)).length + unreachable.length;
   const total = results.length + unreachable.length;
   const intro = failed
     ? `### natsfleet deploy of ${shortRev(sha)}: ${failed} of ${hosts(total)} failed\n\n` +
-      ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min); the others are deployed.\n'
+      ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min)' +
+      (retryAt ? `; the next attempt at ${new Date(retryAt).toISOString().slice(11, 19)} UTC` : '') +
+      '. This comment is updated as they recover; the others are deployed.\n'
     : `### natsfleet deployed ${shortRev(sha)}\n`;
   const hostsOf = (r: RolloutPlan) => new Set(r.members.map((m) => m.host));
   const clusters = rollouts

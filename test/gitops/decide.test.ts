@@ -19,6 +19,8 @@ import {
   staleRetries,
   untrustedReason,
   unmanagedHosts,
+  mergeDeployReport,
+  nextRetryAt,
   splitSuspended,
   outOfBandDrift,
 } from '../../controller/gitops/decide.js';
@@ -324,5 +326,38 @@ describe('splitSuspended: spec.policy.suspend', () => {
   ])('%s', (_, items, active, suspended) => {
     const r = splitSuspended(items);
     expect([r.active.map((x) => x.name), r.suspended.map((x) => x.name)]).toEqual([active, suspended]);
+  });
+});
+
+describe('mergeDeployReport and nextRetryAt: one deploy comment per revision, edited as retries recover', () => {
+  const r = (host: string, outcome: ApplyResult['outcome']): ApplyResult => ({
+    host,
+    outcome,
+    health: outcome === 'applied' ? 'Healthy' : 'Degraded',
+    steps: [],
+    changedFiles: [],
+    durationMs: 1,
+  });
+  it('a retry replaces its hosts rows and keeps the others; a new revision starts over', () => {
+    const first = mergeDeployReport(
+      undefined,
+      'rev1',
+      [r('a', 'applied'), r('b', 'failed')],
+      [{ host: 'c', error: 'down' }],
+    );
+    const retried = mergeDeployReport(first, 'rev1', [r('b', 'applied'), r('c', 'applied')], []);
+    expect(retried.results.map((x) => `${x.host}:${x.outcome}`)).toEqual(['a:applied', 'b:applied', 'c:applied']);
+    expect(retried.unreachable).toEqual([]);
+    expect(mergeDeployReport(retried, 'rev2', [r('a', 'unchanged')], []).results.map((x) => x.host)).toEqual(['a']);
+  });
+  it('the next retry of a revision is its earliest', () => {
+    const retry = (revision: string, nextAttemptAt: number) => ({
+      revision,
+      attempts: 1,
+      nextAttemptAt,
+      lastError: '',
+    });
+    expect(nextRetryAt({ a: retry('rev1', 300), b: retry('rev1', 200), c: retry('rev0', 100) }, 'rev1')).toBe(200);
+    expect(nextRetryAt({}, 'rev1')).toBeUndefined();
   });
 });

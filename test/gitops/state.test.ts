@@ -42,4 +42,17 @@ describe('StateStore', () => {
   it('accepts a state written by an older version (missing maps)', () => {
     expect(stateShapeProblem({ appliedRevision: 'a' })).toBeUndefined();
   });
+
+  it.each([
+    [{ revision: 'r', results: [], unreachable: [] }, undefined],
+    [
+      { revision: 'r', results: [{ host: 'h', outcome: 'applied' }], unreachable: [{ host: 'g', error: 'e' }] },
+      undefined,
+    ],
+    [{ revision: 'r', results: {} }, 'lastDeploy has the wrong shape'],
+    [{ revision: 'r', results: [{ host: 1 }], unreachable: [] }, 'lastDeploy.results has the wrong shape'],
+    [{ revision: 'r', results: [], unreachable: ['h'] }, 'lastDeploy.unreachable has the wrong shape'],
+  ])('lastDeploy %j: %s', (lastDeploy, problem) => {
+    expect(stateShapeProblem({ lastDeploy })).toBe(problem);
+  });
 });

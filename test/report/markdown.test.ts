@@ -253,7 +253,8 @@ describe('deployComment', () => {
       [
         `### natsfleet deploy of ${SHA.slice(0, 12)}: 1 of 2 hosts failed`,
         '',
-        ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min); the others are deployed.',
+        ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min). This comment is updated as they ' +
+          'recover; the others are deployed.',
         '',
         '| host | result | health | service | files |',
         '| --- | --- | --- | --- | --- |',
@@ -536,7 +537,8 @@ describe('deployComment: cluster rollouts', () => {
       [
         `### natsfleet deploy of ${SHA.slice(0, 12)}: 2 of 4 hosts failed`,
         '',
-        ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min); the others are deployed.',
+        ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min). This comment is updated as they ' +
+          'recover; the others are deployed.',
         '',
         '#### Cluster core',
         '',
@@ -747,6 +749,24 @@ describe('a pull request that does not merge cleanly', () => {
     expect(planComment({ sha: SHA, plans: [hostPlan({ host: 'a' })], conflicts: true })).toContain(
       '> :warning: The branch does not merge cleanly into its base: planned as the branch is, not as merging ' +
         'would deploy it. Rebase or merge the base to see the real plan.',
+    );
+  });
+});
+
+describe('deployComment: the next retry', () => {
+  it('names when the next failed host is tried again', () => {
+    const failed: ApplyResult = {
+      host: 'h1',
+      outcome: 'failed',
+      health: 'Degraded',
+      steps: [],
+      changedFiles: [],
+      error: 'x',
+      durationMs: 1,
+    };
+    expect(deployComment(SHA, [failed], [], [], [], Date.UTC(2026, 10, 26, 23, 40, 12)).split('\n')[2]).toBe(
+      ':repeat: Failed hosts are retried with backoff (15 s doubling to 10 min); the next attempt at 23:40:12 UTC. ' +
+        'This comment is updated as they recover; the others are deployed.',
     );
   });
 });
