@@ -2,6 +2,7 @@
 // terminal one readable line per record (time, level, message, then its fields as key=value), with
 // colours unless NO_COLOR is set.
 import pino, { type Logger, type LoggerOptions } from 'pino';
+import { terminalSafe } from './terminal-text.js';
 
 const LEVELS: Record<number, [string, string]> = {
   10: ['TRACE', '90'],
@@ -32,7 +33,8 @@ export function prettyLine(json: string, color: boolean): string {
   const fields = Object.entries(r)
     .filter(([k]) => !OMIT.has(k))
     .map(([k, v]) => `${k}=${value(v)}`);
-  return [time, level, String(r.msg ?? ''), ...fields].join(' ').trimEnd();
+  // Messages and fields may quote hosts (an error's text): never a control sequence of theirs.
+  return terminalSafe([time, level, String(r.msg ?? ''), ...fields].join(' ').trimEnd());
 }
 
 export function controllerLogger(options: LoggerOptions, env: NodeJS.ProcessEnv = process.env): Logger {

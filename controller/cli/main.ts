@@ -15,11 +15,13 @@ import { importCommand } from './import.js';
 import { initCommand } from './init.js';
 import { bashCompletion } from './completion.js';
 import { userMessage } from './errors.js';
+import { terminalSafe } from './terminal-text.js';
 
 export async function main(
   argv: string[],
-  out: (line: string) => void = (l) => console.log(l),
-  err: (line: string) => void = (l) => console.error(l),
+  // Lines may carry text from hosts: never a control sequence of theirs (terminal-text.ts).
+  out: (line: string) => void = (l) => console.log(terminalSafe(l)),
+  err: (line: string) => void = (l) => console.error(terminalSafe(l)),
 ): Promise<number> {
   let code = 0;
   const program = new Command('natsfleet')
