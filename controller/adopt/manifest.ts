@@ -76,7 +76,7 @@ export function importManifest(f: ImportFacts, o: ImportOptions): Imported {
   for (const key of Object.keys(conf))
     if (!HANDLED.has(key.toLowerCase()))
       notes.push(
-        `${f.config!.hostPath}: "${key}" is not reproduced by the manifest: natsfleet's config will not have it ` +
+        `${f.config!.hostPath}: ${JSON.stringify(key)} is not reproduced by the manifest: natsfleet's config will not have it ` +
           `(${hint(key)})`,
       );
 
@@ -115,7 +115,9 @@ export function importManifest(f: ImportFacts, o: ImportOptions): Imported {
       nats.auth = { user, password: secret(pass, 'password', `${prefix}PASSWORD`) };
     for (const k of Object.keys(auth))
       if (!['token', 'user', 'password', 'pass', 'timeout'].includes(k.toLowerCase()))
-        notes.push(`authorization.${k} is not reproduced (natsfleet renders a token or one user and password)`);
+        notes.push(
+          `authorization.${JSON.stringify(k)} is not reproduced (natsfleet renders a token or one user and password)`,
+        );
     if (!nats.auth) notes.push('authorization has no token or user/password: the imported host has no auth');
   } else notes.push('the server has no authorization: clients connect without credentials (validate warns)');
 
@@ -230,14 +232,21 @@ function hint(key: string): string {
   return 'remove it from the host config first, or keep managing this host by hand';
 }
 
+/**
+ * A comment's text on one line: notes quote the host (its config keys, paths, site names), and a line
+ * break there would end the comment and put the host's text into the manifest itself.
+ */
+const commentText = (s: string) =>
+  s.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 /** The manifest as YAML, with a header saying where it came from and what to fill in. */
 export function manifestYaml(r: Imported, source: string, at: string): string {
   const head = [
     SCHEMA_MODELINE,
-    `# NatsHost imported by \`natsfleet import\` from ${source} at ${at}.`,
+    `# NatsHost imported by \`natsfleet import\` from ${commentText(source)} at ${at}.`,
     '# Check it, then `natsfleet plan`: the first apply takes the host over with one restart.',
-    ...r.secrets.map((s) => `# Secret: set ${s.env} in the controller's environment to ${s.what}.`),
-    ...r.notes.map((n) => `# Note: ${n}`),
+    ...r.secrets.map((s) => `# Secret: set ${s.env} in the controller's environment to ${commentText(s.what)}.`),
+    ...r.notes.map((n) => `# Note: ${commentText(n)}`),
   ];
   return `${head.join('\n')}\n${dump(r.manifest, { lineWidth: 120 })}`;
 }

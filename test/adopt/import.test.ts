@@ -250,3 +250,29 @@ describe('what the importer reads', () => {
     expect(() => parseInventory('@@natsfleet os\ndebian\n', 'nats.service')).toThrow('output cut short');
   });
 });
+
+describe('the manifest header quotes the host on one line', () => {
+  it('a config key with a line break cannot end its comment and write into the manifest', () => {
+    // A quoted key in the host's config: "x\nspec:\n  ssh: {host: evil}" and one with terminal controls.
+    const text = '"x\\nspec:\\n  ssh: {host: evil}": 1\n"y\\r\\u001b": 2\n';
+    const r = importManifest(facts(text), opts);
+    const yaml = manifestYaml(r, '192.0.2.7', '2026-01-01T00:00:00Z');
+    const head = yaml.slice(0, yaml.indexOf('apiVersion:'));
+    for (const line of head.trimEnd().split('\n')) expect(line).toMatch(/^# /);
+    expect(head).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/);
+    expect(head).toContain('"x\\nspec:\\n  ssh: {host: evil}" is not reproduced');
+    expect(yaml.match(/^spec:/gm)).toHaveLength(1);
+    // A path read from the host (its mounts), quoted in notes and secrets as it is.
+    const path = '/etc/nats/a\u2028spec:\u009b.conf';
+    const withPath = facts('authorization { token: t }\nx: 1\n', {
+      config: {
+        hostPath: path,
+        containerPath: '/etc/nats/nats-server.conf',
+        text: 'authorization { token: t }\nx: 1\n',
+      },
+    });
+    const head2 = manifestYaml(importManifest(withPath, opts), '192.0.2.7', 'now').split('apiVersion:')[0];
+    expect(head2).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/);
+    expect(head2).toContain('/etc/nats/a\\u2028spec:\\u009b.conf');
+  });
+});
