@@ -9,6 +9,7 @@ import { policyResolver } from '../secrets/resolve.js';
 import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
 import { integerRange } from '../gitops/config.js';
 import { distinctRollouts, splitSuspended } from '../gitops/decide.js';
+import { formatBatches, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { formatClusterHealth, formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
@@ -34,6 +35,34 @@ interface Common extends PolicyFlags {
   sshKey?: string;
   concurrency: number;
   output: 'text' | 'json';
+  batchSize?: number;
+  batchPercent?: number;
+  canary?: number;
+  batchPause?: number;
+  maxFailures?: number;
+}
+
+/** The batch policy of --batch-size/--batch-percent/--canary/--batch-pause/--max-failures, if any. */
+function batchPolicy(o: Common): BatchPolicy | undefined {
+  const p: BatchPolicy = {
+    size: o.batchSize,
+    percent: o.batchPercent,
+    canary: o.canary,
+    pauseSec: o.batchPause,
+    maxFailures: o.maxFailures,
+  };
+  const set = Object.entries(p).filter(([, v]) => v !== undefined);
+  return set.length ? Object.fromEntries(set) : undefined;
+}
+
+/** plan and apply: standalone hosts in batches (NatsCluster members roll member by member anyway). */
+function batchOptions(cmd: Command): Command {
+  return cmd
+    .option('--batch-size <n>', 'standalone hosts per batch', integerArg(1, 10000))
+    .option('--batch-percent <n>', 'or a share of the standalone hosts per batch (percent)', integerArg(1, 100))
+    .option('--canary <n>', 'hosts in a first batch of their own', integerArg(0, 10000))
+    .option('--batch-pause <sec>', 'seconds between two batches', integerArg(0, 86400))
+    .option('--max-failures <n>', 'stop once more hosts than this failed (default 0)', integerArg(0, 10000));
 }
 
 /** Why a host is not in sync and healthy, in one line (the status table's last column, and its JSON). */
@@ -105,6 +134,7 @@ async function run(
       revision: ready.revision,
       apply,
       concurrency: Number(opts.concurrency),
+      batches: batchPolicy(opts),
       onHostDone,
     });
   } finally {
@@ -158,6 +188,9 @@ async function planned(
   if (json) out(JSON.stringify(plans, null, 2));
   else {
     for (const r of distinctRollouts(runs)) out(formatRollout(r));
+    const policy = batchPolicy(opts);
+    const standalone = ready.targets.filter((x) => !x.spec.cluster).map((x) => x.spec.name);
+    if (policy && standalone.length) out(formatBatches(standaloneBatches(standalone, policy)));
     out(planSummary(plans));
   }
   return plans;
@@ -182,10 +215,12 @@ export function reconcileCommands(
   setCode: (c: number) => void,
   err: (l: string) => void = out,
 ) {
-  common(
-    program
-      .command('plan')
-      .description('observe hosts and show what apply would change (exit 0: none, 2: changes, 1: error)'),
+  batchOptions(
+    common(
+      program
+        .command('plan')
+        .description('observe hosts and show what apply would change (exit 0: none, 2: changes, 1: error)'),
+    ),
   ).action(async (opts: Common) => {
     const plans = await planned(opts, 'plan', out, err);
     if (!plans) return setCode(1);
@@ -197,14 +232,16 @@ export function reconcileCommands(
           : 0,
     );
   });
-  common(
-    program
-      .command('apply')
-      .description(
-        'apply the plan and verify (exit 0 when every host ends healthy and in sync); on a terminal it shows ' +
-          'the plan and asks first',
-      )
-      .option('-y, --yes', 'do not ask for confirmation on a terminal'),
+  batchOptions(
+    common(
+      program
+        .command('apply')
+        .description(
+          'apply the plan and verify (exit 0 when every host ends healthy and in sync); on a terminal it shows ' +
+            'the plan and asks first',
+        )
+        .option('-y, --yes', 'do not ask for confirmation on a terminal'),
+    ),
   ).action(async (opts: Common & { yes?: boolean }) => {
     const t = terminalOf();
     const all = await prepare(opts, err);

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { load } from 'js-yaml';
 import { packagePath } from '../package-root.js';
+import type { BatchPolicy } from '../plan/batches.js';
 import type { LoadPolicy } from '../manifest/load.js';
 import { loadPolicyFrom, PolicyError } from '../manifest/policy.js';
 import { buildLineMap, lineOf } from '../manifest/yaml-positions.js';
@@ -26,6 +27,8 @@ export interface ControllerConfig {
   listen?: string;
   webhookSecret?: string;
   planUntrustedLive: boolean;
+  /** Standalone hosts in batches (plan/batches.ts); all at once without. */
+  rollout?: BatchPolicy;
   /** The least severe log records written (pino level). */
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /**
@@ -381,6 +384,16 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     logLevel: merged.logLevel as ControllerConfig['logLevel'],
     policy,
   };
+  const num = (k: string) => merged[k] as number | undefined;
+  const rollout: BatchPolicy = {
+    size: num('rollout.batchSize'),
+    percent: num('rollout.batchPercent'),
+    canary: num('rollout.canary'),
+    pauseSec: num('rollout.pauseSec'),
+    maxFailures: num('rollout.maxFailures'),
+  };
+  if (Object.values(rollout).some((v) => v !== undefined))
+    cfg.rollout = Object.fromEntries(Object.entries(rollout).filter(([, v]) => v !== undefined));
   if (merged['github.repository']) {
     cfg.github = {
       repository: String(merged['github.repository']),

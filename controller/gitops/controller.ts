@@ -54,6 +54,7 @@ import {
   untrustedReason,
 } from './decide.js';
 import { Metrics } from './metrics.js';
+import type { BatchPolicy } from '../plan/batches.js';
 import { packageVersion } from '../package-root.js';
 import type { ControllerState, StateStore } from './state.js';
 
@@ -71,6 +72,8 @@ export interface ControllerDeps {
   driftIntervalMs: number;
   /** Plan pull requests that change SSH targets, add hosts or come from forks against live hosts anyway. */
   planUntrustedLive?: boolean;
+  /** Standalone hosts deployed in batches (a canary first, stopping on failures). */
+  rollout?: BatchPolicy;
   now?: () => number;
 }
 
@@ -237,6 +240,7 @@ export class Controller {
       revision: head,
       apply: true,
       concurrency: this.d.concurrency,
+      batches: this.d.rollout,
     });
     runs.push(
       ...failing.map((f) => ({ host: f.host, error: f.error, reason: 'secret-unavailable' as const, durationMs: 0 })),

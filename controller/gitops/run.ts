@@ -54,6 +54,7 @@ export async function startController(
     concurrency: cfg.concurrency,
     driftIntervalMs: cfg.driftIntervalSec * 1000,
     planUntrustedLive: cfg.planUntrustedLive,
+    rollout: cfg.rollout,
   });
 
   let stopped = false;

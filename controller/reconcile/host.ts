@@ -9,6 +9,7 @@ import { certificateFirst } from '../plan/tls.js';
 import { shQuote } from '../shell/quote.js';
 import type { HostPlan } from '../plan/types.js';
 import type { RolloutPlan } from '../plan/rollout.js';
+import type { BatchPolicy } from '../plan/batches.js';
 import { applyHost, type ApplyInput } from '../apply/apply.js';
 import { isSuccessful, type ApplyResult, type FailureReason } from '../apply/result.js';
 import type { Credentials } from '../apply/nats-probe.js';
@@ -44,6 +45,8 @@ export interface ReconcileOptions {
   concurrency: number;
   /** How plans compare secret-bearing files: `display` for pull requests (no secret resolved). */
   compare?: CompareMode;
+  /** Standalone hosts applied in batches (a canary first, stop on failures); all at once without. */
+  batches?: BatchPolicy;
   /** Called as each host's run is complete (a cluster's members together, when its rollout ends). */
   onHostDone?: (run: HostRun) => void;
   onPhase?: (host: string, phase: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => void | Promise<void>;

@@ -7,6 +7,8 @@ import type { SecretResolver } from '../secrets/resolve.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest/path-policy.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import { mapLimit } from './pool.js';
+import { isSuccessful } from '../apply/result.js';
+import { rolloutStops, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
 import { systemPasswordField } from '../manifest/secret-policy.js';
 import { reconcileCluster } from './rollout.js';
 import { reconcileOne, unknownPlan, type HostRun, type ReconcileOptions, type Target } from './host.js';
@@ -71,6 +73,61 @@ function prepareOne(spec: HostSpec, resolve: SecretResolver, paths: PathPolicy):
   return { spec, desired, credentials, ...(systemCredentials ? { systemCredentials } : {}) };
 }
 
+/** Standalone hosts with bounded parallelism, each reported as it is done. */
+const each = (targets: readonly Target[], o: ReconcileOptions) =>
+  mapLimit(targets, o.concurrency, async (t) => {
+    const r = await reconcileOne(t, o);
+    o.onHostDone?.(r);
+    return r;
+  });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Standalone hosts in batches: each batch applied (bounded parallelism), then the next after the pause;
+ * once more hosts failed than the policy tolerates, the rest are only planned and reported as not
+ * applied (`rollout-halted`), with where the rollout stopped.
+ */
+async function inBatches(targets: readonly Target[], o: ReconcileOptions, p: BatchPolicy): Promise<HostRun[]> {
+  const batches = standaloneBatches(
+    targets.map((t) => t.spec.name),
+    p,
+  );
+  const byName = new Map(targets.map((t) => [t.spec.name, t]));
+  const runs: HostRun[] = [];
+  let failed = 0;
+  let stop: string | undefined;
+  for (const [i, batch] of batches.entries()) {
+    const group = batch.map((h) => byName.get(h)!);
+    if (stop) {
+      const planned = await each(group, { ...o, apply: false, onHostDone: undefined });
+      for (const r of planned) {
+        r.apply = {
+          host: r.host,
+          outcome: 'blocked',
+          health: r.plan?.health ?? 'Missing',
+          steps: [],
+          changedFiles: [],
+          error: `not applied: ${stop}`,
+          reason: 'rollout-halted',
+          durationMs: 0,
+        };
+        o.onHostDone?.(r);
+      }
+      runs.push(...planned);
+      continue;
+    }
+    const done = await each(group, o);
+    runs.push(...done);
+    failed += done.filter((r) => r.error || !isSuccessful(r.apply)).length;
+    if (rolloutStops(failed, p))
+      stop = `the rollout stopped after batch ${i + 1} of ${batches.length}: ${failed} host(s) failed`;
+    else if (i < batches.length - 1 && p.pauseSec && done.some((r) => r.apply?.outcome === 'applied'))
+      await sleep(p.pauseSec * 1000);
+  }
+  return runs;
+}
+
 /**
  * Reconciles standalone hosts with bounded parallelism, and each cluster as a rollout over its members.
  * A cluster is handled only with all its members among `targets`: otherwise its members are reported
@@ -82,11 +139,7 @@ export async function reconcileAll(targets: readonly Target[], o: ReconcileOptio
   for (const t of targets)
     if (t.spec.cluster) clusters.set(t.spec.cluster.name, [...(clusters.get(t.spec.cluster.name) ?? []), t]);
   const [alone, ...grouped] = await Promise.all([
-    mapLimit(standalone, o.concurrency, async (t) => {
-      const r = await reconcileOne(t, o);
-      o.onHostDone?.(r);
-      return r;
-    }),
+    o.apply && o.batches ? inBatches(standalone, o, o.batches) : each(standalone, o),
     ...[...clusters.values()].map(async (members) => {
       const c = members[0].spec.cluster!;
       const missing = c.members.filter((m) => !members.some((t) => t.spec.name === m));

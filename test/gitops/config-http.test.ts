@@ -61,6 +61,14 @@ describe('resolveConfig', () => {
     expect(problems(base, { NATSFLEET_CONCURRENCY: '2.5' })).toHaveLength(1);
     expect(resolveConfig(base, { NATSFLEET_CONCURRENCY: '4' }).concurrency).toBe(4);
     expect(resolveConfig(base, {}).logLevel).toBe('info');
+    expect(resolveConfig(base, {}).rollout).toBeUndefined();
+    expect(resolveConfig({ ...base, 'rollout.batchSize': 2, 'rollout.canary': 1 }, {}).rollout).toEqual({
+      size: 2,
+      canary: 1,
+    });
+    expect(problems({ ...base, 'rollout.batchPercent': 150 })).toEqual([
+      '--rollout.batch-percent: rollout.batchPercent: must be an integer from 1 to 100',
+    ]);
     expect(resolveConfig({ ...base, logLevel: 'debug' }, { NATSFLEET_LOG_LEVEL: 'warn' }).logLevel).toBe('debug');
     expect(problems(base, { NATSFLEET_LOG_LEVEL: 'verbose' })).toEqual([
       'NATSFLEET_LOG_LEVEL: logLevel: must be one of trace, debug, info, warn, error, fatal',

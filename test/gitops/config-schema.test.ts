@@ -46,7 +46,7 @@ describe('the config file schema', () => {
         walk(child, path ? `${path}.${k}` : k);
     };
     walk(controllerConfigSchema as Record<string, unknown>, '');
-    expect(objects).toEqual(['', 'paths', 'secrets', 'github']);
+    expect(objects).toEqual(['', 'rollout', 'paths', 'secrets', 'github']);
   });
 
   it('gives the CLI the integer ranges', () => {
