@@ -93,11 +93,17 @@ export const scriptCommand = (become: boolean) => (become ? 'sudo -n -- sh -s' :
  */
 export function becomeRefusal(r: ExecResult): string | undefined {
   if (r.code === 0 || r.stdout !== '') return undefined;
-  const said = /^sudo: (.*)$/m.exec(r.stderr)?.[1]?.trim();
   if (r.code === 127 && /sudo: (command )?not found|sudo: No such file/i.test(r.stderr)) return 'sudo is not installed';
-  if (said && /password is required|not in the sudoers|not allowed to|may not run sudo|no tty present/i.test(said))
-    return `sudo said: ${said}`;
-  return undefined;
+  // sudo's own lines: "sudo: ...", and its policy's refusals, which have no prefix ("Sorry, user deploy is
+  // not allowed to execute '/bin/sh -s' as root on h.", "Sorry, user guest may not run sudo on h.").
+  const lines = r.stderr.split('\n').map((l) => l.trim());
+  const said = [
+    ...lines.flatMap((l) => (l.startsWith('sudo: ') ? [l.slice(6)] : [])),
+    ...lines.filter((l) => l.startsWith('Sorry, user ')),
+  ].find((l) =>
+    /password is required|not in the sudoers|not allowed to|may not run sudo|no tty present|must have a tty/i.test(l),
+  );
+  return said ? `sudo said: ${said}` : undefined;
 }
 
 /** A non-root user whom sudo refused: nothing ran. */

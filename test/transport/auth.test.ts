@@ -221,6 +221,19 @@ describe('become: every script as root through sudo -n', () => {
       'sudo said: a password is required',
     ],
     [{ code: 127, stdout: '', stderr: 'sh: 1: sudo: not found\n' }, 'sudo is not installed'],
+    // Refusals of the sudoers policy carry no "sudo:" prefix; requiretty has its own words.
+    [
+      { code: 1, stdout: '', stderr: "Sorry, user deploy is not allowed to execute '/bin/sh -s' as root on h.\n" },
+      "sudo said: Sorry, user deploy is not allowed to execute '/bin/sh -s' as root on h.",
+    ],
+    [
+      { code: 1, stdout: '', stderr: 'sudo: unable to resolve host h\nSorry, user guest may not run sudo on h.\n' },
+      'sudo said: Sorry, user guest may not run sudo on h.',
+    ],
+    [
+      { code: 1, stdout: '', stderr: 'sudo: sorry, you must have a tty to run sudo\n' },
+      'sudo said: sorry, you must have a tty to run sudo',
+    ],
     [{ code: 1, stdout: '', stderr: 'mkdir: cannot create directory\n' }, undefined],
     [{ code: 0, stdout: '', stderr: 'sudo: unable to resolve host x\n' }, undefined],
     [{ code: 3, stdout: '@@uid\n0\n', stderr: 'sudo: a password is required\n' }, undefined],
