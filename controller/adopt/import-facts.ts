@@ -12,7 +12,16 @@ const DOCKER = '--unix-socket /var/run/docker.sock';
 /** Most bytes of one file read (a NATS config or a compose file is a few KiB). */
 const MAX_FILE_BYTES = 256 * 1024;
 const section = (name: string, arg = '') => echoMarker(OBSERVE, name, arg);
-const fileBase64 = (path: string) => `head -c ${MAX_FILE_BYTES} ${shQuote(path)} 2>/dev/null | base64 -w0; echo`;
+/** What fileBase64 prints instead of a file it does not read (not base64: '!' is outside its alphabet). */
+const NOT_READ = '!not-read';
+/**
+ * A file's first bytes, base64 on one line: only a regular file reached without a symbolic link. The
+ * script reads as root on the host, so a link planted in a directory a container or another user may
+ * write in (the config directory, bind-mounted) would otherwise have it read any file of the host.
+ */
+const fileBase64 = (path: string) =>
+  `p=${shQuote(path)}; if [ -f "$p" ] && [ "$(readlink -f -- "$p")" = "$p" ]; then ` +
+  `head -c ${MAX_FILE_BYTES} -- "$p" 2>/dev/null | base64 -w0; else printf '%s' '${NOT_READ}'; fi; echo`;
 
 export interface ContainerSummary {
   id: string;
@@ -48,6 +57,8 @@ export interface ImportFacts {
   nats: ContainerDetail;
   /** The config file as the container reads it, and where it is on the host. */
   config?: { hostPath: string; containerPath: string; text: string };
+  /** The config's host path when it was not read: not a regular file, or reached through a link. */
+  configNotRead?: string;
   varz?: { server_name?: string; server_id?: string; version?: string };
   jsz?: { config?: { max_memory?: number; max_storage?: number; store_dir?: string } };
   proxy?: {
@@ -247,7 +258,9 @@ export function parseDetails(
 ): ImportFacts {
   const m = new Marked(output, OBSERVE);
   if (!m.has('end')) throw new Error('the host did not answer the details (output cut short)');
-  const cfg: Section | undefined = m.sections.find((s) => s.name === 'config');
+  const found: Section | undefined = m.sections.find((s) => s.name === 'config');
+  const notRead = found?.body.join('').trim() === NOT_READ;
+  const cfg = notRead ? undefined : found;
   const [varz, jsz] = httpAnswers(m.text('monitor')).map((a) => (a.status === 200 ? json(a.body) : undefined));
   const sites = decode(m.text('sites'));
   return {
@@ -256,6 +269,7 @@ export function parseDetails(
     config: cfg
       ? { hostPath: cfg.arg, containerPath: containerConfigPath(nats), text: decode(cfg.body.join('')) }
       : undefined,
+    ...(notRead ? { configNotRead: found!.arg } : {}),
     varz: varz as ImportFacts['varz'],
     jsz: jsz as ImportFacts['jsz'],
     proxy: proxy && {

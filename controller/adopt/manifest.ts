@@ -56,6 +56,15 @@ const SIZE = /^\d+(\.\d+)?\s*([kmgt]i?b?|b)?$/i;
 const envPrefix = (name: string) =>
   `NATS_${name.toUpperCase().replace(/[^A-Z0-9]+/g, '_')}_`.replace(/^NATS_NATS_/, 'NATS_');
 
+/**
+ * A config key as a note quotes it: a setting's name, else not its text (what was read may not be a NATS
+ * config at all, and the notes are printed and written into the manifest).
+ */
+const keyText = (key: string) =>
+  /^[A-Za-z_$][A-Za-z0-9_-]{0,39}$/.test(key)
+    ? JSON.stringify(key)
+    : `a key that is no setting name (${key.length} characters)`;
+
 const str = (v: ConfValue | undefined) => (typeof v === 'string' || typeof v === 'number' ? String(v) : undefined);
 const size = (v: ConfValue | undefined): string | number | undefined =>
   typeof v === 'number' ? v : typeof v === 'string' && SIZE.test(v.trim()) ? v.trim().replace(/\s+/g, '') : undefined;
@@ -65,7 +74,12 @@ export function importManifest(f: ImportFacts, o: ImportOptions): Imported {
   const secrets: Imported['secrets'] = [];
   const c = f.nats;
   let conf: ConfMap = {};
-  if (!f.config) notes.push(`the config file ${containerConfigPath(c)} is not on a host mount: settings not imported`);
+  if (f.configNotRead)
+    notes.push(
+      `${f.configNotRead}: not read (not a regular file, or a symbolic link on the way): settings not imported`,
+    );
+  else if (!f.config)
+    notes.push(`the config file ${containerConfigPath(c)} is not on a host mount: settings not imported`);
   else
     try {
       conf = readNatsConf(f.config.text);
@@ -76,7 +90,7 @@ export function importManifest(f: ImportFacts, o: ImportOptions): Imported {
   for (const key of Object.keys(conf))
     if (!HANDLED.has(key.toLowerCase()))
       notes.push(
-        `${f.config!.hostPath}: ${JSON.stringify(key)} is not reproduced by the manifest: natsfleet's config will not have it ` +
+        `${f.config!.hostPath}: ${keyText(key)} is not reproduced by the manifest: natsfleet's config will not have it ` +
           `(${hint(key)})`,
       );
 
@@ -116,7 +130,7 @@ export function importManifest(f: ImportFacts, o: ImportOptions): Imported {
     for (const k of Object.keys(auth))
       if (!['token', 'user', 'password', 'pass', 'timeout'].includes(k.toLowerCase()))
         notes.push(
-          `authorization.${JSON.stringify(k)} is not reproduced (natsfleet renders a token or one user and password)`,
+          `authorization.${keyText(k)} is not reproduced (natsfleet renders a token or one user and password)`,
         );
     if (!nats.auth) notes.push('authorization has no token or user/password: the imported host has no auth');
   } else notes.push('the server has no authorization: clients connect without credentials (validate warns)');

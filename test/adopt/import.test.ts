@@ -1,13 +1,19 @@
 // `natsfleet import`, pure parts: reading hand-written NATS configs, and the manifest that reproduces a
 // host from what was read (paths mapped back from the container, secrets as references, what cannot be
 // reproduced said plainly), through the same validation as every manifest.
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readNatsConf, ConfSyntaxError } from '../../controller/adopt/nats-conf-reader.js';
 import { importManifest, manifestYaml } from '../../controller/adopt/manifest.js';
 import {
   containerConfigPath,
+  detailsScript,
   findNatsContainer,
   hostPathOf,
+  parseDetails,
   parseInventory,
   type ContainerDetail,
   type ImportFacts,
@@ -260,7 +266,8 @@ describe('the manifest header quotes the host on one line', () => {
     const head = yaml.slice(0, yaml.indexOf('apiVersion:'));
     for (const line of head.trimEnd().split('\n')) expect(line).toMatch(/^# /);
     expect(head).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/);
-    expect(head).toContain('"x\\nspec:\\n  ssh: {host: evil}" is not reproduced');
+    expect(head).toMatch(/: a key that is no setting name \(\d+ characters\) is not reproduced/);
+    expect(head).not.toContain('evil');
     expect(yaml.match(/^spec:/gm)).toHaveLength(1);
     // A path read from the host (its mounts), quoted in notes and secrets as it is.
     const path = '/etc/nats/a\u2028spec:\u009b.conf';
@@ -274,5 +281,53 @@ describe('the manifest header quotes the host on one line', () => {
     const head2 = manifestYaml(importManifest(withPath, opts), '192.0.2.7', 'now').split('apiVersion:')[0];
     expect(head2).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/);
     expect(head2).toContain('/etc/nats/a\\u2028spec:\\u009b.conf');
+  });
+});
+
+describe('the config is read only as a regular file reached without a link', () => {
+  // The details script's config part, run here by sh on local files (no proxy, no monitoring published).
+  const run = (confHostPath: string) => {
+    const nats = container({
+      mounts: [{ type: 'bind', source: confHostPath, destination: '/etc/nats/nats-server.conf', rw: false }],
+      bindings: {},
+    });
+    const out = execFileSync('sh', ['-s'], { input: detailsScript(nats), encoding: 'utf8' });
+    return parseDetails(out, nats, facts('').inventory);
+  };
+  let dir: string;
+  beforeAll(() => {
+    dir = realpathSync(mkdtempSync(join(tmpdir(), 'natsfleet-import-')));
+    writeFileSync(
+      join(dir, 'secret'),
+      '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n',
+    );
+    writeFileSync(join(dir, 'nats.conf'), 'port: 4222\nserver_name: seed\n');
+    symlinkSync(join(dir, 'secret'), join(dir, 'linked.conf'));
+    mkdirSync(join(dir, 'real'));
+    writeFileSync(join(dir, 'real', 'nats.conf'), 'port: 4222\n');
+    symlinkSync(join(dir, 'real'), join(dir, 'linkdir'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a regular file is read', () => {
+    const f = run(join(dir, 'nats.conf'));
+    expect(f.config?.text).toBe('port: 4222\nserver_name: seed\n');
+    expect(f.configNotRead).toBeUndefined();
+  });
+
+  it.each(['linked.conf', 'linkdir/nats.conf'])('%s (a link on the way) is not read, and the manifest says so', (p) => {
+    const f = run(join(dir, p));
+    expect(f.config).toBeUndefined();
+    expect(f.configNotRead).toBe(join(dir, p));
+    const r = importManifest(f, opts);
+    expect(r.notes[0]).toBe(
+      `${join(dir, p)}: not read (not a regular file, or a symbolic link on the way): settings not imported`,
+    );
+    expect(JSON.stringify(r)).not.toContain('b3BlbnNzaC1rZXktdjEAAAAABG5vbm');
+  });
+
+  it('a file that is no NATS config has its keys counted, not quoted', () => {
+    const r = importManifest(facts(readFileSync(join(dir, 'secret'), 'utf8')), opts);
+    expect(JSON.stringify(r)).not.toContain('b3BlbnNzaC1rZXktdjEAAAAABG5vbm');
   });
 });
