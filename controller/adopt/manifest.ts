@@ -90,8 +90,8 @@ export function importManifest(f: ImportFacts, o: ImportOptions): Imported {
   for (const key of Object.keys(conf))
     if (!HANDLED.has(key.toLowerCase()))
       notes.push(
-        `${f.config!.hostPath}: ${keyText(key)} is not reproduced by the manifest: natsfleet's config will not have it ` +
-          `(${hint(key)})`,
+        `${f.config!.hostPath}: ${keyText(key)} is not reproduced by the manifest: ` +
+          `natsfleet's config will not have it (${hint(key)})`,
       );
 
   const clientInside = Number(pick(conf, 'port') ?? 4222);

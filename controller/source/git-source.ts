@@ -62,6 +62,13 @@ export function splitCredentials(remote: string): { url: string; credentials?: R
  */
 const isGuardedVar = (k: string) => /^git_/i.test(k) || /^(editor|visual|pager|prefix|ssh_askpass)$/i.test(k);
 
+/**
+ * The controller's own secrets, which git never needs: the SSH key passphrase, the webhook secret, GitHub
+ * tokens, and the manifests' {env} secrets (NATS_*, the default pattern). Git gets the repository's
+ * credentials through GIT_ASKPASS only.
+ */
+export const isControllerSecretVar = (k: string) => /^(natsfleet_|nats_)/i.test(k) || /^github_token$/i.test(k);
+
 export class GitSource {
   private readonly git: SimpleGit;
   /** The remote as stored in the mirror (no userinfo). */
@@ -78,7 +85,8 @@ export class GitSource {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !isGuardedVar(k)) env[k] = v;
+    for (const [k, v] of Object.entries(process.env))
+      if (v !== undefined && !isGuardedVar(k) && !isControllerSecretVar(k)) env[k] = v;
     env.GIT_TERMINAL_PROMPT = '0';
     const config: string[] = [];
     if (this.credentials) {

@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GitSource, redactUrl, splitCredentials } from '../../controller/source/git-source.js';
+import { GitSource, isControllerSecretVar, redactUrl, splitCredentials } from '../../controller/source/git-source.js';
 import { StateStore } from '../../controller/gitops/state.js';
 
 const SECRET = 's3cret-t0ken';
@@ -212,5 +212,19 @@ describe('mergePreview: a pull request planned as merging would deploy it', () =
     expect(await src.mergePreview(base, clash)).toBeUndefined();
     // Nothing moved: the branch ref is where it was.
     expect(git(mirror, 'rev-parse', 'refs/remotes/origin/main')).toBe(base);
+  });
+});
+
+describe('the environment git runs with', () => {
+  it.each([
+    ['NATSFLEET_SSH_PASSPHRASE', true],
+    ['NATSFLEET_WEBHOOK_SECRET', true],
+    ['GITHUB_TOKEN', true],
+    ['NATS_EU1_TOKEN', true],
+    ['SSH_AUTH_SOCK', false],
+    ['HOME', false],
+    ['PATH', false],
+  ])('%s is kept from git: %s', (name, secret) => {
+    expect(isControllerSecretVar(name)).toBe(secret);
   });
 });
