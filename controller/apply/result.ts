@@ -54,3 +54,12 @@ export interface ApplyResult {
   notes?: string[];
   durationMs: number;
 }
+
+/** The result of a host the apply never ran on (blocked before it, or not reached in a rollout). */
+export const notRun = (
+  host: string,
+  outcome: Outcome,
+  error: string,
+  reason: FailureReason,
+  health: HealthStatus = 'Healthy',
+): ApplyResult => ({ host, outcome, health, steps: [], changedFiles: [], error, reason, durationMs: 0 });

@@ -8,7 +8,7 @@ import { readManifestDir } from '../manifest/read-dir.js';
 import { policyResolver } from '../secrets/resolve.js';
 import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
 import { integerRange } from '../gitops/config.js';
-import { distinctRollouts, splitSuspended } from '../gitops/decide.js';
+import { distinctRollouts, splitSuspended, suspendItem } from '../gitops/decide.js';
 import { formatBatches, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
@@ -26,7 +26,7 @@ import { createInterface } from 'node:readline/promises';
 import { paint, Progress, terminalOf } from './progress.js';
 import { lockReleaseAbandoned, lockReportScript, parseHeldLock, unlockScript } from '../apply/commands.js';
 import { describeLock, takeOverReason } from '../apply/lock.js';
-import { SSH_KEY_HELP, sshAuth } from './ssh-options.js';
+import { parseTarget, SSH_KEY_HELP, sshAuth } from './ssh-options.js';
 
 interface Common extends PolicyFlags {
   hosts: string;
@@ -118,15 +118,14 @@ async function prepare(opts: Common, err: (l: string) => void) {
   return { targets, revision: await localRevision(opts.hosts), auth: sshAuth(opts) };
 }
 
+type Prepared = NonNullable<Awaited<ReturnType<typeof prepare>>>;
+
 async function run(
   opts: Common,
+  ready: Prepared,
   apply: boolean,
-  err: (l: string) => void,
   onHostDone?: (r: HostRun) => void,
-  prepared?: Awaited<ReturnType<typeof prepare>>,
-): Promise<HostRun[] | undefined> {
-  const ready = prepared ?? (await prepare(opts, err));
-  if (!ready) return undefined;
+): Promise<HostRun[]> {
   const pool = new SessionPool(ready.auth);
   try {
     return await reconcileAll(ready.targets, {
@@ -166,7 +165,7 @@ function common(cmd: Command): Command {
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'));
 }
 
-const hostNames = (p: NonNullable<Awaited<ReturnType<typeof prepare>>>) => p.targets.map((t) => t.spec.name);
+const hostNames = (p: Prepared) => p.targets.map((t) => t.spec.name);
 
 /** Observes and plans, printing each host's plan as it is ready (text) or all plans at the end (json). */
 async function planned(
@@ -174,16 +173,15 @@ async function planned(
   verb: string,
   out: (l: string) => void,
   err: (l: string) => void,
-  prepared?: Awaited<ReturnType<typeof prepare>>,
+  prepared?: Prepared,
 ): Promise<HostPlan[] | undefined> {
   const ready = prepared ?? (await prepare(opts, err));
   if (!ready) return undefined;
   const json = opts.output === 'json';
   const progress = json ? undefined : new Progress(verb, hostNames(ready), terminalOf(), out);
-  const runs = await run(opts, false, err, (r) => progress?.host(r.host, [formatPlan(r.plan!)]), ready).finally(() =>
+  const runs = await run(opts, ready, false, (r) => progress?.host(r.host, [formatPlan(r.plan!)])).finally(() =>
     progress?.stop(),
   );
-  if (!runs) return undefined;
   const plans = runs.map((r) => r.plan!);
   if (json) out(JSON.stringify(plans, null, 2));
   else {
@@ -247,12 +245,10 @@ export function reconcileCommands(
     const all = await prepare(opts, err);
     if (!all) return setCode(1);
     // Suspended hosts (spec.policy.suspend) are not applied from the command line either.
-    const split = splitSuspended(
-      all.targets.map((x) => ({ name: x.spec.name, cluster: x.spec.cluster?.name, suspend: x.spec.policy.suspend, x })),
-    );
+    const split = splitSuspended(all.targets.map(suspendItem));
     for (const s of split.suspended)
       err(`${s.name}: suspended (spec.policy.suspend${s.suspend ? '' : ` of a member of ${s.cluster}`}): not applied`);
-    const prepared = { ...all, targets: split.active.map((s) => s.x) };
+    const prepared = { ...all, targets: split.active.map((s) => s.t) };
     if (!prepared.targets.length) return setCode(split.suspended.length ? 0 : 1);
     if (askFirst({ stdinTty: Boolean(process.stdin.isTTY), yes: opts.yes, output: opts.output })) {
       const plans = await planned(opts, 'plan', out, err, prepared);
@@ -265,14 +261,9 @@ export function reconcileCommands(
     }
     const json = opts.output === 'json';
     const progress = json ? undefined : new Progress('apply', hostNames(prepared), t, out);
-    const runs = await run(
-      opts,
-      true,
-      err,
-      (r) => progress?.host(r.host, [r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`]),
-      prepared,
+    const runs = await run(opts, prepared, true, (r) =>
+      progress?.host(r.host, [r.apply ? formatApply(r.apply) : `${r.host}: Unknown: ${r.error}`]),
     ).finally(() => progress?.stop());
-    if (!runs) return setCode(1);
     if (json)
       out(
         JSON.stringify(
@@ -289,10 +280,7 @@ export function reconcileCommands(
     if (!prepared) return setCode(1);
     const t = terminalOf();
     const progress = opts.output === 'json' ? undefined : new Progress('status', hostNames(prepared), t, () => {});
-    const runs = await run(opts, false, err, (r) => progress?.host(r.host, []), prepared).finally(() =>
-      progress?.stop(),
-    );
-    if (!runs) return setCode(1);
+    const runs = await run(opts, prepared, false, (r) => progress?.host(r.host, [])).finally(() => progress?.stop());
     const rows = runs.map((r) => ({
       host: r.host,
       sync: r.plan!.sync,
@@ -318,17 +306,17 @@ export function reconcileCommands(
     .option('--timeout <sec>', 'give up after this long', integerArg(1, 300), 10)
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .action(async (target: string, o: { timeout: number; output: string }) => {
-      const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(target);
-      if (!m) {
+      const at = parseTarget(target);
+      if (!at) {
         err(`error: ${target}: expected HOST or HOST:PORT`);
         return setCode(1);
       }
       try {
-        const k = await scanHostKey(m[1].replace(/^\[|\]$/g, ''), m[2] ? Number(m[2]) : 22, o.timeout * 1000);
+        const k = await scanHostKey(at.host, at.port, o.timeout * 1000);
         if (o.output === 'json') return out(JSON.stringify({ target, ...k }, null, 2));
         const algo = k.hostKey.split(' ')[0];
         const type = algo.startsWith('ecdsa') ? 'ecdsa' : algo === 'ssh-rsa' ? 'rsa' : algo.replace(/^ssh-/, '');
-        out(`# ${target} presents ${k.hostKey.split(' ')[0]} ${k.fingerprint}`);
+        out(`# ${target} presents ${algo} ${k.fingerprint}`);
         out(`# compare it on the host: ssh-keygen -lf /etc/ssh/ssh_host_${type}_key.pub`);
         out(`hostKey: ${k.hostKey}`);
       } catch (e) {

@@ -43,6 +43,7 @@ import {
   unmanagedHosts,
   outOfBandDrift,
   splitSuspended,
+  suspendItem,
   mergeDeployReport,
   nextRetryAt,
   oneLine,
@@ -193,16 +194,9 @@ export class Controller {
     const prepared = await this.prepare(loaded.hosts);
     const failures = prepared.failures;
     // Suspended hosts (spec.policy.suspend) are not deployed; a suspended member holds its whole cluster.
-    const asItem = (t: Target) => ({
-      name: t.desired.name,
-      cluster: t.spec.cluster?.name,
-      suspend: t.spec.policy.suspend,
-      t,
-    });
-    const split = splitSuspended(prepared.targets.map(asItem));
+    const split = splitSuspended(prepared.targets.map(suspendItem));
     const targets = split.active.map((x) => x.t);
-    const suspended = split.suspended.map((x) => x.name);
-    this.metrics.setSuspended(suspended);
+    this.metrics.setSuspended(split.suspended.map((x) => x.name));
     const newRevision = head !== this.state.appliedRevision;
     const now = this.now();
     const held: string[] = [];
@@ -305,8 +299,7 @@ export class Controller {
       runs.filter((r) => r.apply).map((r) => r.apply!),
       runs.filter((r) => r.error).map((r) => ({ host: r.host, error: r.error! })),
     );
-    this.state.lastDeploy = report;
-    this.save();
+    this.state.lastDeploy = report; // saved with the deploy's state, right after
     const body = deployComment(
       head,
       report.results,

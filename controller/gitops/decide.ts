@@ -82,6 +82,14 @@ export function splitSuspended<T extends { name: string; cluster?: string; suspe
   return { active: items.filter((x) => !held(x)), suspended: items.filter(held) };
 }
 
+/** A host to deploy as splitSuspended reads it. */
+export const suspendItem = <T extends { spec: HostSpec }>(t: T) => ({
+  name: t.spec.name,
+  cluster: t.spec.cluster?.name,
+  suspend: t.spec.policy.suspend,
+  t,
+});
+
 /**
  * Retries the branch no longer asks for: a retry of an older revision for a host whose desired state
  * at `head` is what was last applied successfully (a revert of the failing commit), or for a host that

@@ -7,7 +7,8 @@ import type { SecretResolver } from '../secrets/resolve.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest/path-policy.js';
 import type { Credentials } from '../apply/nats-probe.js';
 import { mapLimit } from './pool.js';
-import { isSuccessful } from '../apply/result.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isSuccessful, notRun } from '../apply/result.js';
 import { rolloutStops, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
 import { systemPasswordField } from '../manifest/secret-policy.js';
 import { reconcileCluster } from './rollout.js';
@@ -81,8 +82,6 @@ const each = (targets: readonly Target[], o: ReconcileOptions) =>
     return r;
   });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * Standalone hosts in batches: each batch applied (bounded parallelism), then the next after the pause;
  * once more hosts failed than the policy tolerates, the rest are only planned and reported as not
@@ -102,16 +101,7 @@ async function inBatches(targets: readonly Target[], o: ReconcileOptions, p: Bat
     if (stop) {
       const planned = await each(group, { ...o, apply: false, onHostDone: undefined });
       for (const r of planned) {
-        r.apply = {
-          host: r.host,
-          outcome: 'blocked',
-          health: r.plan?.health ?? 'Missing',
-          steps: [],
-          changedFiles: [],
-          error: `not applied: ${stop}`,
-          reason: 'rollout-halted',
-          durationMs: 0,
-        };
+        r.apply = notRun(r.host, 'blocked', `not applied: ${stop}`, 'rollout-halted', r.plan?.health ?? 'Missing');
         o.onHostDone?.(r);
       }
       runs.push(...planned);
@@ -119,7 +109,7 @@ async function inBatches(targets: readonly Target[], o: ReconcileOptions, p: Bat
     }
     const done = await each(group, o);
     runs.push(...done);
-    failed += done.filter((r) => r.error || !isSuccessful(r.apply)).length;
+    failed += done.filter((r) => !isSuccessful(r.apply)).length;
     if (rolloutStops(failed, p))
       stop = `the rollout stopped after batch ${i + 1} of ${batches.length}: ${failed} host(s) failed`;
     else if (i < batches.length - 1 && p.pauseSec && done.some((r) => r.apply?.outcome === 'applied'))

@@ -5,8 +5,7 @@
 // stay so for the settle window, else it is rolled back and the rollout halts: members not yet reached
 // are left untouched.
 import { applyHost } from '../apply/apply.js';
-import type { ApplyResult, FailureReason } from '../apply/result.js';
-import { isSuccessful } from '../apply/result.js';
+import { isSuccessful, notRun } from '../apply/result.js';
 import { observeHost } from '../observe/observe.js';
 import { clusterHealth, cannotLose, leaderStepDowns, notCaughtUp, type MemberFacts } from '../plan/cluster.js';
 import { planHost } from '../plan/plan.js';
@@ -90,17 +89,6 @@ async function handOverLeaderships(t: Target, o: ReconcileOptions): Promise<stri
   return refused.length ? [`not every leadership was handed over before the restart: ${refused.join('; ')}`] : [];
 }
 
-const skipped = (host: string, outcome: ApplyResult['outcome'], error: string, reason: FailureReason): ApplyResult => ({
-  host,
-  outcome,
-  health: 'Healthy',
-  steps: [],
-  changedFiles: [],
-  error,
-  reason,
-  durationMs: 0,
-});
-
 /** Plans (and with `o.apply`, rolls out) one cluster; `members` must be all of its members. */
 export async function reconcileCluster(all: readonly Target[], o: ReconcileOptions): Promise<HostRun[]> {
   const started = Date.now();
@@ -166,7 +154,7 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
     if (inBatch.has(r.host) || r.error) continue;
     const b = rollout.blocked[r.host];
     if (b) {
-      r.apply = skipped(r.host, 'blocked', r.plan!.blocked.join('; '), b.reason);
+      r.apply = notRun(r.host, 'blocked', r.plan!.blocked.join('; '), b.reason);
       r.apply.health = r.plan!.health;
       continue;
     }
@@ -177,7 +165,7 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
   for (const batch of rollout.batches) {
     if (halted) {
       for (const h of batch) {
-        const a = skipped(
+        const a = notRun(
           h,
           'blocked',
           `rollout of cluster ${c.name} halted: ${halted}; ${h} was not touched`,
@@ -198,7 +186,7 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
       if (why.length) {
         halted = `cluster ${c.name} cannot lose ${batch.join(', ')} now: ${why.join('; ')}`;
         for (const h of batch) {
-          const a = skipped(h, 'blocked', halted, 'quorum');
+          const a = notRun(h, 'blocked', halted, 'quorum');
           a.health = run(h).plan!.health;
           run(h).apply = a;
         }
@@ -222,7 +210,7 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
             onPhase: o.onPhase ? (p) => o.onPhase!(h, p) : undefined,
           });
         } catch (e) {
-          return skipped(h, 'failed', (e as Error).message, connectionFailure(e));
+          return notRun(h, 'failed', (e as Error).message, connectionFailure(e));
         }
       }),
     );
