@@ -223,6 +223,7 @@ function proxyOf(f: ImportFacts, notes: string[]): NonNullable<NatsHost['spec'][
   if (!domain) notes.push('no server_name in the proxy site files: set spec.proxy.domain');
   if (p.serverNames.length > 1) notes.push(`the proxy serves ${p.serverNames.join(', ')}: only ${domain} is kept`);
   const volume = p.container.mounts.find((m) => m.destination === '/etc/letsencrypt' && m.type === 'volume')?.name;
+  const userConfDir = p.container.mounts.find((m) => m.destination === '/etc/nginx/user_conf.d')?.source;
   return {
     enabled: true,
     ...(domain ? { domain } : {}),
@@ -230,9 +231,7 @@ function proxyOf(f: ImportFacts, notes: string[]): NonNullable<NatsHost['spec'][
     image: p.container.image,
     ...(env.STAGING === '1' ? { staging: true } : {}),
     ...(dir ? { dir } : {}),
-    ...(p.container.mounts.find((m) => m.destination === '/etc/nginx/user_conf.d')
-      ? { userConfDir: p.container.mounts.find((m) => m.destination === '/etc/nginx/user_conf.d')!.source }
-      : {}),
+    ...(userConfDir ? { userConfDir } : {}),
     ...(envFile ? { envFile } : {}),
     ...(volume ? { secretsVolume: volume } : {}),
   };

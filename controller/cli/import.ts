@@ -23,7 +23,7 @@ import {
 } from '../adopt/import-facts.js';
 import { importManifest, manifestYaml } from '../adopt/manifest.js';
 import { policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
-import { SSH_KEY_HELP, sshAuth, type SshFlags } from './ssh-options.js';
+import { parseTarget, SSH_KEY_HELP, sshAuth, type SshFlags } from './ssh-options.js';
 
 interface ImportFlags extends PolicyFlags, SshFlags {
   name: string;
@@ -64,9 +64,9 @@ export function importCommand(
       )
       .option('--force', 'overwrite --out when it exists'),
   ).action(async (target: string, o: ImportFlags) => {
-    const m = /^([^:\s]+)(?::(\d{1,5}))?$/.exec(target);
+    const at = parseTarget(target);
     const problems = [
-      ...(!m ? [`${target}: expected HOST or HOST:PORT`] : []),
+      ...(!at ? [`${target}: expected HOST or HOST:PORT`] : []),
       ...(!DNS_LABEL.test(o.name) ? [`--name ${o.name}: must be a DNS label (a-z, 0-9, -)`] : []),
       ...(hostKeyProblem(o.hostKey) ? [`--host-key: ${hostKeyProblem(o.hostKey)}`] : []),
       ...(!UNIT.test(o.unit) ? [`--unit ${o.unit}: expected a unit name such as nats.service`] : []),
@@ -78,7 +78,7 @@ export function importCommand(
       return setCode(1);
     }
     const policy = policyFrom(o);
-    const ssh = { host: m![1], port: m![2] ? Number(m![2]) : 22, user: o.user, hostKey: o.hostKey };
+    const ssh = { ...at!, user: o.user, hostKey: o.hostKey };
     const pool = new SessionPool(sshAuth(o));
     try {
       const session = await pool.get({ name: o.name, ssh } as HostSpec);
