@@ -13,6 +13,7 @@ import { readManifestDir } from '../../controller/manifest/read-dir.js';
 import { policyResolver } from '../../controller/secrets/resolve.js';
 import { prepareTargets, reconcileAll } from '../../controller/reconcile/reconcile.js';
 import { Scenario } from './helpers.js';
+import { selfSignedAt } from '../helpers/certs.js';
 
 const fleet = inject('fleet');
 const MEMBERS = fleet.hosts.slice(0, 3);
@@ -51,23 +52,7 @@ const openssl = (...args: string[]) => {
 
 /** A CA named `name` in the test's PKI directory. */
 function ca(name: string): void {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${name}`,
-    '-keyout',
-    join(pki, `${name}.key`),
-    '-out',
-    join(pki, `${name}.pem`),
-  );
+  selfSignedAt(name, 2, join(pki, `${name}.key`), join(pki, `${name}.pem`));
 }
 
 /** A route certificate for `ip`, signed by CA `by`: for client and server use (routes are both). */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { renderHost } from '../../controller/render/desired.js';
 import { allGoodHosts, fixtureSecrets } from '../helpers/fixtures.js';
-import { selfSigned } from '../helpers/certs.js';
+import { selfSigned, selfSignedAt } from '../helpers/certs.js';
 
 const run = (cmd: string, args: string[]) => {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
@@ -62,23 +62,7 @@ describe('nginx -t', () => {
     mkdirSync(live, { recursive: true });
     mkdirSync(join(dir, 'letsencrypt', 'dhparams'));
     const openssl = (...args: string[]) => expect(run('openssl', args).code).toBe(0);
-    openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${domain}`,
-      '-keyout',
-      join(live, 'privkey.pem'),
-      '-out',
-      join(live, 'fullchain.pem'),
-    );
+    selfSignedAt(domain, 1, join(live, 'privkey.pem'), join(live, 'fullchain.pem'));
     copyFileSync(join(live, 'fullchain.pem'), join(live, 'chain.pem'));
     openssl('dhparam', '-dsaparam', '-out', join(dir, 'letsencrypt', 'dhparams', 'dhparam.pem'), '2048');
     // The image's /etc/letsencrypt becomes this throwaway directory; nothing else in the block changes.
