@@ -141,10 +141,11 @@ describe('import and take over a host deployed the seed way', () => {
     // On a terminal, apply shows the plan and asks: anything but "yes" changes nothing.
     const bin = join(import.meta.dirname, '../../bin/natsfleet.js');
     const initial = await startedAt();
-    const tty = await run('sh', [
-      '-c',
-      `printf 'no\\n' | NO_COLOR=1 script -qec "node ${bin} apply ${flags.join(' ')}" /dev/null`,
-    ]).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+    const tty = await run(
+      'sh',
+      ['-c', `printf 'no\\n' | NO_COLOR=1 script -qec "node ${bin} apply ${flags.join(' ')}" /dev/null`],
+      { timeout: 60_000 },
+    ).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
     expect(tty.stdout).toContain(`~ takeover: nats.service and container ${CONTAINER}`);
     expect(tty.stdout).toContain('Apply these changes to 1 host(s)? Type "yes" to go on:');
     expect(tty.stdout).toContain('apply cancelled: nothing was changed');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump, load } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { main } from '../../controller/cli/main.js';
+import { mainWithin } from '../helpers/cli.js';
 import { loadManifests } from '../../controller/manifest/load.js';
 import { readManifestDir } from '../../controller/manifest/read-dir.js';
 import { policyResolver } from '../../controller/secrets/resolve.js';
@@ -37,11 +37,7 @@ function write(): void {
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
   const flags = ['--hosts', dir, '--ssh-key', fleet.privateKeyPath, '--secrets-dir', fleet.secretsDir];
-  const code = await main(
-    ['node', 'natsfleet', ...args, ...flags],
-    (l) => lines.push(l),
-    (l) => lines.push(l),
-  );
+  const code = await mainWithin([...args, ...flags], lines);
   return { code, out: lines.join('\n') };
 }
 
