@@ -8,7 +8,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { dump, load } from 'js-yaml';
 import pino from 'pino';
@@ -96,7 +96,10 @@ function ansibleSetup(fleet: Fleet) {
   return (...extra: string[]) =>
     run('ansible-playbook', ['-i', join(dir, 'inventory.ini'), join(ROOT, 'bench/ansible/nats.yml'), ...extra], {
       ANSIBLE_CONFIG: join(ROOT, 'bench/ansible/ansible.cfg'),
-      ANSIBLE_CONTROL_PATH_DIR: join(dir, 'cp'),
+      // A fresh control directory per run: each run starts cold, as natsfleet's CLI does; within one run
+      // ControlMaster reuses the connection across tasks, as natsfleet reuses its session. (ansible-core
+      // 2.14 reads ANSIBLE_SSH_CONTROL_PATH_DIR; ANSIBLE_CONTROL_PATH_DIR is ignored.)
+      ANSIBLE_SSH_CONTROL_PATH_DIR: mkdtempSync(join(dir, 'cp-')),
     });
 }
 
