@@ -1,6 +1,7 @@
 // Owns applying one host's plan: lock, stage, test the new NATS config with the target image,
-// install atomically, run the service steps, verify, and roll back when verification fails.
-// Apply with nothing to do writes nothing on the host.
+// install atomically, run the service steps, verify, and roll back when verification fails. An apply
+// that changed the host (applied or rolled back) is appended to the host's history (history.ts) by the
+// script that records it. Apply with nothing to do writes nothing on the host.
 import { sha256 } from '../util/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
 import type { AppliedRecord, HostFacts } from '../observe/facts.js';
@@ -24,6 +25,7 @@ import { acquireLock, LockError } from './lock.js';
 import { verifyHost } from './verify.js';
 import type { Credentials } from './nats-probe.js';
 import type { ApplyResult, FailureReason, Outcome } from './result.js';
+import { cliActor, historyEntry } from './history.js';
 
 export interface ApplyInput {
   desired: DesiredHost;
@@ -31,6 +33,8 @@ export interface ApplyInput {
   plan: HostPlan;
   credentials?: Credentials;
   revision: string;
+  /** Who applies, for the host's history: `controller`, or (the default) the CLI's user@machine. */
+  by?: string;
   /** How long the server may take to answer /healthz 200 after the service steps (default 60 s). */
   verifyTimeoutSec?: number;
   /**
@@ -201,9 +205,28 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         failureReason = 'verify-failed';
       } else if (typeof v.varz?.config_load_time === 'string') configLoadTime = v.varz.config_load_time;
     }
+    const history = (outcome: Outcome, reason?: FailureReason) =>
+      historyEntry({
+        revision: x.revision,
+        outcome,
+        steps,
+        reason,
+        by: x.by ?? cliActor(),
+        durationMs: Date.now() - started,
+      });
     if (failure) {
       const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
-      const rb = await run(session, rollbackScript(d, { install, remove, composeKind, proxyTouched, token }));
+      const rb = await run(
+        session,
+        rollbackScript(d, {
+          install,
+          remove,
+          composeKind,
+          proxyTouched,
+          token,
+          history: history('rolled-back', failureReason),
+        }),
+      );
       // The previous state is judged by health alone: it has its own name, version and limits.
       const healthy = d.state === 'present' ? await healthyAfter(session, d, 30).catch(() => false) : rb.code === 0;
       await lock.release();
@@ -228,7 +251,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       rendered: Object.fromEntries((d.state === 'present' ? d.files : []).map((f) => [f.path, f.display])),
       configLoadTime,
     };
-    const fin = await run(session, finalizeScript(record, lock.token));
+    const fin = await run(session, finalizeScript(record, lock.token, history('applied')));
     if (fin.code !== 0) throw new Error(`recording the applied state failed: ${fin.stderr.trim()}`);
     return result('applied', d.state === 'present' ? 'Healthy' : 'Missing');
   } catch (e) {

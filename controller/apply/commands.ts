@@ -9,6 +9,7 @@ import { TLS_RELOAD_UNIT, TLS_WATCH_UNIT } from '../render/tls.js';
 import {
   APPLIED_FILES_PATH,
   BACKUP_DIR,
+  HISTORY_PATH,
   LOCK_DIR,
   LOCK_INFO_PATH,
   OWNED_DIRS_PATH,
@@ -22,6 +23,7 @@ import { monitorUrl } from '../observe/fact-table.js';
 import { sha256 } from '../util/hash.js';
 import type { AppliedRecord, LockInfo, PendingRecord } from '../observe/facts.js';
 import type { Step } from '../plan/types.js';
+import { HISTORY_LIMIT, historyLine, type HistoryEntry } from './history.js';
 
 /** Exit code of the lock script when another apply holds the lock. */
 export const LOCK_HELD = 75;
@@ -363,6 +365,8 @@ export function rollbackScript(
     composeKind: 'plugin' | 'standalone';
     proxyTouched: boolean;
     token: string;
+    /** The rolled-back apply's line in the host's history (written if the host still can; never fails it). */
+    history?: HistoryEntry;
   },
 ): string {
   const attempt = (line: string) => `${line} || rc=1`;
@@ -391,14 +395,66 @@ export function rollbackScript(
   lines.push(attempt(sh('systemctl', 'daemon-reload')), attempt(sh('systemctl', 'restart', d.nats.unit)));
   if (x.proxyTouched && d.proxy)
     lines.push(attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`));
-  lines.push(sh('rm', '-f', PENDING_PATH, PENDING_DONE_PATH), 'exit $rc');
+  lines.push(sh('rm', '-f', PENDING_PATH, PENDING_DONE_PATH));
+  if (x.history) {
+    const history = strict(...stateDirLines(), ...appendHistory(x.history, x.token));
+    lines.push(
+      `(\n${history}\n) || echo 'natsfleet: the apply history was not written' >&2`,
+      sh('rm', '-f', stagedPath(HISTORY_PATH, x.token)),
+    );
+  }
+  lines.push('exit $rc');
   return lines.join('\n');
 }
 
-/** Records what was applied (the host's own memory, for drift), clears pending state and backups, unlocks. */
-export function finalizeScript(record: AppliedRecord, lockToken: string): string {
+/**
+ * Appends one line to the host's apply history, keeping the last `limit` lines: the kept lines, then the
+ * new one, go to a file staged under the apply's token (a line that is not one JSON object is dropped),
+ * which is flushed and checked (the kept part hashes as the lines it copied, the new line ends it whole)
+ * before it is renamed over the history. A full disk leaves the previous history as it was.
+ */
+export function appendHistory(entry: HistoryEntry, token: string, limit = HISTORY_LIMIT): string[] {
+  // The line goes into the script without its newline (printf adds it): no quoted text spans two lines.
+  const text = historyLine(entry);
+  const line = `${text}\n`;
+  const bytes = Buffer.byteLength(line);
+  const staged = stagedPath(HISTORY_PATH, token);
+  const kept = limit - 1;
+  // The last `kept` lines that are one JSON object each (a line cut short by hand is not carried on).
+  const program =
+    `/^\\{.*\\}$/ { n++; l[n] = $0 } ` +
+    `END { for (i = (n > ${kept} ? n - ${kept - 1} : 1); i <= n; i++) print l[i] }`;
+  const keep = `awk ${shQuote(program)} ${shQuote(HISTORY_PATH)}`;
+  const hashOf = (cmd: string) => `"$(${cmd} | sha256sum | cut -c1-64)"`;
+  const exists = `[ -f ${shQuote(HISTORY_PATH)} ]`;
+  return [
+    `if ${exists}; then ${keep} > ${shQuote(staged)}; else : > ${shQuote(staged)}; fi`,
+    `nf_kept=$(stat -c %s ${shQuote(staged)})`,
+    `printf '%s\\n' ${shQuote(text)} >> ${shQuote(staged)}`,
+    sh('sync', staged),
+    `[ "$(stat -c %s ${shQuote(staged)})" = "$((nf_kept + ${bytes}))" ] || ` +
+      `fail ${shQuote(`${HISTORY_PATH}: the new line was not written whole (disk full?)`)}`,
+    `[ ${hashOf(`tail -c ${bytes} ${shQuote(staged)}`)} = ${sha256(line)} ] || ` +
+      `fail ${shQuote(`${HISTORY_PATH}: the new line differs from the one sent`)}`,
+    `if ${exists}; then [ ${hashOf(`head -c "$nf_kept" ${shQuote(staged)}`)} = ${hashOf(keep)} ] || ` +
+      `fail ${shQuote(`${HISTORY_PATH}: the earlier lines were not copied whole (disk full?)`)}; fi`,
+    sh('chmod', '0600', staged),
+    sh('mv', '-f', staged, HISTORY_PATH),
+  ];
+}
+
+/** Prints the host's apply history (nothing when there is none), at most 1 MiB of it. */
+export const historyScript = () =>
+  strict(`if [ -f ${shQuote(HISTORY_PATH)} ]; then ${sh('head', '-c', '1048576', HISTORY_PATH)}; fi`);
+
+/**
+ * Records what was applied (the host's own memory, for drift) and, with `history`, appends the apply to the
+ * host's history; clears pending state and backups, unlocks.
+ */
+export function finalizeScript(record: AppliedRecord, lockToken: string, history?: HistoryEntry): string {
   return strict(
     ...stateDirLines(),
+    ...(history ? appendHistory(history, lockToken) : []),
     ...writeVerified(RECORD_PATH, `${JSON.stringify(record, null, 2)}\n`, lockToken),
     ...writeVerified(
       APPLIED_FILES_PATH,

@@ -13,6 +13,9 @@ import { controllerCommand } from './controller.js';
 import { demoCommand } from './demo.js';
 import { importCommand } from './import.js';
 import { initCommand } from './init.js';
+import { historyCommand } from './history.js';
+import { revertCommand } from './revert.js';
+import { remoteCommands } from './remote.js';
 import { bashCompletion } from './completion.js';
 import { userMessage } from './errors.js';
 import { terminalSafe } from './terminal-text.js';
@@ -66,6 +69,9 @@ export async function main(
   controllerCommand(program);
   importCommand(program, out, err, setCode);
   initCommand(program, out, err, setCode);
+  historyCommand(program, out, err, setCode);
+  revertCommand(program, out, err, setCode);
+  remoteCommands(program, out, err, setCode);
 
   program
     .command('demo')

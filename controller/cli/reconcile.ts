@@ -8,8 +8,9 @@ import { readManifestDir } from '../manifest/read-dir.js';
 import { policyResolver } from '../secrets/resolve.js';
 import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
 import { integerRange } from '../gitops/config.js';
-import { distinctRollouts, splitSuspended, suspendItem } from '../gitops/decide.js';
-import { formatBatches, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
+import { distinctRollouts, splitSuspended, suspendItem, suspensionText } from '../gitops/decide.js';
+import { API_TOKEN_ENV, controllerSuspensions, RemoteError } from './remote.js';
+import { formatBatches, rollsInBatches, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
 import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
 import { SessionPool } from '../reconcile/pool.js';
 import { formatClusterHealth, formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
@@ -187,8 +188,10 @@ async function planned(
   else {
     for (const r of distinctRollouts(runs)) out(formatRollout(r));
     const policy = batchPolicy(opts);
-    const standalone = ready.targets.filter((x) => !x.spec.cluster).map((x) => x.spec.name);
-    if (policy && standalone.length) out(formatBatches(standaloneBatches(standalone, policy)));
+    // The standalone hosts whose change restarts (or that were not reached) go in batches, as apply does.
+    const clustered = new Set(ready.targets.filter((x) => x.spec.cluster).map((x) => x.spec.name));
+    const batched = runs.filter((r) => !clustered.has(r.host) && rollsInBatches(r.plan)).map((r) => r.host);
+    if (policy && batched.length) out(formatBatches(standaloneBatches(batched, policy)));
     out(planSummary(plans));
   }
   return plans;
@@ -245,7 +248,7 @@ export function reconcileCommands(
     const all = await prepare(opts, err);
     if (!all) return setCode(1);
     // Suspended hosts (spec.policy.suspend) are not applied from the command line either.
-    const split = splitSuspended(all.targets.map(suspendItem));
+    const split = splitSuspended(all.targets.map((t) => suspendItem(t)));
     for (const s of split.suspended)
       err(`${s.name}: suspended (spec.policy.suspend${s.suspend ? '' : ` of a member of ${s.cluster}`}): not applied`);
     const prepared = { ...all, targets: split.active.map((s) => s.t) };
@@ -275,9 +278,26 @@ export function reconcileCommands(
     else for (const r of distinctRollouts(runs)) out(formatRollout(r));
     setCode(runs.every((r) => isSuccessful(r.apply)) ? 0 : 1);
   });
-  common(program.command('status').description('sync and health of every host')).action(async (opts: Common) => {
+  const status = common(program.command('status').description('sync and health of every host')).option(
+    '--controller <url>',
+    `also show the hosts the running controller holds suspended (its token from $${API_TOKEN_ENV})`,
+  );
+  status.action(async (opts: Common & { controller?: string }) => {
     const prepared = await prepare(opts, err);
     if (!prepared) return setCode(1);
+    // Suspended in Git, or (asked with --controller) through the running controller's API.
+    const held = new Map(
+      prepared.targets.flatMap((t) => (t.spec.policy.suspend ? [[t.spec.name, suspensionText(true, undefined)!]] : [])),
+    );
+    let remoteFailed = false;
+    if (opts.controller)
+      try {
+        for (const [h, why] of await controllerSuspensions(opts)) held.set(h, why);
+      } catch (e) {
+        if (!(e instanceof RemoteError)) throw e;
+        err(`error: ${e.message}`);
+        remoteFailed = true;
+      }
     const t = terminalOf();
     const progress = opts.output === 'json' ? undefined : new Progress('status', hostNames(prepared), t, () => {});
     const runs = await run(opts, prepared, false, (r) => progress?.host(r.host, [])).finally(() => progress?.stop());
@@ -288,14 +308,14 @@ export function reconcileCommands(
       version: r.plan!.natsVersion ?? '-',
       revision: r.plan!.applied ? shortRev(r.plan!.applied.revision) : '-',
       appliedAt: r.plan!.applied?.at ?? '-',
-      reason: statusReason(r),
+      reason: [held.get(r.host), statusReason(r)].filter((x) => x && x !== '-').join('; ') || '-',
     }));
     if (opts.output === 'json') out(JSON.stringify(rows, null, 2));
     else {
       for (const l of formatTable(rows).split('\n')) out(paint(l, t));
       for (const r of distinctRollouts(runs)) for (const l of formatClusterHealth(r)) out(l);
     }
-    setCode(rows.every((r) => r.sync === 'Synced' && r.health === 'Healthy') ? 0 : 1);
+    setCode(!remoteFailed && rows.every((r) => r.sync === 'Synced' && r.health === 'Healthy') ? 0 : 1);
   });
 
   const hostkey = program.command('hostkey').description('host keys');

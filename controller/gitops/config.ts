@@ -2,14 +2,15 @@
 // environment variables, then command-line flags. Every layer is checked against
 // schemas/controller-config.schema.json (environment and flag strings coerced to its types first), and
 // a problem names where it comes from: `FILE:LINE: key.path: message`, the variable or the flag.
-// Secrets (GitHub token, App key, webhook secret) come from the environment or files, never from the
+// Secrets (GitHub token, App key, webhook secret, API token) come from the environment or files, never from the
 // hosts repository.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { load } from 'js-yaml';
 import { packagePath } from '../package-root.js';
-import type { BatchPolicy } from '../plan/batches.js';
+import type { BatchPolicy, LabelPolicy, RolloutPolicy } from '../plan/batches.js';
+import { parseSelector, SelectorError } from '../manifest/selector.js';
 import type { LoadPolicy } from '../manifest/load.js';
 import { loadPolicyFrom, PolicyError } from '../manifest/policy.js';
 import { buildLineMap, lineOf } from '../manifest/yaml-positions.js';
@@ -26,9 +27,13 @@ export interface ControllerConfig {
   concurrency: number;
   listen?: string;
   webhookSecret?: string;
+  /** Bearer token of the API (suspend, resume, sync); the API is off without one. */
+  apiToken?: string;
   planUntrustedLive: boolean;
-  /** Standalone hosts in batches (plan/batches.ts); all at once without. */
-  rollout?: BatchPolicy;
+  /** Standalone hosts in batches (plan/batches.ts), per label when it has byLabel; all at once without. */
+  rollout?: RolloutPolicy;
+  /** Decommission hosts whose manifest left the branch (NatsCluster members excepted); off: they run on, unmanaged. */
+  prune: boolean;
   /** The least severe log records written (pino level). */
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /**
@@ -54,6 +59,7 @@ export const DEFAULTS = {
   stateDir: '/var/lib/natsfleet-controller',
   concurrency: 10,
   planUntrustedLive: false,
+  prune: false,
   logLevel: 'info' as ControllerConfig['logLevel'],
 };
 
@@ -102,7 +108,9 @@ const ENV: Record<string, string> = {
   NATSFLEET_CONCURRENCY: 'concurrency',
   NATSFLEET_LISTEN: 'listen',
   NATSFLEET_WEBHOOK_SECRET: 'webhookSecret',
+  NATSFLEET_API_TOKEN: 'apiToken',
   NATSFLEET_LOG_LEVEL: 'logLevel',
+  NATSFLEET_PRUNE: 'prune',
   NATSFLEET_ALLOWED_ROOTS: 'paths.allowedRoots',
   NATSFLEET_SECRETS_DIR: 'secrets.dir',
   NATSFLEET_SECRET_ENV_PATTERN: 'secrets.envPattern',
@@ -364,6 +372,16 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     const key = /^(paths\.allowedRoots|secrets\.dir|secrets\.envPattern)\b/.exec(e.message)?.[1];
     problems.push(`${key ? where(key) : 'config'}: ${e.message}`);
   }
+  // A policy per label names its hosts with a selector, read as `natsfleet plan -l` reads one.
+  const byLabel = (merged['rollout.byLabel'] ?? []) as unknown as Record<string, unknown>[];
+  for (const [i, l] of byLabel.entries()) {
+    try {
+      parseSelector(String(l.selector));
+    } catch (e) {
+      if (!(e instanceof SelectorError)) throw e;
+      problems.push(`${where('rollout.byLabel')}: rollout.byLabel[${i}].selector: ${e.message}`);
+    }
+  }
   if (problems.length || !policy) throw new ConfigError(problems);
 
   const str = (k: string) => (merged[k] === undefined ? undefined : String(merged[k]));
@@ -380,20 +398,27 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
     concurrency: merged.concurrency as number,
     listen: str('listen'),
     webhookSecret: str('webhookSecret'),
+    apiToken: str('apiToken'),
     planUntrustedLive: merged.planUntrustedLive === true,
+    prune: merged.prune === true,
     logLevel: merged.logLevel as ControllerConfig['logLevel'],
     policy,
   };
-  const num = (k: string) => merged[k] as number | undefined;
-  const rollout: BatchPolicy = {
-    size: num('rollout.batchSize'),
-    percent: num('rollout.batchPercent'),
-    canary: num('rollout.canary'),
-    pauseSec: num('rollout.pauseSec'),
-    maxFailures: num('rollout.maxFailures'),
-  };
-  if (Object.values(rollout).some((v) => v !== undefined))
-    cfg.rollout = Object.fromEntries(Object.entries(rollout).filter(([, v]) => v !== undefined));
+  // The config's keys (batchSize, batchPercent) as plan/batches.ts names them (size, percent); unset ones left out.
+  const batchPolicy = (get: (k: string) => unknown): BatchPolicy =>
+    Object.fromEntries(
+      Object.entries({
+        size: get('batchSize'),
+        percent: get('batchPercent'),
+        canary: get('canary'),
+        pauseSec: get('pauseSec'),
+        maxFailures: get('maxFailures'),
+      }).filter(([, v]) => v !== undefined),
+    );
+  const rollout: RolloutPolicy = batchPolicy((k) => merged[`rollout.${k}`]);
+  if (byLabel.length)
+    rollout.byLabel = byLabel.map((l): LabelPolicy => ({ selector: String(l.selector), ...batchPolicy((k) => l[k]) }));
+  if (Object.keys(rollout).length) cfg.rollout = rollout;
   if (merged['github.repository']) {
     cfg.github = {
       repository: String(merged['github.repository']),

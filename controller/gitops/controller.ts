@@ -1,7 +1,8 @@
 // Owns the GitOps loop: poll the branch and deploy what changed (merge-to-deploy, results on the
-// pull request), plan open pull requests against live hosts read-only (one comment per PR, edited in
-// place, and a commit status per host), and sweep for drift (one issue per host, self-heal when the
-// manifest allows). GitHub is optional: without it, everything goes to the log.
+// pull request; with `prune`, decommission hosts whose manifest left it), plan open pull requests
+// against live hosts read-only (one comment per PR, edited in place, and a commit status per host; as a
+// GitHub App, one check run per commit instead), and sweep for drift (one issue per host, self-heal when
+// the manifest allows). GitHub is optional: without it, everything goes to the log.
 // Failure domains: each phase of a tick, each pull request and each host fails on its own; one bad
 // PR or host never stops the others. Pull requests never resolve a secret (plans compare displays).
 import type { Logger } from 'pino';
@@ -21,10 +22,10 @@ import {
 } from '../reconcile/reconcile.js';
 import type { SessionPool } from '../reconcile/pool.js';
 import { desiredFingerprint, planOffline } from '../plan/offline.js';
-import type { HostPlan } from '../plan/types.js';
+import { planVerdict, type HostPlan } from '../plan/types.js';
 import type { RolloutPlan } from '../plan/rollout.js';
 import type { GitSource } from '../source/git-source.js';
-import type { GitHubReporter, StatusState } from '../report/github.js';
+import type { CheckRunReport, GitHubReporter, StatusState } from '../report/github.js';
 import {
   deployComment,
   DEPLOY_MARKER,
@@ -40,10 +41,15 @@ import {
   hostStatusesToPost,
   isSuccessful,
   nextRetry,
-  unmanagedHosts,
+  pruneDecision,
+  pruneItem,
+  prunesDue,
+  type PruneDecision,
   outOfBandDrift,
   splitSuspended,
   suspendItem,
+  suspensionText,
+  syncSelection,
   mergeDeployReport,
   nextRetryAt,
   oneLine,
@@ -55,9 +61,13 @@ import {
   untrustedReason,
 } from './decide.js';
 import { Metrics } from './metrics.js';
-import type { BatchPolicy } from '../plan/batches.js';
+import { deployCheck, deployingCheck, failedCheck, manifestPositions, planCheck, problemsCheck } from './checks.js';
+import { batchesByPolicy, rollsInBatches, type RolloutPolicy } from '../plan/batches.js';
 import { packageVersion } from '../package-root.js';
-import type { ControllerState, StateStore } from './state.js';
+import type { ControllerState, HostRetry, StateStore, Suspension } from './state.js';
+import { withApply } from './state.js';
+import { CONTROLLER_ACTOR } from '../apply/history.js';
+import type { ApplyResult } from '../apply/result.js';
 
 export interface ControllerDeps {
   source: GitSource;
@@ -73,9 +83,41 @@ export interface ControllerDeps {
   driftIntervalMs: number;
   /** Plan pull requests that change SSH targets, add hosts or come from forks against live hosts anyway. */
   planUntrustedLive?: boolean;
-  /** Standalone hosts deployed in batches (a canary first, stopping on failures). */
-  rollout?: BatchPolicy;
+  /** Standalone hosts deployed in batches (a canary first, stopping on failures), per label when set so. */
+  rollout?: RolloutPolicy;
+  /** Decommission hosts whose manifest left the branch (see pruneDecision); off: they run on, unmanaged. */
+  prune?: boolean;
   now?: () => number;
+}
+
+/** A host the API names that the branch does not have. */
+export class UnknownHostError extends Error {
+  constructor(
+    readonly host: string,
+    branch: string,
+  ) {
+    super(`no host ${host} on ${branch}`);
+    this.name = 'UnknownHostError';
+  }
+}
+
+/** A sync asked for a revision whose manifests are invalid: nothing ran. */
+export class InvalidRevisionError extends Error {
+  constructor(
+    readonly revision: string,
+    readonly errors: string[],
+  ) {
+    super(`the manifests of ${shortRev(revision)} are invalid, nothing was applied: ${errors[0]}`);
+    this.name = 'InvalidRevisionError';
+  }
+}
+
+/** What a sync did: the revision, a run per host it reconciled, the names it could not take. */
+export interface SyncOutcome {
+  revision: string;
+  runs: HostRun[];
+  unknown: string[];
+  suspended: string[];
 }
 
 export const STATUS_CONTEXT = 'natsfleet';
@@ -92,6 +134,8 @@ export class Controller {
   state: ControllerState;
   readonly metrics = new Metrics({ version: packageVersion() });
   private lastDrift = 0;
+  /** Hosts the last deploy held for Git's reasons (spec.policy.suspend), for the suspended metric. */
+  private heldInGit: string[] = [];
   private readonly now: () => number;
   private readonly policy: LoadPolicy;
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -109,9 +153,19 @@ export class Controller {
   }
 
   private async status(sha: string, context: string, state: StatusState, description: string) {
+    // As a GitHub App, the check run (verdict) carries every host: no commit status per host.
+    if (this.d.github?.checks && context !== STATUS_CONTEXT) return;
     await this.d.github
       ?.setStatus(sha, context, state, oneLine(description))
       .catch((e: Error) => this.d.log.warn({ err: oneLine(e.message), context }, 'commit status failed'));
+  }
+
+  /** A commit's overall verdict: natsfleet's check run as a GitHub App, else the `natsfleet` commit status. */
+  private async verdict(sha: string, state: StatusState, description: string, check: () => CheckRunReport) {
+    if (!this.d.github?.checks) return this.status(sha, STATUS_CONTEXT, state, description);
+    await this.d.github
+      .publishCheck(sha, check())
+      .catch((e: Error) => this.d.log.warn({ err: oneLine(e.message), sha: shortRev(sha) }, 'check run failed'));
   }
 
   /** Runs one phase of a tick in its own failure domain: an error is logged and counted, the tick goes on. */
@@ -176,7 +230,7 @@ export class Controller {
     if (loaded.errors.length) {
       const errors = loaded.errors;
       log.error({ errors }, 'revision is invalid: nothing applied');
-      await this.status(head, STATUS_CONTEXT, 'failure', `invalid manifests: ${errors[0]}`);
+      await this.verdict(head, 'failure', `invalid manifests: ${errors[0]}`, () => problemsCheck(loaded.problems));
       for (const pr of (await this.d.github?.pullsForCommit(head)) ?? []) {
         await this.d.github!.ensureComment(
           pr,
@@ -194,8 +248,9 @@ export class Controller {
     const prepared = await this.prepare(loaded.hosts);
     const failures = prepared.failures;
     // Suspended hosts (spec.policy.suspend) are not deployed; a suspended member holds its whole cluster.
-    const split = splitSuspended(prepared.targets.map(suspendItem));
+    const split = splitSuspended(prepared.targets.map((t) => suspendItem(t, this.state.suspended)));
     const targets = split.active.map((x) => x.t);
+    this.heldInGit = split.suspended.filter((x) => !this.state.suspended[x.name]).map((x) => x.name);
     this.metrics.setSuspended(split.suspended.map((x) => x.name));
     const newRevision = head !== this.state.appliedRevision;
     const now = this.now();
@@ -205,7 +260,8 @@ export class Controller {
         continue;
       held.push(x.name);
       log.info({ host: x.name }, 'suspended: not deployed');
-      await this.status(head, hostContext(x.name), 'success', 'suspended (spec.policy.suspend): not deployed');
+      const why = this.state.suspended[x.name] ? 'natsfleet suspend' : 'spec.policy.suspend';
+      await this.status(head, hostContext(x.name), 'success', `suspended (${why}): not deployed`);
     }
     const due = targets.filter((t) =>
       shouldDeploy(
@@ -223,22 +279,93 @@ export class Controller {
     // A retry the branch no longer asks for (a revert of the failing commit, a host removed) is dropped.
     const desiredNow = new Map<string, string | undefined>(loaded.hosts.map((h) => [h.name, undefined]));
     for (const t of prepared.targets) desiredNow.set(t.desired.name, desiredFingerprint(t.desired));
+    // A decommission still to do (prune) keeps its retry.
+    for (const h of Object.keys(this.state.pruning ?? {})) if (!desiredNow.has(h)) desiredNow.set(h, undefined);
     for (const name of staleRetries(this.state.retries, head, desiredNow, this.state.hostFingerprints)) {
       log.info({ host: name }, 'retry dropped: the branch no longer asks for what failed');
       delete this.state.retries[name];
     }
     log.info({ hosts: todo.map((t) => t.desired.name) }, todo.length ? 'deploying' : 'revision changes no host');
     for (const t of todo) await this.status(head, hostContext(t.desired.name), 'pending', 'deploying');
+    // As a GitHub App, the revision's check run shows the deploy in progress (a token gets per-host statuses).
+    if (todo.length && newRevision && this.d.github?.checks)
+      await this.verdict(head, 'pending', 'deploying', () => deployingCheck(todo.map((t) => t.desired.name)));
+    const runs = await this.applyAll(head, todo, failing);
+    await this.record(head, runs, todo, log);
+    const pruned = await this.prune(head, loaded, log);
+    runs.push(...pruned.runs);
+    const failed = Object.keys(this.state.retries).length;
+    await this.verdict(
+      head,
+      failed ? 'failure' : 'success',
+      failed ? `${failed} host(s) failed` : `${loaded.hosts.length} host(s) in sync`,
+      () => {
+        // Every host of the revision so far: a retry's hosts join the earlier attempts' rows.
+        const report = mergeDeployReport(
+          this.state.lastDeploy,
+          head,
+          runs.filter((r) => r.apply).map((r) => r.apply!),
+          runs.filter((r) => r.error).map((r) => ({ host: r.host, error: r.error! })),
+        );
+        const at = manifestPositions(loaded.hosts, loaded.files);
+        return deployCheck({ ...report, total: loaded.hosts.length, failed, suspended: held }, at);
+      },
+    );
+    if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs, held, pruned.decision);
+    this.state.appliedRevision = head;
+    if (!failed) this.state.lastSuccessfulSync = new Date(this.now()).toISOString();
+    if (!failed) this.metrics.lastSuccessfulSync = this.now();
+    this.save();
+    this.metrics.observeDuration('deploy', (this.now() - started) / 1000);
+    log.info({ applied: runs.filter((r) => r.apply?.outcome === 'applied').length, failed }, 'deploy finished');
+  }
+
+  /** Adds an apply to the host's history in the state (saved with the rest; unchanged runs are not kept). */
+  private remember(host: string, revision: string, a: ApplyResult | undefined) {
+    if (!a) return;
+    const entry = {
+      revision,
+      at: new Date(this.now()).toISOString(),
+      outcome: a.outcome,
+      steps: a.steps,
+      ...(a.reason ? { reason: a.reason } : {}),
+    };
+    this.state.history = { ...this.state.history, [host]: withApply(this.state.history?.[host], entry) };
+  }
+
+  /**
+   * Applies `todo` (standalone hosts in the controller's batches, clusters in quorum-safe rollouts); a host
+   * whose secret could not be read is a failed run of its own.
+   */
+  private async applyAll(
+    head: string,
+    todo: readonly Target[],
+    unrendered: readonly { host: string; error: string }[],
+  ): Promise<HostRun[]> {
     const runs: HostRun[] = await reconcileAll(todo, {
       pool: this.d.pool,
       revision: head,
       apply: true,
       concurrency: this.d.concurrency,
       batches: this.d.rollout,
+      by: CONTROLLER_ACTOR,
     });
-    runs.push(
-      ...failing.map((f) => ({ host: f.host, error: f.error, reason: 'secret-unavailable' as const, durationMs: 0 })),
-    );
+    return [
+      ...runs,
+      ...unrendered.map((f) => ({
+        host: f.host,
+        error: f.error,
+        reason: 'secret-unavailable' as const,
+        durationMs: 0,
+      })),
+    ];
+  }
+
+  /**
+   * What a deploy or a sync learnt from its runs: metrics, one log line per host, fingerprints of
+   * successes, retries with backoff for failures, and a commit status per host.
+   */
+  private async record(head: string, runs: readonly HostRun[], todo: readonly Target[], log: Logger): Promise<void> {
     for (const run of runs) {
       const name = run.host;
       const t = todo.find((x) => x.desired.name === name);
@@ -260,6 +387,7 @@ export class Controller {
         },
         'host apply',
       );
+      this.remember(name, head, run.apply);
       const st = deployStatus(run.apply, run.error);
       if (ok && t) {
         this.state.hostFingerprints[name] = desiredFingerprint(t.desired);
@@ -274,31 +402,25 @@ export class Controller {
       }
       await this.status(head, hostContext(name), st.state, st.description);
     }
-    const failed = Object.keys(this.state.retries).length;
-    await this.status(
-      head,
-      STATUS_CONTEXT,
-      failed ? 'failure' : 'success',
-      failed ? `${failed} host(s) failed` : `${loaded.hosts.length} host(s) in sync`,
-    );
-    if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs, held);
-    this.state.appliedRevision = head;
-    if (!failed) this.state.lastSuccessfulSync = new Date(this.now()).toISOString();
-    if (!failed) this.metrics.lastSuccessfulSync = this.now();
-    this.save();
-    this.metrics.observeDuration('deploy', (this.now() - started) / 1000);
-    log.info({ applied: runs.filter((r) => r.apply?.outcome === 'applied').length, failed }, 'deploy finished');
   }
 
-  private async reportDeploy(head: string, runs: HostRun[], suspended: readonly string[]) {
+  private async reportDeploy(
+    head: string,
+    runs: HostRun[],
+    suspended: readonly string[],
+    prune: PruneDecision = { decommission: [], unmanaged: [] },
+  ) {
     if (!this.d.github || (runs.length === 0 && suspended.length === 0)) return;
     // A retry's hosts join the revision's earlier results: the one comment is edited, never replaced by a part.
+    const prev = this.state.lastDeploy?.revision === head ? this.state.lastDeploy : undefined;
     const report = mergeDeployReport(
       this.state.lastDeploy,
       head,
       runs.filter((r) => r.apply).map((r) => r.apply!),
       runs.filter((r) => r.error).map((r) => ({ host: r.host, error: r.error! })),
     );
+    const pruned = [...new Set([...(prev?.pruned ?? []), ...prune.decommission])];
+    if (pruned.length) report.pruned = pruned;
     this.state.lastDeploy = report; // saved with the deploy's state, right after
     const body = deployComment(
       head,
@@ -307,9 +429,192 @@ export class Controller {
       distinctRollouts(runs),
       suspended,
       nextRetryAt(this.state.retries, head),
+      { decommissioned: pruned, unmanaged: this.d.prune ? prune.unmanaged : [] },
     );
     for (const pr of await this.d.github.pullsForCommit(head))
       await this.d.github.ensureComment(pr, DEPLOY_MARKER(head), body);
+  }
+
+  /**
+   * Hosts whose manifest left the branch since the revision applied before (pruneDecision): with `prune`,
+   * each is decommissioned as `state: absent` would (data kept), reached with its manifest of that
+   * revision (its SSH target and pinned host key, never one `head` names), then forgotten (fingerprint,
+   * retry, metrics); a failed decommission is tried again with backoff, until its manifest comes back.
+   * NatsCluster members and hosts without `prune` keep running unmanaged, logged with why.
+   */
+  private async prune(
+    head: string,
+    loaded: Loaded,
+    log: Logger,
+  ): Promise<{ runs: HostRun[]; decision: PruneDecision }> {
+    const pending = (this.state.pruning ??= {});
+    const prev = this.state.appliedRevision;
+    const decision: PruneDecision = { decommission: [], unmanaged: [] };
+    // The revision applied before may be gone (a force push, then git gc): then nothing is pruned, said so.
+    const before =
+      prev && prev !== head
+        ? await this.load(prev).catch((e: Error) => {
+            log.warn({ err: oneLine(e.message) }, 'cannot read the revision applied before: nothing is pruned');
+            return undefined;
+          })
+        : undefined;
+    if (prev && before) {
+      const d = pruneDecision(before.hosts.map(pruneItem), loaded.hosts.map(pruneItem), this.d.prune ?? false);
+      for (const u of d.unmanaged) log.warn({ host: u.host, why: u.why }, 'manifest deleted: the host is not managed');
+      for (const h of d.decommission) pending[h] = prev;
+      decision.unmanaged = d.unmanaged;
+    }
+    const due = prunesDue(
+      pending,
+      this.state.retries,
+      this.now(),
+      loaded.hosts.map((h) => h.name),
+    );
+    for (const h of due.drop) {
+      log.info({ host: h }, 'manifest back on the branch: not decommissioned');
+      delete pending[h];
+    }
+    const targets: Target[] = [];
+    const failures: HostRun[] = [];
+    const revisions = new Map<string, Promise<Loaded>>();
+    for (const h of due.run) {
+      const rev = pending[h];
+      if (!revisions.has(rev)) revisions.set(rev, this.load(rev));
+      const spec = (await revisions.get(rev)!).hosts.find((x) => x.name === h);
+      if (!spec) {
+        log.warn({ host: h, revision: shortRev(rev) }, 'decommission dropped: the host is not in that revision now');
+        delete pending[h];
+        continue;
+      }
+      try {
+        // Nothing is written on a decommissioned host: no secret is read (placeholders), only paths are used.
+        const absent: HostSpec = { ...spec, state: 'absent' };
+        targets.push({ spec: absent, desired: renderHost(absent, placeholderSecrets, this.policy.paths) });
+      } catch (e) {
+        failures.push({ host: h, error: `${spec.file}: ${(e as Error).message}`, durationMs: 0 });
+      }
+    }
+    decision.decommission = [...targets.map((t) => t.spec.name), ...failures.map((f) => f.host)];
+    if (!decision.decommission.length) return { runs: [], decision };
+    log.info({ hosts: decision.decommission }, 'decommissioning hosts whose manifest was deleted (prune)');
+    const runs = [
+      ...(await reconcileAll(targets, {
+        pool: this.d.pool,
+        revision: head,
+        apply: true,
+        concurrency: this.d.concurrency,
+        by: CONTROLLER_ACTOR,
+      })),
+      ...failures,
+    ];
+    for (const r of runs) {
+      const ok = !r.error && isSuccessful(r.apply);
+      const st = deployStatus(r.apply, r.error);
+      log.info(
+        {
+          host: r.host,
+          outcome: r.error ? 'unreachable' : r.apply!.outcome,
+          steps: r.apply?.steps ?? [],
+          durationMs: r.apply?.durationMs ?? r.durationMs,
+        },
+        ok ? 'host decommissioned (manifest deleted, prune)' : 'decommission failed; will retry with backoff',
+      );
+      this.remember(r.host, head, r.apply);
+      if (ok) {
+        delete pending[r.host];
+        delete this.state.retries[r.host];
+        delete this.state.hostFingerprints[r.host];
+        this.metrics.forget(r.host);
+        await this.status(head, hostContext(r.host), 'success', 'decommissioned: its manifest was deleted (prune)');
+        const issue = this.state.driftIssues[r.host];
+        if (issue)
+          await this.closeDrift(r.host, issue.number, 'The host was decommissioned: its manifest was deleted.');
+      } else {
+        const reason = r.reason ?? r.apply?.reason;
+        this.state.retries[r.host] = nextRetry(this.state.retries[r.host], head, this.now(), st.description, reason);
+        await this.status(head, hostContext(r.host), st.state, `decommission failed: ${st.description}`);
+      }
+    }
+    return { runs, decision };
+  }
+
+  /** The hosts of the branch as last deployed (else its head): names for the API to check against. */
+  private async branchHosts(): Promise<HostSpec[]> {
+    const rev = this.state.appliedRevision ?? (await this.d.source.fetchBranch());
+    return (await this.load(rev)).hosts;
+  }
+
+  /** The suspended metric between deploys: held in Git at the last deploy, or through the API now. */
+  private suspendedMetric() {
+    this.metrics.setSuspended([...new Set([...this.heldInGit, ...Object.keys(this.state.suspended)])]);
+  }
+
+  /** Suspends deploys and self-heal of `host` until resume() (drift is still reported). */
+  async suspend(host: string, reason?: string): Promise<Suspension> {
+    if (!(await this.branchHosts()).some((h) => h.name === host))
+      throw new UnknownHostError(host, this.d.source.branch);
+    this.state.suspended[host] ??= { since: new Date(this.now()).toISOString(), ...(reason ? { reason } : {}) };
+    this.save();
+    this.suspendedMetric();
+    this.d.log.warn({ host, reason }, 'host suspended through the API: no deploy or self-heal until resumed');
+    return this.state.suspended[host];
+  }
+
+  /** Ends a suspension through the API; says whether there was one. The next deploy deploys the host. */
+  async resume(host: string): Promise<boolean> {
+    if (!(await this.branchHosts()).some((h) => h.name === host))
+      throw new UnknownHostError(host, this.d.source.branch);
+    const was = this.state.suspended[host] !== undefined;
+    delete this.state.suspended[host];
+    // The next deploy looks at every host again (one of an unchanged revision would return at once), so the
+    // host gets what it missed while suspended; hosts already applied are left as they are.
+    if (was) delete this.state.appliedRevision;
+    this.save();
+    this.suspendedMetric();
+    if (was) this.d.log.info({ host }, 'host resumed through the API');
+    return was;
+  }
+
+  /** Every host of the branch with its suspension, if any (for `natsfleet status --controller`). */
+  async hostsView(): Promise<{ host: string; suspended?: string; retry?: HostRetry }[]> {
+    return (await this.branchHosts()).map((h) => ({
+      host: h.name,
+      ...(suspensionText(h.policy.suspend, this.state.suspended[h.name])
+        ? { suspended: suspensionText(h.policy.suspend, this.state.suspended[h.name]) }
+        : {}),
+      ...(this.state.retries[h.name] ? { retry: this.state.retries[h.name] } : {}),
+    }));
+  }
+
+  /**
+   * Reconciles `hosts` (every host when empty) at the branch's head now: each is observed and whatever
+   * differs is applied, also when its fingerprint says it was applied (drift is corrected) or a retry
+   * waits for its backoff. Suspended hosts are not touched. The caller serialises it with tick().
+   */
+  async sync(hosts: readonly string[]): Promise<SyncOutcome> {
+    const head = await this.d.source.fetchBranch();
+    const log = this.d.log.child({ revision: shortRev(head), sync: true });
+    const loaded = await this.load(head);
+    if (loaded.errors.length) throw new InvalidRevisionError(head, loaded.errors);
+    const prepared = await this.prepare(loaded.hosts);
+    const items = prepared.targets.map((t) => suspendItem(t, this.state.suspended));
+    const failedRender = prepared.failures.map((f) => ({ name: f.host, suspend: false }));
+    const pick = syncSelection(hosts, [...items, ...failedRender]);
+    // A name the branch does not have (a typo) runs nothing at all.
+    if (pick.unknown.length) throw new UnknownHostError(pick.unknown.join(', '), this.d.source.branch);
+    const named = (t: Target) => ({ name: t.desired.name, cluster: t.spec.cluster?.name, t });
+    const chosen = prepared.targets.filter((t) => pick.hosts.includes(t.desired.name));
+    const targets = items.filter((x) => !pick.suspended.includes(x.name)).map((x) => x.t);
+    const todo = withWholeClusters(chosen.map(named), targets.map(named)).map((x) => x.t);
+    log.info({ hosts: todo.map((t) => t.desired.name), suspended: pick.suspended }, 'sync requested');
+    const runs = await this.applyAll(
+      head,
+      todo,
+      prepared.failures.filter((f) => pick.hosts.includes(f.host)),
+    );
+    await this.record(head, runs, todo, log);
+    this.save();
+    return { revision: head, runs, unknown: pick.unknown, suspended: pick.suspended };
   }
 
   async planPulls(baseHead: string): Promise<void> {
@@ -332,7 +637,9 @@ export class Controller {
         const why = oneLine((e as Error).message, 500);
         this.d.log.error({ pull: pr.number, err: why }, 'planning the pull request failed');
         this.metrics.errors++;
-        await this.status(head, STATUS_CONTEXT, 'failure', `natsfleet could not plan this pull request: ${why}`);
+        await this.verdict(head, 'failure', `natsfleet could not plan this pull request: ${why}`, () =>
+          failedCheck('natsfleet could not plan this pull request', why),
+        );
         body =
           `### natsfleet could not plan ${shortRev(head)}\n\n${why}\n\n` +
           'Nothing was applied. Push a fix to plan again.';
@@ -374,7 +681,7 @@ export class Controller {
     const named = (h: HostSpec) => ({ name: h.name, cluster: h.cluster?.name, h });
     const changed = withWholeClusters(touched.map(named), pull.hosts.map(named)).map((x) => x.h);
     if (pull.errors.length) {
-      await this.status(head, STATUS_CONTEXT, 'failure', `invalid manifests: ${pull.errors[0]}`);
+      await this.verdict(head, 'failure', `invalid manifests: ${pull.errors[0]}`, () => problemsCheck(pull.problems));
       log.warn({ errors: pull.errors.length }, 'pull request has invalid manifests');
       return planComment({ sha: head, plans: [], problems: pull.problems });
     }
@@ -429,17 +736,39 @@ export class Controller {
       const st = planStatus(p);
       await this.status(head, hostContext(p.host), st.state, st.description);
     }
+    // Deleted manifests: what merging does to their hosts under the controller's `prune` setting.
+    const prune = this.d.prune ?? false;
+    const gone = pruneDecision(base.hosts.map(pruneItem), pull.hosts.map(pruneItem), prune);
+    const unmanaged = prune ? [] : gone.unmanaged.map((u) => u.host);
+    const deleted = gone.decommission.length + gone.unmanaged.length;
+    // The batches the deploy rolls the standalone hosts whose change restarts in (per rollout policy).
+    const restarting = changed.filter((h) => {
+      const p = plans.find((x) => x.host === h.name);
+      return !h.cluster && p && planVerdict(p) === 'change' && rollsInBatches(p);
+    });
+    const batches = this.d.rollout ? batchesByPolicy(restarting, this.d.rollout) : [];
+    // A pull request that touches no manifest gets its success verdict and no comment.
+    const comment =
+      !plans.length && !deleted
+        ? undefined
+        : planComment({
+            sha: head,
+            plans,
+            offline,
+            rollouts,
+            unmanaged,
+            ...(prune && deleted ? { prune: gone } : {}),
+            batches,
+            conflicts: merged === undefined,
+          });
     const overall = overallPlanStatus(plans);
     const note = posted.length < plans.length ? ` (${plans.length} hosts: see the comment)` : '';
-    await this.status(head, STATUS_CONTEXT, overall.state, `${overall.description}${note}`);
-    log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
-    const unmanaged = unmanagedHosts(
-      base.hosts.map((h) => h.name),
-      pull.hosts.map((h) => h.name),
+    // As a GitHub App: one check run, the comment as its text, an annotation per host on its manifest.
+    await this.verdict(head, overall.state, `${overall.description}${note}`, () =>
+      planCheck(plans, manifestPositions(pull.hosts, pull.files), comment),
     );
-    // A pull request that touches no manifest gets its success status and no comment.
-    if (!plans.length && !unmanaged.length) return undefined;
-    return planComment({ sha: head, plans, offline, rollouts, unmanaged, conflicts: merged === undefined });
+    log.info({ hosts: plans.map((p) => `${p.host}:${p.sync}`), offline: Boolean(offline) }, 'planned pull request');
+    return comment;
   }
 
   async driftSweep(head: string): Promise<void> {
@@ -492,8 +821,9 @@ export class Controller {
     const plan = run.plan!;
     this.metrics.setHost(name, plan.sync, run.error ? 'Unknown' : plan.health);
     const open = this.state.driftIssues[name];
-    // A suspended host's drift is reported, never corrected.
-    const selfHeal = t.spec.policy.selfHeal && !t.spec.policy.suspend;
+    // A suspended host's drift is reported, never corrected (nor is a member of a cluster one holds).
+    const held = splitSuspended(all.map((x) => suspendItem(x, this.state.suspended))).suspended;
+    const selfHeal = t.spec.policy.selfHeal && !held.some((x) => x.name === name);
     const decision = driftDecision(plan, Boolean(run.error), open, selfHeal);
     if (decision.kind === 'unreachable') {
       this.d.log.warn({ host: name, error: oneLine(run.error ?? '') }, 'drift sweep: host unreachable');
@@ -520,7 +850,13 @@ export class Controller {
       this.save();
     }
     if (decision.selfHeal) {
-      const options = { pool: this.d.pool, revision: head, apply: true, concurrency: this.d.concurrency };
+      const options = {
+        pool: this.d.pool,
+        revision: head,
+        apply: true,
+        concurrency: this.d.concurrency,
+        by: CONTROLLER_ACTOR,
+      };
       // A cluster member heals through its cluster's rollout: the same quorum gates as a deploy.
       const cluster = t.spec.cluster?.name;
       const healed = cluster
@@ -531,6 +867,7 @@ export class Controller {
             )
           ).find((r) => r.host === name)!
         : await reconcileOne(t, { ...options, concurrency: 1 });
+      this.remember(name, head, healed.apply);
       if (isSuccessful(healed.apply)) {
         this.d.log.info({ host: name }, 'drift corrected (selfHeal)');
         if (issue !== undefined) {

@@ -1,15 +1,17 @@
 // Owns the controller's decisions as pure functions of plain values (state, revision, plans, results,
-// time): which hosts a revision deploys, retries and their backoff, the pull-request trust rule, the
+// time): which hosts a revision deploys, which hosts whose manifest left the branch it decommissions
+// (prune), retries and their backoff, the pull-request trust rule, the
 // commit statuses of plans and deploys with their wording. The Controller class only executes them;
 // tests feed these tables, without Git, SSH or GitHub.
 import type { HostSpec } from '../manifest/host-spec.js';
+import { endpointKey } from '../manifest/load.js';
 import type { HostPlan } from '../plan/types.js';
 import type { RolloutPlan } from '../plan/rollout.js';
 import { isSuccessful, NEEDS_A_PERSON, type ApplyResult, type FailureReason } from '../apply/result.js';
 import { hasWork, planVerdict } from '../plan/types.js';
 import { sha256 } from '../util/hash.js';
 import type { StatusState } from '../report/github.js';
-import type { DeployReport, HostRetry } from './state.js';
+import type { DeployReport, HostRetry, Suspension } from './state.js';
 
 export const BACKOFF_BASE_MS = 15_000;
 export const BACKOFF_MAX_MS = 10 * 60_000;
@@ -82,13 +84,45 @@ export function splitSuspended<T extends { name: string; cluster?: string; suspe
   return { active: items.filter((x) => !held(x)), suspended: items.filter(held) };
 }
 
-/** A host to deploy as splitSuspended reads it. */
-export const suspendItem = <T extends { spec: HostSpec }>(t: T) => ({
+/** A host to deploy as splitSuspended reads it: suspended in Git, or through the API. */
+export const suspendItem = <T extends { spec: HostSpec }>(t: T, api: Readonly<Record<string, Suspension>> = {}) => ({
   name: t.spec.name,
   cluster: t.spec.cluster?.name,
-  suspend: t.spec.policy.suspend,
+  suspend: t.spec.policy.suspend || api[t.spec.name] !== undefined,
   t,
 });
+
+/** Why a host is suspended, in words (undefined: it is not). */
+export function suspensionText(inGit: boolean, api: Suspension | undefined): string | undefined {
+  if (api) return `suspended with natsfleet suspend since ${api.since}${api.reason ? ` (${api.reason})` : ''}`;
+  return inGit ? 'suspended in Git (spec.policy.suspend)' : undefined;
+}
+
+/** The hosts a `natsfleet sync` asks for, as the branch has them: what runs, what is unknown, what is held. */
+export interface SyncSelection {
+  hosts: string[];
+  unknown: string[];
+  suspended: string[];
+}
+
+/**
+ * Which hosts a sync request deploys: the named ones (every host when none is named), except hosts the
+ * branch does not have and suspended ones (a suspended member holds its whole cluster, as in a deploy).
+ */
+export function syncSelection(
+  requested: readonly string[],
+  hosts: readonly { name: string; cluster?: string; suspend: boolean }[],
+): SyncSelection {
+  const known = new Set(hosts.map((h) => h.name));
+  const unknown = [...new Set(requested.filter((r) => !known.has(r)))];
+  const asked = requested.length ? hosts.filter((h) => requested.includes(h.name)) : [...hosts];
+  const held = new Set(splitSuspended(hosts).suspended.map((h) => h.name));
+  return {
+    hosts: asked.filter((h) => !held.has(h.name)).map((h) => h.name),
+    unknown,
+    suspended: asked.filter((h) => held.has(h.name)).map((h) => h.name),
+  };
+}
 
 /**
  * Retries the branch no longer asks for: a retry of an older revision for a host whose desired state
@@ -225,6 +259,83 @@ export function driftDecision(
 export function unmanagedHosts(before: readonly string[], after: readonly string[]): string[] {
   const kept = new Set(after);
   return [...new Set(before.filter((h) => !kept.has(h)))].sort();
+}
+
+/** What becomes of hosts whose manifest left the branch (the controller's `prune` setting). */
+export interface PruneDecision {
+  /** Decommissioned as `state: absent` would (data kept), with their manifest of the earlier revision. */
+  decommission: string[];
+  /** Left running, no longer managed, each with why. */
+  unmanaged: { host: string; why: string }[];
+}
+
+export const PRUNE_OFF_WHY = 'prune is off in the controller configuration: it keeps running, unmanaged';
+export const clusterMemberWhy = (cluster: string) =>
+  `it was a member of NatsCluster ${cluster}, and decommissioning a member alone could break its quorum: ` +
+  'it keeps running, unmanaged. To decommission it, remove it from the cluster with `state: absent` in one ' +
+  "change (the cluster's rollout takes it out), then delete its manifest";
+export const endpointTakenWhy = (endpoint: string, by: string) =>
+  `its SSH address ${endpoint} is now ${by}'s: natsfleet deploys ${by} there and never decommissions it ` +
+  'under another name';
+
+/** A host as the prune decision reads it: its name, its cluster, its SSH endpoint (endpointKey). */
+export interface PruneItem {
+  name: string;
+  cluster?: string;
+  endpoint: string;
+}
+
+export const pruneItem = (h: HostSpec): PruneItem => ({
+  name: h.name,
+  cluster: h.cluster?.name,
+  endpoint: endpointKey(h.ssh.host, h.ssh.port).key,
+});
+
+/**
+ * Hosts of the earlier revision (`before`, as they were there) whose manifest is not in the new one
+ * (`after`, by name): with `prune` they are decommissioned, except NatsCluster members (taking one down
+ * on its own could break the cluster's quorum) and hosts whose SSH endpoint a host of the new revision
+ * has (a rename: that host is deployed there), which are left unmanaged with why; without `prune`, all
+ * keep running unmanaged. Sorted by name.
+ */
+export function pruneDecision(
+  before: readonly PruneItem[],
+  after: readonly Omit<PruneItem, 'cluster'>[],
+  prune: boolean,
+): PruneDecision {
+  const out: PruneDecision = { decommission: [], unmanaged: [] };
+  const gone = unmanagedHosts(
+    before.map((h) => h.name),
+    after.map((h) => h.name),
+  );
+  for (const host of gone) {
+    const was = before.find((h) => h.name === host)!;
+    const taken = after.find((h) => h.endpoint === was.endpoint);
+    if (!prune) out.unmanaged.push({ host, why: PRUNE_OFF_WHY });
+    else if (was.cluster) out.unmanaged.push({ host, why: clusterMemberWhy(was.cluster) });
+    else if (taken) out.unmanaged.push({ host, why: endpointTakenWhy(was.endpoint, taken.name) });
+    else out.decommission.push(host);
+  }
+  return out;
+}
+
+/**
+ * The pending decommissions (host -> revision of the manifest used) to run now: those whose manifest is
+ * not back on the branch (a host back is managed again: its decommission is dropped) and whose failed
+ * attempt, if any, is due again. Returns the hosts to run and those to drop.
+ */
+export function prunesDue(
+  pending: Readonly<Record<string, string>>,
+  retries: Readonly<Record<string, HostRetry>>,
+  now: number,
+  branch: readonly string[],
+): { run: string[]; drop: string[] } {
+  const back = new Set(branch);
+  const hosts = Object.keys(pending).sort();
+  return {
+    run: hosts.filter((h) => !back.has(h) && (retries[h] === undefined || retries[h].nextAttemptAt <= now)),
+    drop: hosts.filter((h) => back.has(h)),
+  };
 }
 
 /**

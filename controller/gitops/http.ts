@@ -1,9 +1,11 @@
 // Owns the controller's HTTP endpoint: GET /healthz, GET /metrics (Prometheus), and POST /webhook
 // (GitHub push and pull_request events, X-Hub-Signature-256 verified, redeliveries of the same
-// X-GitHub-Delivery ignored) which triggers a poll at once.
+// X-GitHub-Delivery ignored) which triggers a poll at once, and the authenticated API under /api/v1/
+// (api.ts: suspend, resume, sync).
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Metrics } from './metrics.js';
+import { handleApi, type ApiActions } from './api.js';
 
 export interface HttpOptions {
   host: string;
@@ -12,6 +14,8 @@ export interface HttpOptions {
   webhookSecret?: string;
   trigger: (event: string) => void;
   healthy: () => boolean;
+  /** The authenticated API under /api/v1/ (api.ts); off without it. */
+  api?: ApiActions;
 }
 
 export function verifySignature(secret: string, body: Buffer, header: string | undefined): boolean {
@@ -83,6 +87,12 @@ export function startHttp(o: HttpOptions): Promise<Server> {
         if (event === 'push' || event === 'pull_request') o.trigger(event);
         return send(202, '{"status":"accepted"}');
       }
+      const path = (req.url ?? '').split('?')[0];
+      if (path.startsWith('/api/'))
+        return void handleApi(req.method ?? '', path, req.headers.authorization, Buffer.concat(chunks), o.api).then(
+          (a) => send(a.code, JSON.stringify(a.body)),
+          () => send(500, '{"error":"internal error"}'),
+        );
       send(404, '{"error":"not found"}');
     });
   });

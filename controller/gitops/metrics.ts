@@ -86,7 +86,7 @@ export class Metrics {
     const suspended = () => [...this.suspended];
     new Gauge({
       name: 'natsfleet_host_suspended',
-      help: 'Hosts whose deploys and self-heal are suspended (spec.policy.suspend): 1.',
+      help: 'Hosts whose deploys and self-heal are suspended (spec.policy.suspend, or natsfleet suspend): 1.',
       labelNames: ['host'],
       registers,
       collect() {
@@ -159,6 +159,11 @@ export class Metrics {
     const keep = new Set(managed);
     for (const [host, h] of this.hosts)
       if (!keep.has(host)) this.hosts.set(host, { ...h, sync: 'Unmanaged', health: 'Unknown' });
+  }
+
+  /** A host decommissioned after its manifest left the branch (prune): no longer reported at all. */
+  forget(host: string) {
+    this.hosts.delete(host);
   }
 
   /** The text exposition format. */

@@ -40,7 +40,8 @@ export async function startController(
           }
         : undefined,
     });
-    github = new GitHubReporter(client.octokit, cfg.github.repository, client.whoAmI);
+    // As a GitHub App, natsfleet reports with check runs; with a token, with commit statuses.
+    github = GitHubReporter.of(client, cfg.github.repository);
   }
   // Checked before anything runs: a key problem stops the controller with one line (SshKeyError).
   const pool = new SessionPool(resolveSshAuth({ keyPath: cfg.sshKey }));
@@ -55,6 +56,7 @@ export async function startController(
     driftIntervalMs: cfg.driftIntervalSec * 1000,
     planUntrustedLive: cfg.planUntrustedLive,
     rollout: cfg.rollout,
+    prune: cfg.prune,
   });
 
   let stopped = false;
@@ -67,11 +69,18 @@ export async function startController(
     triggered = true;
     wake?.();
   };
+  // One reconcile at a time: the loop's ticks and the API's syncs take turns.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const mine = turn.then(fn);
+    turn = mine.catch(() => {});
+    return mine;
+  };
   const loop = (async () => {
     while (!stopped) {
       triggered = false;
       try {
-        await controller.tick();
+        await exclusive(() => controller.tick());
         lastTickOk = true;
       } catch (e) {
         lastTickOk = false;
@@ -107,6 +116,20 @@ export async function startController(
         trigger();
       },
       healthy: () => lastTickOk,
+      api: cfg.apiToken
+        ? {
+            token: cfg.apiToken,
+            // A suspension answers at once, also during a long rollout (which finishes what it started).
+            suspend: (host, reason) => controller.suspend(host, reason),
+            resume: async (host) => {
+              const was = await controller.resume(host);
+              trigger(); // its deploy, if the branch moved on meanwhile, starts now
+              return was;
+            },
+            sync: (hosts) => exclusive(() => controller.sync(hosts)),
+            hosts: () => controller.hostsView(),
+          }
+        : undefined,
     });
   }
   const addr = server?.address();

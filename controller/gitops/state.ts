@@ -19,6 +19,51 @@ export interface DeployReport {
   revision: string;
   results: ApplyResult[];
   unreachable: { host: string; error: string }[];
+  /** Hosts whose manifest the revision deleted that `prune: true` decommissions (their rows are results). */
+  pruned?: string[];
+}
+
+/** A suspension of one host through the controller's API (`natsfleet suspend`), until `natsfleet resume`. */
+export interface Suspension {
+  /** When it was asked (ISO 8601). */
+  since: string;
+  reason?: string;
+}
+
+/** One apply of a host as the controller remembers it (the host keeps its own history too). */
+export interface AppliedEntry {
+  revision: string;
+  /** When it ended (ISO 8601). */
+  at: string;
+  /** applied, rolled-back or failed (see Outcome). */
+  outcome: string;
+  steps: string[];
+  /** Why it did not succeed (see FailureReason). */
+  reason?: string;
+  /** The same failure of the same revision, retried: counted on one entry. */
+  attempts?: number;
+}
+
+/** How many applies per host the controller's state keeps. */
+export const CONTROLLER_HISTORY_LIMIT = 20;
+
+/**
+ * A host's applies with `e` added, the last `limit` kept: unchanged and blocked runs are not applies; a
+ * failure repeating the last one (same revision, outcome and reason: a retry) is counted on it instead.
+ */
+export function withApply(
+  list: readonly AppliedEntry[] | undefined,
+  e: AppliedEntry,
+  limit = CONTROLLER_HISTORY_LIMIT,
+): AppliedEntry[] {
+  const all = [...(list ?? [])];
+  if (e.outcome === 'unchanged' || e.outcome === 'blocked') return all;
+  const last = all.at(-1);
+  const same = (a: AppliedEntry) => [a.revision, a.outcome, a.reason ?? ''].join('\n');
+  if (last && e.outcome !== 'applied' && same(last) === same(e))
+    all[all.length - 1] = { ...e, attempts: (last.attempts ?? 1) + 1 };
+  else all.push(e);
+  return all.slice(-limit);
 }
 
 export interface ControllerState {
@@ -39,6 +84,15 @@ export interface ControllerState {
   lastSuccessfulSync?: string;
   /** What the deploy comment of the last revision applied reports (retries edit it in place). */
   lastDeploy?: DeployReport;
+  /** Host -> its last applies by this controller, oldest first (at most CONTROLLER_HISTORY_LIMIT). */
+  history?: Record<string, AppliedEntry[]>;
+  /** Hosts suspended through the API (`natsfleet suspend`) until resumed. */
+  suspended: Record<string, Suspension>;
+  /**
+   * Hosts whose manifest left the branch and that `prune: true` decommissions -> the revision whose
+   * manifest is used (its SSH target and host key): kept until the decommission succeeded (then forgotten).
+   */
+  pruning?: Record<string, string>;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -66,8 +120,21 @@ export function stateShapeProblem(v: unknown): string | undefined {
       typeof x.attempts === 'number' &&
       typeof x.nextAttemptAt === 'number',
     pullHeads: (x) => typeof x === 'string',
+    history: (x) =>
+      Array.isArray(x) &&
+      x.every(
+        (e) =>
+          isRecord(e) &&
+          typeof e.revision === 'string' &&
+          typeof e.at === 'string' &&
+          typeof e.outcome === 'string' &&
+          Array.isArray(e.steps),
+      ),
+    pruning: (x) => typeof x === 'string',
     planComments: (x) => typeof x === 'number',
     driftIssues: (x) => isRecord(x) && typeof x.number === 'number' && typeof x.fingerprint === 'string',
+    suspended: (x) =>
+      isRecord(x) && typeof x.since === 'string' && (x.reason === undefined || typeof x.reason === 'string'),
   };
   for (const [k, ok] of Object.entries(maps)) {
     if (v[k] === undefined) continue;
@@ -84,6 +151,7 @@ export const emptyState = (): ControllerState => ({
   pullHeads: {},
   planComments: {},
   driftIssues: {},
+  suspended: {},
 });
 
 export class StateStore {

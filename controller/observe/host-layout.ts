@@ -1,6 +1,6 @@
 // Owns natsfleet's own layout on a host: its state directory and what it keeps there (the record of
 // the last apply, the pending steps of an apply in progress, the lock, the ownership lists, the
-// backups). Observe reads these paths and apply writes them: both name them from here.
+// backups, the apply history). Observe reads these paths and apply writes them: both name them from here.
 import { HOST_STATE_DIR } from '../manifest/path-policy.js';
 
 /** natsfleet's state directory on every host: one definition, also the path policy's (never a manifest's). */
@@ -18,5 +18,7 @@ export const LOCK_INFO_PATH = `${LOCK_DIR}/info`;
 export const APPLIED_FILES_PATH = `${STATE_DIR}/applied.files`;
 /** One path per line: every dedicated directory natsfleet created (and so owns) on the host. */
 export const OWNED_DIRS_PATH = `${STATE_DIR}/owned.dirs`;
+/** One JSON line per apply that changed the host, the last 100 (apply/history.ts): `natsfleet history`. */
+export const HISTORY_PATH = `${STATE_DIR}/history.jsonl`;
 /** The previous version of every file an apply replaces or removes, for rollback. */
 export const BACKUP_DIR = `${STATE_DIR}/backup`;

@@ -9,7 +9,7 @@ import { certificateFirst } from '../plan/tls.js';
 import { shQuote } from '../shell/quote.js';
 import type { HostPlan } from '../plan/types.js';
 import type { RolloutPlan } from '../plan/rollout.js';
-import type { BatchPolicy } from '../plan/batches.js';
+import type { RolloutPolicy } from '../plan/batches.js';
 import { applyHost, type ApplyInput } from '../apply/apply.js';
 import { isSuccessful, type ApplyResult, type FailureReason } from '../apply/result.js';
 import type { Credentials } from '../apply/nats-probe.js';
@@ -43,10 +43,15 @@ export interface ReconcileOptions {
   revision: string;
   apply: boolean;
   concurrency: number;
+  /** Who applies, for the hosts' history: `controller`, or (the default) the CLI's user@machine. */
+  by?: string;
   /** How plans compare secret-bearing files: `display` for pull requests (no secret resolved). */
   compare?: CompareMode;
-  /** Standalone hosts applied in batches (a canary first, stop on failures); all at once without. */
-  batches?: BatchPolicy;
+  /**
+   * Standalone hosts applied in batches (a canary first, stop on failures), per label policy when it has
+   * some; all at once without.
+   */
+  batches?: RolloutPolicy;
   /** Called as each host's run is complete (a cluster's members together, when its rollout ends). */
   onHostDone?: (run: HostRun) => void;
   onPhase?: (host: string, phase: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => void | Promise<void>;
@@ -121,6 +126,7 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
       facts,
       plan,
       revision: o.revision,
+      by: o.by,
       onPhase,
     });
     if (apply.outcome === 'failed') await o.pool.drop(t.spec);
@@ -150,7 +156,14 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
         : []),
       ...(second.warnings ?? []),
     ];
-    const applied = await applyHost(session, { ...t, facts: again, plan: second, revision: o.revision, onPhase });
+    const applied = await applyHost(session, {
+      ...t,
+      facts: again,
+      plan: second,
+      revision: o.revision,
+      by: o.by,
+      onPhase,
+    });
     if (applied.outcome === 'failed') await o.pool.drop(t.spec);
     const both: ApplyResult = {
       ...applied,

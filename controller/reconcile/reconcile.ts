@@ -9,7 +9,7 @@ import type { Credentials } from '../apply/nats-probe.js';
 import { mapLimit } from './pool.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isSuccessful, notRun } from '../apply/result.js';
-import { rolloutStops, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
+import { groupByPolicy, rolloutStops, rollsInBatches, standaloneBatches, type RolloutPolicy } from '../plan/batches.js';
 import { systemPasswordField } from '../manifest/secret-policy.js';
 import { reconcileCluster } from './rollout.js';
 import { reconcileOne, unknownPlan, type HostRun, type ReconcileOptions, type Target } from './host.js';
@@ -83,37 +83,50 @@ const each = (targets: readonly Target[], o: ReconcileOptions) =>
   });
 
 /**
- * Standalone hosts in batches: each batch applied (bounded parallelism), then the next after the pause;
- * once more hosts failed than the policy tolerates, the rest are only planned and reported as not
- * applied (`rollout-halted`), with where the rollout stopped.
+ * Standalone hosts in batches: planned first; those whose change does not restart (rollsInBatches) are
+ * applied at once, the others per policy (groupByPolicy: the first label selector that matches a host,
+ * else the default), one group after the other: each batch applied (bounded parallelism), then the next
+ * after the pause; once more hosts of a group failed than its policy tolerates, the rest of that group
+ * are only planned and reported as not applied (`rollout-halted`), with where its rollout stopped.
  */
-async function inBatches(targets: readonly Target[], o: ReconcileOptions, p: BatchPolicy): Promise<HostRun[]> {
-  const batches = standaloneBatches(
-    targets.map((t) => t.spec.name),
-    p,
-  );
+async function inBatches(targets: readonly Target[], o: ReconcileOptions, rollout: RolloutPolicy): Promise<HostRun[]> {
   const byName = new Map(targets.map((t) => [t.spec.name, t]));
-  const runs: HostRun[] = [];
-  let failed = 0;
-  let stop: string | undefined;
-  for (const [i, batch] of batches.entries()) {
-    const group = batch.map((h) => byName.get(h)!);
-    if (stop) {
-      const planned = await each(group, { ...o, apply: false, onHostDone: undefined });
-      for (const r of planned) {
-        r.apply = notRun(r.host, 'blocked', `not applied: ${stop}`, 'rollout-halted', r.plan?.health ?? 'Missing');
-        o.onHostDone?.(r);
+  const planned = await each(targets, { ...o, apply: false, onHostDone: undefined });
+  const plans = new Map(planned.map((r) => [r.host, r]));
+  const batched = new Set(planned.filter((r) => rollsInBatches(r.plan)).map((r) => r.host));
+  const runs: HostRun[] = await each(
+    targets.filter((t) => !batched.has(t.spec.name)),
+    o,
+  );
+  const groups = groupByPolicy(
+    targets.filter((t) => batched.has(t.spec.name)).map((t) => ({ name: t.spec.name, labels: t.spec.labels })),
+    rollout,
+  );
+  for (const { selector, policy: p, hosts } of groups) {
+    const batches = standaloneBatches(hosts, p);
+    const rolloutOf = selector ? `the rollout of ${selector}` : 'the rollout';
+    let failed = 0;
+    let stop: string | undefined;
+    for (const [i, batch] of batches.entries()) {
+      const group = batch.map((h) => byName.get(h)!);
+      if (stop) {
+        // Not applied: reported with the plan made before the rollout.
+        for (const h of batch) {
+          const r = plans.get(h)!;
+          r.apply = notRun(r.host, 'blocked', `not applied: ${stop}`, 'rollout-halted', r.plan?.health ?? 'Missing');
+          o.onHostDone?.(r);
+          runs.push(r);
+        }
+        continue;
       }
-      runs.push(...planned);
-      continue;
+      const done = await each(group, o);
+      runs.push(...done);
+      failed += done.filter((r) => !isSuccessful(r.apply)).length;
+      if (rolloutStops(failed, p))
+        stop = `${rolloutOf} stopped after batch ${i + 1} of ${batches.length}: ${failed} host(s) failed`;
+      else if (i < batches.length - 1 && p.pauseSec && done.some((r) => r.apply?.outcome === 'applied'))
+        await sleep(p.pauseSec * 1000);
     }
-    const done = await each(group, o);
-    runs.push(...done);
-    failed += done.filter((r) => !isSuccessful(r.apply)).length;
-    if (rolloutStops(failed, p))
-      stop = `the rollout stopped after batch ${i + 1} of ${batches.length}: ${failed} host(s) failed`;
-    else if (i < batches.length - 1 && p.pauseSec && done.some((r) => r.apply?.outcome === 'applied'))
-      await sleep(p.pauseSec * 1000);
   }
   return runs;
 }

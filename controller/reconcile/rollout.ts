@@ -159,7 +159,13 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
       continue;
     }
     const session = await o.pool.get(target(r.host).spec);
-    r.apply = await applyHost(session, { ...target(r.host), facts: r.facts!, plan: r.plan!, revision: o.revision });
+    r.apply = await applyHost(session, {
+      ...target(r.host),
+      facts: r.facts!,
+      plan: r.plan!,
+      revision: o.revision,
+      by: o.by,
+    });
   }
   let halted: string | undefined;
   for (const batch of rollout.batches) {
@@ -204,6 +210,7 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
             facts: r.facts!,
             plan: r.plan!,
             revision: o.revision,
+            by: o.by,
             verifyTimeoutSec: Math.ceil(c.rollout.timeoutMs / 1000),
             gate: () => awaitCaughtUp(members, batch, o, jetstream, c.rollout.settleMs, c.rollout.timeoutMs),
             beforeDisruption: rollout.coldStart ? undefined : () => handOverLeaderships(t, o),

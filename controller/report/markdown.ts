@@ -1,7 +1,9 @@
-// Owns the Markdown natsfleet posts on GitHub (pure): the plan comment of a pull request (summary
-// table first, then each cluster's rollout: health, order in batches, what is blocked, the gates; then
-// a collapsed section per host with its diffs), the deploy result comment (a part per cluster that
-// starts with where a halted rollout stopped and why, then the other hosts), and the drift issue
+// Owns the Markdown natsfleet posts on GitHub (pure): the plan comment of a pull request (what merging
+// does to hosts whose manifest it deletes, the summary table, then each cluster's rollout: health,
+// order in batches, what is blocked, the gates; the batches of standalone hosts whose change restarts;
+// then a collapsed section per host with its diffs), the deploy result comment (a part per cluster that
+// starts with where a halted rollout stopped and why, then the other hosts, then the hosts decommissioned
+// or left unmanaged after their manifest was deleted), and the drift issue
 // body. Every body is at most COMMENT_BODY_LIMIT characters whatever the number of hosts
 // or the size of their diffs and errors, leaving room for the marker the caller appends under
 // GitHub's 65,536: a table too long is summarised (counts per action, then the rows that fit), a
@@ -10,6 +12,7 @@ import { isSuccessful, type ApplyResult } from '../apply/result.js';
 import type { Problem } from '../manifest/problems.js';
 import { formatProblem } from '../manifest/problems.js';
 import { isDisruptive, type MemberAction, type RolloutPlan } from '../plan/rollout.js';
+import { describeBatches, type GroupBatches } from '../plan/batches.js';
 import { clusterProblems } from '../plan/cluster.js';
 import { planVerdict, type HostPlan, type PlanVerdict, type Step } from '../plan/types.js';
 import { shortRev } from '../util/rev.js';
@@ -297,6 +300,13 @@ export interface PlanCommentInput {
   rollouts?: readonly RolloutPlan[];
   /** Hosts whose manifest the pull request deletes: no longer managed after the merge. */
   unmanaged?: readonly string[];
+  /**
+   * With the controller's `prune: true`: hosts whose manifest the pull request deletes that merging
+   * decommissions, and those it leaves unmanaged (with why). Without prune, `unmanaged` says it.
+   */
+  prune?: { decommission: readonly string[]; unmanaged: readonly { host: string; why: string }[] };
+  /** The batches of the standalone hosts whose change restarts NATS, per rollout policy. */
+  batches?: readonly GroupBatches[];
   /** The branch does not merge cleanly into its base: planned as the branch is. */
   conflicts?: boolean;
 }
@@ -306,10 +316,58 @@ export function unmanagedText(hosts: readonly string[]): string {
   const one = hosts.length === 1;
   return (
     `:wave: **${hostList(hosts, 1_000)} will no longer be managed**: ${one ? 'it keeps' : 'they keep'} running ` +
-    `as ${one ? 'it is' : 'they are'}; natsfleet stops deploying ${one ? 'it' : 'them'} and reporting drift. ` +
-    'To decommission instead (stop NATS, remove its unit, container and proxy; data kept), merge the manifest ' +
-    'with `state: absent` first, then delete it.'
+    `as ${one ? 'it is' : 'they are'} (the controller's \`prune\` is off); natsfleet stops deploying ` +
+    `${one ? 'it' : 'them'} and reporting drift. To decommission instead (stop NATS, remove its unit, container ` +
+    'and proxy; data kept), merge the manifest with `state: absent` first, then delete it.'
   );
+}
+
+/** What merging does, under the controller's `prune: true`, to hosts whose manifest is deleted. */
+export function pruneText(p: NonNullable<PlanCommentInput['prune']>): string[] {
+  const lines: string[] = [];
+  const one = p.decommission.length === 1;
+  if (p.decommission.length)
+    lines.push(
+      `:wastebasket: **${hostList(p.decommission, 1_000)} will be decommissioned** when this is merged (the ` +
+        "controller's `prune: true`): natsfleet stops and disables NATS and removes its unit, container and " +
+        `proxy, reaching ${one ? 'the host' : 'each host'} with ${one ? 'its' : 'their'} manifest of the branch ` +
+        `before the merge; ${one ? 'its' : 'their'} data is kept. Then natsfleet forgets ${one ? 'it' : 'them'}.`,
+    );
+  lines.push(
+    ...capped(
+      p.unmanaged.map((u) => `:wave: **${inline(u.host, 100)} will no longer be managed**: ${inline(u.why)}.`),
+      20,
+      (n) => `... and ${n} more hosts left unmanaged`,
+    ),
+  );
+  return lines;
+}
+
+/**
+ * The batches of the standalone hosts whose change restarts NATS, as the deploy rolls them: one line per
+ * rollout policy ("rollout: batch 1 (canary): nats-a; batch 2: nats-b, nats-c; stops after 1 failure").
+ */
+export function batchesSection(groups: readonly GroupBatches[]): string {
+  const text = (g: GroupBatches) =>
+    clip(
+      describeBatches(
+        g.batches.map((b) => b.map((h) => inline(h, 100))),
+        g.policy,
+      ),
+      2 * MAX_LINE,
+    );
+  const lines = ['#### Rollout of standalone hosts', ''];
+  if (groups.length === 1 && !groups[0].selector) lines.push(`rollout: ${text(groups[0])}`);
+  else
+    lines.push(
+      ...capped(
+        groups.map((g) => `- ${g.selector ? `\`${inline(g.selector, 200)}\`` : 'other hosts'}: ${text(g)}`),
+        20,
+        (n) => `- ... and ${n} more policies (run \`natsfleet plan\`)`,
+      ),
+    );
+  lines.push('', 'Changes that only reload or write files go at once.');
+  return lines.join('\n');
 }
 
 /** The most the clusters' rollouts take of a plan comment; the host table and diffs get the rest. */
@@ -380,8 +438,10 @@ export function planComment(x: PlanCommentInput): string {
       '',
     );
   if (x.unmanaged?.length) lines.push(unmanagedText(x.unmanaged), '');
+  for (const l of x.prune ? pruneText(x.prune) : []) lines.push(l, '');
+  const deleted = Boolean(x.unmanaged?.length || x.prune?.decommission.length || x.prune?.unmanaged.length);
   if (x.plans.length === 0) {
-    if (!x.unmanaged?.length) lines.push('No host manifest changed in this pull request.');
+    if (!deleted) lines.push('No host manifest changed in this pull request.');
     return fit(lines.join('\n'));
   }
   lines.push(planHeadline(x.plans), '');
@@ -409,9 +469,12 @@ export function planComment(x: PlanCommentInput): string {
     };
   });
   const intro = lines.join('\n');
-  const rollouts = x.rollouts?.length
-    ? sections(x.rollouts, ROLLOUT_ROOM, rolloutSection, 'cluster rollout(s)', 'natsfleet plan').join('\n\n')
-    : '';
+  const rollouts = [
+    ...(x.rollouts?.length
+      ? sections(x.rollouts, ROLLOUT_ROOM, rolloutSection, 'cluster rollout(s)', 'natsfleet plan')
+      : []),
+    ...(x.batches?.length ? [batchesSection(x.batches)] : []),
+  ].join('\n\n');
   const head = `${intro}\n${table(
     '| host | action | service | changed files |\n| --- | --- | --- | --- |',
     rows,
@@ -537,6 +600,48 @@ export function rolloutOutcome(
   ];
 }
 
+/** Hosts whose manifest a deployed revision deleted, as the deploy comment reports them. */
+export interface DeployPrune {
+  /** Decommissioned by `prune: true` (their rows are among the results). */
+  decommissioned?: readonly string[];
+  /** Left running, unmanaged, with why (a NatsCluster member, an SSH address another host took). */
+  unmanaged?: readonly { host: string; why: string }[];
+}
+
+/** The deploy comment's lines about pruned hosts: those decommissioned, those not yet, those left. */
+export function pruneOutcome(
+  p: DeployPrune,
+  results: readonly ApplyResult[],
+  unreachable: readonly Unreachable[],
+): string[] {
+  const failed = (h: string) =>
+    unreachable.some((u) => u.host === h) || !isSuccessful(results.find((r) => r.host === h));
+  const done = (p.decommissioned ?? []).filter((h) => !failed(h));
+  const pending = (p.decommissioned ?? []).filter(failed);
+  const lines: string[] = [];
+  const one = done.length === 1;
+  if (done.length)
+    lines.push(
+      `:wastebasket: **Decommissioned, ${one ? 'its manifest' : 'their manifests'} deleted** (the controller's ` +
+        `\`prune: true\`): ${hostList(done)}. NATS is stopped and disabled, ${one ? 'its' : 'their'} unit, ` +
+        `container and proxy removed; ${one ? 'its' : 'their'} data is kept. natsfleet no longer manages ` +
+        `${one ? 'it' : 'them'}.`,
+    );
+  if (pending.length)
+    lines.push(
+      `:x: **Not decommissioned yet**: ${hostList(pending)} (manifest deleted, \`prune: true\`): tried again ` +
+        'with backoff until done, or until the manifest is back.',
+    );
+  lines.push(
+    ...capped(
+      (p.unmanaged ?? []).map((u) => `:wave: ${inline(u.host, 100)} keeps running, unmanaged: ${inline(u.why)}.`),
+      20,
+      (n) => `... and ${n} more hosts left unmanaged (see the controller's log)`,
+    ),
+  );
+  return lines;
+}
+
 /** The most the clusters' parts take of a deploy comment; the other hosts' table gets the rest. */
 const CLUSTER_ROOM = Math.floor(COMMENT_BODY_LIMIT / 2);
 
@@ -550,10 +655,12 @@ export function deployComment(
   results: readonly ApplyResult[],
   unreachable: readonly Unreachable[],
   rollouts: readonly RolloutPlan[] = [],
-  /** Hosts the revision changes that are suspended (spec.policy.suspend): not deployed. */
+  /** Hosts the revision changes that are suspended (spec.policy.suspend or the API): not deployed. */
   suspended: readonly string[] = [],
   /** When the next retry of a failed host is due (Unix ms). */
   retryAt?: number,
+  /** Hosts whose manifest the revision deleted: decommissioned (`prune: true`), or left unmanaged with why. */
+  prune: DeployPrune = {},
 ): string {
   const failed = results.filter((x) => !isSuccessful(x)).length + unreachable.length;
   const total = results.length + unreachable.length;
@@ -621,10 +728,11 @@ export function deployComment(
     (n) => `- ... and ${n} more`,
   );
   if (notes.length) parts.push(['Notes:', '', ...notes].join('\n'));
+  parts.push(...pruneOutcome(prune, results, unreachable));
   if (suspended.length)
     parts.push(
-      `:pause_button: Suspended, not deployed: ${hostList(suspended)} (\`spec.policy.suspend\`; set it to false ` +
-        'to resume, which deploys this revision).',
+      `:pause_button: Suspended, not deployed: ${hostList(suspended)} (\`spec.policy.suspend\` in Git, or ` +
+        '`natsfleet suspend`; resuming deploys this revision).',
     );
   return fit(`${intro}\n${parts.join('\n\n')}`);
 }

@@ -150,7 +150,8 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3, version: '2.9.10' });
     expect(new Set(view.map((v) => v.leader)).size).toBe(1);
     expect(names).toContain(view[0].leader);
-    expect((await cli('plan')).code).toBe(0);
+    const settled = await cli('plan');
+    expect(settled.code, settled.out).toBe(0);
   });
 
   it('2. an upgrade 2.9.10 -> 2.10 under an acknowledged publisher: one member at a time, the meta leader last, no acked message lost', async () => {
@@ -272,7 +273,8 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     // Started again (natsfleet starts the stopped member with the new settings): the next apply converges.
     const again = await cli('apply');
     expect(again.code, again.out).toBe(0);
-    expect((await cli('plan')).code).toBe(0);
+    const settled = await cli('plan');
+    expect(settled.code, settled.out).toBe(0);
   });
 
   it('4. a member that cannot start is rolled back, the rollout halts, the others never restart; exit 1', async () => {
@@ -295,7 +297,8 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     for (const h of names) expect(await sh(h, 'curl -s 127.0.0.1:8222/healthz')).toBe('{"status":"ok"}');
     hosts.get(first)!.spec.nats.httpBind = '127.0.0.1';
     write();
-    expect((await cli('apply')).code).toBe(0);
+    const fixed = await cli('apply');
+    expect(fixed.code, fixed.out).toBe(0);
   });
 
   it('5. a fourth member: the others reload (no restart) and report 3 routes', async () => {
@@ -346,6 +349,7 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     expect(await sh(FOURTH.name, 'systemctl is-active nats.service || true')).not.toBe('active');
     const view = await clusterView(names);
     for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3 });
-    expect((await cli('plan')).code).toBe(0);
+    const settled = await cli('plan');
+    expect(settled.code, settled.out).toBe(0);
   });
 });

@@ -725,9 +725,9 @@ describe('a pull request that deletes manifests', () => {
       [
         `### natsfleet plan for ${SHA.slice(0, 12)}`,
         '',
-        ':wave: **nats-us-1 will no longer be managed**: it keeps running as it is; natsfleet stops deploying it ' +
-          'and reporting drift. To decommission instead (stop NATS, remove its unit, container and proxy; data ' +
-          'kept), merge the manifest with `state: absent` first, then delete it.',
+        ":wave: **nats-us-1 will no longer be managed**: it keeps running as it is (the controller's `prune` is " +
+          'off); natsfleet stops deploying it and reporting drift. To decommission instead (stop NATS, remove its ' +
+          'unit, container and proxy; data kept), merge the manifest with `state: absent` first, then delete it.',
         '',
       ].join('\n'),
     );
@@ -738,8 +738,8 @@ describe('deployComment with suspended hosts', () => {
   it('names the hosts it did not deploy and how to resume', () => {
     const body = deployComment(SHA, [], [], [], ['nats-us-1']);
     expect(body.split('\n').at(-1)).toBe(
-      ':pause_button: Suspended, not deployed: nats-us-1 (`spec.policy.suspend`; set it to false to resume, which ' +
-        'deploys this revision).',
+      ':pause_button: Suspended, not deployed: nats-us-1 (`spec.policy.suspend` in Git, or `natsfleet suspend`; ' +
+        'resuming deploys this revision).',
     );
   });
 });
