@@ -5,8 +5,11 @@ import type { TestProject } from 'vitest/node';
 import { fleetDown, fleetUp, SANDBOX_LABEL, type Fleet } from '../../controller/sandbox/fleet.js';
 
 export const E2E_FLEET_ID = 'e2e';
-/** Three cluster members and a fourth to add; the single-host tests use the first three. */
-export const E2E_HOSTS = 4;
+/**
+ * Three cluster members and a fourth to add; the single-host tests use the first three; the batches test
+ * rolls an image bump over all six standalone hosts in batches of 2.
+ */
+export const E2E_HOSTS = 6;
 
 declare module 'vitest' {
   export interface ProvidedContext {
