@@ -18,16 +18,26 @@ interface Flags extends PolicyFlags {
   output: 'text' | 'json';
 }
 
+/** Longest cell of the table: the file is the host's, so a huge field must not widen every row. */
+const MAX_CELL = 100;
+/** A cell as one line (a newline in a field would forge a row), cut at MAX_CELL. */
+const cell = (text: string) => {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length > MAX_CELL ? `${one.slice(0, MAX_CELL - 3)}...` : one;
+};
+
 /** The history as a table, newest first (the entries come so from parseHistory). */
 export function formatHistory(entries: readonly HistoryEntry[]): string[] {
-  const rows = entries.map((e) => [
-    e.at.replace(/\.\d+Z$/, 'Z'),
-    /^[0-9a-f]{40}$/.test(e.revision) ? shortRev(e.revision) : e.revision,
-    e.reason ? `${e.outcome} (${e.reason})` : e.outcome,
-    e.steps.join(', ') || '-',
-    e.by,
-    e.version,
-  ]);
+  const rows = entries.map((e) =>
+    [
+      e.at.replace(/\.\d+Z$/, 'Z'),
+      /^[0-9a-f]{40}$/.test(e.revision) ? shortRev(e.revision) : e.revision,
+      e.reason ? `${e.outcome} (${String(e.reason)})` : e.outcome,
+      e.steps.join(', ') || '-',
+      e.by,
+      e.version,
+    ].map(cell),
+  );
   const all = [['TIME', 'REVISION', 'OUTCOME', 'STEPS', 'BY', 'NATSFLEET'], ...rows];
   const width = all[0].map((_, i) => Math.max(...all.map((r) => r[i].length)));
   return all.map((r) =>

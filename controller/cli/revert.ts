@@ -48,6 +48,12 @@ export function revertCommand(
         err(`error: ${message}`);
         setCode(1);
       };
+      // git reads an argument that starts with `-` as an option (`--upload-pack=CMD` runs CMD): refused.
+      for (const [flag, value] of [
+        ['--remote', f.remote],
+        ['--base', f.base],
+      ] as const)
+        if (value.startsWith('-')) return fail(`${flag} ${value}: must not start with -`);
       const token = env.GITHUB_TOKEN || env.NATSFLEET_GITHUB_TOKEN;
       if (!token) return fail('GITHUB_TOKEN is not set: natsfleet revert opens a pull request with it');
       const repository =

@@ -3,7 +3,7 @@
 // (the controller's apiToken, compared in constant time); without a configured token the API is off.
 // A request gets one JSON answer: never a stack trace, never a secret.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { InvalidRevisionError, UnknownHostError, type SyncOutcome } from './controller.js';
+import { InvalidRevisionError, NotReadyError, UnknownHostError, type SyncOutcome } from './controller.js';
 import type { Suspension } from './state.js';
 import { oneLine } from './decide.js';
 import { redactUrl } from '../source/git-source.js';
@@ -44,6 +44,15 @@ function parseBody(body: Buffer): Record<string, unknown> | undefined {
   }
 }
 
+/** A path segment decoded, or undefined when its percent-encoding is malformed (a 400, not a 500). */
+function decoded(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
 const bad = (message: string): ApiAnswer => ({ code: 400, body: { error: message } });
 
 /** Answers one request under /api/v1/ (`path` without its query). */
@@ -62,8 +71,8 @@ export async function handleApi(
     if (method === 'GET' && path === '/api/v1/hosts') return { code: 200, body: { hosts: await api.hosts() } };
     const host = /^\/api\/v1\/hosts\/([^/]+)\/(suspend|resume)$/.exec(path);
     if (method === 'POST' && host) {
-      const name = decodeURIComponent(host[1]);
-      if (!HOST_NAME.test(name)) return bad(`${oneLine(name, 80)} is not a host name`);
+      const name = decoded(host[1]);
+      if (name === undefined || !HOST_NAME.test(name)) return bad(`${oneLine(name ?? host[1], 80)} is not a host name`);
       if (host[2] === 'resume') {
         const was = await api.resume(name);
         return { code: 200, body: { host: name, suspended: false, wasSuspended: was } };
@@ -92,6 +101,7 @@ export async function handleApi(
     return { code: 404, body: { error: `no ${method} ${oneLine(path, 100)} in the API` } };
   } catch (e) {
     if (e instanceof UnknownHostError) return { code: 404, body: { error: e.message } };
+    if (e instanceof NotReadyError) return { code: 503, body: { error: e.message } };
     if (e instanceof InvalidRevisionError) return { code: 409, body: { error: e.message, errors: e.errors } };
     // A git error may quote the repository URL: never its credentials.
     return { code: 500, body: { error: oneLine(redactUrl((e as Error).message), 300) } };

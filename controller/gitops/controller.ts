@@ -41,6 +41,7 @@ import {
   hostStatusesToPost,
   isSuccessful,
   nextRetry,
+  endpointTakenWhy,
   pruneDecision,
   pruneItem,
   prunesDue,
@@ -101,6 +102,14 @@ export class UnknownHostError extends Error {
   }
 }
 
+/** The API asked before the loop read the branch once. */
+export class NotReadyError extends Error {
+  constructor() {
+    super('the controller has not read the branch yet: try again after its first poll');
+    this.name = 'NotReadyError';
+  }
+}
+
 /** A sync asked for a revision whose manifests are invalid: nothing ran. */
 export class InvalidRevisionError extends Error {
   constructor(
@@ -136,6 +145,10 @@ export class Controller {
   private lastDrift = 0;
   /** Hosts the last deploy held for Git's reasons (spec.policy.suspend), for the suspended metric. */
   private heldInGit: string[] = [];
+  /** Resumes so far (in this process): a deploy under way when one comes does not mark its revision applied. */
+  private resumes = 0;
+  /** The branch's head as the loop last fetched it. */
+  private lastHead?: string;
   private readonly now: () => number;
   private readonly policy: LoadPolicy;
   private readonly env: Readonly<Record<string, string | undefined>>;
@@ -188,6 +201,7 @@ export class Controller {
       let head: string;
       try {
         head = await this.d.source.fetchBranch();
+        this.lastHead = head;
       } catch (e) {
         this.metrics.errors++;
         throw e;
@@ -225,6 +239,9 @@ export class Controller {
     if (head === this.state.appliedRevision && dueRetries.length === 0) return;
     if (head === this.state.invalidRevision) return;
     const started = this.now();
+    // Read now: a resume during this deploy deletes it (prune compares with the revision applied before).
+    const before = this.state.appliedRevision;
+    const resumes = this.resumes;
     const log = this.d.log.child({ revision: shortRev(head) });
     const loaded = await this.load(head);
     if (loaded.errors.length) {
@@ -292,7 +309,7 @@ export class Controller {
       await this.verdict(head, 'pending', 'deploying', () => deployingCheck(todo.map((t) => t.desired.name)));
     const runs = await this.applyAll(head, todo, failing);
     await this.record(head, runs, todo, log);
-    const pruned = await this.prune(head, loaded, log);
+    const pruned = await this.prune(head, loaded, log, before);
     runs.push(...pruned.runs);
     const failed = Object.keys(this.state.retries).length;
     await this.verdict(
@@ -312,7 +329,8 @@ export class Controller {
       },
     );
     if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs, held, pruned.decision);
-    this.state.appliedRevision = head;
+    // A host resumed meanwhile was held by this deploy: the next one looks at every host again.
+    if (this.resumes === resumes) this.state.appliedRevision = head;
     if (!failed) this.state.lastSuccessfulSync = new Date(this.now()).toISOString();
     if (!failed) this.metrics.lastSuccessfulSync = this.now();
     this.save();
@@ -446,9 +464,9 @@ export class Controller {
     head: string,
     loaded: Loaded,
     log: Logger,
+    prev: string | undefined,
   ): Promise<{ runs: HostRun[]; decision: PruneDecision }> {
     const pending = (this.state.pruning ??= {});
-    const prev = this.state.appliedRevision;
     const decision: PruneDecision = { decommission: [], unmanaged: [] };
     // The revision applied before may be gone (a force push, then git gc): then nothing is pruned, said so.
     const before =
@@ -476,14 +494,35 @@ export class Controller {
     }
     const targets: Target[] = [];
     const failures: HostRun[] = [];
-    const revisions = new Map<string, Promise<Loaded>>();
+    const revisions = new Map<string, Promise<Loaded | undefined>>();
     for (const h of due.run) {
       const rev = pending[h];
-      if (!revisions.has(rev)) revisions.set(rev, this.load(rev));
-      const spec = (await revisions.get(rev)!).hosts.find((x) => x.name === h);
+      // A revision gone since (a force push, then git gc) drops its decommissions: it never fails the deploy.
+      if (!revisions.has(rev))
+        revisions.set(
+          rev,
+          this.load(rev).catch((e: Error) => {
+            log.warn(
+              { revision: shortRev(rev), err: oneLine(e.message) },
+              'cannot read the revision of a decommission',
+            );
+            return undefined;
+          }),
+        );
+      const spec = (await revisions.get(rev))?.hosts.find((x) => x.name === h);
       if (!spec) {
         log.warn({ host: h, revision: shortRev(rev) }, 'decommission dropped: the host is not in that revision now');
         delete pending[h];
+        continue;
+      }
+      // An address the branch now gives another host (the machine renamed after a failed decommission) is
+      // that host's: never decommissioned under the old name, whenever the retry comes.
+      const endpoint = pruneItem(spec).endpoint;
+      const taken = loaded.hosts.find((x) => pruneItem(x).endpoint === endpoint);
+      if (taken) {
+        log.warn({ host: h, why: endpointTakenWhy(endpoint, taken.name) }, 'decommission dropped');
+        delete pending[h];
+        delete this.state.retries[h];
         continue;
       }
       try {
@@ -538,9 +577,11 @@ export class Controller {
     return { runs, decision };
   }
 
-  /** The hosts of the branch as last deployed (else its head): names for the API to check against. */
+  /** The hosts of the branch as last deployed (else as last fetched): names for the API to check against. */
   private async branchHosts(): Promise<HostSpec[]> {
-    const rev = this.state.appliedRevision ?? (await this.d.source.fetchBranch());
+    // Never a fetch of its own: that is the loop's (two fetches into one mirror race on its refs).
+    const rev = this.state.appliedRevision ?? this.lastHead;
+    if (!rev) throw new NotReadyError();
     return (await this.load(rev)).hosts;
   }
 
@@ -568,7 +609,10 @@ export class Controller {
     delete this.state.suspended[host];
     // The next deploy looks at every host again (one of an unchanged revision would return at once), so the
     // host gets what it missed while suspended; hosts already applied are left as they are.
-    if (was) delete this.state.appliedRevision;
+    if (was) {
+      delete this.state.appliedRevision;
+      this.resumes++;
+    }
     this.save();
     this.suspendedMetric();
     if (was) this.d.log.info({ host }, 'host resumed through the API');

@@ -5,7 +5,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Metrics } from './metrics.js';
-import { handleApi, type ApiActions } from './api.js';
+import { authorized, handleApi, type ApiActions } from './api.js';
 
 export interface HttpOptions {
   host: string;
@@ -55,6 +55,12 @@ export function startHttp(o: HttpOptions): Promise<Server> {
     };
     req.on('error', () => res.destroy());
     res.on('error', () => {});
+    // An API request without the token is answered from its headers: its body is never read into memory.
+    if ((req.url ?? '').startsWith('/api/') && o.api && !authorized(req.headers.authorization, o.api.token)) {
+      res.setHeader('connection', 'close');
+      res.on('finish', () => req.destroy());
+      return send(401, '{"error":"missing or wrong bearer token"}');
+    }
     req.on('data', (c: Buffer) => {
       if (tooLarge) return;
       size += c.length;

@@ -140,7 +140,19 @@ export async function prepareRevert(x: RevertRequest): Promise<PreparedRevert> {
     const patch = join(tmp, 'revert.patch');
     const reverse = await gitOk(
       repo,
-      ['diff', '--binary', '--full-index', '--no-renames', '--no-ext-diff', '--no-color', sha, parent, '--', ...paths],
+      [
+        'diff',
+        '--binary',
+        '--full-index',
+        '--no-renames',
+        '--no-ext-diff',
+        '--no-textconv',
+        '--no-color',
+        sha,
+        parent,
+        '--',
+        ...paths,
+      ],
       'cannot compute the reverse of the revision',
     );
     writeFileSync(patch, reverse);

@@ -39,6 +39,23 @@ describe('the history table', () => {
   });
 });
 
+describe('the history table: the host writes the file', () => {
+  it('a field with a newline cannot forge a row; a huge field is cut, not padded into every row', () => {
+    const entry = (by: string): HistoryEntry => ({
+      at: '2026-11-27T01:00:00.000Z',
+      revision: SHA,
+      outcome: 'applied',
+      steps: [],
+      by,
+      version: '0.1.0',
+    });
+    const lines = formatHistory([entry('mallory\n2026-11-27T00:00:00Z  forged'), entry('x'.repeat(1_000_000))]);
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toContain('mallory 2026-11-27T00:00:00Z forged');
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThan(300);
+  });
+});
+
 describe('natsfleet history', () => {
   it('a host the manifests do not have: one line, exit 1, no host contacted', async () => {
     const dir = join(ROOT, 'test/fixtures/hosts');

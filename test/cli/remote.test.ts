@@ -93,6 +93,14 @@ describe('natsfleet suspend, resume, sync', () => {
     expect(calls.at(-1)).toBe('sync nats-a nats-b');
   });
 
+  it('a request without the token is refused from its headers, whatever its body', async () => {
+    const before = calls.length;
+    const r = await fetch(`${url}/api/v1/sync`, { method: 'POST', body: 'x'.repeat(4 * 1024 * 1024) });
+    expect(r.status).toBe(401);
+    expect(await r.json()).toEqual({ error: 'missing or wrong bearer token' });
+    expect(calls.length).toBe(before);
+  });
+
   it.each([
     [
       'no controller named',

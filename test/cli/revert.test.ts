@@ -5,7 +5,7 @@
 // no token) is one line, exit 1, with nothing pushed or opened.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GitHubDouble } from '../github/double.js';
@@ -178,6 +178,16 @@ describe('natsfleet revert', () => {
     const r = await revert('no-such-revision');
     expect(r.code).toBe(1);
     expect(r.err).toBe(`error: no-such-revision is not a commit of ${work}`);
+  });
+
+  it('refuses a remote or base that git would read as an option (--upload-pack=...): git never runs it', async () => {
+    const marker = join(root, 'upload-pack-ran');
+    for (const args of [[`--remote=--upload-pack=touch ${marker}`], [`--base=--upload-pack=touch ${marker}`]]) {
+      const r = await revert(b, ...args);
+      expect(r.code, r.out).toBe(1);
+      expect(r.err).toMatch(/^error: --(remote|base) --upload-pack=.*: must not start with -$/);
+    }
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('every request was valid for the GitHub API, and so was every answer of the double', () => {

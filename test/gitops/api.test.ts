@@ -3,7 +3,7 @@
 // of `natsfleet sync` and of suspensions.
 import { describe, expect, it } from 'vitest';
 import { authorized, handleApi, type ApiActions } from '../../controller/gitops/api.js';
-import { InvalidRevisionError, UnknownHostError } from '../../controller/gitops/controller.js';
+import { InvalidRevisionError, NotReadyError, UnknownHostError } from '../../controller/gitops/controller.js';
 import { suspendItem, suspensionText, syncSelection } from '../../controller/gitops/decide.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
 
@@ -79,6 +79,7 @@ describe('the API: routes', () => {
     ['sync every host', 'POST', '/api/v1/sync', {}, 200, 'sync '],
     ['a host the branch lacks', 'POST', '/api/v1/hosts/nats-missing/suspend', {}, 404, 'suspend nats-missing'],
     ['not a host name', 'POST', '/api/v1/hosts/..%2Fetc/suspend', {}, 400, undefined],
+    ['a malformed percent-encoding', 'POST', '/api/v1/hosts/nats%E0%A4/resume', {}, 400, undefined],
     ['a reason too long', 'POST', '/api/v1/hosts/nats-a/suspend', { reason: 'x'.repeat(201) }, 400, undefined],
     ['hosts not a list', 'POST', '/api/v1/sync', { hosts: 'nats-a' }, 400, undefined],
     ['a host name with a shell character', 'POST', '/api/v1/sync', { hosts: ['a;b'] }, 400, undefined],
@@ -119,6 +120,19 @@ describe('the API: routes', () => {
       'the manifests of abc1234def56 are invalid, nothing was applied: ' +
         'hosts/a.yaml:3: spec.nats.clientPort: must be a port',
     );
+  });
+
+  it('before the loop read the branch once: 503, try again', async () => {
+    const early = actions({
+      suspend: async () => {
+        throw new NotReadyError();
+      },
+    });
+    const r = await handleApi('POST', '/api/v1/hosts/nats-a/suspend', bearer, Buffer.alloc(0), early);
+    expect(r).toEqual({
+      code: 503,
+      body: { error: 'the controller has not read the branch yet: try again after its first poll' },
+    });
   });
 
   it('an unexpected failure is one line without credentials, never a stack', async () => {

@@ -33,7 +33,11 @@ const manifest = (name: string, address: string) => ({
 });
 
 /** Revisions as their manifests; connects recorded as `host@address (state)`, every one refused. */
-function harness(prune: boolean, revisions: Record<string, { path: string; text: string }[]>) {
+function harness(
+  prune: boolean,
+  revisions: Record<string, { path: string; text: string }[]>,
+  onConnect: (h: HostSpec) => Promise<void> = async () => {},
+) {
   const connects: string[] = [];
   let clock = 1_000_000;
   const manifestsAt = async (rev: string) => {
@@ -44,6 +48,7 @@ function harness(prune: boolean, revisions: Record<string, { path: string; text:
   const pool = {
     get: async (h: HostSpec) => {
       connects.push(`${h.name}@${h.ssh.host} (${h.state})`);
+      await onConnect(h);
       throw new Error('connect ECONNREFUSED');
     },
     drop: async () => {},
@@ -118,6 +123,74 @@ describe('prune: true in the controller', () => {
     await h.deploy('r1');
     expect(await h.deploy('r2')).toEqual(['nats-b-new@b.example.internal (present)']);
     expect(h.ctl.state.pruning).toEqual({});
+  });
+
+  it('a pending decommission whose address a later revision gives another host is dropped, never run there', async () => {
+    const h = harness(true, {
+      r1: [manifest('nats-b', 'b.example.internal')],
+      // nats-b deleted: its decommission fails (refused) and waits for its retry.
+      r2: [manifest('nats-c', 'c.example.internal')],
+      // The machine comes back under another name before the retry is due.
+      r3: [manifest('nats-c', 'c.example.internal'), manifest('nats-d', 'b.example.internal')],
+    });
+    await h.deploy('r1');
+    expect(await h.deploy('r2')).toContain('nats-b@b.example.internal (absent)');
+    expect(h.ctl.state.pruning).toEqual({ 'nats-b': 'r1' });
+    h.advance(BACKOFF_BASE_MS);
+    const r3 = await h.deploy('r3');
+    expect(r3).not.toContain('nats-b@b.example.internal (absent)');
+    expect(r3).toContain('nats-d@b.example.internal (present)');
+    expect(h.ctl.state.pruning).toEqual({});
+    expect(h.ctl.state.retries['nats-b']).toBeUndefined();
+  });
+
+  it('a pending decommission whose revision cannot be read any more is dropped; the deploy still completes', async () => {
+    const gone: Record<string, { path: string; text: string }[]> = {
+      r1: [manifest('nats-b', 'b.example.internal')],
+      r2: [manifest('nats-c', 'c.example.internal')],
+    };
+    const h = harness(true, gone);
+    await h.deploy('r1');
+    await h.deploy('r2');
+    expect(h.ctl.state.pruning).toEqual({ 'nats-b': 'r1' });
+    delete gone.r1; // a force push, then git gc
+    h.advance(BACKOFF_BASE_MS);
+    const connects = await h.deploy('r2');
+    expect(connects.some((c) => c.startsWith('nats-b@'))).toBe(false);
+    expect(h.ctl.state.pruning).toEqual({});
+    expect(h.ctl.state.appliedRevision).toBe('r2');
+  });
+
+  it('a resume during a deploy neither loses its decommissions nor the resumed host', async () => {
+    let resumeNow = false;
+    const h = harness(
+      true,
+      {
+        r1: [
+          manifest('nats-b', 'b.example.internal'),
+          manifest('nats-x', 'x.example.internal'),
+          manifest('nats-y', 'y.example.internal'),
+        ],
+        // nats-b deleted; nats-y (failed before) is deployed again, and meanwhile nats-x is resumed.
+        r2: [manifest('nats-x', 'x.example.internal'), manifest('nats-y', 'y.example.internal')],
+      },
+      async (spec) => {
+        if (resumeNow && spec.name === 'nats-y') {
+          resumeNow = false;
+          await h.ctl.resume('nats-x');
+        }
+      },
+    );
+    await h.deploy('r1');
+    await h.ctl.suspend('nats-x', 'maintenance');
+    h.advance(BACKOFF_BASE_MS);
+    resumeNow = true;
+    const r2 = await h.deploy('r2');
+    expect(r2).toContain('nats-y@y.example.internal (present)');
+    expect(r2).toContain('nats-b@b.example.internal (absent)');
+    // nats-x was held when this deploy began: the next one deploys it, although the branch has not moved.
+    expect(h.ctl.state.appliedRevision).toBeUndefined();
+    expect(await h.deploy('r2')).toContain('nats-x@x.example.internal (present)');
   });
 
   it('the revision applied before is gone (a force push): nothing is pruned, the deploy goes on', async () => {
