@@ -24,6 +24,12 @@ export interface ClusterHealth {
   members: Record<string, string[]>;
   /** Streams and consumers with a replica that is not current, as their leader sees it. */
   behind: string[];
+  /** The same, with the server behind: a member going down may be the one behind (see cannotLose). */
+  behindReplicas: BehindItem[];
+  /** Members (server names) the JetStream meta leader sees as not current. */
+  metaLagging: string[];
+  /** Server name per member host. */
+  serverNames: Record<string, string>;
   /**
    * Peers of the JetStream meta group that are no member (a former member not yet peer-removed), as the
    * meta leader sees them: each counts against quorum until removed.
@@ -73,6 +79,12 @@ function routeStrangers(m: MemberFacts, all: readonly MemberFacts[]): string[] {
 
 const notCurrent = (r: ReplicaFact) => r.offline === true || r.current !== true;
 
+/** A stream or consumer that is not caught up; `replica`: the one server behind, when that is what it is. */
+export interface BehindItem {
+  text: string;
+  replica?: string;
+}
+
 interface AssetView {
   host: string;
   serverName: string;
@@ -85,7 +97,7 @@ interface AssetView {
  * it agree on one leader, the leader knows all its replicas (a member just restarted briefly claims to
  * lead every stream, with none), and each replica is current and online.
  */
-function behindAssets(all: MemberFacts[]): string[] {
+function behindAssets(all: MemberFacts[]): BehindItem[] {
   const assets = new Map<string, AssetView[]>();
   const add = (what: string, m: MemberFacts, c: { leader?: string; replicas?: ReplicaFact[] } | undefined) => {
     if (!c) return;
@@ -102,30 +114,31 @@ function behindAssets(all: MemberFacts[]): string[] {
       }
     }
   }
-  const out: string[] = [];
+  const out: BehindItem[] = [];
   for (const [what, views] of assets) {
     const leaders = distinct(views.map((v) => v.leader ?? ''));
     if (leaders.length > 1) {
-      out.push(`${what}: members disagree on its leader (${leaders.map((l) => l || 'none').join(', ')})`);
+      out.push({ text: `${what}: members disagree on its leader (${leaders.map((l) => l || 'none').join(', ')})` });
       continue;
     }
     if (!leaders[0]) {
-      out.push(`${what} has no leader`);
+      out.push({ text: `${what} has no leader` });
       continue;
     }
     const own = views.find((v) => v.serverName === leaders[0]);
     if (!own) {
-      out.push(`${what}: its leader ${leaders[0]} is not observed`);
+      out.push({ text: `${what}: its leader ${leaders[0]} is not observed` });
       continue;
     }
     if ((own.replicas?.length ?? 0) < views.length - 1) {
-      out.push(`${what}: its leader ${leaders[0]} does not know all its replicas yet`);
+      out.push({ text: `${what}: its leader ${leaders[0]} does not know all its replicas yet` });
       continue;
     }
     for (const r of (own.replicas ?? []).filter(notCurrent))
-      out.push(
-        `${what}: replica ${r.name} is ${r.offline ? 'offline' : 'not current'}${r.lag ? ` (lag ${r.lag})` : ''}`,
-      );
+      out.push({
+        text: `${what}: replica ${r.name} is ${r.offline ? 'offline' : 'not current'}${r.lag ? ` (lag ${r.lag})` : ''}`,
+        replica: r.name,
+      });
   }
   return out;
 }
@@ -140,6 +153,8 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
   const leaderHost =
     leaders.length === 1 && leaders[0] ? all.find((m) => m.serverName === leaders[0])?.host : undefined;
   const members: Record<string, string[]> = {};
+  const metaLagging: string[] = [];
+  const behindReplicas = jetstream ? behindAssets([...all]) : [];
   for (const m of up) {
     const p: string[] = [];
     const missing = missingRoutes(m, up);
@@ -161,7 +176,8 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
               .filter((r) => notCurrent(r) && all.some((x) => x.serverName === r.name))
               .map((r) => r.name)
           : [];
-      if (lagging.length) p.push(`meta group peers not current: ${lagging.join(', ')}`);
+      if (lagging.length) p.push(metaLaggingText(lagging));
+      metaLagging.push(...lagging);
     }
     members[m.host] = p;
   }
@@ -178,7 +194,10 @@ export function clusterHealth(all: readonly MemberFacts[], jetstream: boolean): 
     down,
     metaLeader: leaderHost,
     members,
-    behind: jetstream ? behindAssets([...all]) : [],
+    behind: behindReplicas.map((b) => b.text),
+    behindReplicas,
+    metaLagging,
+    serverNames: Object.fromEntries(all.map((m) => [m.host, m.serverName])),
     strangers,
     // With every member observed, a route to any other server is one to a server that is not a member.
     foreignRoutes:
@@ -224,6 +243,8 @@ export function clusterProblems(h: ClusterHealth): string[] {
   ];
 }
 
+const metaLaggingText = (lagging: readonly string[]) => `meta group peers not current: ${lagging.join(', ')}`;
+
 /**
  * Why the cluster cannot lose `hosts` now (the gate before a restart): every other member up with its
  * routes complete, one meta leader, nothing behind, and enough members left for quorum.
@@ -243,9 +264,14 @@ export function cannotLose(h: ClusterHealth, hosts: readonly string[]): string[]
         (detail ? `; ${detail}` : ''),
     );
   }
-  for (const x of others) for (const p of h.members[x] ?? []) out.push(`${x} ${p}`);
+  // A member that is itself the one behind may go down: the current replicas, and quorum, stay as they are
+  // (and its restart is what an operator would try on a member that does not catch up).
+  const going = new Set(hosts.map((x) => h.serverNames[x]));
+  const onlyGoing = (servers: readonly string[]) => servers.length > 0 && servers.every((x) => going.has(x));
+  const metaOnlyGoing = onlyGoing(h.metaLagging) ? metaLaggingText(h.metaLagging) : undefined;
+  for (const x of others) for (const p of h.members[x] ?? []) if (p !== metaOnlyGoing) out.push(`${x} ${p}`);
   if (h.jetstream && !h.metaLeader && others.length) out.push('the cluster has no JetStream meta leader');
-  out.push(...h.behind.map((b) => `behind: ${b}`));
+  out.push(...h.behindReplicas.filter((b) => !b.replica || !going.has(b.replica)).map((b) => `behind: ${b.text}`));
   return out;
 }
 

@@ -246,11 +246,21 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     ).toEqual([]);
     expect(ids.size).toBe(acked);
     expect(info.state.messages).toBe(acked + twice.length);
-    for (const h of names) {
-      const jsz = await monitor(h, 'jsz?accounts=true&streams=true');
-      const stream = jsz.account_details[0].stream_detail.find((s: { name: string }) => s.name === 'ORDERS');
-      expect(stream.state.messages, `messages on ${h}`).toBe(info.state.messages);
+    // Replication is asynchronous: each replica reaches the leader's count within 30 s.
+    const onReplicas = async () =>
+      Promise.all(
+        names.map(async (h) => {
+          const jsz = await monitor(h, 'jsz?accounts=true&streams=true');
+          const stream = jsz.account_details[0].stream_detail.find((s: { name: string }) => s.name === 'ORDERS');
+          return stream.state.messages as number;
+        }),
+      );
+    let counts = await onReplicas();
+    for (let t = 0; t < 30 && counts.some((n) => n !== info.state.messages); t++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      counts = await onReplicas();
     }
+    expect(counts, `messages on ${names.join(', ')}`).toEqual(names.map(() => info.state.messages));
     console.log(
       `[cluster] rolling upgrade ${images.old} -> ${images.next} of 3 members: ${(totalMs / 1000).toFixed(1)} s; ` +
         `${acked} acked messages, 0 lost, ${twice.length} stored twice after a retried publish ` +

@@ -144,6 +144,35 @@ describe('cluster health', () => {
     expect(clusterHealth(lagging, true).behind).toEqual(['stream $G/ORDERS: replica c is not current (lag 40)']);
   });
 
+  it('a member that is itself the one behind may go down (its restart is the remedy); another member may not', () => {
+    const members = healthy({
+      b: {
+        stream: {
+          leader: 'b',
+          replicas: [
+            { name: 'a', current: false },
+            { name: 'c', current: true },
+          ],
+        },
+      },
+      c: {
+        metaReplicas: [
+          { name: 'a', current: false },
+          { name: 'b', current: true },
+        ],
+      },
+    });
+    const h = clusterHealth(members, true);
+    // What the stuck member's own restart cannot make worse: the current replicas and quorum stay.
+    expect(cannotLose(h, ['a'])).toEqual([]);
+    expect(cannotLose(h, ['b'])).toEqual([
+      'c meta group peers not current: a',
+      'behind: stream $G/ORDERS: replica a is not current',
+    ]);
+    // After its restart, the gate still waits for it to catch up.
+    expect(notCaughtUp(h, 'a')).toEqual(['behind: stream $G/ORDERS: replica a is not current']);
+  });
+
   it('reports a stream whose leader is not observed', () => {
     const members = healthy({ a: { stream: { leader: 'zz', replicas: [] } } });
     expect(clusterHealth(members, true).behind).toEqual(['stream $G/ORDERS: its leader zz is not observed']);
