@@ -9,6 +9,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: ['test/e2e/**'],
+          // A project does not inherit the root's timeout: under a loaded CI machine, 5 s is too short.
+          testTimeout: 30_000,
         },
       },
       {

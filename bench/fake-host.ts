@@ -1,6 +1,6 @@
 // Benchmark support: the observe output of a converged host, made from output captured on a real
 // sandbox host (test/fixtures/observe/converged.txt) with the files, directories, /varz and record
-// rewritten for another host's desired state. Used to simulate 1,000 converged hosts.
+// rewritten for another host's desired state. Used to simulate 10,000 converged hosts.
 import { sha256 } from '../controller/util/hash.js';
 import { readFileSync } from 'node:fs';
 import { dump, load } from 'js-yaml';
@@ -30,7 +30,7 @@ export function convergedOutput(fixture: string, d: DesiredHost): string {
         out.push(
           `${MARK} file ${f.path}`,
           `${Number(f.mode).toString()} root root ${Buffer.byteLength(f.content)}`,
-          Buffer.from(f.content).toString('base64'),
+          sha256(f.content),
         );
       for (const dir of d.dirs) out.push(`${MARK} dir ${dir.path}`, '755 root root');
     }
@@ -50,10 +50,13 @@ const template = load(
   readFileSync(new URL('../test/fixtures/observe/converged.manifest.yaml', import.meta.url), 'utf8'),
 ) as NatsHost;
 
+/** The name of simulated host number `i` ("sim-00042"; its manifest is hosts/sim-00042.yaml). */
+export const simName = (i: number) => `sim-${String(i).padStart(5, '0')}`;
+
 /** The manifest of simulated host number `i` (a copy of the captured host under another name and port). */
 export function simManifest(i: number, port: number, hostKey: string): string {
   const doc = structuredClone(template);
-  doc.metadata.name = `sim-${String(i).padStart(4, '0')}`;
+  doc.metadata.name = simName(i);
   doc.spec.ssh = { host: '127.0.0.1', port, user: 'root', hostKey };
   doc.spec.proxy!.domain = `${doc.metadata.name}.sandbox.test`;
   return dump(doc);

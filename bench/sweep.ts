@@ -1,56 +1,75 @@
-// Benchmark support: a no-op drift sweep (observe + plan, no apply) of every host of a hosts
-// directory, timed by phase, run in its own process so its peak memory (VmHWM) is its own.
-// Prints one JSON line.
+// Benchmark support: the controller's no-op drift sweep (load and validate every manifest, render,
+// then reconcileAll without apply: observe and plan each host) run in its own process so its peak
+// memory (VmHWM) is its own. Cold: every connection new; warm (--warm): the same sweep again in the
+// same process, on the connections the pool kept. With --replica NAME --replicas A,B,C it sweeps only
+// the hosts that replica owns (controller/ha/shard.ts), as one of several replicas would.
+// Usage: sweep.ts HOSTS_DIR KEY [CONCURRENCY] [--warm] [--replica NAME --replicas A,B,C]. Prints one JSON line.
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { loadManifests } from '../controller/manifest/load.js';
 import { readManifestDir } from '../controller/manifest/read-dir.js';
-import { prepareTargets } from '../controller/reconcile/reconcile.js';
-import { mapLimit, SessionPool } from '../controller/reconcile/pool.js';
-import { observeHost } from '../controller/observe/observe.js';
-import { planHost } from '../controller/plan/plan.js';
+import { prepareTargets, reconcileAll } from '../controller/reconcile/reconcile.js';
+import { SessionPool } from '../controller/reconcile/pool.js';
 import { secretResolver } from '../controller/secrets/resolve.js';
+import { ownerOf, shardKey } from '../controller/ha/shard.js';
 
-const [dir, keyPath, concurrency] = [process.argv[2], process.argv[3], Number(process.argv[4] ?? 100)];
-const t0 = performance.now();
-const { hosts, problems } = loadManifests(await readManifestDir(dir));
-if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems.slice(0, 3)));
-const targets = prepareTargets(hosts, secretResolver({ env: {}, readFile: () => '' }));
-const loaded = performance.now();
-const pool = new SessionPool({ privateKey: readFileSync(keyPath) });
-const phase = { connect: 0, observe: 0, plan: 0 };
-let synced = 0;
-let execs = 0;
-const sweepStart = performance.now();
-await mapLimit(targets, concurrency, async (t) => {
-  const a = performance.now();
-  const session = await pool.get(t.spec);
-  const b = performance.now();
-  const facts = await observeHost(session, t.desired);
-  const c = performance.now();
-  const plan = planHost(t.desired, facts, 'bench');
-  phase.connect += b - a;
-  phase.observe += c - b;
-  phase.plan += performance.now() - c;
-  execs += session.execCount;
-  if (plan.sync === 'Synced') synced++;
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { warm: { type: 'boolean' }, replica: { type: 'string' }, replicas: { type: 'string' } },
 });
-const sweepMs = performance.now() - sweepStart;
+const [dir, keyPath] = positionals;
+const concurrency = Number(positionals[2] ?? 100);
+const status = (field: string) =>
+  Math.round(Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024);
+
+const t0 = performance.now();
+const { hosts: all, problems } = loadManifests(await readManifestDir(dir));
+if (problems.some((p) => p.severity === 'error')) throw new Error(JSON.stringify(problems.slice(0, 3)));
+const replicas = values.replicas?.split(',');
+const hosts = values.replica
+  ? all.filter((h) => ownerOf(shardKey(h.name, h.cluster?.name), replicas!) === values.replica)
+  : all;
+const targets = prepareTargets(hosts, secretResolver({ env: {}, readFile: () => '' }));
+const loadSeconds = (performance.now() - t0) / 1000;
+// Every host's connection kept: the bound is the fleet's size here (the default is half the open-file limit).
+const pool = new SessionPool({ privateKey: readFileSync(keyPath) }, { maxOpen: targets.length });
+
+async function sweep() {
+  const before = pool.stats();
+  const start = performance.now();
+  const runs = await reconcileAll(targets, { pool, revision: 'bench', apply: false, concurrency });
+  const seconds = (performance.now() - start) / 1000;
+  const after = pool.stats();
+  const errors = runs.filter((r) => r.error).map((r) => r.error!);
+  const odd = runs.find((r) => !r.error && r.plan?.sync !== 'Synced');
+  return {
+    seconds,
+    synced: runs.filter((r) => r.plan?.sync === 'Synced').length,
+    errors: errors.length,
+    firstError: errors[0],
+    firstNotSynced:
+      odd &&
+      `${odd.host}: ${odd.plan?.sync}: ${JSON.stringify([...(odd.plan?.drift ?? []), ...(odd.plan?.blocked ?? []), ...(odd.plan?.changes ?? []), ...(odd.plan?.steps ?? [])].slice(0, 3)).slice(0, 600)}`,
+    connects: after.connects - before.connects,
+    reconnects: after.reconnects - before.reconnects,
+    perHostMs: runs.reduce((a, r) => a + r.durationMs, 0) / Math.max(1, runs.length),
+    rssMB: status('VmRSS'),
+    peakRssMB: status('VmHWM'),
+  };
+}
+
+const cold = await sweep();
+const warm = values.warm ? await sweep() : undefined;
 await pool.closeAll();
-const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
 console.log(
   JSON.stringify({
+    replica: values.replica,
     hosts: targets.length,
-    synced,
-    execs,
+    totalHosts: all.length,
     concurrency,
-    loadSeconds: (loaded - t0) / 1000,
-    sweepSeconds: sweepMs / 1000,
-    peakRssMB: Math.round(hwm / 1024),
-    // Summed over hosts (they overlap): where a host's time goes.
-    perHostMs: {
-      connect: phase.connect / targets.length,
-      observe: phase.observe / targets.length,
-      plan: phase.plan / targets.length,
-    },
+    loadSeconds,
+    cold,
+    warm,
+    peakRssMB: status('VmHWM'),
   }),
 );

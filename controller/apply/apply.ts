@@ -1,5 +1,7 @@
-// Owns applying one host's plan: lock, stage, test the new NATS config with the target image,
-// install atomically, run the service steps, verify, and roll back when verification fails. An apply
+// Owns applying one host's plan: lock, stage, test the new NATS config with the target image (staging,
+// pull and test are one remote script; the test runs in the running container when it runs the target
+// image with the same mounts), install atomically, run the service steps, verify, and roll back when
+// verification fails. An apply
 // that changed the host (applied or rolled back) is appended to the host's history (history.ts) by the
 // script that records it. Apply with nothing to do writes nothing on the host.
 import { sha256 } from '../util/hash.js';
@@ -10,18 +12,21 @@ import { parseMarked, STEP } from '../observe/protocol.js';
 import { hasWork, type HealthStatus, type HostPlan } from '../plan/types.js';
 import { HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
 import {
+  CONFIG_REJECTED,
+  LOCK_LOST,
+  execConfigTest,
   finalizeScript,
   installScript,
-  pullScript,
+  prepareScript,
+  PULL_FAILED,
   rollbackScript,
-  stageScript,
   testConfigScript,
   unstageScript,
   clearPendingScript,
   BEFORE_INSTALL,
   verifyScript,
 } from './commands.js';
-import { acquireLock, LockError } from './lock.js';
+import { acquireLock, LockError, type LockLease } from './lock.js';
 import { verifyHost } from './verify.js';
 import type { Credentials } from './nats-probe.js';
 import type { ApplyResult, FailureReason, Outcome } from './result.js';
@@ -35,6 +40,8 @@ export interface ApplyInput {
   revision: string;
   /** Who applies, for the host's history: `controller`, or (the default) the CLI's user@machine. */
   by?: string;
+  /** A controller replica's lease, written into the host's apply lock (see lock.ts LockLease). */
+  lockLease?: LockLease;
   /** How long the server may take to answer /healthz 200 after the service steps (default 60 s). */
   verifyTimeoutSec?: number;
   /**
@@ -99,7 +106,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
 
   let lock;
   try {
-    lock = await acquireLock(session);
+    lock = await acquireLock(session, new Date(), x.lockLease);
   } catch (e) {
     if (e instanceof LockError) return result('blocked', plan.health, e.message, 'locked');
     throw e;
@@ -113,39 +120,43 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
   const artifacts = d.state === 'present' ? d.files.filter((f) => install.includes(f.path)) : [];
   try {
     await x.onPhase?.('locked');
-    const staged = await run(session, stageScript(d, artifacts, token));
-    if (staged.code !== 0) {
-      await unstage();
-      await lock.release();
-      const why = `staging files failed (nothing installed): ${lastLines(staged.stderr)}`;
-      return result('failed', plan.health, why, 'staging-failed');
-    }
+    // Staging, the pull and the config test: one round trip. The test runs in the running container when
+    // that resolves the config exactly as the server that loads it will (execConfigTest), else in a new one.
+    const test = steps.includes('test-config');
+    const exec = test ? execConfigTest(d, x.facts, install, steps) : undefined;
+    const prepared = await run(
+      session,
+      prepareScript(d, artifacts, token, { pull: steps.includes('pull'), test, exec }),
+      420_000,
+    );
+    let tested = prepared;
+    // The container tested in went away meanwhile (docker said so, not nats-server): tested in a new one.
+    if (
+      prepared.code === CONFIG_REJECTED &&
+      exec &&
+      /Error response from daemon|No such container|is not running/i.test(`${prepared.stdout}\n${prepared.stderr}`)
+    )
+      tested = await run(session, testConfigScript(d, token), 120_000);
+    const refused = (why: string, reason: FailureReason) =>
+      unstage()
+        .then(() => lock.release())
+        .then(() => result('failed', plan.health, why, reason));
+    if (prepared.code === PULL_FAILED)
+      return await refused(
+        `pulling ${d.nats.image} failed: ${prepared.stdout.trim().split('\n').slice(-2).join(' ')}`,
+        'pull-failed',
+      );
+    // Past the marker, staging is done: a failure is the config test's (or the staged config is not the
+    // rendered one, checked right before the test), never installed.
+    const reachedTest = prepared.stdout.split('\n').includes('@@step test-config');
+    const testOutput = tested.stdout.slice(Math.max(0, tested.stdout.indexOf('@@step test-config')));
+    if (tested.code !== 0 && (tested !== prepared || reachedTest))
+      return await refused(configTestFailure(testOutput, tested.stderr), 'config-rejected');
+    if (prepared.code !== 0)
+      return await refused(`staging files failed (nothing installed): ${lastLines(prepared.stderr)}`, 'staging-failed');
     await x.onPhase?.('staged');
-
-    if (steps.includes('pull')) {
-      const p = await run(session, pullScript(d));
-      if (p.code !== 0) {
-        await unstage();
-        await lock.release();
-        return result(
-          'failed',
-          plan.health,
-          `pulling ${d.nats.image} failed: ${p.stdout.trim().split('\n').slice(-2).join(' ')}`,
-          'pull-failed',
-        );
-      }
-    }
-    let configDigest: string | undefined;
-    if (steps.includes('test-config')) {
-      const t = await run(session, testConfigScript(d, token), 120_000);
-      // From 2.11 nats-server prints the digest of the config it accepted (only a hash is read from it).
-      configDigest = /\(sha256:([0-9a-f]{64})\)/.exec(t.stdout)?.[1];
-      if (t.code !== 0) {
-        await unstage();
-        await lock.release();
-        return result('failed', plan.health, configTestFailure(t.stdout, t.stderr), 'config-rejected');
-      }
-    }
+    // From 2.11 nats-server prints the digest of the config it accepted (only a hash is read from it).
+    const configDigest = test ? /\(sha256:([0-9a-f]{64})\)/.exec(testOutput)?.[1] : undefined;
 
     if (x.beforeDisruption && (steps.includes('restart') || steps.includes('stop')))
       notes.push(...(await x.beforeDisruption().catch((e: Error) => [`leaders not handed over: ${e.message}`])));
@@ -164,6 +175,17 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     let failure: string | undefined;
     let failureReason: FailureReason = 'step-failed';
     let configLoadTime: string | undefined;
+    // The lock was taken over (this replica lost the host's lease meanwhile): nothing was changed, and
+    // nothing of the apply that holds it now (its pending record, its backups) may be touched.
+    if (inst.code === LOCK_LOST) {
+      await unstage();
+      return result(
+        'failed',
+        plan.health,
+        'the apply lock was taken over before the install: nothing changed',
+        'locked',
+      );
+    }
     // Nothing was replaced until the install marker: backups and the pending record come first.
     const reached = parseMarked(inst.stdout, STEP).map((m) => m.name);
     if (
@@ -227,6 +249,13 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           history: history('rolled-back', failureReason),
         }),
       );
+      if (rb.code === LOCK_LOST)
+        return result(
+          'failed',
+          'Degraded',
+          `${failure}; not rolled back: the apply lock was taken over (the apply holding it now decides)`,
+          'locked',
+        );
       // The previous state is judged by health alone: it has its own name, version and limits.
       const healthy = d.state === 'present' ? await healthyAfter(session, d, 30).catch(() => false) : rb.code === 0;
       await lock.release();

@@ -5,7 +5,7 @@ import { sh, shQuote } from '../shell/quote.js';
 
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
-import { TLS_RELOAD_UNIT, TLS_WATCH_UNIT } from '../render/tls.js';
+import { DOCKER_VOLUMES_DIR, TLS_RELOAD_UNIT, TLS_WATCH_UNIT } from '../render/tls.js';
 import {
   APPLIED_FILES_PATH,
   BACKUP_DIR,
@@ -21,7 +21,7 @@ import {
 import { echoMarker, STEP, VERIFY } from '../observe/protocol.js';
 import { monitorUrl } from '../observe/fact-table.js';
 import { sha256 } from '../util/hash.js';
-import type { AppliedRecord, LockInfo, PendingRecord } from '../observe/facts.js';
+import type { AppliedRecord, HostFacts, LockInfo, PendingRecord } from '../observe/facts.js';
 import type { Step } from '../plan/types.js';
 import { HISTORY_LIMIT, historyLine, type HistoryEntry } from './history.js';
 
@@ -123,6 +123,17 @@ export function parseHeldLock(stdout: string): { info?: LockInfo; ageSec: number
 const ownsLock = (token: string) =>
   `grep -qF ${shQuote(`"token":"${token}"`)} ${shQuote(`${LOCK_DIR}/info`)} 2>/dev/null`;
 
+/** Exit code of a mutating script that found the apply lock no longer its own: it changed nothing. */
+export const LOCK_LOST = 93;
+
+/**
+ * The fence first line of every script that changes a host after the lock was taken: the lock must still
+ * be this apply's (a controller replica cut off from its peers may find the host taken over meanwhile).
+ */
+export const fence = (token: string) =>
+  `${ownsLock(token)} || ` +
+  `{ echo 'natsfleet: the apply lock is no longer ours: nothing changed' >&2; exit ${LOCK_LOST}; }`;
+
 /** Releases the lock only when it is still ours (the token matches). */
 export const lockRelease = (token: string) => strict(`if ${ownsLock(token)}; then ${sh('rm', '-rf', LOCK_DIR)}; fi`);
 
@@ -167,7 +178,10 @@ export function lockTakeOver(oldToken: string | undefined, info: LockInfo): stri
  * directory natsfleet claims is recorded as natsfleet's BEFORE it is created, so an interrupted apply
  * never leaves a directory natsfleet made but does not own. Existing parents are never re-moded.
  */
-export function stageScript(d: DesiredHost, files: readonly FileArtifact[], token: string): string {
+export const stageScript = (d: DesiredHost, files: readonly FileArtifact[], token: string): string =>
+  strict(...stageLines(d, files, token));
+
+function stageLines(d: DesiredHost, files: readonly FileArtifact[], token: string): string[] {
   const lines = [...stateDirLines(), 'umask 022'];
   for (const c of d.claims) {
     lines.push(
@@ -190,26 +204,109 @@ export function stageScript(d: DesiredHost, files: readonly FileArtifact[], toke
     lines.push(sh('mkdir', '-p', posix.dirname(f.path)));
     lines.push(...stageFile(stagedPath(f.path, token), f.content, f.mode, f.owner, f.group));
   }
-  return strict(...lines);
+  return lines;
 }
 
 /** Removes this apply's staged files (after a refused config or a failed pull). */
 export const unstageScript = (paths: readonly string[], token: string) =>
   strict(...paths.map((p) => sh('rm', '-f', stagedPath(p, token))));
 
+/** The running NATS container a staged config can be tested in (docker exec), and its nats-server. */
+export interface ExecTest {
+  /** The container's id (as observed: a container replaced since is not the one tested in). */
+  container: string;
+  /** The program it runs (its entrypoint): an absolute path ending in /nats-server. */
+  program: string;
+}
+
 /**
- * Checks the staged NATS config with the image that will run it (nats-server -t), after checking that
- * the staged file is exactly the rendered one (an empty or truncated file never reaches the test).
+ * Where the target image's nats-server can test the staged config without starting a container: the
+ * running container, when it runs the target image (the tag still names the image it runs: no pull), the
+ * unit that starts it does not change (nor waits for a daemon-reload), and it mounts the config's directory
+ * and every TLS directory exactly as the unit does, with no other mount inside them: then the staged file,
+ * its includes and its TLS files resolve inside it exactly as they will for the server that loads them.
+ * Undefined otherwise: a new container of the target image tests it (testConfigScript's docker run).
  */
-export function testConfigScript(d: DesiredHost, token: string): string {
+export function execConfigTest(
+  d: DesiredHost,
+  f: Pick<HostFacts, 'container' | 'imageId' | 'unit'>,
+  changedFiles: readonly string[],
+  steps: readonly Step[],
+): ExecTest | undefined {
+  const c = f.container;
+  if (!c.exists || !c.running || !c.id || !c.path || !c.mounts) return undefined;
+  if (c.image !== d.nats.image || !f.imageId || c.imageId !== f.imageId || steps.includes('pull')) return undefined;
+  if (changedFiles.includes(d.nats.unitPath) || f.unit.needDaemonReload) return undefined;
+  if (!c.path.startsWith('/') || posix.basename(c.path) !== 'nats-server') return undefined;
+  const wanted = new Map([[posix.dirname(d.nats.containerConfFile), posix.dirname(d.nats.confFile)]]);
+  for (const m of d.nats.tlsMounts) {
+    // `type=bind,source=S,target=T,readonly` (tlsMounts): key=value options, and flags.
+    const o = Object.fromEntries(
+      m
+        .split(',')
+        .map((kv) => (kv.includes('=') ? [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] : [kv, ''])),
+    );
+    if (!o.target || !o.source || (o.type !== 'bind' && o.type !== 'volume')) return undefined;
+    wanted.set(o.target, o.type === 'bind' ? o.source : posix.join(DOCKER_VOLUMES_DIR, o.source, '_data'));
+  }
+  for (const [target, source] of wanted) if (c.mounts[target] !== source) return undefined;
+  const shadows = Object.keys(c.mounts).some(
+    (dst) => !wanted.has(dst) && [...wanted.keys()].some((t) => isInside(dst, t) || isInside(t, dst)),
+  );
+  return shadows ? undefined : { container: c.id, program: c.path };
+}
+
+/** `path` is `dir` or below it. */
+const isInside = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
+
+/** Exit code of prepareScript when pulling the target image failed. */
+export const PULL_FAILED = 90;
+/** Exit code of prepareScript when nats-server refused the staged config. */
+export const CONFIG_REJECTED = 91;
+
+/**
+ * The lines that check the staged NATS config with the image that will run it (nats-server -t), after
+ * checking that the staged file is exactly the rendered one (an empty or truncated file never reaches the
+ * test): in the running container when `exec` says it can (see execConfigTest), else in a new container of
+ * the target image, offline, with the config's directory and the TLS directories mounted read-only.
+ */
+function testConfigLines(d: DesiredHost, token: string, exec?: ExecTest): string[] {
   const conf = d.files.find((f) => f.id === 'nats-config')!;
   const dir = posix.dirname(d.nats.confFile);
   const containerDir = posix.dirname(d.nats.containerConfFile);
   const staged = stagedPath(d.nats.containerConfFile, token);
   const mount = `${dir}:${containerDir}:ro`;
   const tls = d.nats.tlsMounts.flatMap((m) => ['--mount', m]);
-  const test = sh('docker', 'run', '--rm', '--network', 'none', '-v', mount, ...tls, d.nats.image, '-t', '-c', staged);
-  return strict(...verifyFile(stagedPath(d.nats.confFile, token), conf.content), `${test} 2>&1`);
+  const test = exec
+    ? sh('docker', 'exec', exec.container, exec.program, '-t', '-c', staged)
+    : sh('docker', 'run', '--rm', '--network', 'none', '-v', mount, ...tls, d.nats.image, '-t', '-c', staged);
+  return [echoMarker(STEP, 'test-config'), ...verifyFile(stagedPath(d.nats.confFile, token), conf.content), test];
+}
+
+/** Checks the staged NATS config (see testConfigLines): a script of its own. */
+export const testConfigScript = (d: DesiredHost, token: string, exec?: ExecTest): string => {
+  const lines = testConfigLines(d, token, exec);
+  return strict(...lines.slice(0, -1), `${lines.at(-1)} 2>&1`);
+};
+
+/**
+ * Everything before the install, in ONE script that fails as a whole: stages the files (stageScript), pulls
+ * the target image when asked (exit PULL_FAILED when it cannot), and tests the staged config (exit
+ * CONFIG_REJECTED when nats-server refuses it; see testConfigLines). Nothing is installed here.
+ */
+export function prepareScript(
+  d: DesiredHost,
+  files: readonly FileArtifact[],
+  token: string,
+  x: { pull: boolean; test: boolean; exec?: ExecTest },
+): string {
+  const test = x.test ? testConfigLines(d, token, x.exec) : [];
+  return strict(
+    ...stageLines(d, files, token),
+    ...(x.pull ? [`${pullScript(d)} || exit ${PULL_FAILED}`] : []),
+    ...test.slice(0, -1),
+    ...(x.test ? [`${test.at(-1)} 2>&1 || exit ${CONFIG_REJECTED}`] : []),
+  );
 }
 
 export const pullScript = (d: DesiredHost) => `${sh('timeout', '300', 'docker', 'pull', d.nats.image)} 2>&1`;
@@ -316,7 +413,7 @@ export interface InstallInput {
  * the service steps. Prints `@@step NAME` before each step so a failure names its step.
  */
 export function installScript(d: DesiredHost, x: InstallInput): string {
-  const lines = [...stateDirLines(), sh('rm', '-rf', BACKUP_DIR), sh('mkdir', '-p', BACKUP_DIR)];
+  const lines = [fence(x.token), ...stateDirLines(), sh('rm', '-rf', BACKUP_DIR), sh('mkdir', '-p', BACKUP_DIR)];
   const touched = [...x.install.map((f) => f.path), ...x.remove];
   for (const p of touched) {
     lines.push(
@@ -370,7 +467,7 @@ export function rollbackScript(
   },
 ): string {
   const attempt = (line: string) => `${line} || rc=1`;
-  const lines = ['set -u', 'umask 077', 'rc=0'];
+  const lines = ['set -u', 'umask 077', fence(x.token), 'rc=0'];
   for (const p of x.install) {
     const bak = posix.join(BACKUP_DIR, p);
     const staged = `${stagedPath(p, x.token)}.rollback`;
@@ -453,6 +550,7 @@ export const historyScript = () =>
  */
 export function finalizeScript(record: AppliedRecord, lockToken: string, history?: HistoryEntry): string {
   return strict(
+    fence(lockToken),
     ...stateDirLines(),
     ...(history ? appendHistory(history, lockToken) : []),
     ...writeVerified(RECORD_PATH, `${JSON.stringify(record, null, 2)}\n`, lockToken),
@@ -490,7 +588,7 @@ export function verifyScript(lookup: string, timeoutSec: number, reloadedFrom?: 
       ? // The key is part of the pattern: /varz "start" holds the same timestamp until the first reload.
         [
           `i=0; while curl -s -m 2 ${url('varz')} | grep -qF ${shQuote(`"config_load_time": "${reloadedFrom}"`)} ` +
-            '&& [ $i -lt 50 ]; do i=$((i+1)); sleep 0.2; done',
+            '&& [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done',
         ]
       : []),
     `${echoMarker(VERIFY, 'varz')}; curl -s -m 2 ${url('varz')}; echo`,

@@ -12,6 +12,19 @@ const abandoned = new Set<string>();
 /** An apply's lease on its lock: past it, an owner on another machine (or no owner at all) is presumed gone. */
 export const LEASE_MS = 30 * 60 * 1000;
 
+/**
+ * A controller replica's lease on the host (controller/ha): written into the lock, so that the lock and
+ * the lease agree. A lock whose replica is no longer alive (its heartbeat silent for the lease's TTL, so
+ * its leases are being taken over) is taken over by the replica that holds the host's lease now.
+ */
+export interface LockLease {
+  replica: string;
+  /** This process of the replica (a replica restarted under its name is another session). */
+  session: string;
+  /** Whether that process of that replica is gone: its heartbeat did not change for the TTL, or is another's. */
+  gone(replica: string, session?: string): boolean;
+}
+
 export class LockError extends Error {
   constructor(message: string) {
     super(message);
@@ -47,9 +60,14 @@ export function leaseEnd(held: HeldLockFact, now: number): number {
  * it; its natsfleet process on this machine is gone; or its lease has run out (an owner on another
  * machine, or no owner data at all).
  */
-export function takeOverReason(held: HeldLockFact, now = Date.now()): string | undefined {
+export function takeOverReason(held: HeldLockFact, now = Date.now(), lease?: LockLease): string | undefined {
   const i = held.info;
   if (i && abandoned.has(i.token)) return 'this process lost its connection while holding it';
+  if (i?.replica && lease && lease.gone(i.replica, i.session))
+    return (
+      `its controller replica ${i.replica} is gone (no heartbeat for the lease's TTL); ` +
+      `${lease.replica} holds the host's lease now`
+    );
   if (i && i.host === hostname() && i.pid !== process.pid && !pidAlive(i.pid)) {
     return `its owner ${i.owner} (pid ${i.pid}) on this machine is gone`;
   }
@@ -77,8 +95,9 @@ export interface HeldLock {
   tookOver?: string;
 }
 
-export async function acquireLock(session: SshSession, now = new Date()): Promise<HeldLock> {
+export async function acquireLock(session: SshSession, now = new Date(), lease?: LockLease): Promise<HeldLock> {
   const info: LockInfo = {
+    ...(lease ? { replica: lease.replica, session: lease.session } : {}),
     owner: `natsfleet@${hostname()}`,
     host: hostname(),
     pid: process.pid,
@@ -90,7 +109,7 @@ export async function acquireLock(session: SshSession, now = new Date()): Promis
   let tookOver: string | undefined;
   if (r.code === LOCK_HELD) {
     const held = parseHeldLock(r.stdout);
-    const why = takeOverReason(held, now.getTime());
+    const why = takeOverReason(held, now.getTime(), lease);
     if (!why) throw new LockError(`${describeLock(held, now.getTime())}: another apply is running`);
     tookOver = `took over a lock: ${why}`;
     r = await session.runScript(lockTakeOver(held.info?.token, info));

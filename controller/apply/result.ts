@@ -24,6 +24,8 @@ export type FailureReason =
   | 'quorum'
   // A cluster member not reached because the rollout stopped at an earlier member that failed.
   | 'rollout-halted'
+  // A controller replica lost the host's lease before applying it: another replica applies it.
+  | 'lease-lost'
   | 'internal';
 
 /** Reasons a retry soon cannot cure: a person must change the manifest, a secret or the host. */

@@ -2,7 +2,8 @@
 // version in /varz, a reload really loaded (config_load_time moved; from 2.11 the running config's
 // digest is the one `nats-server -t` printed for the new config), JetStream limits in /jsz,
 // the proxy answering over HTTPS, and authentication checked with a real NATS client. What to expect
-// comes from the desired state (`desired.verify`), never from the manifest.
+// comes from the desired state (`desired.verify`), never from the manifest. Once /healthz answers (and a
+// reload is seen), the proxy, TLS and authentication checks run at the same time, each on its own channel.
 import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
 import { certFact, firstCertificate, monitorLookup } from '../observe/fact-table.js';
@@ -87,15 +88,21 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
     if (js.maxFileBytes !== undefined && cfg.max_storage !== js.maxFileBytes)
       problems.push(`/jsz max_storage is ${cfg.max_storage}, expected ${js.maxFileBytes}`);
   }
-  if (d.proxy) {
+  const proxy = async (): Promise<string[]> => {
+    if (!d.proxy) return [];
     const url = `https://${d.proxy.domain}/varz`;
     const probe = sh('curl', '-sfk', '-m', '3', '--resolve', `${d.proxy.domain}:443:127.0.0.1`, '-o', '/dev/null', url);
     const cmd = `i=0; while ! ${probe}; do i=$((i+1)); [ $i -gt 40 ] && exit 1; sleep 0.5; done`;
     const pr = await session.runScript(cmd, 40_000);
-    if (pr.code !== 0) problems.push(`the proxy does not answer ${shQuote(url)} over HTTPS`);
-  }
-  if (d.tls && !d.tls.withheld) problems.push(...(await verifyTls(session, d, varz)));
-  problems.push(...(await verifyAuth(session, v)));
+    return pr.code !== 0 ? [`the proxy does not answer ${shQuote(url)} over HTTPS`] : [];
+  };
+  // Independent checks, at once; their problems in this order.
+  const checks = await Promise.all([
+    proxy(),
+    d.tls && !d.tls.withheld ? verifyTls(session, d, varz) : Promise.resolve([]),
+    verifyAuth(session, v),
+  ]);
+  problems.push(...checks.flat());
   return { ok: problems.length === 0, problems, varz };
 }
 
@@ -167,21 +174,24 @@ async function verifyAuth(session: SshSession, v: VerifyInput): Promise<string[]
         problems.push('a client without a certificate was accepted although clients must present one (verify)');
       return problems;
     }
-    const anon = await tryConnect(tunnel.port, {}, tls);
     if (auth.kind === 'none') {
+      const anon = await tryConnect(tunnel.port, {}, tls);
       if (!anon.ok) problems.push(`an open server refused a client: ${anon.error}`);
       return problems;
     }
-    if (anon.ok) problems.push('a client without credentials was accepted');
     const wrong: Credentials =
       auth.kind === 'token'
         ? { token: 'natsfleet-wrong-token' }
         : { user: auth.user, pass: 'natsfleet-wrong-password' };
-    if ((await tryConnect(tunnel.port, wrong, tls)).ok) problems.push('a client with wrong credentials was accepted');
-    if (v.credentials) {
-      const good = await tryConnect(tunnel.port, v.credentials, tls);
-      if (!good.ok) problems.push(`a client with the configured credentials was refused: ${good.error}`);
-    }
+    // Three clients at once, each on its own connection: none, wrong and the configured credentials.
+    const [anon, bad, good] = await Promise.all([
+      tryConnect(tunnel.port, {}, tls),
+      tryConnect(tunnel.port, wrong, tls),
+      v.credentials ? tryConnect(tunnel.port, v.credentials, tls) : Promise.resolve(undefined),
+    ]);
+    if (anon.ok) problems.push('a client without credentials was accepted');
+    if (bad.ok) problems.push('a client with wrong credentials was accepted');
+    if (good && !good.ok) problems.push(`a client with the configured credentials was refused: ${good.error}`);
     return problems;
   } finally {
     await tunnel.close();

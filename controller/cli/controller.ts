@@ -2,11 +2,8 @@
 // environment variables and an optional config file (all checked by gitops/config.ts: an invalid one
 // is a ConfigError, reported by main() as a usage error); stops cleanly on SIGINT/SIGTERM.
 import type { Command } from 'commander';
-import { controllerLogger } from './log.js';
 import { integerRange, resolveConfig } from '../gitops/config.js';
 import { integerArg } from './policy-options.js';
-import { startController } from '../gitops/run.js';
-import { redactUrl } from '../source/git-source.js';
 
 interface Flags {
   config?: string;
@@ -22,6 +19,9 @@ interface Flags {
   githubRepository?: string;
   githubApiUrl?: string;
   logLevel?: string;
+  stateNats?: string;
+  leaseTtl?: number;
+  replicaId?: string;
 }
 
 /** An integer flag, bounded as the config file's key is. */
@@ -47,6 +47,13 @@ export function controllerCommand(program: Command) {
     .option('--github-repository <owner/repo>', 'report to this GitHub repository')
     .option('--github-api-url <url>', 'GitHub API base URL (GitHub Enterprise)')
     .option('--log-level <level>', 'trace, debug, info (default), warn, error or fatal')
+    .option('--state-nats <url>', 'keep state and leases in NATS JetStream KV (replicas share the work)')
+    .option(
+      '--lease-ttl <sec>',
+      'with --state-nats: seconds before a silent replica is replaced (default 15)',
+      int('state.nats.leaseTtlSec'),
+    )
+    .option('--replica-id <name>', "with --state-nats: this replica's name (default: machine name + random)")
     .action(async (f: Flags) => {
       const cfg = resolveConfig(
         {
@@ -62,10 +69,19 @@ export function controllerCommand(program: Command) {
           'github.repository': f.githubRepository,
           'github.apiUrl': f.githubApiUrl,
           logLevel: f.logLevel,
+          'state.nats.url': f.stateNats,
+          'state.nats.leaseTtlSec': f.leaseTtl,
+          replicaId: f.replicaId,
         },
         process.env,
         f.config,
       );
+      // Loaded by this command only (pino, octokit, prom-client, simple-git...): the others start without them.
+      const [{ controllerLogger }, { startController }, { redactUrl }] = await Promise.all([
+        import('./log.js'),
+        import('../gitops/run.js'),
+        import('../source/git-source.js'),
+      ]);
       const log = controllerLogger({ base: { app: 'natsfleet' }, level: cfg.logLevel });
       const running = await startController(cfg, log);
       log.info(
@@ -74,6 +90,8 @@ export function controllerCommand(program: Command) {
           branch: cfg.branch,
           github: cfg.github?.repository ?? null,
           listen: running.url ?? null,
+          state: cfg.stateNats ? `nats bucket ${cfg.stateNats.bucket}` : cfg.stateDir,
+          ...(running.replica ? { replica: running.replica } : {}),
         },
         'controller started',
       );

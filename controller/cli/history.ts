@@ -6,10 +6,9 @@ import { loadManifests } from '../manifest/load.js';
 import { readManifestDir } from '../manifest/read-dir.js';
 import { historyScript } from '../apply/commands.js';
 import { parseHistory, type HistoryEntry } from '../apply/history.js';
-import { SessionPool } from '../reconcile/pool.js';
 import { shortRev } from '../util/rev.js';
 import { policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
-import { SSH_KEY_HELP, sshAuth } from './ssh-options.js';
+import { SSH_KEY_HELP, sshPool } from './ssh-options.js';
 import { userMessage } from './errors.js';
 
 interface Flags extends PolicyFlags {
@@ -69,7 +68,7 @@ export function historyCommand(
       err(`error: no valid host named ${name} in ${opts.hosts} (natsfleet validate ${opts.hosts} says why)`);
       return setCode(1);
     }
-    const pool = new SessionPool(sshAuth(opts));
+    const pool = await sshPool(opts);
     let entries: HistoryEntry[];
     try {
       const r = await (await pool.get(host)).runScript(historyScript(), 60_000);

@@ -10,7 +10,6 @@ import type { HostSpec } from '../manifest/host-spec.js';
 import { loadManifests } from '../manifest/load.js';
 import { formatProblem, hasErrors } from '../manifest/problems.js';
 import { hostKeyProblem } from '../manifest/host-key.js';
-import { SessionPool } from '../reconcile/pool.js';
 import {
   detailsScript,
   findNatsContainer,
@@ -23,7 +22,7 @@ import {
 } from '../adopt/import-facts.js';
 import { importManifest, manifestYaml } from '../adopt/manifest.js';
 import { policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
-import { parseTarget, SSH_KEY_HELP, sshAuth, type SshFlags } from './ssh-options.js';
+import { parseTarget, SSH_KEY_HELP, sshPool, type SshFlags } from './ssh-options.js';
 
 interface ImportFlags extends PolicyFlags, SshFlags {
   name: string;
@@ -79,7 +78,7 @@ export function importCommand(
     }
     const policy = policyFrom(o);
     const ssh = { ...at!, user: o.user, hostKey: o.hostKey };
-    const pool = new SessionPool(sshAuth(o));
+    const pool = await sshPool(o);
     try {
       const session = await pool.get({ name: o.name, ssh } as HostSpec);
       const run = async (script: string) => (await session.runScript(script, 30_000)).stdout;

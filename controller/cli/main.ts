@@ -10,7 +10,6 @@ import { integerArg, policyOptions, type PolicyFlags } from './policy-options.js
 import { sandboxCommands } from './sandbox.js';
 import { reconcileCommands } from './reconcile.js';
 import { controllerCommand } from './controller.js';
-import { demoCommand } from './demo.js';
 import { importCommand } from './import.js';
 import { initCommand } from './init.js';
 import { historyCommand } from './history.js';
@@ -82,6 +81,7 @@ export async function main(
     .option('--out <dir>', 'where the demo keeps its files', '.sandbox/demo')
     .option('--timeout <sec>', 'give up after this long', integerArg(1, 86400), 300)
     .action(async (opts: { hosts: string; out: string; timeout: number }) => {
+      const { demoCommand } = await import('./demo.js'); // the sandbox, the controller: only here
       code = await demoCommand({ hosts: opts.hosts, out: opts.out, timeoutSec: opts.timeout }, out, main);
     });
 

@@ -9,14 +9,12 @@ import { policyResolver } from '../secrets/resolve.js';
 import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
 import { integerRange } from '../gitops/config.js';
 import { distinctRollouts, splitSuspended, suspendItem, suspensionText } from '../gitops/decide.js';
-import { API_TOKEN_ENV, controllerSuspensions, RemoteError } from './remote.js';
+import { API_TOKEN_ENV, controllerView, RemoteError } from './remote.js';
 import { formatBatches, rollsInBatches, standaloneBatches, type BatchPolicy } from '../plan/batches.js';
-import { prepareTargets, reconcileAll, type HostRun } from '../reconcile/reconcile.js';
-import { SessionPool } from '../reconcile/pool.js';
+import type { HostRun } from '../reconcile/reconcile.js';
 import { formatClusterHealth, formatPlan, formatRollout, lockText, planSummary } from '../plan/format.js';
 import { formatApply, formatTable } from '../report/terminal.js';
 import { localRevision } from '../source/revision.js';
-import { ScanError, scanHostKey } from '../transport/host-key-scan.js';
 import { randomUUID } from 'node:crypto';
 import { isSuccessful } from '../apply/result.js';
 import { shortRev } from '../util/rev.js';
@@ -27,7 +25,10 @@ import { createInterface } from 'node:readline/promises';
 import { paint, Progress, terminalOf } from './progress.js';
 import { lockReleaseAbandoned, lockReportScript, parseHeldLock, unlockScript } from '../apply/commands.js';
 import { describeLock, takeOverReason } from '../apply/lock.js';
-import { parseTarget, SSH_KEY_HELP, sshAuth } from './ssh-options.js';
+import { parseTarget, SSH_KEY_HELP, sshAuth, sshPool } from './ssh-options.js';
+
+// Loaded by the commands that reach hosts (ssh2, the apply engine, NATS): the others start without it.
+const engine = () => import('../reconcile/reconcile.js');
 
 interface Common extends PolicyFlags {
   hosts: string;
@@ -114,9 +115,10 @@ async function prepare(opts: Common, err: (l: string) => void) {
     err(`error: ${error}`);
     return undefined;
   }
+  const { prepareTargets } = await engine();
   const targets = prepareTargets(selected, await policyResolver(selected, policy.secrets), policy.paths);
   // Credentials before any host and before the progress line (a passphrase may be asked on the terminal).
-  return { targets, revision: await localRevision(opts.hosts), auth: sshAuth(opts) };
+  return { targets, revision: await localRevision(opts.hosts), auth: await sshAuth(opts) };
 }
 
 type Prepared = NonNullable<Awaited<ReturnType<typeof prepare>>>;
@@ -127,6 +129,7 @@ async function run(
   apply: boolean,
   onHostDone?: (r: HostRun) => void,
 ): Promise<HostRun[]> {
+  const [{ reconcileAll }, { SessionPool }] = await Promise.all([engine(), import('../reconcile/pool.js')]);
   const pool = new SessionPool(ready.auth);
   try {
     return await reconcileAll(ready.targets, {
@@ -290,9 +293,12 @@ export function reconcileCommands(
       prepared.targets.flatMap((t) => (t.spec.policy.suspend ? [[t.spec.name, suspensionText(true, undefined)!]] : [])),
     );
     let remoteFailed = false;
+    let replicas = new Map<string, string>();
     if (opts.controller)
       try {
-        for (const [h, why] of await controllerSuspensions(opts)) held.set(h, why);
+        const view = await controllerView(opts);
+        for (const [h, why] of view.suspended) held.set(h, why);
+        replicas = view.replicas;
       } catch (e) {
         if (!(e instanceof RemoteError)) throw e;
         err(`error: ${e.message}`);
@@ -308,6 +314,8 @@ export function reconcileCommands(
       version: r.plan!.natsVersion ?? '-',
       revision: r.plan!.applied ? shortRev(r.plan!.applied.revision) : '-',
       appliedAt: r.plan!.applied?.at ?? '-',
+      // Which controller replica holds the host, when replicas share the work.
+      ...(replicas.size ? { replica: replicas.get(r.host) ?? '-' } : {}),
       reason: [held.get(r.host), statusReason(r)].filter((x) => x && x !== '-').join('; ') || '-',
     }));
     if (opts.output === 'json') out(JSON.stringify(rows, null, 2));
@@ -331,6 +339,7 @@ export function reconcileCommands(
         err(`error: ${target}: expected HOST or HOST:PORT`);
         return setCode(1);
       }
+      const { ScanError, scanHostKey } = await import('../transport/host-key-scan.js');
       try {
         const k = await scanHostKey(at.host, at.port, o.timeout * 1000);
         if (o.output === 'json') return out(JSON.stringify({ target, ...k }, null, 2));
@@ -363,7 +372,7 @@ export function reconcileCommands(
       err(`error: no valid host named ${unknown.join(', ')} in ${opts.hosts}`);
       return setCode(1);
     }
-    const pool = new SessionPool(sshAuth(opts));
+    const pool = await sshPool(opts);
     let code = 0;
     try {
       for (const h of hosts.filter((x) => opts.host.includes(x.name))) {

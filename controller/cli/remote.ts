@@ -99,19 +99,22 @@ function target(o: { controller?: string }, env: NodeJS.ProcessEnv): { base: str
   return { base, token };
 }
 
-/** Hosts the controller holds suspended (`natsfleet status --controller`): host -> why. */
-export async function controllerSuspensions(
+/**
+ * What the running controller says of its hosts (`natsfleet status --controller`): host -> why it holds
+ * it suspended, and host -> the replica that holds its lease (when replicas share the work).
+ */
+export async function controllerView(
   o: { controller?: string },
   env: NodeJS.ProcessEnv = process.env,
-): Promise<Map<string, string>> {
+): Promise<{ suspended: Map<string, string>; replicas: Map<string, string> }> {
   const t = target(o, env);
   const r = await callController(t.base, t.token, 'GET', 'api/v1/hosts', undefined, 30_000);
-  const hosts = (Array.isArray(r.hosts) ? r.hosts : []) as { host?: unknown; suspended?: unknown }[];
-  return new Map(
-    hosts.flatMap((h) =>
-      typeof h.host === 'string' && typeof h.suspended === 'string' ? [[h.host, h.suspended]] : [],
-    ),
-  );
+  const hosts = (Array.isArray(r.hosts) ? r.hosts : []) as { host?: unknown; suspended?: unknown; replica?: unknown }[];
+  const pairs = (field: 'suspended' | 'replica') =>
+    new Map(
+      hosts.flatMap((h) => (typeof h.host === 'string' && typeof h[field] === 'string' ? [[h.host, h[field]]] : [])),
+    );
+  return { suspended: pairs('suspended'), replicas: pairs('replica') };
 }
 
 function remote(cmd: Command, timeoutSec = 30): Command {
@@ -189,8 +192,12 @@ export function remoteCommands(
       out(`synced ${shortRev(String(r.revision))}: ${runs.length} host(s)`);
       for (const x of runs) out(x.result ? formatApply(x.result) : `${x.host}: Unknown: ${x.error ?? 'no result'}`);
       for (const h of (r.suspended ?? []) as string[]) err(`${h}: suspended: not synced`);
-      // A host asked for and not synced (suspended) is not a success either.
-      setCode(runs.every((x) => isSuccessful(x.result)) && !(r.suspended as string[]).length ? 0 : 1);
+      const elsewhere = (r.elsewhere ?? []) as { host: string; replica: string }[];
+      for (const x of elsewhere) err(`${x.host}: held by controller replica ${x.replica}: not synced (ask that one)`);
+      // A host asked for and not synced (suspended, or held by another replica) is not a success either.
+      setCode(
+        runs.every((x) => isSuccessful(x.result)) && !(r.suspended as string[]).length && !elsewhere.length ? 0 : 1,
+      );
     }),
   );
 }

@@ -4,8 +4,6 @@
 // merging it deploys it, so a host is never rolled back behind Git's back (argo-cd#5351). Everything that
 // can refuse (GitHub settings, the revision, conflicts, an existing branch) is checked before the push.
 import type { Command } from 'commander';
-import { makeOctokit, GitHubReporter } from '../report/github.js';
-import { prepareRevert, pushRevert, remoteUrl } from '../source/revert.js';
 import { githubRepositoryOf, revertBody, revertTitle, RevertError } from '../source/revert-plan.js';
 import { shortRev } from '../util/rev.js';
 import { userMessage } from './errors.js';
@@ -43,6 +41,11 @@ export function revertCommand(
     )
     .option('--github-api-url <url>', 'GitHub API base URL (default: $NATSFLEET_GITHUB_API_URL, else github.com)')
     .action(async (rev: string, f: Flags) => {
+      // Loaded by this command only (octokit, simple-git): the others start without them.
+      const [{ makeOctokit, GitHubReporter }, { prepareRevert, pushRevert, remoteUrl }] = await Promise.all([
+        import('../report/github.js'),
+        import('../source/revert.js'),
+      ]);
       const env = process.env;
       const fail = (message: string) => {
         err(`error: ${message}`);

@@ -1,7 +1,9 @@
 // Owns `natsfleet sandbox up|down|status`: the local fleet of disposable hosts for tests and the demo.
 import type { Command } from 'commander';
-import { clusterNameProblem, fleetDown, fleetStatus, fleetUp, sandboxHostNames } from '../sandbox/fleet.js';
 import { integerArg } from './policy-options.js';
+
+// Loaded by these commands only (Docker, ssh2): the CLI's other commands start without it.
+const fleetModule = () => import('../sandbox/fleet.js');
 
 export function sandboxCommands(program: Command, out: (line: string) => void, setCode: (c: number) => void) {
   const sandbox = program
@@ -15,6 +17,7 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
     .option('--id <id>', 'fleet id (several fleets can run side by side)', 'default')
     .option('--cluster <name>', 'also write a NatsCluster manifest of all the hosts, <out>/hosts/<name>.yaml')
     .action(async (opts: { count: number; out: string; id: string; cluster?: string }, cmd: Command) => {
+      const { clusterNameProblem, fleetUp, sandboxHostNames } = await fleetModule();
       const problem =
         opts.cluster === undefined ? undefined : clusterNameProblem(opts.cluster, sandboxHostNames(opts.count));
       if (problem) cmd.error(`error: option '--cluster <name>' ${problem}`);
@@ -40,7 +43,7 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
     .option('--id <id>', 'fleet id', 'default')
     .option('--all', 'every natsfleet sandbox fleet on this machine')
     .action(async (opts: { id: string; all?: boolean }) => {
-      const n = await fleetDown(opts.all ? undefined : opts.id);
+      const n = await (await fleetModule()).fleetDown(opts.all ? undefined : opts.id);
       out(`removed ${n} sandbox host(s)`);
     });
   sandbox
@@ -48,7 +51,7 @@ export function sandboxCommands(program: Command, out: (line: string) => void, s
     .description('list sandbox hosts, their SSH port and memory')
     .option('--id <id>', 'fleet id (default: every fleet)')
     .action(async (opts: { id?: string }) => {
-      const rows = await fleetStatus(opts.id);
+      const rows = await (await fleetModule()).fleetStatus(opts.id);
       if (rows.length === 0) {
         out('no sandbox hosts');
         setCode(0);

@@ -1,8 +1,10 @@
 // Owns how the CLI reaches hosts: the SSH flags every command that reaches a host shares (--ssh-key,
 // else $NATSFLEET_SSH_KEY, else the ssh-agent), resolved once by the transport (transport/auth.ts)
 // before any host is contacted, so a local key problem is one error, not N hosts; and the HOST[:PORT]
-// argument of the commands that name a host directly (hostkey scan, import).
-import { resolveSshAuth, type SshCredentials } from '../transport/auth.js';
+// argument of the commands that name a host directly (hostkey scan, import). The SSH transport (ssh2)
+// is loaded on first use: the commands that reach no host start without it.
+import type { SshCredentials } from '../transport/auth.js';
+import type { SessionPool } from '../reconcile/pool.js';
 
 export interface SshFlags {
   sshKey?: string;
@@ -10,8 +12,16 @@ export interface SshFlags {
 
 export const SSH_KEY_HELP = 'SSH private key (default: $NATSFLEET_SSH_KEY, else the ssh-agent of $SSH_AUTH_SOCK)';
 
-export function sshAuth(flags: SshFlags): SshCredentials {
+export async function sshAuth(flags: SshFlags): Promise<SshCredentials> {
+  const { resolveSshAuth } = await import('../transport/auth.js');
   return resolveSshAuth({ keyPath: flags.sshKey });
+}
+
+/** A pool of SSH sessions with those credentials. */
+export async function sshPool(flags: SshFlags): Promise<SessionPool> {
+  const auth = await sshAuth(flags);
+  const { SessionPool } = await import('../reconcile/pool.js');
+  return new SessionPool(auth);
 }
 
 /** HOST, HOST:PORT or [IPv6]:PORT (port 22 by default); undefined when it is none of them. */

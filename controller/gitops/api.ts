@@ -95,6 +95,7 @@ export async function handleApi(
           // durationMs: the host's whole run (observe, apply, verify).
           hosts: o.runs.map((r) => ({ host: r.host, durationMs: r.durationMs, result: r.apply, error: r.error })),
           suspended: o.suspended,
+          ...(o.elsewhere?.length ? { elsewhere: o.elsewhere } : {}),
         },
       };
     }

@@ -34,6 +34,10 @@ export interface ControllerConfig {
   rollout?: RolloutPolicy;
   /** Decommission hosts whose manifest left the branch (NatsCluster members excepted); off: they run on, unmanaged. */
   prune: boolean;
+  /** State and leases in a NATS JetStream KV bucket shared by replicas; without it, state in stateDir. */
+  stateNats?: { url: string; credentials?: string; bucket: string; leaseTtlSec: number; replicas: number };
+  /** This replica's name in the bucket (with stateNats). */
+  replicaId?: string;
   /** The least severe log records written (pino level). */
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /**
@@ -111,6 +115,10 @@ const ENV: Record<string, string> = {
   NATSFLEET_API_TOKEN: 'apiToken',
   NATSFLEET_LOG_LEVEL: 'logLevel',
   NATSFLEET_PRUNE: 'prune',
+  NATSFLEET_STATE_NATS: 'state.nats.url',
+  NATSFLEET_STATE_NATS_CREDENTIALS: 'state.nats.credentials',
+  NATSFLEET_STATE_NATS_BUCKET: 'state.nats.bucket',
+  NATSFLEET_REPLICA_ID: 'replicaId',
   NATSFLEET_ALLOWED_ROOTS: 'paths.allowedRoots',
   NATSFLEET_SECRETS_DIR: 'secrets.dir',
   NATSFLEET_SECRET_ENV_PATTERN: 'secrets.envPattern',
@@ -132,6 +140,10 @@ const FLAGS: Record<string, string> = {
   'paths.allowedRoots': '--allowed-root',
   'secrets.dir': '--secrets-dir',
   'secrets.envPattern': '--secret-env-pattern',
+  'state.nats.url': '--state-nats',
+  'state.nats.credentials': '--state-nats-credentials',
+  'state.nats.bucket': '--state-nats-bucket',
+  'state.nats.leaseTtlSec': '--lease-ttl',
 };
 const flagOf = (key: string) => FLAGS[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -280,7 +292,8 @@ function fileLayer(file: string): Layer {
     return fail('must be a YAML mapping of settings (see deploy/natsfleet.yaml)');
   const settings = doc as Record<string, unknown>;
   // A section left empty (`github:` with every key commented out) sets nothing.
-  for (const section of ['github', 'paths', 'secrets']) if (settings[section] === null) delete settings[section];
+  for (const section of ['github', 'paths', 'secrets', 'state'])
+    if (settings[section] === null) delete settings[section];
   const lines = buildLineMap(text);
   const at = (path: string) => {
     const line = lineOf(lines, path);
@@ -419,6 +432,21 @@ export function resolveConfig(flags: Flat, env: NodeJS.ProcessEnv, configFile?: 
   if (byLabel.length)
     rollout.byLabel = byLabel.map((l): LabelPolicy => ({ selector: String(l.selector), ...batchPolicy((k) => l[k]) }));
   if (Object.keys(rollout).length) cfg.rollout = rollout;
+  if (merged['state.nats.url'])
+    cfg.stateNats = {
+      url: String(merged['state.nats.url']),
+      credentials: str('state.nats.credentials'),
+      bucket: str('state.nats.bucket') ?? 'natsfleet',
+      leaseTtlSec: (merged['state.nats.leaseTtlSec'] as number | undefined) ?? 15,
+      replicas: (merged['state.nats.replicas'] as number | undefined) ?? 1,
+    };
+  else {
+    const stray = Object.keys(merged).find(
+      (k) => (k.startsWith('state.nats.') || k === 'replicaId') && merged[k] !== undefined,
+    );
+    if (stray) throw new ConfigError([`${where(stray)}: state.nats.url: is required with ${stray}`]);
+  }
+  if (merged.replicaId) cfg.replicaId = String(merged.replicaId);
   if (merged['github.repository']) {
     cfg.github = {
       repository: String(merged['github.repository']),

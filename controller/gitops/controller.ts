@@ -18,6 +18,7 @@ import {
   reconcileOne,
   unknownPlan,
   type HostRun,
+  type ReconcileOptions,
   type Target,
 } from '../reconcile/reconcile.js';
 import type { SessionPool } from '../reconcile/pool.js';
@@ -65,7 +66,8 @@ import { Metrics } from './metrics.js';
 import { deployCheck, deployingCheck, failedCheck, manifestPositions, planCheck, problemsCheck } from './checks.js';
 import { batchesByPolicy, rollsInBatches, type RolloutPolicy } from '../plan/batches.js';
 import { packageVersion } from '../package-root.js';
-import type { ControllerState, HostRetry, StateStore, Suspension } from './state.js';
+import type { ControllerState, HostRetry, StateBackend, Suspension } from './state.js';
+import type { Replication } from '../ha/coordinator.js';
 import { withApply } from './state.js';
 import { CONTROLLER_ACTOR } from '../apply/history.js';
 import type { ApplyResult } from '../apply/result.js';
@@ -74,7 +76,12 @@ export interface ControllerDeps {
   source: GitSource;
   github?: GitHubReporter;
   pool: SessionPool;
-  store: StateStore;
+  store: StateBackend;
+  /**
+   * Replicas sharing the work through NATS JetStream KV: this one deploys, heals and sweeps only the hosts
+   * whose lease it holds, and does the Git and GitHub work only while it leads. None: one controller.
+   */
+  replication?: Replication;
   /** The operator's path and secret policies (the controller's configuration). */
   policy?: LoadPolicy;
   /** Where `{env}` secrets are read (default: the process environment). */
@@ -127,6 +134,8 @@ export interface SyncOutcome {
   runs: HostRun[];
   unknown: string[];
   suspended: string[];
+  /** With replicas: hosts asked for that another replica holds (not synced here), and which one. */
+  elsewhere?: { host: string; replica: string }[];
 }
 
 export const STATUS_CONTEXT = 'natsfleet';
@@ -152,6 +161,19 @@ export class Controller {
   private readonly now: () => number;
   private readonly policy: LoadPolicy;
   private readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * With replicas: the fingerprint each host of `head` should have ('' for one that could not be rendered),
+   * and the hosts its manifest suspends, as this replica last read them. A tick skips the deploy only while
+   * every host it holds has its fingerprint or waits for its retry: a host gained meanwhile (a takeover),
+   * refused for a lost lease, or resumed (its fingerprint deleted) is deployed at the next tick.
+   */
+  private lastDesired?: { head: string; fp: Map<string, string>; gitSuspended: Set<string> };
+  /** With replicas: what the leader last reported of a revision (its hosts' results), to report changes only. */
+  private reported?: { head: string; sig: string };
+  /** Commit statuses already posted for a revision (a leader waiting for the others posts them once). */
+  private announced = new Set<string>();
+  /** Host -> its cluster, as last loaded (for its shard lease). */
+  private clusterOf = new Map<string, string | undefined>();
 
   constructor(private readonly d: ControllerDeps) {
     this.state = d.store.load();
@@ -159,10 +181,57 @@ export class Controller {
     this.now = d.now ?? Date.now;
     this.policy = d.policy ?? DEFAULT_LOAD_POLICY;
     this.env = d.env ?? process.env;
+    const r = d.replication;
+    if (r)
+      this.metrics.replica = {
+        id: r.id,
+        leading: () => r.isLeader(),
+        held: () => [...this.clusterOf.keys()].filter((h) => r.owns(h, this.clusterOf.get(h))).length,
+      };
   }
 
   private save() {
-    this.d.store.save(this.state);
+    void this.d.store.save(this.state);
+  }
+
+  /** Who applies, for the hosts' history: the controller, and which replica of it. */
+  private actor(): string {
+    return this.d.replication ? `${CONTROLLER_ACTOR}/${this.d.replication.id}` : CONTROLLER_ACTOR;
+  }
+
+  /** This controller leads (always, without replicas): the Git and GitHub work is its own. */
+  private leads(): boolean {
+    return !this.d.replication || this.d.replication.isLeader();
+  }
+
+  /** This controller may deploy the host now (always, without replicas: it holds its lease). */
+  private mine(host: string): boolean {
+    const r = this.d.replication;
+    return !r || r.owns(host, this.clusterOf.get(host));
+  }
+
+  /** Why this replica may not apply a host now (its lease was lost meanwhile), for reconcileAll. */
+  private readonly mayApply = (host: string): string | undefined =>
+    this.mine(host) ? undefined : `replica ${this.d.replication!.id} does not hold the lease of ${host}`;
+
+  /** With replicas: the check before each host is applied, and the lease written into the host's lock. */
+  private leaseOptions(): Pick<ReconcileOptions, 'mayApply' | 'lockLease'> {
+    const r = this.d.replication;
+    if (!r) return {};
+    return {
+      mayApply: this.mayApply,
+      lockLease: { replica: r.id, session: r.session, gone: (x, session) => !r.replicaAlive(x, session) },
+    };
+  }
+
+  /** Once per revision and host: whether a status is still to post (always, without replicas). */
+  private firstTime(head: string, what: string): boolean {
+    if (!this.d.replication) return true;
+    const key = `${head} ${what}`;
+    if (this.announced.has(key)) return false;
+    if (![...this.announced].some((k) => k.startsWith(`${head} `))) this.announced.clear();
+    this.announced.add(key);
+    return true;
   }
 
   private async status(sha: string, context: string, state: StatusState, description: string) {
@@ -175,6 +244,8 @@ export class Controller {
 
   /** A commit's overall verdict: natsfleet's check run as a GitHub App, else the `natsfleet` commit status. */
   private async verdict(sha: string, state: StatusState, description: string, check: () => CheckRunReport) {
+    // Checked right before writing: a replica deposed meanwhile stops before its lease can be taken.
+    if (!this.leads()) return;
     if (!this.d.github?.checks) return this.status(sha, STATUS_CONTEXT, state, description);
     await this.d.github
       .publishCheck(sha, check())
@@ -197,6 +268,11 @@ export class Controller {
   async tick(): Promise<void> {
     const started = this.now();
     this.metrics.ticks++;
+    if (this.d.replication) {
+      // The state the replicas share, as mirrored now (this one's own writes first).
+      await this.d.store.flush?.();
+      this.state = this.d.store.load();
+    }
     try {
       let head: string;
       try {
@@ -207,11 +283,12 @@ export class Controller {
         throw e;
       }
       const ok = [await this.phase('deploy', () => this.deploy(head))];
-      if (this.d.github) ok.push(await this.phase('pull-requests', () => this.planPulls(head)));
+      if (this.d.github && this.leads()) ok.push(await this.phase('pull-requests', () => this.planPulls(head)));
       if (this.now() - this.lastDrift >= this.d.driftIntervalMs) {
         this.lastDrift = this.now();
         ok.push(await this.phase('drift', () => this.driftSweep(head)));
       }
+      await this.d.store.flush?.();
       if (ok.includes(false)) throw new Error('a phase of this tick failed (see the log)');
     } finally {
       this.metrics.observeDuration('tick', (this.now() - started) / 1000);
@@ -235,8 +312,20 @@ export class Controller {
   }
 
   async deploy(head: string): Promise<void> {
-    const dueRetries = Object.entries(this.state.retries).filter(([, r]) => r.nextAttemptAt <= this.now());
-    if (head === this.state.appliedRevision && dueRetries.length === 0) return;
+    const r = this.d.replication;
+    const dueRetries = Object.entries(this.state.retries).filter(([, x]) => x.nextAttemptAt <= this.now());
+    // A replica deploys the hosts it holds; the leader reports the whole revision once every host has a result.
+    if (r) {
+      const mineDone = this.shareConverged(head);
+      if (!this.leads() && mineDone) return;
+      if (
+        this.leads() &&
+        mineDone &&
+        head === this.state.appliedRevision &&
+        this.resultsSig(head) === this.reported?.sig
+      )
+        return;
+    } else if (head === this.state.appliedRevision && dueRetries.length === 0) return;
     if (head === this.state.invalidRevision) return;
     const started = this.now();
     // Read now: a resume during this deploy deletes it (prune compares with the revision applied before).
@@ -244,6 +333,14 @@ export class Controller {
     const resumes = this.resumes;
     const log = this.d.log.child({ revision: shortRev(head) });
     const loaded = await this.load(head);
+    if (!loaded.errors.length) {
+      this.clusterOf = new Map(loaded.hosts.map((h) => [h.name, h.cluster?.name]));
+      r?.setHosts(loaded.hosts.map((h) => ({ name: h.name, cluster: h.cluster?.name })));
+    }
+    if (loaded.errors.length && !this.leads()) {
+      this.lastDesired = { head, fp: new Map(), gitSuspended: new Set() };
+      return;
+    }
     if (loaded.errors.length) {
       const errors = loaded.errors;
       log.error({ errors }, 'revision is invalid: nothing applied');
@@ -264,6 +361,15 @@ export class Controller {
     this.metrics.markUnmanaged(loaded.hosts.map((h) => h.name));
     const prepared = await this.prepare(loaded.hosts);
     const failures = prepared.failures;
+    if (r)
+      this.lastDesired = {
+        head,
+        fp: new Map([
+          ...prepared.targets.map((t): [string, string] => [t.desired.name, desiredFingerprint(t.desired)]),
+          ...failures.map((f): [string, string] => [f.host, '']),
+        ]),
+        gitSuspended: new Set(prepared.targets.filter((t) => t.spec.policy.suspend).map((t) => t.desired.name)),
+      };
     // Suspended hosts (spec.policy.suspend) are not deployed; a suspended member holds its whole cluster.
     const split = splitSuspended(prepared.targets.map((t) => suspendItem(t, this.state.suspended)));
     const targets = split.active.map((x) => x.t);
@@ -275,40 +381,78 @@ export class Controller {
     for (const x of split.suspended) {
       if (!shouldDeploy(undefined, head, now, desiredFingerprint(x.t.desired), this.state.hostFingerprints[x.name]))
         continue;
+      if (!this.mine(x.name) || !this.firstTime(head, `suspended ${x.name}`)) continue;
       held.push(x.name);
       log.info({ host: x.name }, 'suspended: not deployed');
       const why = this.state.suspended[x.name] ? 'natsfleet suspend' : 'spec.policy.suspend';
       await this.status(head, hostContext(x.name), 'success', `suspended (${why}): not deployed`);
     }
-    const due = targets.filter((t) =>
-      shouldDeploy(
-        this.state.retries[t.desired.name],
-        head,
-        now,
-        desiredFingerprint(t.desired),
-        this.state.hostFingerprints[t.desired.name],
-      ),
+    const due = targets.filter(
+      (t) =>
+        this.mine(t.desired.name) &&
+        shouldDeploy(
+          this.state.retries[t.desired.name],
+          head,
+          now,
+          desiredFingerprint(t.desired),
+          this.state.hostFingerprints[t.desired.name],
+        ),
     );
     const named = (t: Target) => ({ name: t.desired.name, cluster: t.spec.cluster?.name, t });
-    const todo = withWholeClusters(due.map(named), targets.map(named)).map((x) => x.t);
+    const todo = withWholeClusters(due.map(named), targets.filter((t) => this.mine(t.desired.name)).map(named)).map(
+      (x) => x.t,
+    );
     // A host that cannot be rendered (a secret refused or missing) fails on its own, with backoff.
-    const failing = failures.filter((f) => shouldDeploy(this.state.retries[f.host], head, now, undefined, undefined));
+    const failing = failures.filter(
+      (f) => this.mine(f.host) && shouldDeploy(this.state.retries[f.host], head, now, undefined, undefined),
+    );
     // A retry the branch no longer asks for (a revert of the failing commit, a host removed) is dropped.
     const desiredNow = new Map<string, string | undefined>(loaded.hosts.map((h) => [h.name, undefined]));
     for (const t of prepared.targets) desiredNow.set(t.desired.name, desiredFingerprint(t.desired));
     // A decommission still to do (prune) keeps its retry.
     for (const h of Object.keys(this.state.pruning ?? {})) if (!desiredNow.has(h)) desiredNow.set(h, undefined);
-    for (const name of staleRetries(this.state.retries, head, desiredNow, this.state.hostFingerprints)) {
+    for (const name of staleRetries(this.state.retries, head, desiredNow, this.state.hostFingerprints).filter((h) =>
+      this.mine(h),
+    )) {
       log.info({ host: name }, 'retry dropped: the branch no longer asks for what failed');
       delete this.state.retries[name];
     }
     log.info({ hosts: todo.map((t) => t.desired.name) }, todo.length ? 'deploying' : 'revision changes no host');
     for (const t of todo) await this.status(head, hostContext(t.desired.name), 'pending', 'deploying');
     // As a GitHub App, the revision's check run shows the deploy in progress (a token gets per-host statuses).
-    if (todo.length && newRevision && this.d.github?.checks)
+    if (todo.length && newRevision && this.d.github?.checks && this.leads() && this.firstTime(head, 'deploying'))
       await this.verdict(head, 'pending', 'deploying', () => deployingCheck(todo.map((t) => t.desired.name)));
-    const runs = await this.applyAll(head, todo, failing);
+    const work = () => this.applyAll(head, todo, failing);
+    const named2 = todo.map((t) => ({ name: t.desired.name, cluster: t.spec.cluster?.name }));
+    // Hosts this replica lost meanwhile are not run here: their new holder deploys them.
+    const runs = (r ? await r.busy(named2, work) : await work()).filter((x) => x.reason !== 'lease-lost');
     await this.record(head, runs, todo, log);
+    if (r && !this.leads()) {
+      this.save();
+      if (runs.length) log.info({ replica: r.id, hosts: runs.map((x) => x.host) }, 'share deployed');
+      return;
+    }
+    if (r) {
+      // The leader reports once every host of the revision has a result (or had nothing to change).
+      const waiting = [
+        ...targets.filter(
+          (t) =>
+            desiredFingerprint(t.desired) !== this.state.hostFingerprints[t.desired.name] &&
+            this.state.retries[t.desired.name]?.revision !== head,
+        ),
+      ]
+        .map((t) => t.desired.name)
+        .concat(failures.filter((f) => this.state.retries[f.host]?.revision !== head).map((f) => f.host));
+      if (waiting.length) {
+        if (this.firstTime(head, `waiting ${waiting.join(' ')}`))
+          log.info({ waiting }, 'waiting for the replicas holding these hosts');
+        this.save();
+        return;
+      }
+      // Every host's result of this revision, whichever replica ran it.
+      runs.splice(0, runs.length, ...this.resultsOf(head, runs));
+    }
+    const reportedSig = r ? this.resultsSig(head) : '';
     const pruned = await this.prune(head, loaded, log, before);
     runs.push(...pruned.runs);
     const failed = Object.keys(this.state.retries).length;
@@ -329,6 +473,8 @@ export class Controller {
       },
     );
     if (runs.length > 0 || newRevision) await this.reportDeploy(head, runs, held, pruned.decision);
+    // Reported: the leader reports this revision again only when a replica records a new result of it.
+    if (r) this.reported = { head, sig: reportedSig };
     // A host resumed meanwhile was held by this deploy: the next one looks at every host again.
     if (this.resumes === resumes) this.state.appliedRevision = head;
     if (!failed) this.state.lastSuccessfulSync = new Date(this.now()).toISOString();
@@ -336,6 +482,43 @@ export class Controller {
     this.save();
     this.metrics.observeDuration('deploy', (this.now() - started) / 1000);
     log.info({ applied: runs.filter((r) => r.apply?.outcome === 'applied').length, failed }, 'deploy finished');
+  }
+
+  /** With replicas: whether every host this replica holds has what `head` asks (or waits for its retry). */
+  private shareConverged(head: string): boolean {
+    const last = this.lastDesired;
+    if (last?.head !== head) return false;
+    const now = this.now();
+    for (const [h, fp] of last.fp) {
+      if (!this.mine(h) || last.gitSuspended.has(h) || this.state.suspended[h]) continue;
+      if (fp !== '' && this.state.hostFingerprints[h] === fp) continue;
+      const retry = this.state.retries[h];
+      if (retry?.revision === head && retry.nextAttemptAt > now) continue;
+      return false;
+    }
+    return true;
+  }
+
+  /** With replicas: the results of `head` the replicas recorded, as one string (a change is reported). */
+  private resultsSig(head: string): string {
+    return JSON.stringify(
+      Object.entries(this.state.results ?? {})
+        .filter(([, x]) => x.revision === head)
+        .sort(([a], [b]) => a.localeCompare(b)),
+    );
+  }
+
+  /**
+   * The runs of `head` for the deploy report when replicas share the work: this replica's own, and the
+   * results the others recorded for the revision (a rollout's plan is only on the runs made here).
+   */
+  private resultsOf(head: string, own: readonly HostRun[]): HostRun[] {
+    const out = [...own];
+    for (const [host, x] of Object.entries(this.state.results ?? {})) {
+      if (x.revision !== head || out.some((r) => r.host === host)) continue;
+      out.push({ host, ...(x.apply ? { apply: x.apply } : {}), ...(x.error ? { error: x.error } : {}), durationMs: 0 });
+    }
+    return out;
   }
 
   /** Adds an apply to the host's history in the state (saved with the rest; unchanged runs are not kept). */
@@ -366,7 +549,8 @@ export class Controller {
       apply: true,
       concurrency: this.d.concurrency,
       batches: this.d.rollout,
-      by: CONTROLLER_ACTOR,
+      by: this.actor(),
+      ...this.leaseOptions(),
     });
     return [
       ...runs,
@@ -406,6 +590,15 @@ export class Controller {
         'host apply',
       );
       this.remember(name, head, run.apply);
+      if (this.d.replication)
+        this.state.results = {
+          ...this.state.results,
+          [name]: {
+            revision: head,
+            ...(run.apply ? { apply: run.apply } : {}),
+            ...(run.error ? { error: run.error } : {}),
+          },
+        };
       const st = deployStatus(run.apply, run.error);
       if (ok && t) {
         this.state.hostFingerprints[name] = desiredFingerprint(t.desired);
@@ -428,7 +621,7 @@ export class Controller {
     suspended: readonly string[],
     prune: PruneDecision = { decommission: [], unmanaged: [] },
   ) {
-    if (!this.d.github || (runs.length === 0 && suspended.length === 0)) return;
+    if (!this.d.github || (runs.length === 0 && suspended.length === 0) || !this.leads()) return;
     // A retry's hosts join the revision's earlier results: the one comment is edited, never replaced by a part.
     const prev = this.state.lastDeploy?.revision === head ? this.state.lastDeploy : undefined;
     const report = mergeDeployReport(
@@ -439,7 +632,9 @@ export class Controller {
     );
     const pruned = [...new Set([...(prev?.pruned ?? []), ...prune.decommission])];
     if (pruned.length) report.pruned = pruned;
-    this.state.lastDeploy = report; // saved with the deploy's state, right after
+    // Saved with the deploy's state, right after. With replicas, each host's result is in its own record
+    // (the revision's report is built from them): the fleet-wide record stays small at any fleet size.
+    this.state.lastDeploy = this.d.replication ? { ...report, results: [], unreachable: [] } : report;
     const body = deployComment(
       head,
       report.results,
@@ -542,7 +737,7 @@ export class Controller {
         revision: head,
         apply: true,
         concurrency: this.d.concurrency,
-        by: CONTROLLER_ACTOR,
+        by: this.actor(),
       })),
       ...failures,
     ];
@@ -607,6 +802,8 @@ export class Controller {
       throw new UnknownHostError(host, this.d.source.branch);
     const was = this.state.suspended[host] !== undefined;
     delete this.state.suspended[host];
+    // With replicas, the replica holding the host sees it lacks its fingerprint and deploys it.
+    if (was && this.d.replication) delete this.state.hostFingerprints[host];
     // The next deploy looks at every host again (one of an unchanged revision would return at once), so the
     // host gets what it missed while suspended; hosts already applied are left as they are.
     if (was) {
@@ -620,9 +817,12 @@ export class Controller {
   }
 
   /** Every host of the branch with its suspension, if any (for `natsfleet status --controller`). */
-  async hostsView(): Promise<{ host: string; suspended?: string; retry?: HostRetry }[]> {
+  async hostsView(): Promise<{ host: string; suspended?: string; retry?: HostRetry; replica?: string }[]> {
+    const r = this.d.replication;
     return (await this.branchHosts()).map((h) => ({
       host: h.name,
+      // With replicas: which one holds the host's lease now (`none` between a replica's death and a takeover).
+      ...(r ? { replica: r.holder(h.name, h.cluster?.name) ?? 'none' } : {}),
       ...(suspensionText(h.policy.suspend, this.state.suspended[h.name])
         ? { suspended: suspensionText(h.policy.suspend, this.state.suspended[h.name]) }
         : {}),
@@ -649,16 +849,36 @@ export class Controller {
     const named = (t: Target) => ({ name: t.desired.name, cluster: t.spec.cluster?.name, t });
     const chosen = prepared.targets.filter((t) => pick.hosts.includes(t.desired.name));
     const targets = items.filter((x) => !pick.suspended.includes(x.name)).map((x) => x.t);
-    const todo = withWholeClusters(chosen.map(named), targets.map(named)).map((x) => x.t);
+    const all = withWholeClusters(chosen.map(named), targets.map(named)).map((x) => x.t);
+    // With replicas, a host is synced by the one that holds it: the others are named, not run.
+    this.clusterOf = new Map(loaded.hosts.map((h) => [h.name, h.cluster?.name]));
+    const todo = all.filter((t) => this.mine(t.desired.name));
+    const elsewhere = all
+      .filter((t) => !this.mine(t.desired.name))
+      .map((t) => ({
+        host: t.desired.name,
+        replica: this.d.replication?.holder(t.desired.name, t.spec.cluster?.name) ?? 'none',
+      }));
     log.info({ hosts: todo.map((t) => t.desired.name), suspended: pick.suspended }, 'sync requested');
-    const runs = await this.applyAll(
-      head,
-      todo,
-      prepared.failures.filter((f) => pick.hosts.includes(f.host)),
+    const work = () =>
+      this.applyAll(
+        head,
+        todo,
+        prepared.failures.filter((f) => pick.hosts.includes(f.host) && this.mine(f.host)),
+      );
+    const held = todo.map((t) => ({ name: t.desired.name, cluster: t.spec.cluster?.name }));
+    const runs = (this.d.replication ? await this.d.replication.busy(held, work) : await work()).filter(
+      (x) => x.reason !== 'lease-lost',
     );
     await this.record(head, runs, todo, log);
     this.save();
-    return { revision: head, runs, unknown: pick.unknown, suspended: pick.suspended };
+    return {
+      revision: head,
+      runs,
+      unknown: pick.unknown,
+      suspended: pick.suspended,
+      ...(elsewhere.length ? { elsewhere } : {}),
+    };
   }
 
   async planPulls(baseHead: string): Promise<void> {
@@ -820,7 +1040,12 @@ export class Controller {
     const started = this.now();
     const loaded = await this.load(head);
     if (loaded.errors.length) return;
-    const { targets, failures } = await this.prepare(loaded.hosts);
+    this.clusterOf = new Map(loaded.hosts.map((h) => [h.name, h.cluster?.name]));
+    const prepared = await this.prepare(loaded.hosts.filter((h) => this.mine(h.name)));
+    const { targets, failures } = prepared;
+    // Connections are kept between sweeps: those of hosts gone from the branch (or held by another
+    // replica now) are closed.
+    await this.d.pool.retain(loaded.hosts.filter((h) => this.mine(h.name)));
     for (const f of failures)
       this.d.log.warn({ host: f.host, error: oneLine(f.error) }, 'drift sweep: host not rendered');
     const runs = await reconcileAll(targets, {
@@ -899,18 +1124,26 @@ export class Controller {
         revision: head,
         apply: true,
         concurrency: this.d.concurrency,
-        by: CONTROLLER_ACTOR,
+        by: this.actor(),
+        ...this.leaseOptions(),
       };
       // A cluster member heals through its cluster's rollout: the same quorum gates as a deploy.
       const cluster = t.spec.cluster?.name;
-      const healed = cluster
-        ? (
-            await reconcileAll(
-              all.filter((x) => x.spec.cluster?.name === cluster),
-              options,
-            )
-          ).find((r) => r.host === name)!
-        : await reconcileOne(t, { ...options, concurrency: 1 });
+      const heal = async () =>
+        cluster
+          ? (
+              await reconcileAll(
+                all.filter((x) => x.spec.cluster?.name === cluster),
+                options,
+              )
+            ).find((r) => r.host === name)!
+          : this.d.replication && !this.mine(name)
+            ? undefined
+            : await reconcileOne(t, { ...options, concurrency: 1 });
+      const r = this.d.replication;
+      const healed = r ? await r.busy([{ name, cluster }], heal) : await heal();
+      // A lease lost meanwhile: the replica holding the host now heals it.
+      if (!healed || healed.reason === 'lease-lost') return;
       this.remember(name, head, healed.apply);
       if (isSuccessful(healed.apply)) {
         this.d.log.info({ host: name }, 'drift corrected (selfHeal)');

@@ -1,7 +1,8 @@
 // Owns the controller's Prometheus metrics (prom-client, one registry per controller): per-host sync
 // and health series an alert can name a host by (Argo CD's style: one series per status, 1 for the
 // current one), the last apply per host, histograms of phase and apply durations, aggregates, loop
-// counters, build info and the process's default metrics. The controller sets plain values here.
+// counters, build info, the process's default metrics, and with replicas whether this one leads. The
+// controller sets plain values here.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HealthStatus, SyncStatus } from '../plan/types.js';
 
@@ -133,7 +134,33 @@ export class Metrics {
         this.inc(errors());
       },
     });
+    const replica = () => this.replica;
+    new Gauge({
+      name: 'natsfleet_replica_leading',
+      help: 'With replicas sharing state in NATS: 1 while this replica leads (Git and GitHub work), else 0.',
+      labelNames: ['replica'],
+      registers,
+      collect() {
+        this.reset();
+        const r = replica();
+        if (r) this.set({ replica: r.id }, r.leading() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'natsfleet_replica_hosts_held',
+      help: 'With replicas sharing state in NATS: hosts whose lease this replica holds.',
+      labelNames: ['replica'],
+      registers,
+      collect() {
+        this.reset();
+        const r = replica();
+        if (r) this.set({ replica: r.id }, r.held());
+      },
+    });
   }
+
+  /** With replicas: this one's name, whether it leads and how many hosts it holds (read when scraped). */
+  replica?: { id: string; leading: () => boolean; held: () => number };
 
   observeDuration(phase: Phase, seconds: number) {
     this.phase.observe({ phase }, seconds);

@@ -10,7 +10,8 @@ import { GitHubReporter, makeOctokit } from '../report/github.js';
 import type { ControllerConfig } from './config.js';
 import { Controller } from './controller.js';
 import { startHttp } from './http.js';
-import { StateStore } from './state.js';
+import { StateStore, type StateBackend } from './state.js';
+import type { Coordinator } from '../ha/coordinator.js';
 
 export interface RunningController {
   controller: Controller;
@@ -20,6 +21,8 @@ export interface RunningController {
   nextTick(): Promise<void>;
   stop(): Promise<void>;
   url?: string;
+  /** This replica's name, when replicas share the work (state in NATS). */
+  replica?: string;
 }
 
 export async function startController(
@@ -45,11 +48,31 @@ export async function startController(
   }
   // Checked before anything runs: a key problem stops the controller with one line (SshKeyError).
   const pool = new SessionPool(resolveSshAuth({ keyPath: cfg.sshKey }));
+  // With state in NATS, this process is one replica: leases decide what it leads and which hosts it holds.
+  let coordinator: Coordinator | undefined;
+  let store: StateBackend;
+  if (cfg.stateNats) {
+    const [{ Coordinator }, { KvStateStore }] = await Promise.all([
+      import('../ha/coordinator.js'),
+      import('../ha/kv-state.js'),
+    ]);
+    coordinator = await Coordinator.start({
+      url: cfg.stateNats.url,
+      credentials: cfg.stateNats.credentials,
+      bucket: cfg.stateNats.bucket,
+      replica: cfg.replicaId,
+      ttlMs: cfg.stateNats.leaseTtlSec * 1000,
+      streamReplicas: cfg.stateNats.replicas,
+      log,
+    });
+    store = new KvStateStore(coordinator, log);
+  } else store = new StateStore(cfg.stateDir);
   const controller = new Controller({
     source: new GitSource(cfg.repo, join(cfg.stateDir, 'repo.git'), cfg.branch, cfg.hostsDir),
     github,
     pool,
-    store: new StateStore(cfg.stateDir),
+    store,
+    replication: coordinator,
     policy: cfg.policy,
     log,
     concurrency: cfg.concurrency,
@@ -138,12 +161,14 @@ export async function startController(
     trigger,
     nextTick: () => new Promise<void>((resolve) => waiters.push(resolve)),
     url: addr && typeof addr === 'object' ? `http://${addr.address}:${addr.port}` : undefined,
+    replica: coordinator?.id,
     stop: async () => {
       stopped = true;
       trigger();
       await loop;
       await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       await pool.closeAll();
+      await coordinator?.stop();
     },
   };
 }

@@ -66,6 +66,14 @@ export function withApply(
   return all.slice(-limit);
 }
 
+/** A host's last run of a revision, kept when replicas share the work (the leader's deploy report reads them). */
+export interface HostResult {
+  revision: string;
+  apply?: ApplyResult;
+  /** The host could not be reached or rendered. */
+  error?: string;
+}
+
 export interface ControllerState {
   /** Last revision of the branch that was fully handled (applied and reported). */
   appliedRevision?: string;
@@ -93,6 +101,8 @@ export interface ControllerState {
    * manifest is used (its SSH target and host key): kept until the decommission succeeded (then forgotten).
    */
   pruning?: Record<string, string>;
+  /** Host -> its last run, written by the replica that ran it (only when replicas share the work). */
+  results?: Record<string, HostResult>;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -131,6 +141,7 @@ export function stateShapeProblem(v: unknown): string | undefined {
           Array.isArray(e.steps),
       ),
     pruning: (x) => typeof x === 'string',
+    results: (x) => isRecord(x) && typeof x.revision === 'string',
     planComments: (x) => typeof x === 'number',
     driftIssues: (x) => isRecord(x) && typeof x.number === 'number' && typeof x.fingerprint === 'string',
     suspended: (x) =>
@@ -154,7 +165,17 @@ export const emptyState = (): ControllerState => ({
   suspended: {},
 });
 
-export class StateStore {
+/** Where the controller keeps its state: a directory (StateStore) or the replicas' KV bucket. */
+export interface StateBackend {
+  load(): ControllerState;
+  save(state: ControllerState): void | Promise<void>;
+  /** Resolves when every save so far is written (a KV store writes asynchronously). */
+  flush?(): Promise<void>;
+  /** Set by load() when the saved state was unusable and set aside: the reason, for the log. */
+  recovered?: string;
+}
+
+export class StateStore implements StateBackend {
   private readonly path: string;
 
   constructor(dir: string) {

@@ -1,11 +1,9 @@
 // Owns JSON Schema validation of NatsHost and NatsCluster documents: the compiled schemas from schemas/,
 // defaults filled in from them, and ajv's errors turned into messages a person can act on.
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
-import addFormatsModule from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import { packagePath } from '../package-root.js';
-import type { NatsHost } from './natshost.gen.js';
-import type { NatsCluster } from './natscluster.gen.js';
+import { compileValidators, type Validators } from './schema-validators.js';
 
 /**
  * The modeline yaml-language-server reads (VS Code's YAML extension, Neovim, Helix...) in a hosts
@@ -13,22 +11,12 @@ import type { NatsCluster } from './natscluster.gen.js';
  */
 export const SCHEMA_MODELINE = '# yaml-language-server: $schema=../schemas/natshost.schema.json';
 
-// ajv-formats is CommonJS: under NodeNext its default export arrives as the module object.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ??
-  addFormatsModule) as unknown as (ajv: Ajv, formats: string[]) => Ajv;
-
 export const natsHostSchema: Record<string, unknown> = JSON.parse(
   readFileSync(packagePath('schemas', 'natshost.schema.json'), 'utf8'),
 );
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, useDefaults: true, verbose: true });
-addFormats(ajv, ['ipv4']);
-ajv.addKeyword({ keyword: 'x-hint', schemaType: 'string' });
-const validateFn = ajv.compile<NatsHost>(natsHostSchema);
-// Refers to the NatsHost schema's definitions (by its $id), compiled above.
-const validateClusterFn = ajv.compile<NatsCluster>(
-  JSON.parse(readFileSync(packagePath('schemas', 'natscluster.schema.json'), 'utf8')),
-);
+// Compiled on first use (schema-validators.ts): most commands validate nothing, or only later.
+let validators: Validators | undefined;
 
 export interface SchemaError {
   path: string;
@@ -71,7 +59,8 @@ function describe(e: ErrorObject): SchemaError {
  * A value that is wrong in several ways is reported once: the first, most specific reason wins.
  */
 export function validateSchema(doc: unknown, kind: 'NatsHost' | 'NatsCluster' = 'NatsHost'): SchemaError[] {
-  const validate = kind === 'NatsCluster' ? validateClusterFn : validateFn;
+  validators ??= compileValidators();
+  const validate = kind === 'NatsCluster' ? validators.cluster : validators.host;
   if (validate(doc)) return [];
   const seen = new Set<string>();
   const out: SchemaError[] = [];

@@ -1,8 +1,10 @@
 // Owns the facts natsfleet observes on a host (pyinfra's facts): each fact is one record holding the
 // shell fragment that prints its section(s) of the observe output and the parser that reads them
 // back. The observe script is this table's fragments in order (script.ts); HostFacts is the union of
-// its parsers' results (parse.ts). The Docker Engine API and NATS monitoring are each read by ONE curl
-// process (several URLs), instead of a docker CLI process per question.
+// its parsers' results (parse.ts). The script is cheap on the host (its CPU time is measured by the
+// benchmark): the Docker Engine API and NATS monitoring are read by ONE curl process (several URLs, instead
+// of a docker CLI process per question), every managed path by one find (and one sha256sum), files that are
+// usually absent only when they exist, and the rest by shell builtins.
 import { X509Certificate } from 'node:crypto';
 import { shQuote } from '../shell/quote.js';
 import { isInside } from '../manifest/path-policy.js';
@@ -20,7 +22,7 @@ import {
   PENDING_PATH,
   RECORD_PATH,
 } from './host-layout.js';
-import { curlMany, echoMarker, echoMarkerOf, httpAnswers, OBSERVE, type Marked } from './protocol.js';
+import { curlGroups, curlMany, echoMarker, echoMarkerOf, END, httpAnswers, OBSERVE, type Marked } from './protocol.js';
 
 export interface FactContext {
   d: DesiredHost;
@@ -82,12 +84,36 @@ export const monitorLookup = (d: DesiredHost) => {
 /** A monitoring URL at $nf_mon (see monitorLookup), as one shell word. */
 export const monitorUrl = (path: string) => `"http://$nf_mon/"${shQuote(path)}`;
 
+/**
+ * Where the container publishes monitoring when that is not the desired address (observe asked the desired
+ * one), else undefined.
+ */
+export const monitorElsewhere = (c: ContainerFact, d: DesiredHost) =>
+  c.exists && c.monitorAddress && c.monitorAddress !== monitorAddress(d) ? c.monitorAddress : undefined;
+
+/** Monitoring asked at `address` (where the container publishes it): a `monitor` section, then the end. */
+export const monitorScript = (d: DesiredHost, address: string) =>
+  [
+    section('monitor'),
+    curlMany(
+      [],
+      monitorPaths(d).map((p) => shQuote(`http://${address}/${p}`)),
+    ),
+    echoMarker(OBSERVE, END),
+  ].join('\n');
+
 /** The Docker Engine API answers, in the order the curl asks for them (the volume only with a proxy). */
 const DOCKER_ANSWERS = ['version', 'natsContainer', 'proxyContainer', 'image', 'volume'] as const;
 
+/**
+ * The engine's version is the `Server` header of its /_ping answer, asked with its headers (/version would
+ * make the engine run runc and docker-init to ask theirs, on every observe).
+ */
+const PING = '/_ping';
+
 function dockerApiPaths(d: DesiredHost): string[] {
   return [
-    '/version',
+    PING,
     `/containers/${d.nats.containerName}/json`,
     `/containers/${PROXY_CONTAINER}/json`,
     `/images/${d.nats.image}/json`,
@@ -95,9 +121,24 @@ function dockerApiPaths(d: DesiredHost): string[] {
   ];
 }
 
+/** The `docker-api` section's answers: the Engine API's, then monitoring's at the desired address. */
+const apiAnswers = (m: Marked) => httpAnswers(m.lines('docker-api').join('\n'));
+
 function dockerAnswers(m: Marked): Partial<Record<(typeof DOCKER_ANSWERS)[number], HttpFact>> {
-  const answers = httpAnswers(m.lines('docker-api').join('\n'));
+  const answers = apiAnswers(m);
   return Object.fromEntries(DOCKER_ANSWERS.map((key, i) => [key, answers[i]]));
+}
+
+/**
+ * Where a container publishes monitoring on the host (its first port binding of the container's monitoring
+ * port, as monitorLookup reads it: an unspecified address is 127.0.0.1), or undefined without one.
+ */
+function publishedMonitor(bindings: Record<string, { HostIp?: string; HostPort?: string }[] | null> | undefined) {
+  const b = (bindings?.[`${CONTAINER_HTTP_PORT}/tcp`] ?? []).find(
+    (x) => /^[0-9.]*$/.test(x.HostIp ?? '') && /^[0-9]+$/.test(x.HostPort ?? ''),
+  );
+  if (!b) return undefined;
+  return `${!b.HostIp || b.HostIp === '0.0.0.0' ? '127.0.0.1' : b.HostIp}:${b.HostPort}`;
 }
 
 export const MONITOR_PATHS = ['healthz', 'varz', 'jsz'] as const;
@@ -115,11 +156,14 @@ function parseContainer(a: HttpFact | undefined): ContainerFact {
           Id: string;
           Image: string;
           State: { Running: boolean; StartedAt: string };
+          Path?: string;
           Config: { Image: string };
           Mounts?: { Source?: string; Destination?: string }[];
+          HostConfig?: { PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null> };
         }>(a.body)
       : undefined;
   if (!c) return { exists: false };
+  const monitor = publishedMonitor(c.HostConfig?.PortBindings);
   return {
     exists: true,
     id: c.Id,
@@ -127,53 +171,120 @@ function parseContainer(a: HttpFact | undefined): ContainerFact {
     running: c.State.Running,
     startedAt: c.State.StartedAt,
     image: c.Config.Image,
+    ...(c.Path ? { path: c.Path } : {}),
     mounts: Object.fromEntries((c.Mounts ?? []).map((m) => [m.Destination ?? '', m.Source ?? ''])),
+    ...(monitor ? { monitorAddress: monitor } : {}),
   };
 }
 
 /** Most natsfleet hashes of one file: its own files are small; a larger one is only said to be large. */
 const MAX_HASHED_BYTES = 1024 * 1024;
 
-/** Metadata and the host-side hash only: natsfleet never reads a managed file's content back. */
-const fileFact = (p: string) =>
-  `if [ -L ${p} ]; then echo link; elif [ -f ${p} ]; then m=$(stat -c '%a %U %G %s' ${p}); echo "$m"; ` +
-  `if [ "\${m##* }" -le ${MAX_HASHED_BYTES} ]; then sha256sum < ${p} | cut -c1-64; else echo large; fi; ` +
-  `elif [ -e ${p} ]; then echo other; else echo missing; fi`;
+/**
+ * Whether dedicated directory `claim` is someone else's: it exists and is not natsfleet's (not in owned.dirs,
+ * no file of its record there). Asked once per claim; the answer is kept in a shell variable.
+ */
+const foreignClaim = (claim: string) => {
+  const c = shQuote(claim);
+  return (
+    `[ -e ${c} ] && ! grep -qxF ${c} ${OWNED_DIRS_PATH} 2>/dev/null && ` +
+    `! grep -q ${shQuote(`^${claim}/`)} ${APPLIED_FILES_PATH} 2>/dev/null`
+  );
+};
 
 /**
- * A path inside a dedicated directory that exists and is not natsfleet's (not in owned.dirs, no file of
- * its record there) is not looked at, not even its mode: the plan blocks the host on that directory.
+ * The marker of one asked path (a `file` or `dir` section), and the path added to the positional
+ * parameters that the one find below looks at. A path inside a dedicated directory that is not
+ * natsfleet's is not looked at, not even its mode: its section says `unowned` (the plan blocks the host on
+ * that directory).
  */
-function unlessForeign(d: DesiredHost, path: string, fact: string): string {
-  const claim = d.claims.find((c) => isInside(path, c));
-  if (!claim) return fact;
-  const c = shQuote(claim);
-  const foreign =
-    `[ -e ${c} ] && ! grep -qxF ${c} ${OWNED_DIRS_PATH} 2>/dev/null && ` +
-    `! grep -q ${shQuote(`^${claim}/`)} ${APPLIED_FILES_PATH} 2>/dev/null`;
-  return `if ${foreign}; then echo unowned; else ${fact}; fi`;
+function askPath(d: DesiredHost, kind: 'file' | 'dir', path: string): string[] {
+  const i = d.claims.findIndex((c) => isInside(path, c));
+  const ask = `set -- "$@" ${shQuote(path)}`;
+  return [section(kind, path), i < 0 ? ask : `if [ -n "$nf_foreign${i}" ]; then echo unowned; else ${ask}; fi`];
 }
 
-function parseFile(body: string[]): FileFact {
+/**
+ * Every asked path's metadata (type, mode, owner, group, size; never through a link), by ONE find, then
+ * the host-side hash of each regular file of at most MAX_HASHED_BYTES (find's -size counts KiB rounded
+ * up), by ONE sha256sum: natsfleet never reads a managed file's content back.
+ */
+const STAT_ALL = [
+  section('stat'),
+  `[ $# -eq 0 ] || find "$@" -maxdepth 0 -printf '%y %m %u %g %s %p\\n' 2>/dev/null`,
+  section('sha256'),
+  `[ $# -eq 0 ] || find "$@" -maxdepth 0 -type f -size -${MAX_HASHED_BYTES / 1024 + 1}k ` +
+    '-exec sha256sum -- {} + 2>/dev/null',
+];
+
+interface PathStat {
+  type: string;
+  mode: string;
+  owner: string;
+  group: string;
+  size: number;
+}
+
+/** The `stat` and `sha256` sections, by path. */
+function pathStats(m: Marked): { stats: Map<string, PathStat>; hashes: Map<string, string> } {
+  const stats = new Map<string, PathStat>();
+  for (const l of m.lines('stat')) {
+    const r = /^(\S) (\d+) (\S+) (\S+) (\d+) (\/.*)$/.exec(l);
+    if (r) stats.set(r[6], { type: r[1], mode: r[2].padStart(4, '0'), owner: r[3], group: r[4], size: Number(r[5]) });
+  }
+  const hashes = new Map<string, string>();
+  for (const l of m.lines('sha256')) {
+    const r = /^([0-9a-f]{64}) {2}(\/.*)$/.exec(l);
+    if (r) hashes.set(r[2], r[1]);
+  }
+  return { stats, hashes };
+}
+
+/**
+ * One `file` section. Its body is `unowned`, or empty (the path's metadata and hash are in the `stat` and
+ * `sha256` sections); a body of metadata and hash lines is read as such (one section per path, as
+ * natsfleet's observe printed them before one find looked at every path).
+ */
+function parseFile(path: string, body: string[], all: ReturnType<typeof pathStats>): FileFact {
   const first = body[0]?.trim();
-  if (first === undefined || first === 'missing' || first === '') return { exists: false };
-  if (first === 'link' || first === 'other' || first === 'unowned') return { exists: true, kind: first };
-  const [mode, owner, group, size] = first.split(' ');
-  const hash = (body[1] ?? '').trim();
+  if (first === 'unowned' || first === 'link' || first === 'other') return { exists: true, kind: first };
+  if (first === 'missing') return { exists: false };
+  if (first) {
+    const [mode, owner, group, size] = first.split(' ');
+    const hash = (body[1] ?? '').trim();
+    return {
+      exists: true,
+      kind: 'file',
+      mode: mode.padStart(4, '0'),
+      owner,
+      group,
+      size: Number(size),
+      sha256: /^[0-9a-f]{64}$/.test(hash) ? hash : undefined,
+    };
+  }
+  const st = all.stats.get(path);
+  if (!st) return { exists: false };
+  if (st.type === 'l') return { exists: true, kind: 'link' };
+  if (st.type !== 'f') return { exists: true, kind: 'other' };
   return {
     exists: true,
     kind: 'file',
-    mode: mode.padStart(4, '0'),
-    owner,
-    group,
-    size: Number(size),
-    sha256: /^[0-9a-f]{64}$/.test(hash) ? hash : undefined,
+    mode: st.mode,
+    owner: st.owner,
+    group: st.group,
+    size: st.size,
+    sha256: all.hashes.get(path),
   };
 }
 
 const os: Fact<'os'> = {
   provides: ['os'],
-  shell: () => [section('os'), "grep -E '^(ID|VERSION_ID|PRETTY_NAME)=' /etc/os-release 2>/dev/null"],
+  shell: () => [
+    section('os'),
+    // Read by the shell itself (no process): only the three lines natsfleet uses leave the host.
+    'if [ -f /etc/os-release ]; then while IFS= read -r l || [ -n "$l" ]; do case $l in ' +
+      `ID=*|VERSION_ID=*|PRETTY_NAME=*) printf '%s\\n' "$l";; esac; done < /etc/os-release; fi`,
+  ],
   parse: (m) => {
     const os = { id: '', versionId: '', pretty: '' };
     for (const l of m.lines('os')) {
@@ -186,7 +297,11 @@ const os: Fact<'os'> = {
 
 const uid: Fact<'uid'> = {
   provides: ['uid'],
-  shell: () => [section('uid'), 'id -u'],
+  // The effective uid (as `id -u`), from the shell's own /proc/self/status: no process.
+  shell: () => [
+    section('uid'),
+    'while read -r k _ e _; do if [ "$k" = Uid: ]; then echo "$e"; break; fi; done < /proc/self/status',
+  ],
   parse: (m) => ({ uid: Number(m.text('uid')) }),
 };
 
@@ -197,7 +312,11 @@ const docker: Fact<'docker'> = {
   parse: (m) => {
     const installed = m.text('docker') === 'installed';
     const version = dockerAnswers(m).version;
-    const serverVersion = version?.status === 200 ? json<{ Version: string }>(version.body)?.Version : undefined;
+    // The /_ping answer with its headers (`Server: Docker/20.10.24+dfsg1 (linux)`), or a /version answer.
+    const serverVersion =
+      version?.status === 200
+        ? (/^Server: Docker\/(\S+)/im.exec(version.body)?.[1] ?? json<{ Version: string }>(version.body)?.Version)
+        : undefined;
     return { docker: { installed, running: installed && serverVersion !== undefined, version: serverVersion } };
   },
 };
@@ -221,14 +340,26 @@ const curl: Fact<'curl'> = {
   parse: (m) => ({ curl: m.text('curl') === 'yes' }),
 };
 
+/**
+ * The Docker Engine API's answers, then NATS monitoring's at the desired address, by ONE curl. When the
+ * running container publishes monitoring elsewhere (a new httpBind or httpPort is not in effect before the
+ * restart; after a rollback the old one is again), those monitoring answers are not used (the monitor
+ * fact) and observeHost asks monitoring where the container publishes it (monitorScript).
+ */
 const dockerApi: Fact<'container' | 'imageId' | 'proxy'> = {
   provides: ['container', 'imageId', 'proxy'],
   shell: ({ d }) => [
     section('docker-api'),
-    curlMany(
-      [`--unix-socket ${DOCKER_SOCKET}`],
-      dockerApiPaths(d).map((p) => shQuote(`http://docker${p}`)),
-    ),
+    curlGroups([
+      { extra: ['-i', `--unix-socket ${DOCKER_SOCKET}`], urls: [shQuote(`http://docker${PING}`)] },
+      {
+        extra: [`--unix-socket ${DOCKER_SOCKET}`],
+        urls: dockerApiPaths(d)
+          .slice(1)
+          .map((p) => shQuote(`http://docker${p}`)),
+      },
+      { extra: [], urls: monitorPaths(d).map((p) => shQuote(`http://${monitorAddress(d)}/${p}`)) },
+    ]),
   ],
   parse: (m) => {
     const a = dockerAnswers(m);
@@ -240,46 +371,44 @@ const dockerApi: Fact<'container' | 'imageId' | 'proxy'> = {
   },
 };
 
-/** Every desired file, and the files natsfleet put there before and may no longer want (from its list). */
-const files: Fact<'files'> = {
-  provides: ['files'],
+/**
+ * Every desired file and directory, and the files natsfleet put there before and may no longer want (from
+ * its list): a section per path, then their metadata and hashes by one find and one sha256sum (STAT_ALL).
+ */
+const files: Fact<'files' | 'dirs'> = {
+  provides: ['files', 'dirs'],
   shell: ({ d, paths }) => {
     // The listed paths are natsfleet's own writing; still, only plain absolute paths are looked at.
-    const known = paths.map((p) => `-e ${shQuote(`^${p.replace(/[.]/g, '\\.')}$`)}`).join(' ');
+    const known = paths.map(shQuote).join('|');
     return [
-      ...paths.flatMap((p) => [section('file', p), unlessForeign(d, p, fileFact(shQuote(p)))]),
-      `if [ -f ${APPLIED_FILES_PATH} ]; then grep -v ${known} ${APPLIED_FILES_PATH} | ` +
-        `grep '^/[A-Za-z0-9._/-]*$' | while read -r p; do`,
-      `  ${echoMarkerOf(OBSERVE, 'file', '$p')}; ${fileFact('"$p"')}`,
-      'done; fi',
+      'set --',
+      ...d.claims.map((c, i) => `if ${foreignClaim(c)}; then nf_foreign${i}=1; else nf_foreign${i}=; fi`),
+      ...paths.flatMap((p) => askPath(d, 'file', p)),
+      `if [ -f ${APPLIED_FILES_PATH} ]; then while IFS= read -r p || [ -n "$p" ]; do`,
+      `  case $p in ${known ? `${known}|` : ''}*[!A-Za-z0-9._/-]*|[!/]*|'') continue;; esac`,
+      `  ${echoMarkerOf(OBSERVE, 'file', '$p')}; set -- "$@" "$p"`,
+      `done < ${APPLIED_FILES_PATH}; fi`,
+      ...d.dirs.flatMap((dir) => askPath(d, 'dir', dir.path)),
+      ...STAT_ALL,
     ];
   },
   parse: (m) => {
+    const all = pathStats(m);
     const files: Record<string, FileFact> = {};
-    for (const s of m.all('file')) files[s.arg] = parseFile(s.body);
-    return { files };
-  },
-};
-
-const dirs: Fact<'dirs'> = {
-  provides: ['dirs'],
-  shell: ({ d }) =>
-    d.dirs.flatMap((dir) => [
-      section('dir', dir.path),
-      unlessForeign(d, dir.path, `stat -c '%a %U %G' ${shQuote(dir.path)} 2>/dev/null || echo missing`),
-    ]),
-  parse: (m) => {
+    for (const s of m.all('file')) files[s.arg] = parseFile(s.arg, s.body, all);
     const dirs: HostFacts['dirs'] = {};
     for (const s of m.all('dir')) {
       const l = s.body.join('').trim();
-      if (l === 'missing' || !l) dirs[s.arg] = { exists: false };
-      else if (l === 'unowned') dirs[s.arg] = { exists: true, unowned: true };
+      const st = l ? undefined : all.stats.get(s.arg);
+      if (l === 'unowned') dirs[s.arg] = { exists: true, unowned: true };
+      else if (st) dirs[s.arg] = { exists: true, mode: st.mode, owner: st.owner, group: st.group };
+      else if (l === 'missing' || !l) dirs[s.arg] = { exists: false };
       else {
         const [mode, owner, group] = l.split(' ');
         dirs[s.arg] = { exists: true, mode: mode.padStart(4, '0'), owner, group };
       }
     }
-    return { dirs };
+    return { files, dirs };
   },
 };
 
@@ -313,7 +442,7 @@ const ports: Fact<'ports'> = {
   provides: ['ports'],
   shell: ({ d }) => [
     section('ports'),
-    `ss -Htlnp 2>/dev/null | awk '{print $4, $6}'`,
+    'ss -Htlnp 2>/dev/null',
     section(
       'ports-wanted',
       [
@@ -326,27 +455,42 @@ const ports: Fact<'ports'> = {
   ],
   parse: (m) => {
     const wanted = m.arg('ports-wanted').split(',').filter(Boolean).map(Number);
+    // `ss -Htln` lines (state, queues, local address, peer, process), or `local process` pairs.
     const listeners = m
       .lines('ports')
-      .map((l) => l.trim())
-      .filter(Boolean);
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f[0])
+      .map((f) =>
+        f.length >= 5 ? { local: f[3], process: f.slice(5).join(' ') } : { local: f[0], process: f[1] ?? '' },
+      );
     const ports: PortFact[] = wanted.map((port) => {
-      const hit = listeners.find((l) => new RegExp(`:${port}$`).test(l.split(' ')[0]));
+      const hit = listeners.find((l) => new RegExp(`:${port}$`).test(l.local));
       return {
         port,
         held: Boolean(hit),
-        process: hit ? (/users:\(\("([^"]+)"/.exec(hit)?.[1] ?? 'unknown') : undefined,
+        process: hit ? (/users:\(\("([^"]+)"/.exec(hit.process)?.[1] ?? 'unknown') : undefined,
       };
     });
     return { ports };
   },
 };
 
-const monitor: Fact<'healthz' | 'varz' | 'jsz' | 'routez'> = {
+/**
+ * Monitoring where the running container publishes it (the container's port binding), else at the desired
+ * address: asked with the Docker API (dockerApi); a `monitor` section, when there is one, answers instead
+ * (monitorScript's, asked where the container publishes it, when that is not the desired address).
+ */
+export const monitor: Fact<'healthz' | 'varz' | 'jsz' | 'routez'> = {
   provides: ['healthz', 'varz', 'jsz', 'routez'],
-  shell: ({ d }) => [monitorLookup(d), section('monitor'), curlMany([], monitorPaths(d).map(monitorUrl))],
-  parse: (m) => {
-    const [healthz, varz, jsz, routez] = httpAnswers(m.lines('monitor').join('\n'));
+  shell: () => [],
+  parse: (m, d) => {
+    const published = dockerAnswers(m).natsContainer;
+    const elsewhere = monitorElsewhere(parseContainer(published), d);
+    const [healthz, varz, jsz, routez] = m.has('monitor')
+      ? httpAnswers(m.lines('monitor').join('\n'))
+      : elsewhere
+        ? []
+        : apiAnswers(m).slice(dockerApiPaths(d).length);
     return {
       healthz: healthz && healthz.status > 0 ? { status: healthz.status, body: healthz.body.trim() } : undefined,
       varz: varz?.status === 200 ? json(varz.body) : undefined,
@@ -356,15 +500,18 @@ const monitor: Fact<'healthz' | 'varz' | 'jsz' | 'routez'> = {
   },
 };
 
+/** A state file's content; no process when it does not exist (pending, lock: most of the time). */
+const catIf = (path: string) => `if [ -e ${path} ]; then cat ${path} 2>/dev/null; fi`;
+
 const record: Fact<'record'> = {
   provides: ['record'],
-  shell: () => [section('record'), `cat ${RECORD_PATH} 2>/dev/null; echo`],
+  shell: () => [section('record'), `${catIf(RECORD_PATH)}; echo`],
   parse: (m) => ({ record: json(m.text('record')) }),
 };
 
 const owned: Fact<'ownedDirs'> = {
   provides: ['ownedDirs'],
-  shell: () => [section('owned'), `cat ${OWNED_DIRS_PATH} 2>/dev/null; echo`],
+  shell: () => [section('owned'), `${catIf(OWNED_DIRS_PATH)}; echo`],
   parse: (m) => ({
     ownedDirs: m
       .lines('owned')
@@ -386,9 +533,9 @@ const pending: Fact<'pending'> = {
   provides: ['pending'],
   shell: () => [
     section('pending'),
-    `cat ${PENDING_PATH} 2>/dev/null; echo`,
+    `${catIf(PENDING_PATH)}; echo`,
     section('pending-done'),
-    `cat ${PENDING_DONE_PATH} 2>/dev/null; echo`,
+    `${catIf(PENDING_DONE_PATH)}; echo`,
   ],
   parse: (m) => {
     const p = json<PendingRecord>(m.text('pending'));
@@ -404,7 +551,7 @@ const lock: Fact<'lock' | 'lockAgeSec'> = {
   provides: ['lock', 'lockAgeSec'],
   shell: () => [
     section('lock'),
-    `cat ${LOCK_INFO_PATH} 2>/dev/null; echo`,
+    `${catIf(LOCK_INFO_PATH)}; echo`,
     section('lock-age'),
     `[ -d ${LOCK_DIR} ] && echo $(( $(date +%s) - $(stat -c %Y ${LOCK_DIR}) )) || true`,
   ],
@@ -486,7 +633,6 @@ export const FACTS = [
   curl,
   dockerApi,
   files,
-  dirs,
   unit,
   ports,
   monitor,

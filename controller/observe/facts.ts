@@ -40,6 +40,10 @@ export interface ContainerFact {
   startedAt?: string;
   /** Container path -> host path of its bind mounts. */
   mounts?: Record<string, string>;
+  /** The program the container runs (its entrypoint: `/nats-server` in the official image). */
+  path?: string;
+  /** Where it publishes NATS monitoring on the host (`IP:PORT`), when it publishes it. */
+  monitorAddress?: string;
 }
 
 export interface PortFact {
@@ -90,6 +94,9 @@ export interface LockInfo {
   since: string;
   /** The lease: past it, an owner on another machine is presumed gone and the lock is taken over. */
   expiresAt?: string;
+  /** The controller replica that holds the host's lease in the replicas' KV bucket, if any, and its process. */
+  replica?: string;
+  session?: string;
 }
 
 /** A certificate as natsfleet reports it: never its content, only what identifies it and its dates. */

@@ -92,24 +92,42 @@ export class Marked {
 export const MAX_HTTP_ANSWER_BYTES = 4 * 1024 * 1024;
 
 /**
- * ONE curl process asking every URL in order. What the URLs answer is not ours (a NATS image, a
- * server at httpBind, container labels in the Docker API): so each response is followed by a mark
- * with a nonce drawn on the host for this run (a body cannot forge it), and the whole answer, nonce
- * first, travels base64-encoded on one line (a body cannot forge an observe section either).
+ * Sets $n to a nonce drawn on the host for this run: the kernel's random UUID, read by the shell itself (no
+ * process); 12 bytes of /dev/urandom through od where /proc has no such file.
  */
-/** `urls` are shell words (quoted by the caller). */
-export const curlMany = (extra: readonly string[], urls: readonly string[]) =>
-  `{ n=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \\n'); echo "$n"; ` +
-  `curl -s -m 3 ${extra.join(' ')} -w "\\n${HTTP_MARK}-$n %{http_code}\\n" ` +
-  `${urls.join(' ')} 2>/dev/null; } ` +
-  `| head -c ${MAX_HTTP_ANSWER_BYTES} | base64 -w0; echo`;
+export const NONCE =
+  '{ read -r n < /proc/sys/kernel/random/uuid; } 2>/dev/null || ' + "n=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \\n')";
+
+/** One group of URLs asked by a multi-URL curl, with options of its own (`urls` are shell words). */
+export interface UrlGroup {
+  extra: readonly string[];
+  urls: readonly string[];
+}
+
+/**
+ * ONE curl process asking every URL of every group in order (groups joined by curl's `--next`, so the
+ * Docker Engine API over its socket and NATS monitoring over TCP are one process). What the URLs answer is
+ * not ours (a NATS image, a server at httpBind, container labels in the Docker API): so each response is
+ * followed by a mark with a nonce drawn on the host for this run (a body cannot forge it), and the whole
+ * answer, nonce first, travels base64-encoded on one line (a body cannot forge an observe section either).
+ */
+export const curlGroups = (groups: readonly UrlGroup[]) =>
+  `{ ${NONCE}; echo "$n"; curl ` +
+  groups
+    .map((g) => [`-s -m 3`, ...g.extra, `-w "\\n${HTTP_MARK}-$n %{http_code}\\n"`, ...g.urls].join(' '))
+    .join(' --next ') +
+  ` 2>/dev/null; } | head -c ${MAX_HTTP_ANSWER_BYTES} | base64 -w0; echo`;
+
+/** curlGroups with one group: every URL asked with the same options. */
+export const curlMany = (extra: readonly string[], urls: readonly string[]) => curlGroups([{ extra, urls }]);
 
 /** Splits curlMany's answer into [status, body] per URL, in request order. */
 export function httpAnswers(encoded: string): { status: number; body: string }[] {
   const text = Buffer.from(encoded.trim(), 'base64').toString('utf8');
   const nl = text.indexOf('\n');
   const nonce = text.slice(0, nl);
-  if (nl < 0 || !/^[0-9a-f]{24}$/.test(nonce)) return [];
+  // od's 24 hex digits, or the kernel's random UUID.
+  if (nl < 0 || !/^([0-9a-f]{24}|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$/.test(nonce)) return [];
   const out: { status: number; body: string }[] = [];
   let rest = text.slice(nl + 1);
   const re = new RegExp(`\\n?${HTTP_MARK}-${nonce} (\\d{3})\\n?`);

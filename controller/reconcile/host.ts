@@ -1,5 +1,6 @@
 // Owns reconciling one standalone host: observe it in one round trip (once more on a fresh connection
 // when a pooled one died), plan, and optionally apply; and the values a reconcile run returns.
+import type { LockLease } from '../apply/lock.js';
 import type { HostSpec } from '../manifest/host-spec.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { observeHost } from '../observe/observe.js';
@@ -45,6 +46,8 @@ export interface ReconcileOptions {
   concurrency: number;
   /** Who applies, for the hosts' history: `controller`, or (the default) the CLI's user@machine. */
   by?: string;
+  /** A controller replica's lease, written into the host's apply lock (see apply/lock.ts LockLease). */
+  lockLease?: LockLease;
   /** How plans compare secret-bearing files: `display` for pull requests (no secret resolved). */
   compare?: CompareMode;
   /**
@@ -54,6 +57,11 @@ export interface ReconcileOptions {
   batches?: RolloutPolicy;
   /** Called as each host's run is complete (a cluster's members together, when its rollout ends). */
   onHostDone?: (run: HostRun) => void;
+  /**
+   * Asked right before a host (or a cluster) is applied: why it may not be, if so (a controller replica
+   * that no longer holds the host's lease). The host is then reported not run, with reason `lease-lost`.
+   */
+  mayApply?: (host: string) => string | undefined;
   onPhase?: (host: string, phase: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => void | Promise<void>;
 }
 
@@ -127,6 +135,7 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
       plan,
       revision: o.revision,
       by: o.by,
+      lockLease: o.lockLease,
       onPhase,
     });
     if (apply.outcome === 'failed') await o.pool.drop(t.spec);
@@ -162,6 +171,7 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
       plan: second,
       revision: o.revision,
       by: o.by,
+      lockLease: o.lockLease,
       onPhase,
     });
     if (applied.outcome === 'failed') await o.pool.drop(t.spec);

@@ -74,10 +74,20 @@ function prepareOne(spec: HostSpec, resolve: SecretResolver, paths: PathPolicy):
   return { spec, desired, credentials, ...(systemCredentials ? { systemCredentials } : {}) };
 }
 
+/** A host not applied because this controller replica may not apply it now (`mayApply`). */
+const leaseLost = (t: Target, revision: string, why: string): HostRun => ({
+  host: t.spec.name,
+  plan: unknownPlan(t, revision, why),
+  error: why,
+  reason: 'lease-lost',
+  durationMs: 0,
+});
+
 /** Standalone hosts with bounded parallelism, each reported as it is done. */
 const each = (targets: readonly Target[], o: ReconcileOptions) =>
   mapLimit(targets, o.concurrency, async (t) => {
-    const r = await reconcileOne(t, o);
+    const refused = o.apply ? o.mayApply?.(t.spec.name) : undefined;
+    const r = refused ? leaseLost(t, o.revision, refused) : await reconcileOne(t, o);
     o.onHostDone?.(r);
     return r;
   });
@@ -147,13 +157,17 @@ export async function reconcileAll(targets: readonly Target[], o: ReconcileOptio
       const c = members[0].spec.cluster!;
       const missing = c.members.filter((m) => !members.some((t) => t.spec.name === m));
       const error = `cluster ${c.name}: ${missing.join(', ')} could not be prepared: a rollout needs every member`;
+      const refused = o.apply ? o.mayApply?.(members[0].spec.name) : undefined;
       const runs = missing.length
         ? members.map((t) => ({ host: t.spec.name, plan: unknownPlan(t, o.revision, error), error, durationMs: 0 }))
-        : await reconcileCluster(members, o);
+        : refused
+          ? members.map((t) => leaseLost(t, o.revision, refused))
+          : await reconcileCluster(members, o);
       for (const r of runs) o.onHostDone?.(r);
       return runs;
     }),
   ]);
-  const all = [...alone, ...grouped.flat()];
-  return targets.map((t) => all.find((r) => r.host === t.spec.name)!);
+  const byHost = new Map<string, HostRun>();
+  for (const r of [...alone, ...grouped.flat()]) if (!byHost.has(r.host)) byHost.set(r.host, r);
+  return targets.map((t) => byHost.get(t.spec.name)!);
 }

@@ -165,6 +165,7 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
       plan: r.plan!,
       revision: o.revision,
       by: o.by,
+      lockLease: o.lockLease,
     });
   }
   let halted: string | undefined;
@@ -211,6 +212,7 @@ export async function reconcileCluster(all: readonly Target[], o: ReconcileOptio
             plan: r.plan!,
             revision: o.revision,
             by: o.by,
+            lockLease: o.lockLease,
             verifyTimeoutSec: Math.ceil(c.rollout.timeoutMs / 1000),
             gate: () => awaitCaughtUp(members, batch, o, jetstream, c.rollout.settleMs, c.rollout.timeoutMs),
             beforeDisruption: rollout.coldStart ? undefined : () => handOverLeaderships(t, o),

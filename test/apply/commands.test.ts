@@ -18,6 +18,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CONFIG_REJECTED,
+  execConfigTest,
   finalizeScript,
   installScript,
   lockAcquire,
@@ -27,6 +29,8 @@ import {
   lockTakeOver,
   LOCK_HELD,
   parseHeldLock,
+  prepareScript,
+  PULL_FAILED,
   stagedPath,
   stageScript,
   stepCommand,
@@ -38,7 +42,8 @@ import {
 } from '../../controller/apply/commands.js';
 import { remoteScript, sh, shQuote } from '../../controller/shell/quote.js';
 import { STATE_DIR } from '../../controller/observe/host-layout.js';
-import { desiredFrom } from '../helpers/observed.js';
+import { desiredFrom, factsFrom } from '../helpers/observed.js';
+import type { HostFacts } from '../../controller/observe/facts.js';
 
 const d = desiredFrom();
 const TOKEN = 'a1b2c3d4e5f6a7b8c9d0';
@@ -219,6 +224,143 @@ describe('service steps', () => {
     expect(script.indexOf('sha256sum < /etc/nats/nats-server.conf.natsfleet-a1b2c3d4e5f6a7b8')).toBeGreaterThan(0);
     expect(script.indexOf('sha256sum')).toBeLessThan(script.indexOf('docker run'));
     expect(script.startsWith('set -eu')).toBe(true);
+  });
+
+  describe('in the running container (docker exec) when it resolves the config as the server will', () => {
+    const facts = factsFrom(d);
+    const id = facts.container.id!;
+    const staged = '/etc/nats/nats-server.conf.natsfleet-a1b2c3d4e5f6a7b8';
+    const conf = [d.nats.confFile];
+    const edited = (edit: (f: HostFacts) => void) => {
+      const f = structuredClone(facts);
+      edit(f);
+      return f;
+    };
+
+    it('the converged host runs the target image with its mounts: tested there, by its own nats-server', () => {
+      expect(facts.container).toMatchObject({ running: true, image: 'nats:2.9.10', path: '/nats-server' });
+      const exec = execConfigTest(d, facts, conf, ['test-config', 'reload']);
+      expect(exec).toEqual({ container: id, program: '/nats-server' });
+      const script = testConfigScript(d, TOKEN, exec);
+      expect(script).toContain(`docker exec ${id} /nats-server -t -c ${staged} 2>&1`);
+      expect(script).not.toContain('docker run');
+      // The staged file is checked to be the rendered one first, as on the docker run path.
+      expect(script.indexOf(`sha256sum < ${staged}`)).toBeGreaterThan(0);
+      expect(script.indexOf('sha256sum')).toBeLessThan(script.indexOf('docker exec'));
+      // A restart on the same image and the same unit: the new container mounts the same; tested there too.
+      expect(execConfigTest(d, facts, conf, ['test-config', 'restart'])).toEqual(exec);
+    });
+
+    it('anything that could resolve otherwise falls back to a new container of the target image', () => {
+      const cases: [string, HostFacts, readonly string[], Parameters<typeof execConfigTest>[3]][] = [
+        ['another image', edited((f) => (f.container.image = 'nats:2.10.27')), conf, ['test-config']],
+        ['the tag names another image now', edited((f) => (f.imageId = 'sha256:other')), conf, ['test-config']],
+        ['the image is pulled', facts, conf, ['pull', 'test-config', 'restart']],
+        ['not running', edited((f) => (f.container.running = false)), conf, ['test-config']],
+        ['no container', edited((f) => (f.container = { exists: false })), conf, ['test-config']],
+        ['the unit changes', facts, [...conf, d.nats.unitPath], ['test-config', 'restart']],
+        ['the unit waits for a daemon-reload', edited((f) => (f.unit.needDaemonReload = true)), conf, ['test-config']],
+        ['another program', edited((f) => (f.container.path = '/usr/local/bin/docker-entrypoint.sh')), conf, []],
+        [
+          'the config directory mounted from elsewhere',
+          edited((f) => (f.container.mounts!['/etc/nats'] = '/tmp/x')),
+          conf,
+          [],
+        ],
+        ['the config directory not mounted', edited((f) => delete f.container.mounts!['/etc/nats']), conf, []],
+        [
+          'a mount inside the config directory the unit does not make',
+          edited((f) => (f.container.mounts!['/etc/nats/certs'] = '/root/certs')),
+          conf,
+          [],
+        ],
+      ];
+      for (const [why, f, changed, steps] of cases) {
+        expect(execConfigTest(d, f, changed, steps), why).toBeUndefined();
+      }
+      expect(testConfigScript(d, TOKEN, undefined)).toContain(
+        `docker run --rm --network none -v /etc/nats:/etc/nats:ro nats:2.9.10 -t -c ${staged} 2>&1`,
+      );
+    });
+
+    it('TLS directories must be mounted as the unit mounts them', () => {
+      const tls = { ...d, nats: { ...d.nats, tlsMounts: ['type=bind,source=/etc/nats-tls,target=/tls,readonly'] } };
+      expect(execConfigTest(tls, facts, conf, ['test-config'])).toBeUndefined();
+      const mounted = edited((f) => (f.container.mounts!['/tls'] = '/etc/nats-tls'));
+      expect(execConfigTest(tls, mounted, conf, ['test-config'])).toEqual({ container: id, program: '/nats-server' });
+      const volume = { ...d, nats: { ...d.nats, tlsMounts: ['type=volume,source=nginx_secrets,target=/le,readonly'] } };
+      const withVolume = edited((f) => (f.container.mounts!['/le'] = '/var/lib/docker/volumes/nginx_secrets/_data'));
+      expect(execConfigTest(volume, withVolume, conf, ['test-config'])).toBeDefined();
+      expect(execConfigTest(volume, mounted, conf, ['test-config'])).toBeUndefined();
+    });
+  });
+
+  describe('staging, pull and test in one script (real shell, fake docker)', () => {
+    const conf = d.files.find((f) => f.id === 'nats-config')!;
+    /** The config at `root`'s nats.conf, owned by this user; a docker that logs its arguments. */
+    function setup(docker: string) {
+      const root = mkdtempSync(join(tmpdir(), 'nf-prepare-'));
+      const file = { ...conf, path: join(root, 'nats.conf'), owner: me, group: me };
+      const desired = {
+        ...d,
+        claims: [],
+        dirs: [],
+        files: [file],
+        nats: { ...d.nats, confFile: file.path, containerConfFile: file.path },
+      };
+      writeFileSync(file.path, 'authorization { token: "live" }\n');
+      const bin = fakeBin({ docker: `echo "docker $*" >> ${root}/docker.log\n${docker}` });
+      const log = () => (existsSync(join(root, 'docker.log')) ? readFileSync(join(root, 'docker.log'), 'utf8') : '');
+      return { root, file, desired, bin, log, state: join(root, 'state') };
+    }
+    const exec = { container: 'c0ffee', program: '/nats-server' };
+
+    it('a config nats-server rejects in the running container: CONFIG_REJECTED, nothing installed', () => {
+      const x = setup('echo "nats-server: $5:3:1: unknown field"; exit 1');
+      const script = prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec });
+      const r = run(script, { path: x.bin, state: x.state });
+      expect(r.status).toBe(CONFIG_REJECTED);
+      expect(x.log()).toBe(`docker exec c0ffee /nats-server -t -c ${stagedPath(x.file.path, TOKEN)}\n`);
+      expect(readFileSync(x.file.path, 'utf8')).toBe('authorization { token: "live" }\n');
+      expect(r.stdout).toContain('@@step test-config');
+    });
+
+    it('accepted: staged and tested, still not installed (install is the next script)', () => {
+      const x = setup('echo "nats-server: configuration file is valid (sha256:' + 'ab'.repeat(32) + ')"');
+      const r = run(prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec }), {
+        path: x.bin,
+        state: x.state,
+      });
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(stagedPath(x.file.path, TOKEN), 'utf8')).toBe(conf.content);
+      expect(readFileSync(x.file.path, 'utf8')).toBe('authorization { token: "live" }\n');
+    });
+
+    it('a staged config cut short (disk full) never reaches the test', () => {
+      const x = setup('exit 0');
+      const bin = fakeBin({
+        base64: 'cat >/dev/null; printf half',
+        docker: `echo "docker $*" >> ${x.root}/docker.log`,
+      });
+      const r = run(prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec }), {
+        path: bin,
+        state: x.state,
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('bytes as rendered');
+      expect(x.log()).toBe('');
+      expect(readFileSync(x.file.path, 'utf8')).toBe('authorization { token: "live" }\n');
+    });
+
+    it('a pull that fails: PULL_FAILED, and no test ran', () => {
+      const x = setup('[ "$1" = pull ] && { echo "manifest unknown"; exit 1; }; exit 0');
+      const r = run(prepareScript(x.desired, [x.file], TOKEN, { pull: true, test: true }), {
+        path: x.bin,
+        state: x.state,
+      });
+      expect(r.status).toBe(PULL_FAILED);
+      expect(x.log()).toBe(`docker pull ${d.nats.image}\n`);
+    });
   });
 
   it('install backs up, records pending actions, verifies and renames staged files, then runs steps', () => {

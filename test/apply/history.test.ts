@@ -4,12 +4,14 @@
 // a failed one; and read back newest first.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   appendHistory,
   finalizeScript,
+  LOCK_LOST,
+  stagedPath,
   historyScript,
   rollbackScript,
   strict,
@@ -45,6 +47,13 @@ function fakeBin(cmds: Record<string, string>): string {
 }
 
 const stateDir = () => join(mkdtempSync(join(tmpdir(), 'nf-history-')), 'state');
+/** A state directory whose apply lock is held by TOKEN (what finalize and rollback check first). */
+const lockedStateDir = () => {
+  const state = stateDir();
+  mkdirSync(join(state, 'lock'), { recursive: true });
+  writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: TOKEN }));
+  return state;
+};
 const entry = (n: number, over: Partial<HistoryEntry> = {}): HistoryEntry => ({
   ...historyEntry({ revision: `rev-${n}`, outcome: 'applied', steps: ['reload'], by: 'controller' }),
   ...over,
@@ -180,14 +189,14 @@ describe('appending to the history (real shell)', () => {
   });
 
   it('the record step of an apply appends its line with the record', () => {
-    const state = stateDir();
+    const state = lockedStateDir();
     const record = { revision: 'rev-7', appliedAt: 't', by: 'b', image: 'nats:2.10', files: {} };
     const r = run(finalizeScript(record, TOKEN, entry(7)), state);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(state, 'applied.json'), 'utf8')).revision).toBe('rev-7');
     expect(parseHistory(historyOf(state))[0]).toMatchObject({ revision: 'rev-7', outcome: 'applied' });
     // Without an entry (the record of an older caller), no history is written.
-    const other = stateDir();
+    const other = lockedStateDir();
     expect(run(finalizeScript(record, TOKEN), other).status).toBe(0);
     expect(existsSync(join(other, 'history.jsonl'))).toBe(false);
   });
@@ -202,16 +211,33 @@ describe('appending to the history (real shell)', () => {
       token: TOKEN,
       history: rolledBack,
     });
-    const state = stateDir();
+    const state = lockedStateDir();
     const r = run(script, state, bin);
     expect(r.status, r.stderr).toBe(0);
     expect(parseHistory(historyOf(state))[0]).toMatchObject({ outcome: 'rolled-back', reason: 'verify-failed' });
-    // The state directory's place is taken by a file: the history cannot be written, the rollback still is.
-    const blocked = stateDir();
-    writeFileSync(blocked, 'not a directory');
+    // The history's staging place is taken by a directory: it cannot be written, the rollback still is.
+    const blocked = lockedStateDir();
+    mkdirSync(stagedPath(join(blocked, 'history.jsonl'), TOKEN));
     const again = run(script, blocked, bin);
     expect(again.status).toBe(0);
     expect(again.stderr).toContain('the apply history was not written');
+  });
+
+  it('finalize and rollback change nothing once the apply lock is another apply (the fence)', () => {
+    const record = { revision: 'rev-7', appliedAt: 't', by: 'b', image: 'nats:2.10', files: {} };
+    const state = lockedStateDir();
+    writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: 'another-apply-token' }));
+    const fin = run(finalizeScript(record, TOKEN, entry(7)), state);
+    expect(fin.status).toBe(LOCK_LOST);
+    expect(fin.stderr).toContain('the apply lock is no longer ours: nothing changed');
+    expect(existsSync(join(state, 'applied.json'))).toBe(false);
+    const rb = run(
+      rollbackScript(d, { install: [], composeKind: 'plugin', proxyTouched: false, token: TOKEN, history: entry(8) }),
+      state,
+      fakeBin({ systemctl: 'echo restarted >> "$0.log"' }),
+    );
+    expect(rb.status).toBe(LOCK_LOST);
+    expect(existsSync(join(state, 'history.jsonl'))).toBe(false);
   });
 
   it('the history path is in natsfleet state directory on the host', () => {

@@ -48,6 +48,29 @@ describe('takeOverReason', () => {
     else expect(r).toBeUndefined();
   });
 
+  // `gone` as the coordinator answers it: replica/session pairs no longer alive.
+  it.each<[string, string | undefined, string | undefined, string[], RegExp | undefined]>([
+    [
+      'its replica is gone: the lease holder takes it over at once',
+      'r1',
+      's1',
+      ['r1/s1'],
+      /controller replica r1 is gone/,
+    ],
+    ['its replica is alive: respected, whatever the lease says', 'r1', 's1', [], undefined],
+    ['this very process: never gone to itself', 'r2', 's', [], undefined],
+    ['an earlier process of this replica (restarted under its name)', 'r2', 'old', ['r2/old'], /replica r2 is gone/],
+    ['a lock without a replica (the CLI): the lease does not apply', undefined, undefined, ['r1/s1'], undefined],
+  ])('with a controller replica lease: %s', (_t, holder, session, gone, want) => {
+    const held = {
+      info: { ...info({ expiresAt: '2026-11-26T12:29:00Z' }), ...(holder ? { replica: holder, session } : {}) },
+      ageSec: 5,
+    };
+    const r = takeOverReason(held, NOW, { replica: 'r2', session: 's', gone: (x, s) => gone.includes(`${x}/${s}`) });
+    if (want) expect(r).toMatch(want);
+    else expect(r).toBeUndefined();
+  });
+
   it('describes a held lock with who, since when and until when', () => {
     expect(describeLock({ info: info({ expiresAt: '2026-11-26T12:29:00Z' }), ageSec: 60 }, NOW)).toBe(
       'locked by natsfleet@other-machine (pid 4242) since 2026-11-26T11:59:00Z, lease until 2026-11-26T12:29:00.000Z',

@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/fixtures.js';
 import { closeMisbehavingHosts, fakeHost } from '../helpers/misbehaving-hosts.js';
 import { formatHostKey, fingerprint, keyBlob } from '../../controller/manifest/host-key.js';
+import { generateKeyPairSync } from '../helpers/ssh-keys.js';
 
 const run = promisify(execFile);
 const BIN = join(ROOT, 'bin/natsfleet.js');
 const dir = mkdtempSync(join(tmpdir(), 'nf-transcript-'));
-const { generateKeyPairSync, parseKey } = ssh2.utils;
+const { parseKey } = ssh2.utils;
 
 /** An ECDSA key (ssh2 parses every one it generates back), as "<type> <base64>" and as a private key. */
 const keyPair = () => {

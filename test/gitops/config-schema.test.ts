@@ -46,7 +46,7 @@ describe('the config file schema', () => {
         walk(child, path ? `${path}.${k}` : k);
     };
     walk(controllerConfigSchema as Record<string, unknown>, '');
-    expect(objects).toEqual(['', 'rollout', 'paths', 'secrets', 'github']);
+    expect(objects).toEqual(['', 'rollout', 'paths', 'secrets', 'state', 'state.nats', 'github']);
   });
 
   it('gives the CLI the integer ranges', () => {

@@ -52,6 +52,7 @@ function harness(
       throw new Error('connect ECONNREFUSED');
     },
     drop: async () => {},
+    retain: async () => {},
     closeAll: async () => {},
   } as unknown as SessionPool;
   const ctl = new Controller({

@@ -33,11 +33,24 @@ export function factsFrom(
   return f;
 }
 
-/** Replaces the metadata line and host-side hash of one file section, as a hand edit of the file would. */
+/** Replaces the size and host-side hash of one file, as a hand edit of the file would. */
 export function withFileHash(output: string, path: string, sha256: string, size = 99): string {
   const lines = output.split('\n');
   const i = lines.indexOf(`@@natsfleet file ${path}`);
-  lines[i + 1] = lines[i + 1].replace(/\d+$/, String(size));
-  lines[i + 2] = sha256;
-  return lines.join('\n');
+  if (/^\d+ \S+ \S+ \d+$/.test(lines[i + 1])) {
+    // One section per file: its metadata line, then its hash.
+    lines[i + 1] = lines[i + 1].replace(/\d+$/, String(size));
+    lines[i + 2] = sha256;
+    return lines.join('\n');
+  }
+  // Every file's metadata in the `stat` section (`f MODE OWNER GROUP SIZE PATH`), hashes in `sha256`.
+  return lines
+    .map((l) =>
+      l.endsWith(` ${path}`) && /^f \d+ /.test(l)
+        ? l.replace(/ \d+ (\S+)$/, ` ${size} $1`)
+        : l === `${l.slice(0, 64)}  ${path}` && /^[0-9a-f]{64}$/.test(l.slice(0, 64))
+          ? `${sha256}  ${path}`
+          : l,
+    )
+    .join('\n');
 }

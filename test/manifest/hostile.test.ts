@@ -6,7 +6,6 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dump } from 'js-yaml';
-import ssh2 from 'ssh2';
 import pino from 'pino';
 import { loadManifests, type ManifestFile } from '../../controller/manifest/load.js';
 import { formatProblem } from '../../controller/manifest/problems.js';
@@ -16,12 +15,10 @@ import { Controller } from '../../controller/gitops/controller.js';
 import type { GitSource } from '../../controller/source/git-source.js';
 import type { SessionPool } from '../../controller/reconcile/pool.js';
 import { StateStore } from '../../controller/gitops/state.js';
+import { generateKeyPairSync } from '../helpers/ssh-keys.js';
 
 const key = (type: 'ed25519' | 'ecdsa' | 'rsa', bits?: number) =>
-  (type === 'ed25519'
-    ? ssh2.utils.generateKeyPairSync('ed25519')
-    : ssh2.utils.generateKeyPairSync(type, { bits: bits! })
-  ).public.trim();
+  (type === 'ed25519' ? generateKeyPairSync('ed25519') : generateKeyPairSync(type, { bits: bits! })).public.trim();
 const ED = key('ed25519').split(' ').slice(0, 2).join(' ');
 const BCRYPT = '$2a$11$yC4ukHYxo2esX/.jRq6AeehRDvz07JmMrWJsooiaGezve0mdh6/9C';
 
@@ -261,6 +258,7 @@ describe('hostile manifests', () => {
         throw new Error('no remote command may run');
       },
       drop: async () => {},
+      retain: async () => {},
     } as unknown as SessionPool;
     const source = { manifestsAt: async () => files } as unknown as GitSource;
     const ctl = new Controller({

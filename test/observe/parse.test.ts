@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { parseFacts } from '../../controller/observe/parse.js';
 import { observeScript } from '../../controller/observe/script.js';
+import { monitorScript } from '../../controller/observe/fact-table.js';
 import { CONVERGED_OUTPUT, desiredFrom } from '../helpers/observed.js';
 
 const d = desiredFrom();
@@ -77,6 +78,61 @@ describe('parseFacts', () => {
     expect(g.imageId).toBeUndefined();
   });
 
+  describe('monitoring where the running container publishes it', () => {
+    const nonce = 'ab'.repeat(12);
+    const encode = (answers: [number, string][]) =>
+      Buffer.from(
+        `${nonce}\n${answers.map(([status, body]) => `${body}\n@@http-${nonce} ${status}\n`).join('')}`,
+      ).toString('base64');
+    const container = (hostPort: string) =>
+      JSON.stringify({
+        Id: 'c1',
+        Image: 'sha256:i',
+        Path: '/nats-server',
+        State: { Running: true, StartedAt: 't' },
+        Config: { Image: 'nats:2.9.10' },
+        HostConfig: { PortBindings: { '8222/tcp': [{ HostIp: '', HostPort: hostPort }] } },
+      });
+    /** The observe output with the Docker API and monitoring (at the desired address) answering so. */
+    const observed = (hostPort: string) =>
+      CONVERGED_OUTPUT.replace(/@@natsfleet monitor\n[^\n]*\n/, '').replace(
+        /(@@natsfleet docker-api\n)[^\n]*\n/,
+        `$1${encode([
+          [200, 'HTTP/1.1 200 OK\r\nApi-Version: 1.46\r\nServer: Docker/27.1.0 (linux)\r\n\r\nOK'],
+          [200, container(hostPort)],
+          [404, '{}'],
+          [404, '{}'],
+          [404, '{}'],
+          [200, '{"status":"ok"}'],
+          [200, '{"server_name":"at-the-desired-address"}'],
+          [200, '{}'],
+        ])}\n`,
+      );
+
+    it("at the desired address: the answers asked with the Docker API are used; the version is /_ping's Server header", () => {
+      const f = parseFacts(observed('8222'), d);
+      expect(f.docker.version).toBe('27.1.0');
+      expect(f.container).toMatchObject({ running: true, monitorAddress: '127.0.0.1:8222', path: '/nats-server' });
+      expect(f.varz).toEqual({ server_name: 'at-the-desired-address' });
+      expect(f.healthz).toEqual({ status: 200, body: '{"status":"ok"}' });
+    });
+
+    it('elsewhere (a port change not in effect yet): those answers are not used; monitorScript asks there', () => {
+      const f = parseFacts(observed('9222'), d);
+      expect(f.container.monitorAddress).toBe('127.0.0.1:9222');
+      expect(f.varz).toBeUndefined();
+      expect(f.healthz).toBeUndefined();
+      const again = monitorScript(d, '127.0.0.1:9222');
+      expect(again).toContain('http://127.0.0.1:9222/healthz http://127.0.0.1:9222/varz http://127.0.0.1:9222/jsz');
+      const answered = `${observed('9222')}\n@@natsfleet monitor\n${encode([
+        [200, '{"status":"ok"}'],
+        [200, '{"server_name":"where-it-runs"}'],
+        [200, '{}'],
+      ])}\n@@natsfleet end\n`;
+      expect(parseFacts(answered, d).varz).toEqual({ server_name: 'where-it-runs' });
+    });
+  });
+
   it('refuses truncated output (no end marker)', () => {
     expect(() => parseFacts(CONVERGED_OUTPUT.slice(0, 500), d)).toThrow(/incomplete/);
   });
@@ -87,20 +143,24 @@ describe('observeScript', () => {
     const script = observeScript(d);
     expect(script.trimEnd().endsWith("echo '@@natsfleet end'")).toBe(true);
     expect(script).toContain("echo '@@natsfleet file /etc/nats/nats-server.conf'");
-    // One curl for the Docker Engine API, one for NATS monitoring.
+    // ONE curl for the Docker Engine API (the engine's version from /_ping's headers) and NATS monitoring.
+    expect(script.match(/\bcurl -s/g)).toHaveLength(1);
     expect(script).toContain(
-      '--unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/version http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets',
+      'curl -s -m 3 -i --unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/_ping ' +
+        '--next -s -m 3 --unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets ' +
+        '--next -s -m 3 -w "\\n@@http-$n %{http_code}\\n" http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz 2>/dev/null',
     );
-    // Monitoring where the running container publishes it (a new httpBind is not in effect before a restart).
-    expect(script).toContain(`"http://$nf_mon/"healthz "http://$nf_mon/"varz "http://$nf_mon/"jsz`);
-    expect(script).toContain('[ -n "$nf_mon" ] || nf_mon=127.0.0.1:8222');
     expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
+    // Every path by one find and one sha256sum; no per-file process.
+    expect(script.match(/\bfind /g)).toHaveLength(2);
+    expect(script.match(/\bsha256sum\b/g)).toHaveLength(1);
+    expect(script).not.toMatch(/stat -c '%a|grep -E|id -u|\| awk/);
   });
 
   it('never reads a managed file back: only metadata and a hash computed on the host', () => {
     const script = observeScript(desiredFrom((doc) => (doc.spec.proxy.envFile = '/data/nginx/x.env')));
     for (const p of ['/etc/nats/nats-server.conf', '/data/nginx/x.env']) {
-      expect(script).toContain(`sha256sum < ${p}`);
+      expect(script).toContain(`set -- "$@" ${p}`);
       const touching = script.split('\n').filter((l) => l.includes(p));
       for (const l of touching) expect(l).not.toMatch(/base64|head -c|\bcat\b/);
     }
@@ -131,6 +191,48 @@ describe('observe in a real shell: what a pull request could point at', () => {
     const ours = observe();
     expect(ours.files[join(claim, 'conf', 'nats.conf')]).toMatchObject({ exists: true, kind: 'file', size: 15 });
     expect(ours.files[join(claim, 'conf', 'nats.conf')].sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('one find reads every path as the per-file tests did: a file, a link, a directory, nothing; old files listed', () => {
+    const d = desiredFrom((doc) => {
+      doc.spec.nats.confFile = '/srv/kinds/conf/nats.conf';
+      doc.spec.nats.dataDir = '/srv/kinds/data';
+      doc.spec.nats.jetstream.storeDir = '/srv/kinds/data/js';
+    });
+    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
+    const state = join(root, 'state');
+    mkdirSync(state);
+    const conf = join(root, 'conf');
+    mkdirSync(conf);
+    writeFileSync(join(conf, 'nats.conf'), 'x\n');
+    writeFileSync(join(conf, 'old.conf'), 'old\n');
+    execFileSync('ln', ['-s', join(conf, 'nats.conf'), join(conf, 'link.conf')]);
+    mkdirSync(join(conf, 'dir.conf'));
+    writeFileSync(join(state, 'owned.dirs'), `${root}\n`);
+    // natsfleet's list of what it wrote: an old file, a link, a directory, a gone file, and names never looked at.
+    const listed = ['old.conf', 'link.conf', 'dir.conf', 'gone.conf'].map((f) => join(conf, f));
+    writeFileSync(join(state, 'applied.files'), [...listed, 'relative', `${conf}/a b`, ''].join('\n'));
+    const script = observeScript(d).replaceAll('/srv/kinds', root).replaceAll('/var/lib/natsfleet', state);
+    const out = execFileSync('sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const f = parseFacts(out, d);
+    expect(f.files[join(conf, 'nats.conf')]).toMatchObject({
+      exists: true,
+      kind: 'file',
+      size: 2,
+      sha256: createHash('sha256').update('x\n').digest('hex'),
+    });
+    expect(f.files[join(conf, 'old.conf')]).toMatchObject({ exists: true, kind: 'file', size: 4 });
+    expect(f.files[join(conf, 'link.conf')]).toEqual({ exists: true, kind: 'link' });
+    expect(f.files[join(conf, 'dir.conf')]).toEqual({ exists: true, kind: 'other' });
+    expect(f.files[join(conf, 'gone.conf')]).toEqual({ exists: false });
+    expect(
+      Object.keys(f.files).filter((p) => !p.startsWith('/etc') && !p.startsWith('/root') && !p.startsWith('/data')),
+    ).toHaveLength(5);
+    expect(f.dirs[join(root, 'data')]).toEqual({ exists: false });
+    expect(f.dirs[conf]).toMatchObject({ exists: true, mode: '0755' });
+    // The OS and uid, read by the shell itself.
+    expect(f.os.id).not.toBe('');
+    expect(f.uid).toBe(process.getuid!());
   });
 
   it('a file larger than 1 MiB is not hashed', () => {

@@ -104,7 +104,7 @@ describe('the fact table', () => {
     expect(lines.slice(1, -1)).toEqual(fragments.join('\n').split('\n'));
     // Every section the captured output has is printed by a fact of the table.
     const printed = new Set(
-      [...fragments.join('\n').matchAll(/echo ['"]@@natsfleet ([a-z-]+)/g)].map((x) => x[1]).concat('end'),
+      [...fragments.join('\n').matchAll(/echo ['"]@@natsfleet ([a-z0-9-]+)/g)].map((x) => x[1]).concat('end'),
     );
     expect([...new Set(m.sections.map((s) => s.name))].filter((n) => !printed.has(n))).toEqual([]);
   });

@@ -50,6 +50,7 @@ beforeAll(() => {
   for (const p of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'bin', 'controller', 'schemas'])
     cpSync(join(ROOT, p), join(stage, p), { recursive: true });
   cpSync(join(ROOT, 'deploy'), join(stage, 'deploy'), { recursive: true });
+  cpSync(join(ROOT, 'scripts/bundle.mjs'), join(stage, 'scripts/bundle.mjs'));
   symlinkSync(join(ROOT, 'node_modules'), join(stage, 'node_modules'));
   const [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', TMP], stage)) as { filename: string }[];
   tarball = join(TMP, packed.filename);
@@ -69,6 +70,9 @@ describe('the packed tarball', () => {
     expect(listing).toContain('package/dist/controller/cli/main.js');
     expect(listing).toContain('package/dist/controller/cli/init.js');
     expect(listing).toContain('package/bin/natsfleet.js');
+    // What bin/natsfleet.js runs: the bundle (scripts/bundle.mjs), with its chunks.
+    expect(listing).toContain('package/dist/natsfleet.mjs');
+    expect(listing).toMatch(/^package\/dist\/natsfleet-chunks\/.+\.mjs$/m);
   });
 });
 

@@ -5,7 +5,6 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import ssh2 from 'ssh2';
 import {
   formatHostKey,
   hostKeyAlgorithms,
@@ -13,8 +12,9 @@ import {
   keyBlob,
   keyType,
 } from '../../controller/manifest/host-key.js';
+import { generateKeyPairSync } from '../helpers/ssh-keys.js';
 
-const gen = ssh2.utils.generateKeyPairSync;
+const gen = generateKeyPairSync;
 const bare = (k: string) => k.split(' ').slice(0, 2).join(' ');
 const keys = {
   ed25519: bare(gen('ed25519').public),

@@ -16,8 +16,9 @@ import { SessionPool } from '../../controller/reconcile/pool.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
 import { untrustedReason } from '../../controller/gitops/decide.js';
 import { loadManifests } from '../../controller/manifest/load.js';
+import { generateKeyPairSync } from '../helpers/ssh-keys.js';
 
-const { generateKeyPairSync, parseKey } = ssh2.utils;
+const { parseKey } = ssh2.utils;
 const noop = () => {};
 const pub = (k: { public: string }) => k.public.split(' ').slice(0, 2).join(' ');
 const dir = mkdtempSync(join(tmpdir(), 'nf-jump-'));

@@ -3,7 +3,6 @@
 // answers too late), garbage injected after the handshake, and the host-key algorithm pin.
 import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import ssh2 from 'ssh2';
 import { closeMisbehavingHosts, fakeHost, listen, onClose, silentPort } from '../helpers/misbehaving-hosts.js';
 import { HostKeyError, scanHostKey, SshError, SshSession, type SshTarget } from '../../controller/transport/ssh.js';
 import { SessionPool } from '../../controller/reconcile/pool.js';
@@ -11,8 +10,8 @@ import { prepareTargets, reconcileAll } from '../../controller/reconcile/reconci
 import { loadManifests } from '../../controller/manifest/load.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
 import { fixtureSecrets, readDir } from '../helpers/fixtures.js';
+import { generateKeyPairSync } from '../helpers/ssh-keys.js';
 
-const { generateKeyPairSync } = ssh2.utils;
 const clientKey = generateKeyPairSync('ed25519');
 const ed25519 = generateKeyPairSync('ed25519');
 const ecdsa = generateKeyPairSync('ecdsa', { bits: 256 });
