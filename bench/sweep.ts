@@ -37,7 +37,7 @@ const pool = new SessionPool({ privateKey: readFileSync(keyPath) }, { maxOpen: t
 async function sweep() {
   const before = pool.stats();
   const start = performance.now();
-  const runs = await reconcileAll(targets, { pool, revision: 'bench', apply: false, concurrency });
+  const runs = await reconcileAll(targets, { pool, revision: 'bench', apply: false, concurrency, keepFacts: false });
   const seconds = (performance.now() - start) / 1000;
   const after = pool.stats();
   const errors = runs.filter((r) => r.error).map((r) => r.error!);

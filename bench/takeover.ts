@@ -132,7 +132,7 @@ A replica takes a silent one's leases over once its record has not changed for t
 replica's last renewal (every third of the TTL), not from the kill: expect TTL - TTL/3 to TTL + TTL/3 after
 it. A replica that cannot renew stops acting two thirds of the TTL after its last renewal, before anyone
 may take over. With
-real hosts and a deploy under way (test/e2e/ha.test.ts, TTL 4 s, poll 1 s), the deploy the leader had started is
+real hosts and a deploy under way (test/e2e/ha.test.ts, TTL 6 s, poll 1 s), the deploy the leader had started is
 finished
 and reported by another replica within the TTL, a poll and the time to apply the dead leader's hosts.
 `;

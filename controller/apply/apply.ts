@@ -130,13 +130,9 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       420_000,
     );
     let tested = prepared;
-    // The container tested in went away meanwhile (docker said so, not nats-server): tested in a new one.
-    if (
-      prepared.code === CONFIG_REJECTED &&
-      exec &&
-      /Error response from daemon|No such container|is not running/i.test(`${prepared.stdout}\n${prepared.stderr}`)
-    )
-      tested = await run(session, testConfigScript(d, token), 120_000);
+    // Refused in the running container: tested again in a new one, whose verdict counts. The container may
+    // have gone away meanwhile, or see other files than the host (a directory mounted over since it started).
+    if (prepared.code === CONFIG_REJECTED && exec) tested = await run(session, testConfigScript(d, token), 120_000);
     const refused = (why: string, reason: FailureReason) =>
       unstage()
         .then(() => lock.release())
@@ -152,7 +148,8 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     const testOutput = tested.stdout.slice(Math.max(0, tested.stdout.indexOf('@@step test-config')));
     if (tested.code !== 0 && (tested !== prepared || reachedTest))
       return await refused(configTestFailure(testOutput, tested.stderr), 'config-rejected');
-    if (prepared.code !== 0)
+    // (Staging went through when only the test in the running container failed and the new one passed.)
+    if (prepared.code !== 0 && !(tested !== prepared && tested.code === 0))
       return await refused(`staging files failed (nothing installed): ${lastLines(prepared.stderr)}`, 'staging-failed');
     await x.onPhase?.('staged');
     // From 2.11 nats-server prints the digest of the config it accepted (only a hash is read from it).

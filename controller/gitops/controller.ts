@@ -1052,6 +1052,7 @@ export class Controller {
       pool: this.d.pool,
       revision: head,
       apply: false,
+      keepFacts: false,
       concurrency: this.d.concurrency,
     });
     // A host applied from outside the branch and different from it is drift (a revision checked once).

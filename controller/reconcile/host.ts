@@ -48,6 +48,11 @@ export interface ReconcileOptions {
   by?: string;
   /** A controller replica's lease, written into the host's apply lock (see apply/lock.ts LockLease). */
   lockLease?: LockLease;
+  /**
+   * Keep each standalone host's observed facts in its run (default true). A drift sweep only needs the
+   * plan: without the facts, a 10,000-host sweep holds far less memory.
+   */
+  keepFacts?: boolean;
   /** How plans compare secret-bearing files: `display` for pull requests (no secret resolved). */
   compare?: CompareMode;
   /**
@@ -124,7 +129,13 @@ export async function reconcileOne(t: Target, o: ReconcileOptions): Promise<Host
     // without the tls block), then the whole desired state, whose one reload makes the client port TLS-only.
     const first = certificateFirst(t.desired, facts);
     const plan = planHost(first ?? t.desired, facts, o.revision, o.compare);
-    if (!o.apply) return { host: t.desired.name, plan, facts, durationMs: Date.now() - started };
+    if (!o.apply)
+      return {
+        host: t.desired.name,
+        plan,
+        ...(o.keepFacts === false ? {} : { facts }),
+        durationMs: Date.now() - started,
+      };
     const onPhase = o.onPhase
       ? (p: Parameters<NonNullable<ApplyInput['onPhase']>>[0]) => o.onPhase!(t.desired.name, p)
       : undefined;

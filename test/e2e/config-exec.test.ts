@@ -37,7 +37,7 @@ describe('the config test in the running container (nats-sb-3)', () => {
     await s.close();
   }, 60_000);
 
-  it('a config nats-server rejects, tested in the running container, is never installed; the server keeps serving', async () => {
+  it('a config nats-server rejects in the running container (and in a new one) is never installed; the server keeps serving', async () => {
     const t = await s.manifest();
     const configBefore = await s.sh('sha256sum /etc/nats/nats-server.conf');
     const startedBefore = await s.containerStartedAt();
@@ -52,10 +52,11 @@ describe('the config test in the running container (nats-sb-3)', () => {
     expect(run.apply!.error).toMatch(
       /^config test failed at line \d+: nats-server rejected the new config \(not installed; the running server is untouched\)$/,
     );
-    // Tested in the running container: an exec, no container created, none started.
+    // Refused in the running container (one exec), then confirmed by a new one, whose verdict counts (the
+    // running one may see other files than the host): one test container, the server's own untouched.
     const seen = await events(since);
     expect(seen.filter((e) => e.startsWith('exec_start'))).toHaveLength(1);
-    expect(seen.filter((e) => /^(create|start) /.test(e))).toEqual([]);
+    expect(seen.filter((e) => /^create /.test(e))).toHaveLength(1);
     expect(await s.sh('sha256sum /etc/nats/nats-server.conf')).toBe(configBefore);
     expect(await s.sh('ls -A /etc/nats')).toBe('nats-server.conf'); // the staged file is gone too
     expect(await s.containerStartedAt()).toBe(startedBefore);

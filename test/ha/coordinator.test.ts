@@ -14,8 +14,8 @@ let server: NatsServer;
 const started: Coordinator[] = [];
 const relays: Relay[] = [];
 
-async function replica(id: string, bucket: string, url = server.url) {
-  const c = await Coordinator.start({ url, bucket, replica: id, ttlMs: TTL, log });
+async function replica(id: string, bucket: string, url = server.url, ttlMs = TTL) {
+  const c = await Coordinator.start({ url, bucket, replica: id, ttlMs, log });
   c.setHosts(hosts);
   started.push(c);
   return c;
@@ -119,7 +119,8 @@ describe('replicas on NATS JetStream KV', { timeout: 30_000 }, () => {
   });
 
   it('state writes are compare-and-set: two replicas writing one host merge, the leader alone the fleet', async () => {
-    const [a, b] = [await replica('s1', 'b4'), await replica('s2', 'b4')];
+    // A longer TTL: this test is about merging, not about leadership (which a loaded machine may move).
+    const [a, b] = [await replica('s1', 'b4', server.url, 10_000), await replica('s2', 'b4', server.url, 10_000)];
     await until('a leader', () => a.isLeader() || b.isLeader());
     const [leader, other] = a.isLeader() ? [a, b] : [b, a];
     const sl = new KvStateStore(leader, log);
