@@ -199,6 +199,11 @@ export class Controller {
     return this.d.replication ? `${CONTROLLER_ACTOR}/${this.d.replication.id}` : CONTROLLER_ACTOR;
   }
 
+  /** Which cluster each host of the branch belongs to (its shard lease is its cluster's). */
+  private learnClusters(hosts: readonly HostSpec[]) {
+    this.clusterOf = new Map(hosts.map((h) => [h.name, h.cluster?.name]));
+  }
+
   /** This controller leads (always, without replicas): the Git and GitHub work is its own. */
   private leads(): boolean {
     return !this.d.replication || this.d.replication.isLeader();
@@ -334,7 +339,7 @@ export class Controller {
     const log = this.d.log.child({ revision: shortRev(head) });
     const loaded = await this.load(head);
     if (!loaded.errors.length) {
-      this.clusterOf = new Map(loaded.hosts.map((h) => [h.name, h.cluster?.name]));
+      this.learnClusters(loaded.hosts);
       r?.setHosts(loaded.hosts.map((h) => ({ name: h.name, cluster: h.cluster?.name })));
     }
     if (loaded.errors.length && !this.leads()) {
@@ -423,9 +428,9 @@ export class Controller {
     if (todo.length && newRevision && this.d.github?.checks && this.leads() && this.firstTime(head, 'deploying'))
       await this.verdict(head, 'pending', 'deploying', () => deployingCheck(todo.map((t) => t.desired.name)));
     const work = () => this.applyAll(head, todo, failing);
-    const named2 = todo.map((t) => ({ name: t.desired.name, cluster: t.spec.cluster?.name }));
+    const heldHosts = todo.map((t) => ({ name: t.desired.name, cluster: t.spec.cluster?.name }));
     // Hosts this replica lost meanwhile are not run here: their new holder deploys them.
-    const runs = (r ? await r.busy(named2, work) : await work()).filter((x) => x.reason !== 'lease-lost');
+    const runs = (r ? await r.busy(heldHosts, work) : await work()).filter((x) => x.reason !== 'lease-lost');
     await this.record(head, runs, todo, log);
     if (r && !this.leads()) {
       this.save();
@@ -851,7 +856,7 @@ export class Controller {
     const targets = items.filter((x) => !pick.suspended.includes(x.name)).map((x) => x.t);
     const all = withWholeClusters(chosen.map(named), targets.map(named)).map((x) => x.t);
     // With replicas, a host is synced by the one that holds it: the others are named, not run.
-    this.clusterOf = new Map(loaded.hosts.map((h) => [h.name, h.cluster?.name]));
+    this.learnClusters(loaded.hosts);
     const todo = all.filter((t) => this.mine(t.desired.name));
     const elsewhere = all
       .filter((t) => !this.mine(t.desired.name))
@@ -1040,7 +1045,7 @@ export class Controller {
     const started = this.now();
     const loaded = await this.load(head);
     if (loaded.errors.length) return;
-    this.clusterOf = new Map(loaded.hosts.map((h) => [h.name, h.cluster?.name]));
+    this.learnClusters(loaded.hosts);
     const prepared = await this.prepare(loaded.hosts.filter((h) => this.mine(h.name)));
     const { targets, failures } = prepared;
     // Connections are kept between sweeps: those of hosts gone from the branch (or held by another

@@ -69,6 +69,14 @@ interface MirrorEntry {
 }
 
 const monotonic = () => performance.now();
+/** A record's JSON value; undefined when it is not JSON (a record natsfleet did not write). */
+const valueOf = (e: { json<T>(): T }): unknown => {
+  try {
+    return e.json();
+  } catch {
+    return undefined;
+  }
+};
 /** The error of a compare-and-set whose revision was not the key's last one. */
 export const isConflict = (e: unknown): boolean =>
   /wrong last sequence|key exists/i.test((e as Error)?.message ?? '') ||
@@ -179,13 +187,7 @@ export class Coordinator implements Replication {
         if ((this.removed.get(e.key) ?? 0) >= e.revision) continue;
         if (e.operation !== 'PUT') target.delete(e.key);
         else {
-          let value: unknown;
-          try {
-            value = e.json();
-          } catch {
-            value = undefined;
-          }
-          target.set(e.key, { value, revision: e.revision, seenAt: monotonic() });
+          target.set(e.key, { value: valueOf(e), revision: e.revision, seenAt: monotonic() });
         }
       }
     })()
@@ -389,13 +391,7 @@ export class Coordinator implements Replication {
     const now = await this.kv.get(key);
     if (!now || now.operation !== 'PUT') return true;
     if (seen && now.revision === seen.revision) return expired(seen.seenAt, monotonic(), this.timing);
-    let value: unknown;
-    try {
-      value = now.json();
-    } catch {
-      value = undefined;
-    }
-    this.mirror.set(key, { value, revision: now.revision, seenAt: monotonic() });
+    this.mirror.set(key, { value: valueOf(now), revision: now.revision, seenAt: monotonic() });
     return false;
   }
 
