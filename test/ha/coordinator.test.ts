@@ -125,20 +125,28 @@ describe('replicas on NATS JetStream KV', { timeout: 30_000 }, () => {
     const [leader, other] = a.isLeader() ? [a, b] : [b, a];
     const sl = new KvStateStore(leader, log);
     const so = new KvStateStore(other, log);
-    const x = sl.load();
-    const y = so.load();
-    x.hostFingerprints.h1 = 'fp';
-    x.appliedRevision = 'rev-leader';
-    y.suspended.h1 = { since: '2026-11-27T00:00:00Z' };
-    y.appliedRevision = 'rev-other';
-    await Promise.all([sl.save(x), so.save(y)]);
+    // As the controller does at each tick: load, change, save. A save a replica drops (it was not alive
+    // for a moment on a loaded machine) is made again at its next tick.
+    const write = async () => {
+      const x = sl.load();
+      const y = so.load();
+      x.hostFingerprints.h1 = 'fp';
+      x.appliedRevision = 'rev-leader';
+      y.suspended.h1 = { since: '2026-11-27T00:00:00Z' };
+      y.appliedRevision = 'rev-other';
+      await Promise.all([sl.save(x), so.save(y)]);
+    };
     // Both writes reach both mirrors (through the watch).
-    await until('both written', () =>
+    const written = () =>
       [sl, so].every((st) => {
         const s = st.load();
         return s.hostFingerprints.h1 === 'fp' && s.suspended.h1 !== undefined && s.appliedRevision === 'rev-leader';
-      }),
-    );
+      });
+    for (let tick = 0; tick < 40 && !written(); tick++) {
+      await write();
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(written()).toBe(true);
     const s = so.load();
     expect(s.hostFingerprints.h1).toBe('fp');
     expect(s.suspended.h1).toEqual({ since: '2026-11-27T00:00:00Z' });
