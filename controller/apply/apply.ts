@@ -6,13 +6,14 @@
 // script that records it. Apply with nothing to do writes nothing on the host.
 import { sha256 } from '../util/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
-import type { AppliedRecord, HostFacts } from '../observe/facts.js';
+import type { AppliedRecord, HostFacts, LockInfo } from '../observe/facts.js';
 import { monitorLookup } from '../observe/fact-table.js';
 import { parseMarked, STEP } from '../observe/protocol.js';
 import { hasWork, type HealthStatus, type HostPlan } from '../plan/types.js';
 import { HostKeyError, SshError, type SshSession } from '../transport/ssh.js';
 import {
   CONFIG_REJECTED,
+  LOCK_HELD,
   LOCK_LOST,
   execConfigTest,
   finalizeScript,
@@ -24,10 +25,11 @@ import {
   unstageScript,
   clearPendingScript,
   BEFORE_INSTALL,
+  CONTAINER_STEPS,
   verifyScript,
 } from './commands.js';
-import { acquireLock, LockError, type LockLease } from './lock.js';
-import { verifyHost } from './verify.js';
+import { acquireLock, heldLock, LockError, newLockInfo, type HeldLock, type LockLease } from './lock.js';
+import { verifyHost, verifyScriptFor, type VerifyInput } from './verify.js';
 import type { Credentials } from './nats-probe.js';
 import type { ApplyResult, FailureReason, Outcome } from './result.js';
 import { cliActor, historyEntry } from './history.js';
@@ -77,7 +79,7 @@ export function configTestFailure(stdout: string, stderr: string): string {
 
 /** /healthz answers 200 within `timeoutSec` (no check of the desired name or limits). */
 async function healthyAfter(session: SshSession, d: DesiredHost, timeoutSec: number): Promise<boolean> {
-  const r = await session.runScript(verifyScript(monitorLookup(d), timeoutSec), (timeoutSec + 20) * 1000);
+  const r = await session.runScript(verifyScript({ lookup: monitorLookup(d), timeoutSec }), (timeoutSec + 20) * 1000);
   return r.code === 0;
 }
 
@@ -104,35 +106,47 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
   }
   if (!hasWork(plan)) return result('unchanged', plan.health);
 
-  let lock;
-  try {
-    lock = await acquireLock(session, new Date(), x.lockLease);
-  } catch (e) {
-    if (e instanceof LockError) return result('blocked', plan.health, e.message, 'locked');
-    throw e;
-  }
-  if (lock.tookOver) notes.push(lock.tookOver);
   const install = fileChanges.filter((c) => c.action !== 'delete').map((c) => c.path);
   const remove = fileChanges.filter((c) => c.action === 'delete').map((c) => c.path);
   const composeKind = x.facts.compose === 'plugin' ? 'plugin' : 'standalone';
-  const token = lock.token;
-  const unstage = () => run(session, unstageScript(install, token));
   const artifacts = d.state === 'present' ? d.files.filter((f) => install.includes(f.path)) : [];
+  // The prepare script takes the lock itself (one round trip less). The lock is this apply's from the start:
+  // a connection lost meanwhile leaves a lock this process may hold, abandoned (see lock.ts), not forgotten.
+  const info = newLockInfo(new Date(), x.lockLease);
+  let lock: HeldLock = heldLock(session, info);
+  const unstage = () => run(session, unstageScript(install, lock.token));
   try {
     await x.onPhase?.('locked');
     // Staging, the pull and the config test: one round trip. The test runs in the running container when
     // that resolves the config exactly as the server that loads it will (execConfigTest), else in a new one.
     const test = steps.includes('test-config');
     const exec = test ? execConfigTest(d, x.facts, install, steps) : undefined;
-    const prepared = await run(
-      session,
-      prepareScript(d, artifacts, token, { pull: steps.includes('pull'), test, exec }),
-      420_000,
-    );
+    const prepare = (lockInfo?: LockInfo) =>
+      run(
+        session,
+        prepareScript(d, artifacts, lock.token, { pull: steps.includes('pull'), test, exec, lock: lockInfo }),
+        420_000,
+      );
+    let prepared = await prepare(info);
+    if (prepared.code === LOCK_HELD) {
+      // Another holds the lock (nothing was staged): taken over when it is provably abandoned, else refused.
+      try {
+        lock = await acquireLock(session, new Date(), x.lockLease);
+      } catch (e) {
+        if (e instanceof LockError) return result('blocked', plan.health, e.message, 'locked');
+        throw e;
+      }
+      if (lock.tookOver) notes.push(lock.tookOver);
+      prepared = await prepare();
+    } else if (prepared.code !== 0 && !parseMarked(prepared.stdout, STEP).some((m) => m.name === 'locked')) {
+      const why = `could not take the lock (exit ${prepared.code}): ${lastLines(prepared.stderr)}`;
+      return result('blocked', plan.health, why, 'locked');
+    }
     let tested = prepared;
     // Refused in the running container: tested again in a new one, whose verdict counts. The container may
     // have gone away meanwhile, or see other files than the host (a directory mounted over since it started).
-    if (prepared.code === CONFIG_REJECTED && exec) tested = await run(session, testConfigScript(d, token), 120_000);
+    if (prepared.code === CONFIG_REJECTED && exec)
+      tested = await run(session, testConfigScript(d, lock.token), 120_000);
     const refused = (why: string, reason: FailureReason) =>
       unstage()
         .then(() => lock.release())
@@ -158,16 +172,32 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     if (x.beforeDisruption && (steps.includes('restart') || steps.includes('stop')))
       notes.push(...(await x.beforeDisruption().catch((e: Error) => [`leaders not handed over: ${e.message}`])));
     await x.onPhase?.('installing');
+    const reloadedFrom =
+      steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
+    const verifyInput: VerifyInput = {
+      desired: d,
+      credentials: x.credentials,
+      reloadedFrom,
+      timeoutSec: x.verifyTimeoutSec,
+      configDigest: configDigest && `sha256:${configDigest}`,
+    };
+    // The same container before and after (no step starts or stops it): monitoring answers where observed.
+    const sameContainer = !steps.some((s) => (CONTAINER_STEPS as readonly string[]).includes(s));
+    const c = x.facts.container;
+    const monitorAt = sameContainer && c.exists && c.running ? c.monitorAddress : undefined;
+    // /healthz, /varz, /jsz and the proxy are asked by the install script itself once its steps went through.
     const inst = await run(
       session,
       installScript(d, {
         install: artifacts,
         remove,
-        token,
+        token: lock.token,
         steps,
         composeKind,
         pending: { revision: x.revision, since: new Date().toISOString(), actions: steps },
+        verify: d.state === 'present' ? verifyScriptFor(verifyInput, monitorAt) : undefined,
       }),
+      ((x.verifyTimeoutSec ?? 60) + 300) * 1000,
     );
     let failure: string | undefined;
     let failureReason: FailureReason = 'step-failed';
@@ -205,16 +235,16 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       failure = `${step} failed: ${lastLines(inst.stderr || inst.stdout)}`;
     } else if (d.state === 'present') {
       await x.onPhase?.('verifying');
-      const reloadedFrom =
-        steps.includes('reload') && !steps.includes('restart') ? x.facts.varz?.config_load_time : undefined;
+      const verified = /^@@verified (\d+)$/m.exec(inst.stdout);
+      const done = inst.stdout.indexOf(`\n${STEP}done\n`);
+      const answered =
+        verified && done >= 0 ? { stdout: inst.stdout.slice(done), code: Number(verified[1]) } : undefined;
       // A verification that could not finish (its deadline passed) is a failed one: rolled back.
-      const v = await verifyHost(session, {
-        desired: d,
-        credentials: x.credentials,
-        reloadedFrom,
-        timeoutSec: x.verifyTimeoutSec,
-        configDigest: configDigest && `sha256:${configDigest}`,
-      }).catch((e: Error) => ({ ok: false, problems: [`it did not finish: ${e.message}`], varz: undefined }));
+      const v = await verifyHost(session, verifyInput, answered).catch((e: Error) => ({
+        ok: false,
+        problems: [`it did not finish: ${e.message}`],
+        varz: undefined,
+      }));
       const gate = v.ok && x.gate ? await x.gate() : [];
       if (!v.ok) {
         failure = `verification failed: ${v.problems.join('; ')}`;
@@ -242,7 +272,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           remove,
           composeKind,
           proxyTouched,
-          token,
+          token: lock.token,
           history: history('rolled-back', failureReason),
         }),
       );

@@ -95,8 +95,9 @@ export interface HeldLock {
   tookOver?: string;
 }
 
-export async function acquireLock(session: SshSession, now = new Date(), lease?: LockLease): Promise<HeldLock> {
-  const info: LockInfo = {
+/** The owner file of a lock this process is about to take (its token names the apply). */
+export function newLockInfo(now = new Date(), lease?: LockLease): LockInfo {
+  return {
     ...(lease ? { replica: lease.replica, session: lease.session } : {}),
     owner: `natsfleet@${hostname()}`,
     host: hostname(),
@@ -105,6 +106,22 @@ export async function acquireLock(session: SshSession, now = new Date(), lease?:
     since: now.toISOString(),
     expiresAt: new Date(now.getTime() + LEASE_MS).toISOString(),
   };
+}
+
+/** The handle of a lock taken with `info` (by lockAcquire, or by the prepare script that starts with it). */
+export function heldLock(session: SshSession, info: LockInfo, tookOver?: string): HeldLock {
+  return {
+    token: info.token,
+    tookOver,
+    release: async () => {
+      await session.runScript(lockRelease(info.token));
+    },
+    abandon: () => abandoned.add(info.token),
+  };
+}
+
+export async function acquireLock(session: SshSession, now = new Date(), lease?: LockLease): Promise<HeldLock> {
+  const info = newLockInfo(now, lease);
   let r = await session.runScript(lockAcquire(info));
   let tookOver: string | undefined;
   if (r.code === LOCK_HELD) {
@@ -119,12 +136,5 @@ export async function acquireLock(session: SshSession, now = new Date(), lease?:
     }
   }
   if (r.code !== 0) throw new LockError(`could not take the lock (exit ${r.code}): ${r.stderr.trim()}`);
-  return {
-    token: info.token,
-    tookOver,
-    release: async () => {
-      await session.runScript(lockRelease(info.token));
-    },
-    abandon: () => abandoned.add(info.token),
-  };
+  return heldLock(session, info, tookOver);
 }

@@ -3,8 +3,11 @@
 // credentials, and must be refused without them or with wrong ones. Also the one JetStream API call
 // natsfleet makes: removing a former cluster member from the meta group.
 import { createServer, type Server } from 'node:net';
-import { connect, type ConnectionOptions } from 'nats';
+import type { ConnectionOptions } from 'nats';
 import type { SshSession } from '../transport/ssh.js';
+
+/** The NATS client, loaded only when a host is verified (a no-op run never needs it). */
+const connect = async (opts: ConnectionOptions) => (await import('nats')).connect(opts);
 
 export interface Tunnel {
   port: number;

@@ -2,17 +2,18 @@
 // version in /varz, a reload really loaded (config_load_time moved; from 2.11 the running config's
 // digest is the one `nats-server -t` printed for the new config), JetStream limits in /jsz,
 // the proxy answering over HTTPS, and authentication checked with a real NATS client. What to expect
-// comes from the desired state (`desired.verify`), never from the manifest. Once /healthz answers (and a
-// reload is seen), the proxy, TLS and authentication checks run at the same time, each on its own channel.
+// comes from the desired state (`desired.verify`), never from the manifest. /healthz, /varz, /jsz and the
+// proxy are asked by one script (one curl per try; apply appends it to the install script); then the TLS
+// and authentication checks run at the same time, each on its own channel.
 import type { DesiredHost } from '../render/artifact.js';
 import type { SshSession } from '../transport/ssh.js';
 import { certFact, firstCertificate, monitorLookup } from '../observe/fact-table.js';
 import { plaintextClient, probeServedTls } from '../observe/tls-probe.js';
 import type { ServedTls } from '../observe/facts.js';
 import { certState } from '../plan/tls.js';
-import { Marked, VERIFY } from '../observe/protocol.js';
-import { sh, shQuote } from '../shell/quote.js';
-import { verifyScript } from './commands.js';
+import { httpAnswers, Marked, VERIFY } from '../observe/protocol.js';
+import { shQuote } from '../shell/quote.js';
+import { VERIFY_ANSWERS, verifyScript } from './commands.js';
 import { imageVersion } from '../plan/nats-versions.js';
 import { openTunnel, tryConnect, type Credentials } from './nats-probe.js';
 
@@ -39,27 +40,47 @@ function expectedVersion(image: string): string | undefined {
   return v && (v.floating ? `${v.major}.${v.minor}.` : `${v.major}.${v.minor}.${v.patch}`);
 }
 
-export async function verifyHost(session: SshSession, v: VerifyInput): Promise<VerifyResult> {
+/** verifyScript's input for a host: monitoring looked up on every try unless `address` is known. */
+export const verifyScriptFor = (v: VerifyInput, address?: string): string =>
+  verifyScript({
+    lookup: monitorLookup(v.desired),
+    address,
+    timeoutSec: v.timeoutSec ?? 60,
+    reloadedFrom: v.reloadedFrom,
+    proxyDomain: v.desired.proxy?.domain,
+  });
+
+/**
+ * Verifies the host. `answered` is what verifyScriptFor printed when it ran already (appended to the install
+ * script: one round trip less), and its exit code; otherwise it runs here.
+ */
+export async function verifyHost(
+  session: SshSession,
+  v: VerifyInput,
+  answered?: { stdout: string; code: number },
+): Promise<VerifyResult> {
   const d = v.desired;
   const problems: string[] = [];
-  const r = await session.runScript(
-    verifyScript(monitorLookup(d), v.timeoutSec ?? 60, v.reloadedFrom),
-    ((v.timeoutSec ?? 60) + 20) * 1000,
-  );
+  const r = answered ?? (await session.runScript(verifyScriptFor(v), ((v.timeoutSec ?? 60) + 40) * 1000));
   const s = new Marked(r.stdout, VERIFY);
-  const jszText = s.raw('jsz');
+  const answers = httpAnswers(s.text('answers'));
+  const answer = (name: (typeof VERIFY_ANSWERS)[number]) => answers[VERIFY_ANSWERS.indexOf(name)];
+  if (r.code !== 0 && r.code !== 3) return { ok: false, problems: [`the verification script failed (exit ${r.code})`] };
   if (r.code !== 0)
     return {
       ok: false,
       problems: [
         `/healthz did not answer 200 within ${v.timeoutSec ?? 60} s: ` +
-          (s.raw('healthz') ?? r.stderr).trim().slice(0, 200),
+          (answer('healthz') ? `${answer('healthz').status} ${answer('healthz').body.trim()}` : 'no answer')
+            .trim()
+            .slice(0, 200),
       ],
     };
   let varz: Record<string, unknown> = {};
   let jsz: { disabled?: unknown; config?: { store_dir?: unknown; max_memory?: unknown; max_storage?: unknown } } = {};
+  const jszText = answer('jsz')?.body;
   try {
-    varz = JSON.parse(s.raw('varz')!);
+    varz = JSON.parse(answer('varz')?.body ?? '');
     jsz = jszText?.trim() ? JSON.parse(jszText) : {};
   } catch {
     problems.push('/varz or /jsz did not return JSON');
@@ -88,17 +109,10 @@ export async function verifyHost(session: SshSession, v: VerifyInput): Promise<V
     if (js.maxFileBytes !== undefined && cfg.max_storage !== js.maxFileBytes)
       problems.push(`/jsz max_storage is ${cfg.max_storage}, expected ${js.maxFileBytes}`);
   }
-  const proxy = async (): Promise<string[]> => {
-    if (!d.proxy) return [];
-    const url = `https://${d.proxy.domain}/varz`;
-    const probe = sh('curl', '-sfk', '-m', '3', '--resolve', `${d.proxy.domain}:443:127.0.0.1`, '-o', '/dev/null', url);
-    const cmd = `i=0; while ! ${probe}; do i=$((i+1)); [ $i -gt 40 ] && exit 1; sleep 0.5; done`;
-    const pr = await session.runScript(cmd, 40_000);
-    return pr.code !== 0 ? [`the proxy does not answer ${shQuote(url)} over HTTPS`] : [];
-  };
+  if (d.proxy && s.arg('proxy') !== 'ok')
+    problems.push(`the proxy does not answer ${shQuote(`https://${d.proxy.domain}/varz`)} over HTTPS`);
   // Independent checks, at once; their problems in this order.
   const checks = await Promise.all([
-    proxy(),
     d.tls && !d.tls.withheld ? verifyTls(session, d, varz) : Promise.resolve([]),
     verifyAuth(session, v),
   ]);

@@ -99,6 +99,8 @@ function selectHosts(hosts: HostSpec[], opts: Common): { selected: HostSpec[]; e
 /** Loads, validates and selects the hosts, or says on `err` why nothing runs. */
 async function prepare(opts: Common, err: (l: string) => void) {
   const policy = policyFrom(opts);
+  // The revision's git processes run while the manifests are read and rendered.
+  const revision = localRevision(opts.hosts);
   const files = await readManifestDir(opts.hosts);
   if (!files.length) {
     err(`error: ${opts.hosts}: no manifests (*.yaml) found: nothing to do (pass --hosts DIR)`);
@@ -118,7 +120,7 @@ async function prepare(opts: Common, err: (l: string) => void) {
   const { prepareTargets } = await engine();
   const targets = prepareTargets(selected, await policyResolver(selected, policy.secrets), policy.paths);
   // Credentials before any host and before the progress line (a passphrase may be asked on the terminal).
-  return { targets, revision: await localRevision(opts.hosts), auth: await sshAuth(opts) };
+  return { targets, revision: await revision, auth: await sshAuth(opts) };
 }
 
 type Prepared = NonNullable<Awaited<ReturnType<typeof prepare>>>;

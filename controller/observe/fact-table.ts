@@ -50,7 +50,7 @@ const json = <T>(text: string): T | undefined => {
   }
 };
 
-const DOCKER_SOCKET = '/var/run/docker.sock';
+export const DOCKER_SOCKET = '/var/run/docker.sock';
 /** Where Docker looks for CLI plugins (the `docker compose` v2 plugin). */
 const CLI_PLUGIN_DIRS = [
   '/usr/libexec/docker/cli-plugins',

@@ -7,8 +7,11 @@ const exec = promisify(execFile);
 
 export async function localRevision(dir: string): Promise<string> {
   try {
-    const { stdout } = await exec('git', ['-C', dir, 'rev-parse', '--short=12', 'HEAD']);
-    const { stdout: dirty } = await exec('git', ['-C', dir, 'status', '--porcelain', '--', '.']);
+    // Both at once (each is a process start): the caller starts this early and awaits it last.
+    const [{ stdout }, { stdout: dirty }] = await Promise.all([
+      exec('git', ['-C', dir, 'rev-parse', '--short=12', 'HEAD']),
+      exec('git', ['-C', dir, 'status', '--porcelain', '--', '.']),
+    ]);
     return `${stdout.trim()}${dirty.trim() ? '-dirty' : ''}`;
   } catch {
     return 'local';

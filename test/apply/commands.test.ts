@@ -40,6 +40,7 @@ import {
   verifyScript,
   writeVerified,
 } from '../../controller/apply/commands.js';
+import { httpAnswers, Marked, VERIFY } from '../../controller/observe/protocol.js';
 import { remoteScript, sh, shQuote } from '../../controller/shell/quote.js';
 import { STATE_DIR } from '../../controller/observe/host-layout.js';
 import { desiredFrom, factsFrom } from '../helpers/observed.js';
@@ -174,7 +175,11 @@ describe('staging and ownership (real shell)', () => {
 
 describe('service steps', () => {
   it('are plain systemctl/docker lines; compose runs in a subshell so a failed cd fails the line', () => {
-    expect(stepCommand('reload', d, 'standalone')).toEqual(['systemctl reload nats.service']);
+    // A reload is the unit's ExecReload (docker kill --signal=HUP) asked of the Docker API: one curl.
+    expect(stepCommand('reload', d, 'standalone')).toEqual([
+      'curl -sSf -m 30 -X POST --unix-socket /var/run/docker.sock ' +
+        "'http://docker/containers/nats/kill?signal=HUP' >/dev/null",
+    ]);
     expect(stepCommand('restart', d, 'standalone')).toEqual(['systemctl restart nats.service']);
     expect(stepCommand('daemon-reload', d, 'standalone')).toEqual(['systemctl daemon-reload']);
     expect(stepCommand('proxy-up', d, 'plugin')).toEqual([
@@ -242,11 +247,13 @@ describe('service steps', () => {
       const exec = execConfigTest(d, facts, conf, ['test-config', 'reload']);
       expect(exec).toEqual({ container: id, program: '/nats-server' });
       const script = testConfigScript(d, TOKEN, exec);
-      expect(script).toContain(`docker exec ${id} /nats-server -t -c ${staged} 2>&1`);
+      // docker exec, asked of the Docker API: the container as observed, its own nats-server, the staged file.
+      expect(script).toContain(`http://docker/containers/${id}/exec`);
+      expect(script).toContain(`"Cmd":["/nats-server","-t","-c","${staged}"]`);
       expect(script).not.toContain('docker run');
       // The staged file is checked to be the rendered one first, as on the docker run path.
       expect(script.indexOf(`sha256sum < ${staged}`)).toBeGreaterThan(0);
-      expect(script.indexOf('sha256sum')).toBeLessThan(script.indexOf('docker exec'));
+      expect(script.indexOf('sha256sum')).toBeLessThan(script.indexOf('/exec'));
       // A restart on the same image and the same unit: the new container mounts the same; tested there too.
       expect(execConfigTest(d, facts, conf, ['test-config', 'restart'])).toEqual(exec);
     });
@@ -298,7 +305,7 @@ describe('service steps', () => {
   describe('staging, pull and test in one script (real shell, fake docker)', () => {
     const conf = d.files.find((f) => f.id === 'nats-config')!;
     /** The config at `root`'s nats.conf, owned by this user; a docker that logs its arguments. */
-    function setup(docker: string) {
+    function setup(docker: string, test = { out: 'configuration file is valid', code: 0, running: 0 }) {
       const root = mkdtempSync(join(tmpdir(), 'nf-prepare-'));
       const file = { ...conf, path: join(root, 'nats.conf'), owner: me, group: me };
       const desired = {
@@ -309,20 +316,53 @@ describe('service steps', () => {
         nats: { ...d.nats, confFile: file.path, containerConfFile: file.path },
       };
       writeFileSync(file.path, 'authorization { token: "live" }\n');
-      const bin = fakeBin({ docker: `echo "docker $*" >> ${root}/docker.log\n${docker}` });
+      // The Docker API's exec, as curl asks it: create (an id), start (the output, then curl's -w text, then
+      // the exec's state, asked with --next), and the state again while it says running (`running` times).
+      const state = (running: boolean) =>
+        `echo '{"ID":"e0e0","Running":${running},"ExitCode":${running ? 'null' : test.code},"ProcessConfig":{}}'`;
+      const curl = [
+        `printf 'curl %s\\n' "$*" >> ${root}/docker.log; w=; prev=`,
+        'for a in "$@"; do [ "$prev" != -w ] || w=$a; prev=$a; done',
+        `r=$(cat ${root}/running 2>/dev/null || echo ${test.running})`,
+        'case "$*" in',
+        `  */containers/*/exec*) echo '{"Id":"e0e0"}';;`,
+        `  */exec/e0e0/start*) echo ${shQuote(test.out)}; printf "$w"; if [ "$r" -gt 0 ]; then echo $((r-1)) > ${root}/running; ${state(true)}; else ${state(false)}; fi;;`,
+        `  */exec/e0e0/json*) if [ "$r" -gt 0 ]; then echo $((r-1)) > ${root}/running; ${state(true)}; else ${state(false)}; fi;;`,
+        'esac',
+      ].join('\n');
+      const bin = fakeBin({ docker: `echo "docker $*" >> ${root}/docker.log\n${docker}`, curl });
       const log = () => (existsSync(join(root, 'docker.log')) ? readFileSync(join(root, 'docker.log'), 'utf8') : '');
       return { root, file, desired, bin, log, state: join(root, 'state') };
     }
     const exec = { container: 'c0ffee', program: '/nats-server' };
 
     it('a config nats-server rejects in the running container: CONFIG_REJECTED, nothing installed', () => {
-      const x = setup('echo "nats-server: $5:3:1: unknown field"; exit 1');
+      const staged = stagedPath(join(tmpdir(), 'x.conf'), TOKEN);
+      const x = setup('exit 0', { out: `nats-server: ${staged}:3:1: unknown field`, code: 1, running: 0 });
       const script = prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec });
       const r = run(script, { path: x.bin, state: x.state });
       expect(r.status).toBe(CONFIG_REJECTED);
-      expect(x.log()).toBe(`docker exec c0ffee /nats-server -t -c ${stagedPath(x.file.path, TOKEN)}\n`);
+      const calls = x.log().trim().split('\n');
+      expect(calls).toHaveLength(2);
+      expect(calls[0]).toContain(`"Cmd":["/nats-server","-t","-c","${stagedPath(x.file.path, TOKEN)}"]`);
+      expect(calls[0]).toContain('http://docker/containers/c0ffee/exec');
+      expect(calls[1]).toMatch(/exec\/e0e0\/start .*--next .*exec\/e0e0\/json/);
       expect(readFileSync(x.file.path, 'utf8')).toBe('authorization { token: "live" }\n');
+      // Its output is printed (apply reads the line number from it), not the engine's state after it.
       expect(r.stdout).toContain('@@step test-config');
+      expect(r.stdout).toContain(':3:1: unknown field');
+      expect(r.stdout).not.toContain('ExitCode');
+    });
+
+    it('an exec the engine still says is running is asked again; one that never ends is a refusal, not an acceptance', () => {
+      const x = setup('exit 0', { out: 'configuration file is valid', code: 0, running: 2 });
+      const script = prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec });
+      expect(run(script, { path: x.bin, state: x.state }).status).toBe(0);
+      // create, start (says running), then the state twice: running, then exited 0.
+      expect(x.log().trim().split('\n')).toHaveLength(4);
+      const y = setup('exit 0', { out: 'configuration file is valid', code: 0, running: 1000 });
+      const again = prepareScript(y.desired, [y.file], TOKEN, { pull: false, test: true, exec });
+      expect(run(again, { path: y.bin, state: y.state }).status).toBe(CONFIG_REJECTED);
     });
 
     it('accepted: staged and tested, still not installed (install is the next script)', () => {
@@ -341,6 +381,7 @@ describe('service steps', () => {
       const bin = fakeBin({
         base64: 'cat >/dev/null; printf half',
         docker: `echo "docker $*" >> ${x.root}/docker.log`,
+        curl: `echo "curl $*" >> ${x.root}/docker.log`,
       });
       const r = run(prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec }), {
         path: bin,
@@ -382,7 +423,7 @@ describe('service steps', () => {
     expect(at('/var/lib/natsfleet/pending.json')).toBeGreaterThan(at('cp -p'));
     expect(at(`sha256sum < ${staged}`)).toBeGreaterThan(at('pending.json'));
     expect(at(`mv -f ${staged} /etc/nats/nats-server.conf`)).toBeGreaterThan(at(`sha256sum < ${staged}`));
-    expect(at('systemctl reload nats.service')).toBeGreaterThan(at(`mv -f ${staged}`));
+    expect(at('/containers/nats/kill?signal=HUP')).toBeGreaterThan(at(`mv -f ${staged}`));
     expect(script).not.toContain('test-config');
     expect(script.startsWith('set -eu')).toBe(true);
   });
@@ -405,10 +446,111 @@ describe('service steps', () => {
     for (const s of scripts) expect(s).not.toMatch(/[^|]&&/);
   });
 
-  it('after a reload, verify waits for a new config_load_time, not for the start time (the same value until then)', () => {
-    const script = verifyScript('nf_mon=127.0.0.1:8222', 60, '2026-01-01T00:00:00.1Z');
-    expect(script).toContain(`grep -qF '"config_load_time": "2026-01-01T00:00:00.1Z"'`);
-    expect(verifyScript('nf_mon=127.0.0.1:8222', 60)).not.toContain('config_load_time');
+  describe('verification (real shell, fake curl)', () => {
+    /**
+     * A fake curl answering each URL from files in `dir` (healthz, varz, jsz, proxy: NAME.N for the Nth
+     * process, else NAME), each followed by its -w text, as curl does; every process is logged.
+     */
+    function fakeCurl(dir: string) {
+      return fakeBin({
+        curl: [
+          `d=${dir}; n=$(( $(cat $d/count 2>/dev/null || echo 0) + 1 )); echo $n > $d/count; printf "%s\\n" "$*" >> $d/log`,
+          'w=; o=; out=; code=200',
+          'for a in "$@"; do',
+          '  if [ "$w" = 1 ]; then fmt=$a; w=; continue; fi',
+          '  if [ "$o" = 1 ]; then out=$a; o=; continue; fi',
+          '  case $a in',
+          '    -w) w=1;;',
+          '    -o) o=1;;',
+          '    --next) out=; fmt=;;',
+          '    https*) name=proxy;;',
+          '    http*) name=${a##*/};;',
+          '  esac',
+          '  case $a in http*)',
+          '    f=$d/$name.$n; [ -f $f ] || f=$d/$name; code=$(head -n1 $f); body=$(tail -n +2 $f)',
+          '    [ "$out" = /dev/null ] || printf %s "$body"',
+          '    [ -z "$fmt" ] || printf "$(echo "$fmt" | sed "s/%{http_code}/$code/")";;',
+          '  esac',
+          'done',
+          'case $1 in -sfk) [ "$code" -lt 400 ] || exit 22;; esac',
+        ].join('\n'),
+      });
+    }
+    const setup = (files: Record<string, string>) => {
+      const dir = mkdtempSync(join(tmpdir(), 'nf-verify-'));
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+      return { dir, path: fakeCurl(dir) };
+    };
+    const answersOf = (stdout: string) =>
+      httpAnswers(new Marked(stdout, VERIFY).text('answers')).map((a) => `${a.status} ${a.body}`);
+    const varz = (t: string) => `200\n{"server_name":"a", "config_load_time": "${t}"}`;
+
+    it('one curl process asks /healthz, /varz, /jsz and the proxy; their answers come back in order', () => {
+      const { dir, path } = setup({
+        healthz: '200\n{"status":"ok"}',
+        varz: varz('t1'),
+        jsz: '200\n{}',
+        proxy: '200\n',
+      });
+      const r = run(
+        verifyScript({ lookup: 'false', address: '127.0.0.1:8222', timeoutSec: 5, proxyDomain: 'n.test' }),
+        {
+          path,
+        },
+      );
+      expect(r.status).toBe(0);
+      expect(answersOf(r.stdout)).toEqual([
+        '200 {"status":"ok"}',
+        '200 {"server_name":"a", "config_load_time": "t1"}',
+        '200 {}',
+        '200 ',
+      ]);
+      expect(new Marked(r.stdout, VERIFY).arg('proxy')).toBe('ok');
+      expect(readFileSync(join(dir, 'count'), 'utf8').trim()).toBe('1');
+      expect(readFileSync(join(dir, 'log'), 'utf8')).toContain('--resolve n.test:443:127.0.0.1');
+    });
+
+    it('after a reload, waits for a new config_load_time, not for the start time (the same value until then)', () => {
+      const { dir, path } = setup({
+        healthz: '200\nok',
+        'varz.1': varz('old'),
+        'varz.2': varz('old'),
+        varz: varz('new'),
+        jsz: '200\n{}',
+      });
+      const script = verifyScript({ lookup: 'false', address: '127.0.0.1:8222', timeoutSec: 5, reloadedFrom: 'old' });
+      expect(script).toContain(`*'"config_load_time": "old"'*`);
+      const r = run(script, { path });
+      expect(r.status).toBe(0);
+      expect(answersOf(r.stdout)[1]).toContain('"new"');
+      expect(readFileSync(join(dir, 'count'), 'utf8').trim()).toBe('3');
+      expect(verifyScript({ lookup: 'false', timeoutSec: 60 })).not.toContain('config_load_time');
+    });
+
+    it('/healthz never 200: exit 3 at the deadline, with what it answered; a proxy that never answers fails', () => {
+      const { path } = setup({ healthz: '503\n{"status":"unavailable"}', varz: varz('t'), jsz: '200\n{}' });
+      const r = run(verifyScript({ lookup: 'nf_mon=127.0.0.1:8222', timeoutSec: 1 }), { path });
+      expect(r.status).toBe(3);
+      expect(new Marked(r.stdout, VERIFY).arg('healthz')).toBe('timeout');
+      expect(answersOf(r.stdout)[0]).toBe('503 {"status":"unavailable"}');
+    });
+
+    it('a proxy still starting is asked again on its own (curl -f), NATS is not asked again', () => {
+      const { dir, path } = setup({
+        healthz: '200\nok',
+        varz: varz('t'),
+        jsz: '200\n{}',
+        'proxy.1': '502\n',
+        'proxy.2': '502\n',
+        proxy: '200\n',
+      });
+      const r = run(verifyScript({ lookup: 'false', address: 'a:1', timeoutSec: 5, proxyDomain: 'n.test' }), { path });
+      expect(r.status).toBe(0);
+      expect(new Marked(r.stdout, VERIFY).arg('proxy')).toBe('ok');
+      const log = readFileSync(join(dir, 'log'), 'utf8').trim().split('\n');
+      expect(log).toHaveLength(3);
+      expect(log.slice(1).every((l) => l.startsWith('-sfk') && !l.includes('healthz'))).toBe(true);
+    });
   });
 
   it('remote scripts run with stdin closed, so no command can eat the rest of the script', () => {

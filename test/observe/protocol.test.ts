@@ -71,7 +71,9 @@ describe('marker lines', () => {
 
   it('are the ones the scripts print', () => {
     const d = desiredFrom();
-    expect(verifyScript('nf_mon=127.0.0.1:8222', 5)).toContain(`${echoMarker(VERIFY, 'varz')}; curl`);
+    expect(verifyScript({ lookup: 'nf_mon=127.0.0.1:8222', timeoutSec: 5 })).toContain(
+      `${echoMarker(VERIFY, 'answers')}; `,
+    );
     const install = installScript(d, {
       install: [],
       remove: [],
