@@ -452,24 +452,27 @@ state files read only when they exist, the OS, uid and nonce read by the shell i
 ## Where a reload-safe change's time goes (${N} hosts at once, in one process: no start-up)
 
 The same change as above, applied by \`reconcileOne\` to every host at once, each apply's phases timed
-(medians over hosts; two runs, there and back). The config test runs in the running container
-(\`docker exec\`: same image, same mounts); staging, pull and test are one remote script.
+(medians over hosts; two runs, there and back). An apply is four SSH round trips after the observe: the
+lock, staging and the config test (in the running container: \`docker exec\` through the Docker API, same
+image, same mounts); the install, reload and the checks of /healthz, /varz, /jsz and the proxy (one curl
+per try); NATS clients through the connection (no shell); the record and the unlock.
 
 | phase (median per host) | run 1 | run 2 |
 | --- | ---: | ---: |
-| connect, observe, plan, take the lock | ${profiles.map((p) => `${fmt(p.observeAndLock)} ms`).join(' | ')} |
-| stage the files and test the config (one script) | ${profiles.map((p) => `${fmt(p.prepare)} ms`).join(' | ')} |
-| install (backups, pending record, rename, \`systemctl reload\`) | ${profiles.map((p) => `${fmt(p.install)} ms`).join(' | ')} |
-| verify (health, reload seen, proxy, NATS auth) and record | ${profiles.map((p) => `${fmt(p.verifyAndRecord)} ms`).join(' | ')} |
+| connect, observe, plan | ${profiles.map((p) => `${fmt(p.observeAndLock)} ms`).join(' | ')} |
+| take the lock, stage the files, test the config (one script) | ${profiles.map((p) => `${fmt(p.prepare)} ms`).join(' | ')} |
+| install (backups, pending record, rename, reload) and /healthz, /varz, /jsz, proxy (one script) | ${profiles.map((p) => `${fmt(p.install)} ms`).join(' | ')} |
+| NATS clients (auth) through the connection, and the record | ${profiles.map((p) => `${fmt(p.verifyAndRecord)} ms`).join(' | ')} |
 | all ${N} hosts, wall | ${profiles.map((p) => `${fmt(p.wall)} s`).join(' | ')} |
 
 Issue 16's targets, in this run: no-op apply at least 45x faster than Ansible:
 ${median(noop.ansible) / median(noop.natsfleet) >= 45 ? 'met' : 'not met'} (${(median(noop.ansible) / median(noop.natsfleet)).toFixed(1)}x);
 reload-safe change at least 14x: ${median(change.ansible) / median(change.natsfleet) >= 14 ? 'met' : 'not met'} (${(median(change.ansible) / median(change.natsfleet)).toFixed(1)}x).
 The hosts share the machine's ${machine.cores} cores with the controller, so the phases above overlap and
-are CPU-bound: SSH handshakes and the observe (first row), \`docker exec\` in ${N} containers at once
-(dockerd, containerd-shim and runc start a process in each) and staging's checks (second row), the unit's
-\`docker kill --signal=HUP\` (third), and the verification's curls and NATS clients (fourth).
+are CPU-bound: SSH handshakes and the observe (first row), the exec in ${N} containers at once (dockerd,
+containerd-shim and runc start a process in each: about 75 ms of a host's CPU) and staging's checks
+(second row), the reload and the checks (third), and the NATS clients and the record (fourth). One host's
+change costs it about 320 ms of CPU (its cgroup; 450-510 ms before the last round of this work).
 
 ## From git push to the host serving the change (controller running, one host)
 

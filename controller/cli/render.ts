@@ -16,7 +16,7 @@ export async function renderCommand(
 ): Promise<number> {
   const isFile = /\.ya?ml$/i.test(target);
   const policy = policyFrom(opts);
-  const files = isFile ? [await readManifestFile(target)] : await readManifestDir(opts.hosts);
+  const files = isFile ? [readManifestFile(target)] : await readManifestDir(opts.hosts);
   const { hosts, problems } = loadManifests(files, policy);
   for (const p of problems) out(formatProblem(p));
   const host = isFile ? hosts[0] : hosts.find((h) => h.name === target);

@@ -1,6 +1,6 @@
 // Owns the map from a field path in a YAML document to the line it stands on,
 // built from js-yaml's event stream so that validation errors can name a line.
-import { parseEvents } from 'js-yaml';
+import { parseEvents, type Event } from 'js-yaml';
 
 const EVENT = { DOCUMENT: 1, SEQUENCE: 2, MAPPING: 3, SCALAR: 4, ALIAS: 5, POP: 6 } as const;
 
@@ -26,7 +26,8 @@ export function lineOf(lines: LineMap, path: string): number | undefined {
   }
 }
 
-export function buildLineMap(source: string): LineMap {
+/** The line map of `source`, from its events when the caller parsed it already. */
+export function buildLineMap(source: string, events: Event[] = parseEvents(source, { maxDepth: 32 })): LineMap {
   const lineStarts = [0];
   for (let i = 0; i < source.length; i++) if (source[i] === '\n') lineStarts.push(i + 1);
   const lineAt = (offset: number): number => {
@@ -43,7 +44,7 @@ export function buildLineMap(source: string): LineMap {
   const stack: Frame[] = [];
   const join = (parent: string, child: string) => (parent ? `${parent}.${child}` : child);
 
-  for (const ev of parseEvents(source, { maxDepth: 32 })) {
+  for (const ev of events) {
     if (ev.type === EVENT.DOCUMENT) {
       stack.length = 0;
       stack.push({ kind: 'doc', path: '', expectKey: false, key: '', index: 0 });

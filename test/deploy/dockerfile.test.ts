@@ -125,6 +125,7 @@ describe('deploy/Dockerfile', () => {
       .map((i) => i.args)
       .join(' ');
     expect(env).toContain('NATSFLEET_LISTEN=0.0.0.0:9420');
+    expect(env).toContain('NODE_OPTIONS=--max-semi-space-size=32');
     const health = of(runtime, 'HEALTHCHECK').at(-1)!.args;
     expect(health).toMatch(/--interval=\d+s/);
     expect(health).toContain('/healthz');

@@ -58,6 +58,8 @@ describe('deploy/natsfleet.service', () => {
     expect(one('User')).toBe('natsfleet');
     expect(one('ExecStart')).toMatch(/ natsfleet controller --config \/etc\/natsfleet\/natsfleet\.yaml$/);
     expect(one('EnvironmentFile')).toBe('/etc/natsfleet/natsfleet.env');
+    // The young generation the sweep benchmark runs with (bench/sweep-bench.ts).
+    expect(one('Environment')).toBe('NODE_OPTIONS=--max-semi-space-size=32');
     // The state directory (the controller's default stateDir), created 0700 by systemd.
     expect(one('StateDirectory')).toBe('natsfleet-controller');
     expect(one('StateDirectoryMode')).toBe('0700');

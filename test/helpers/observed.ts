@@ -28,7 +28,8 @@ export function factsFrom(
   editOutput: (o: string) => string = (o) => o,
   editFacts: (f: HostFacts) => void = () => {},
 ): HostFacts {
-  const f = parseFacts(editOutput(CONVERGED_OUTPUT), d);
+  // Parsed facts share the parts parsed from the same bytes (frozen): edited on a copy.
+  const f = structuredClone(parseFacts(editOutput(CONVERGED_OUTPUT), d));
   editFacts(f);
   return f;
 }
