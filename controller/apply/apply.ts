@@ -26,10 +26,11 @@ import {
   clearPendingScript,
   BEFORE_INSTALL,
   CONTAINER_STEPS,
+  verifyBudgetSec,
   verifyScript,
 } from './commands.js';
 import { acquireLock, heldLock, LockError, newLockInfo, type HeldLock, type LockLease } from './lock.js';
-import { verifyHost, verifyScriptFor, type VerifyInput } from './verify.js';
+import { verificationIn, verifyHost, verifyScriptFor, type VerifyInput } from './verify.js';
 import type { Credentials } from './nats-probe.js';
 import type { ApplyResult, FailureReason, Outcome } from './result.js';
 import { cliActor, historyEntry } from './history.js';
@@ -56,7 +57,10 @@ export interface ApplyInput {
    * hands its RAFT leaderships over. Returns notes; never fails the apply.
    */
   beforeDisruption?: () => Promise<string[]>;
-  /** Called at each phase; tests use it to cut the connection mid-apply. */
+  /**
+   * Called at each phase ('locked': right before the script that takes the lock and stages); tests use it to
+   * cut the connection mid-apply.
+   */
   onPhase?: (phase: 'locked' | 'staged' | 'installing' | 'verifying') => void | Promise<void>;
 }
 
@@ -128,7 +132,8 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         420_000,
       );
     let prepared = await prepare(info);
-    if (prepared.code === LOCK_HELD) {
+    const locked = parseMarked(prepared.stdout, STEP).some((m) => m.name === 'locked');
+    if (prepared.code === LOCK_HELD && !locked) {
       // Another holds the lock (nothing was staged): taken over when it is provably abandoned, else refused.
       try {
         lock = await acquireLock(session, new Date(), x.lockLease);
@@ -138,7 +143,10 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       }
       if (lock.tookOver) notes.push(lock.tookOver);
       prepared = await prepare();
-    } else if (prepared.code !== 0 && !parseMarked(prepared.stdout, STEP).some((m) => m.name === 'locked')) {
+    } else if (prepared.code !== 0 && !locked) {
+      // The script may have ended right after taking it (killed): released when it is this apply's.
+      lock.abandon();
+      await lock.release().catch(() => {});
       const why = `could not take the lock (exit ${prepared.code}): ${lastLines(prepared.stderr)}`;
       return result('blocked', plan.health, why, 'locked');
     }
@@ -197,7 +205,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         pending: { revision: x.revision, since: new Date().toISOString(), actions: steps },
         verify: d.state === 'present' ? verifyScriptFor(verifyInput, monitorAt) : undefined,
       }),
-      ((x.verifyTimeoutSec ?? 60) + 300) * 1000,
+      (300 + verifyBudgetSec(x.verifyTimeoutSec ?? 60)) * 1000,
     );
     let failure: string | undefined;
     let failureReason: FailureReason = 'step-failed';
@@ -235,10 +243,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       failure = `${step} failed: ${lastLines(inst.stderr || inst.stdout)}`;
     } else if (d.state === 'present') {
       await x.onPhase?.('verifying');
-      const verified = /^@@verified (\d+)$/m.exec(inst.stdout);
-      const done = inst.stdout.indexOf(`\n${STEP}done\n`);
-      const answered =
-        verified && done >= 0 ? { stdout: inst.stdout.slice(done), code: Number(verified[1]) } : undefined;
+      const answered = verificationIn(inst.stdout);
       // A verification that could not finish (its deadline passed) is a failed one: rolled back.
       const v = await verifyHost(session, verifyInput, answered).catch((e: Error) => ({
         ok: false,

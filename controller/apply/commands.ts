@@ -217,26 +217,23 @@ function stageLines(d: DesiredHost, files: readonly FileArtifact[], token: strin
 }
 
 /**
- * Makes the desired directories, each command once for all of them (a process costs about a millisecond of
- * the host's CPU): none may be a link (one planted in a directory a container can write: chown/chmod would
- * follow it), all are made, none leads elsewhere through a link in its path, then owners and modes are set.
+ * Makes the desired directories: none may be a link (one planted in a directory a container can write:
+ * chown/chmod would follow it), all are made (one mkdir), then each is checked to lead nowhere else through a
+ * link in its path right before its owner and mode are set.
  */
 export function dirLines(dirs: readonly { path: string; owner: string; group: string; mode: string }[]): string[] {
   if (!dirs.length) return [];
   const paths = dirs.map((x) => x.path);
-  const byValue = (key: (x: (typeof dirs)[number]) => string) => {
-    const groups = new Map<string, string[]>();
-    for (const x of dirs) groups.set(key(x), [...(groups.get(key(x)) ?? []), x.path]);
-    return [...groups];
-  };
   return [
     ...paths.map((p) => `if [ -L ${shQuote(p)} ]; then fail ${shQuote(`${p} is a symbolic link`)}; fi`),
     sh('mkdir', '-p', ...paths),
-    // realpath prints one line per path, in order: each must be the path itself.
-    `[ "$(${sh('realpath', '-e', ...paths)})" = "$(${sh('printf', '%s\\n', ...paths)})" ] || ` +
-      `fail ${shQuote(`one of ${paths.join(', ')} leads elsewhere through a link`)}`,
-    ...byValue((x) => `${x.owner}:${x.group}`).map(([owner, ps]) => sh('chown', '-h', owner, ...ps)),
-    ...byValue((x) => x.mode).map(([mode, ps]) => sh('chmod', mode, ...ps)),
+    // Each directory's owner and mode right after ITS check (chown and chmod follow a link swapped in later).
+    ...dirs.flatMap((x) => [
+      `[ "$(realpath -e ${shQuote(x.path)})" = ${shQuote(x.path)} ] || ` +
+        `fail ${shQuote(`${x.path} leads elsewhere through a link`)}`,
+      sh('chown', '-h', `${x.owner}:${x.group}`, x.path),
+      sh('chmod', x.mode, x.path),
+    ]),
   ];
 }
 
@@ -494,6 +491,12 @@ export interface InstallInput {
  * finished by the next one), renames verified staged files into place, deletes removed ones, and runs
  * the service steps. Prints `@@step NAME` before each step so a failure names its step.
  */
+/**
+ * A step's lines with all their output on stderr: stdout carries only natsfleet's own lines (step marks,
+ * verification), which nothing a step runs (compose, certbot in a proxy image) can then forge.
+ */
+const toStderr = (lines: string[]) => (lines.length ? [`{\n${lines.join('\n')}\n} >&2`] : []);
+
 export function installScript(d: DesiredHost, x: InstallInput): string {
   // natsfleet's state directory holds the lock the fence found: it exists.
   const lines = [fence(x.token), sh('rm', '-rf', BACKUP_DIR), sh('mkdir', '-p', BACKUP_DIR)];
@@ -517,7 +520,7 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
   // Stopping and removal run before files go away; the rest after the new files are in place.
   const before = BEFORE_INSTALL;
   for (const s of x.steps.filter((s) => before.includes(s)))
-    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind), done(s));
+    lines.push(echoMarker(STEP, s), ...toStderr(stepCommand(s, d, x.composeKind)), done(s));
   lines.push(echoMarker(STEP, 'install'));
   for (const f of x.install) {
     const staged = stagedPath(f.path, x.token);
@@ -526,7 +529,7 @@ export function installScript(d: DesiredHost, x: InstallInput): string {
   for (const p of x.remove) lines.push(sh('rm', '-f', p));
   lines.push(done('install'));
   for (const s of x.steps.filter((s) => !before.includes(s) && s !== 'pull' && s !== 'test-config')) {
-    lines.push(echoMarker(STEP, s), ...stepCommand(s, d, x.composeKind), done(s));
+    lines.push(echoMarker(STEP, s), ...toStderr(stepCommand(s, d, x.composeKind)), done(s));
   }
   lines.push(echoMarker(STEP, 'done'));
   // Verification in the same round trip, once every step went through: its exit code is said, not taken.
@@ -665,6 +668,13 @@ export interface VerifyScriptInput {
   proxyDomain?: string;
 }
 
+/** How long verifyScript waits, after /healthz, for a reload to show in /varz. */
+const RELOAD_WAIT_SEC = 10;
+/** How long verifyScript asks again a proxy that does not answer yet. */
+const PROXY_WAIT_SEC = 20;
+/** The longest verifyScript may run (its timeout, the reload's wait, the proxy's, a try's 8 s each). */
+export const verifyBudgetSec = (timeoutSec: number) => timeoutSec + RELOAD_WAIT_SEC + PROXY_WAIT_SEC + 30;
+
 /** What verifyScript's answers hold, in order (httpAnswers of its `answers` section). */
 export const VERIFY_ANSWERS = ['healthz', 'varz', 'jsz', 'proxy'] as const;
 
@@ -702,13 +712,13 @@ export function verifyScript(v: VerifyScriptInput): string {
     // A deadline, not a count of tries: a try may itself take its 2 s (an address that drops packets).
     `nf_end=$(( $(date +%s) + ${v.timeoutSec} ))`,
     ...(v.address ? [`nf_mon=${shQuote(v.address)}`] : []),
-    'nf_i=0',
+    // After a reload: up to 10 s more for the new config to show (then verification says it did not).
+    `nf_seen=$(( $(date +%s) + ${RELOAD_WAIT_SEC} ))`,
     'while :; do',
     ...(v.address ? [] : [`  ${v.lookup}`]),
     `  ${ask}`,
     `  if ${healthy}; then`,
-    // After a reload: up to 10 s more for the new config to show (then verification says it did not).
-    `    if ${stale}; then if [ $nf_i -lt 200 ]; then nf_i=$((nf_i+1)); sleep 0.05; continue; fi; fi`,
+    `    if ${stale}; then if [ "$(date +%s)" -lt "$nf_seen" ]; then sleep 0.05; continue; fi; fi`,
     '    break',
     '  fi',
     `  if [ "$(date +%s)" -ge "$nf_end" ]; then ${echoMarker(VERIFY, 'healthz', 'timeout')}; ${answers()}; exit 3; fi`,
@@ -719,7 +729,8 @@ export function verifyScript(v: VerifyScriptInput): string {
       ? [
           // The proxy's answer is the last mark: 2xx or 3xx is an answer (as curl -f).
           `case "\${nf_a##*"${HTTP_MARK}-$n "}" in [23]??*) nf_p=ok;; *) nf_p=failed;; esac`,
-          `nf_j=0; while [ $nf_p = failed ]; do [ $nf_j -lt 40 ] || break; nf_j=$((nf_j+1)); sleep 0.5; ` +
+          `nf_j=$(( $(date +%s) + ${PROXY_WAIT_SEC} )); while [ $nf_p = failed ]; do ` +
+            '[ "$(date +%s)" -lt "$nf_j" ] || break; sleep 0.5; ' +
             `if ${sh('curl', '-sfk', '-m', '3', '--resolve', proxyAt, '-o', '/dev/null', proxyHttps)}; ` +
             'then nf_p=ok; fi; done',
           `echo "${VERIFY}proxy $nf_p"`,

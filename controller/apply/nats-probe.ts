@@ -5,9 +5,10 @@
 import { createServer, type Server } from 'node:net';
 import type { ConnectionOptions } from 'nats';
 import type { SshSession } from '../transport/ssh.js';
+import { loadNats } from '../util/nats-client.js';
 
 /** The NATS client, loaded only when a host is verified (a no-op run never needs it). */
-const connect = async (opts: ConnectionOptions) => (await import('nats')).connect(opts);
+const connect = async (opts: ConnectionOptions) => (await loadNats()).connect(opts);
 
 export interface Tunnel {
   port: number;

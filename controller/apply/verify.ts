@@ -11,9 +11,9 @@ import { certFact, firstCertificate, monitorLookup } from '../observe/fact-table
 import { plaintextClient, probeServedTls } from '../observe/tls-probe.js';
 import type { ServedTls } from '../observe/facts.js';
 import { certState } from '../plan/tls.js';
-import { httpAnswers, Marked, VERIFY } from '../observe/protocol.js';
+import { httpAnswers, Marked, STEP, VERIFY } from '../observe/protocol.js';
 import { shQuote } from '../shell/quote.js';
-import { VERIFY_ANSWERS, verifyScript } from './commands.js';
+import { VERIFY_ANSWERS, verifyBudgetSec, verifyScript } from './commands.js';
 import { imageVersion } from '../plan/nats-versions.js';
 import { openTunnel, tryConnect, type Credentials } from './nats-probe.js';
 
@@ -51,6 +51,18 @@ export const verifyScriptFor = (v: VerifyInput, address?: string): string =>
   });
 
 /**
+ * The verification the install script ran after its steps (installScript's `verify`): what it printed after
+ * the last `done` mark, and its exit code, which must be the script's last line (the steps print on stderr:
+ * nothing they run can pass for either). Undefined when it did not run to its end.
+ */
+export function verificationIn(installStdout: string): { stdout: string; code: number } | undefined {
+  const verified = new RegExp(`\\n${VERIFY}verified (\\d+)\\n?$`).exec(installStdout);
+  const done = installStdout.lastIndexOf(`\n${STEP}done\n`);
+  if (!verified || done < 0 || done > verified.index) return undefined;
+  return { stdout: installStdout.slice(done, verified.index), code: Number(verified[1]) };
+}
+
+/**
  * Verifies the host. `answered` is what verifyScriptFor printed when it ran already (appended to the install
  * script: one round trip less), and its exit code; otherwise it runs here.
  */
@@ -61,7 +73,8 @@ export async function verifyHost(
 ): Promise<VerifyResult> {
   const d = v.desired;
   const problems: string[] = [];
-  const r = answered ?? (await session.runScript(verifyScriptFor(v), ((v.timeoutSec ?? 60) + 40) * 1000));
+  const r =
+    answered ?? (await session.runScript(verifyScriptFor(v), (verifyBudgetSec(v.timeoutSec ?? 60) + 10) * 1000));
   const s = new Marked(r.stdout, VERIFY);
   const answers = httpAnswers(s.text('answers'));
   const answer = (name: (typeof VERIFY_ANSWERS)[number]) => answers[VERIFY_ANSWERS.indexOf(name)];

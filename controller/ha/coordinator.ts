@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { KV, NatsConnection } from 'nats';
+import { loadNats } from '../util/nats-client.js';
 import {
   expired,
   leaderAction,
@@ -126,9 +127,7 @@ export class Coordinator implements Replication {
     if (o.replica !== undefined && !REPLICA_ID.test(o.replica))
       throw new Error(`replica id ${JSON.stringify(o.replica)}: letters, digits, - and _ only (at most 64)`);
     // Loaded here: a controller with its state in a directory never loads the NATS client.
-    // (A CommonJS package: bundled, its exports may sit under `default`.)
-    const mod = (await import('nats')) as typeof import('nats') & { default?: typeof import('nats') };
-    const { connect, credsAuthenticator } = typeof mod.connect === 'function' ? mod : mod.default!;
+    const { connect, credsAuthenticator } = await loadNats();
     const t = leaseTiming(o.ttlMs);
     const nc = await connect({
       servers: o.url.split(',').map((s) => s.trim()),

@@ -158,12 +158,13 @@ export const monitorPaths = (d: DesiredHost): string[] =>
 /**
  * A pure parse of a large answer remembered by the SHA-256 of its text: a converged host's container and
  * image answers are the same bytes on every sweep, and JSON.parse of them was a fifth of a warm sweep's CPU
- * (a digest costs a tenth of a parse). Results are frozen: they are shared. Bounded; cleared when full.
+ * (a digest costs a tenth of a parse). Results are frozen (shared), small ones too (not remembered), so that
+ * code editing facts fails on every answer alike. Bounded; cleared when full.
  */
 function byContent<T extends object>(parse: (text: string) => T, max = 50_000): (text: string) => T {
   const seen = new Map<string, T>();
   return (text) => {
-    if (text.length < 2048) return parse(text);
+    if (text.length < 2048) return deepFreeze(parse(text));
     const key = createHash('sha256').update(text).digest('base64');
     const hit = seen.get(key);
     if (hit) return hit;
@@ -191,14 +192,14 @@ function parseContainer(a: HttpFact | undefined): ContainerFact {
 
 function containerFromJson(body: string): ContainerFact {
   const c = json<{
-          Id: string;
-          Image: string;
-          State: { Running: boolean; StartedAt: string };
-          Path?: string;
-          Config: { Image: string };
-          Mounts?: { Source?: string; Destination?: string }[];
-          HostConfig?: { PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null> };
-        }>(body);
+    Id: string;
+    Image: string;
+    State: { Running: boolean; StartedAt: string };
+    Path?: string;
+    Config: { Image: string };
+    Mounts?: { Source?: string; Destination?: string }[];
+    HostConfig?: { PortBindings?: Record<string, { HostIp?: string; HostPort?: string }[] | null> };
+  }>(body);
   if (!c) return { exists: false };
   const monitor = publishedMonitor(c.HostConfig?.PortBindings);
   return {

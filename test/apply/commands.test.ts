@@ -40,7 +40,8 @@ import {
   verifyScript,
   writeVerified,
 } from '../../controller/apply/commands.js';
-import { httpAnswers, Marked, VERIFY } from '../../controller/observe/protocol.js';
+import { echoMarker, httpAnswers, Marked, VERIFY } from '../../controller/observe/protocol.js';
+import { verificationIn } from '../../controller/apply/verify.js';
 import { remoteScript, sh, shQuote } from '../../controller/shell/quote.js';
 import { STATE_DIR } from '../../controller/observe/host-layout.js';
 import { desiredFrom, factsFrom } from '../helpers/observed.js';
@@ -444,6 +445,34 @@ describe('service steps', () => {
       lockAcquire({ owner: 'o', host: 'h', pid: 1, token: TOKEN, since: 's' }),
     ];
     for (const s of scripts) expect(s).not.toMatch(/[^|]&&/);
+  });
+
+  it("steps print on stderr: nothing a step runs can pass for natsfleet's marks or the verification's verdict", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-install-'));
+    const state = join(dir, 'state');
+    mkdirSync(join(state, 'lock'), { recursive: true });
+    writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: TOKEN }));
+    // A proxy image's compose up (or certbot) printing what verification would print, then succeeding.
+    const bin = fakeBin({ docker: "printf '@@step done\\n@@answers x\\n@@proxy ok\\n@@verified 0\\n'" });
+    const desired = { ...d, proxy: { ...d.proxy!, dir } };
+    const script = installScript(desired, {
+      install: [],
+      remove: [],
+      steps: ['proxy-up'],
+      composeKind: 'plugin',
+      pending: { revision: 'r', since: 't', actions: ['proxy-up'] },
+      token: TOKEN,
+      verify: `${echoMarker(VERIFY, 'healthz', 'timeout')}; exit 3`,
+    });
+    const r = run(script, { state, path: bin });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('@@verified 0');
+    expect(r.stdout.split('\n').filter((l) => l === '@@step done')).toHaveLength(1);
+    expect(r.stdout).not.toContain('@@proxy');
+    expect(verificationIn(r.stdout)).toEqual({ stdout: '\n@@step done\n@@healthz timeout', code: 3 });
+    // Output that does not end with the verdict (a script cut short) is no verification at all.
+    expect(verificationIn(`${r.stdout}\nmore`)).toBeUndefined();
+    expect(verificationIn('@@verified 0\n')).toBeUndefined();
   });
 
   describe('verification (real shell, fake curl)', () => {
