@@ -4,8 +4,9 @@
 // have run is never run again), the pinned key as strict on a reconnect, keepalive finding a silent
 // connection dead, output bounded, signatures the server verifies, and retain.
 import { connect as tcpConnect, createServer, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import ssh2, { type Connection, type ParsedKey } from 'ssh2';
+import { failOnUncaught } from '../helpers/fail-on-uncaught.js';
 import { closeMisbehavingHosts, listen, onClose } from '../helpers/misbehaving-hosts.js';
 import { ConnectionDeadError, HostKeyError, SshError } from '../../controller/transport/ssh.js';
 import { SessionPool } from '../../controller/reconcile/pool.js';
@@ -20,20 +21,7 @@ const auth = { privateKey: clientKey.private };
 
 afterAll(closeMisbehavingHosts);
 
-// Any uncaught exception or unhandled rejection during a test fails it.
-const uncaught: unknown[] = [];
-const onUncaught = (e: unknown) => uncaught.push(e);
-beforeEach(() => {
-  uncaught.length = 0;
-  process.on('uncaughtException', onUncaught);
-  process.on('unhandledRejection', onUncaught);
-});
-afterEach(async () => {
-  await new Promise((r) => setTimeout(r, 50));
-  process.off('uncaughtException', onUncaught);
-  process.off('unhandledRejection', onUncaught);
-  expect(uncaught).toEqual([]);
-});
+failOnUncaught(50);
 
 /** What the server does when a channel is asked for: answer, or drop the connection before or after the command starts. */
 type Mode = 'answer' | 'drop-at-open' | 'drop-after-exec';

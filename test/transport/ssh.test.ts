@@ -2,7 +2,8 @@
 // SSH banner, an ssh2 server that authenticates but never answers exec or port-forward requests (or
 // answers too late), garbage injected after the handshake, and the host-key algorithm pin.
 import { connect as tcpConnect, createServer, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { failOnUncaught } from '../helpers/fail-on-uncaught.js';
 import { closeMisbehavingHosts, fakeHost, listen, onClose, silentPort } from '../helpers/misbehaving-hosts.js';
 import { HostKeyError, scanHostKey, SshError, SshSession, type SshTarget } from '../../controller/transport/ssh.js';
 import { SessionPool } from '../../controller/reconcile/pool.js';
@@ -24,20 +25,7 @@ afterAll(closeMisbehavingHosts);
 
 const target = (port: number, hostKey: string): SshTarget => ({ host: '127.0.0.1', port, user: 'root', hostKey });
 
-// Any uncaught exception or unhandled rejection during a test fails it.
-const uncaught: unknown[] = [];
-const onUncaught = (e: unknown) => uncaught.push(e);
-beforeEach(() => {
-  uncaught.length = 0;
-  process.on('uncaughtException', onUncaught);
-  process.on('unhandledRejection', onUncaught);
-});
-afterEach(async () => {
-  await new Promise((r) => setTimeout(r, 100)); // let late events arrive
-  process.off('uncaughtException', onUncaught);
-  process.off('unhandledRejection', onUncaught);
-  expect(uncaught).toEqual([]);
-});
+failOnUncaught(100);
 
 async function elapsed<T>(p: Promise<T>): Promise<{ ms: number; result?: T; error?: Error }> {
   const t = Date.now();
