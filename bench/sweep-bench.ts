@@ -14,8 +14,12 @@ const ROOT = resolve(import.meta.dirname, '..');
 /** Hosts per simulator process: each holds a listener and a connection per host, under the open-file limit. */
 const FLEET_CHUNK = 5_000;
 const REPLICAS = ['replica-1', 'replica-2', 'replica-3'];
-/** NODE_OPTIONS of the deployed controller (deploy/natsfleet.service): its sweeps are measured with it. */
-export const DEPLOYED_NODE_FLAGS = ['--max-semi-space-size=32'];
+/** NODE_OPTIONS of the deployed controller, read from deploy/natsfleet.service: its sweeps are measured with it. */
+export const DEPLOYED_NODE_FLAGS = (
+  /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'deploy/natsfleet.service'), 'utf8'))?.[1] ?? ''
+)
+  .split(' ')
+  .filter(Boolean);
 const TARGETS = { coldSeconds: 40, coldMB: 1024, warmSeconds: 10 };
 
 interface SweepRun {

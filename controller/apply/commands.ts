@@ -69,18 +69,21 @@ export function verifyFile(path: string, content: string): string[] {
   ];
 }
 
+/** Writes `content` to `staged` (created exclusively), flushes it to disk and verifies its size and hash. */
+function writeChecked(staged: string, content: string): string[] {
+  return [
+    `printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(staged)}`,
+    sh('sync', staged),
+    ...verifyFile(staged, content),
+  ];
+}
+
 /**
  * Writes `content` to `staged` (created exclusively), flushes it to disk, verifies its size and hash,
  * then sets its owner and mode. Nothing is renamed over a live file here.
  */
 export function stageFile(staged: string, content: string, mode: string, owner: string, group: string): string[] {
-  return [
-    `printf '%s' ${shQuote(b64(content))} | base64 -d > ${shQuote(staged)}`,
-    sh('sync', staged),
-    ...verifyFile(staged, content),
-    sh('chown', `${owner}:${group}`, staged),
-    sh('chmod', mode, staged),
-  ];
+  return [...writeChecked(staged, content), sh('chown', `${owner}:${group}`, staged), sh('chmod', mode, staged)];
 }
 
 /**
@@ -90,8 +93,8 @@ export function stageFile(staged: string, content: string, mode: string, owner: 
  */
 export function writeVerified(path: string, content: string, token: string, mode = '0600'): string[] {
   const staged = stagedPath(path, token);
-  const lines = stageFile(staged, content, mode, 'root', 'root');
-  return [...(mode === '0600' ? lines.slice(0, -2) : lines), sh('mv', '-f', staged, path)];
+  const lines = mode === '0600' ? writeChecked(staged, content) : stageFile(staged, content, mode, 'root', 'root');
+  return [...lines, sh('mv', '-f', staged, path)];
 }
 
 /** natsfleet's own state directory on the host: private to root. */
@@ -332,7 +335,8 @@ function execTestLines(exec: ExecTest, staged: string): string[] {
     Tty: true,
     Cmd: [exec.program, '-t', '-c', staged],
   });
-  const inspect = `curl -s -m 10 --unix-socket ${DOCKER_SOCKET} "http://docker/exec/$nf_x/json"`;
+  // The exec's state: asked with --next after the start, and alone again while it says running.
+  const state = `-s -m 10 --unix-socket ${DOCKER_SOCKET} "http://docker/exec/$nf_x/json"`;
   return [
     NONCE,
     `nf_x=$(curl -sf -m 10 --unix-socket ${DOCKER_SOCKET} ${json} -d ${shQuote(create)} ` +
@@ -341,12 +345,12 @@ function execTestLines(exec: ExecTest, staged: string): string[] {
     `case $nf_x in ''|*[!0-9a-f]*) exit ${CONFIG_REJECTED};; esac`,
     // The output, then a mark with a nonce (the program's output cannot forge it), then the exec's state.
     `nf_o=$(curl -s -m 120 --unix-socket ${DOCKER_SOCKET} ${json} -d '{"Detach":false,"Tty":true}' ` +
-      `-w "\\n@@exec-$n\\n" "http://docker/exec/$nf_x/start" --next ${inspect.slice(5)}) || exit ${CONFIG_REJECTED}`,
+      `-w "\\n@@exec-$n\\n" "http://docker/exec/$nf_x/start" --next ${state}) || exit ${CONFIG_REJECTED}`,
     `printf '%s\\n' "\${nf_o%%"@@exec-$n"*}"`,
     `nf_s=\${nf_o##*"@@exec-$n"}; nf_i=0`,
     `while case $nf_s in *'"Running":true'*) true;; *) false;; esac; do ` +
       `[ $nf_i -lt 40 ] || exit ${CONFIG_REJECTED}; nf_i=$((nf_i+1)); sleep 0.05; ` +
-      `nf_s=$(${inspect}) || exit ${CONFIG_REJECTED}; done`,
+      `nf_s=$(curl ${state}) || exit ${CONFIG_REJECTED}; done`,
     `case $nf_s in *'"ExitCode":0,'*|*'"ExitCode":0}'*) ;; *) exit ${CONFIG_REJECTED};; esac`,
   ];
 }
