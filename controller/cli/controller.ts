@@ -2,7 +2,7 @@
 // environment variables and an optional config file (all checked by gitops/config.ts: an invalid one
 // is a ConfigError, reported by main() as a usage error); stops cleanly on SIGINT/SIGTERM.
 import type { Command } from 'commander';
-import { integerRange, resolveConfig } from '../gitops/config.js';
+import { integerRange } from '../gitops/config-options.js';
 import { integerArg } from './policy-options.js';
 
 interface Flags {
@@ -55,6 +55,8 @@ export function controllerCommand(program: Command) {
     )
     .option('--replica-id <name>', "with --state-nats: this replica's name (default: machine name + random)")
     .action(async (f: Flags) => {
+      // The validation loads ajv: only this command does (config-options.ts).
+      const { resolveConfig } = await import('../gitops/config.js');
       const cfg = resolveConfig(
         {
           repo: f.repo,

@@ -11,7 +11,7 @@ import pino from 'pino';
 import { fleetUp, type SandboxHost } from '../sandbox/fleet.js';
 import type { NatsImages } from '../sandbox/images.js';
 import { startController } from '../gitops/run.js';
-import { DEFAULTS } from '../gitops/config.js';
+import { DEFAULTS } from '../gitops/config-options.js';
 import { loadPolicyFrom } from '../manifest/policy.js';
 import type { NatsHost } from '../manifest/natshost.gen.js';
 import type { NatsCluster } from '../manifest/natscluster.gen.js';

@@ -3,7 +3,7 @@
 // `err` as plain messages and return 1; any other failure is thrown to the caller (bin/natsfleet.js).
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../package-root.js';
-import { ConfigError } from '../gitops/config.js';
+import { ConfigError } from '../gitops/config-options.js';
 import { validateCommand } from './validate.js';
 import { renderCommand } from './render.js';
 import { integerArg, policyOptions, type PolicyFlags } from './policy-options.js';

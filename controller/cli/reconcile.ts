@@ -7,7 +7,7 @@ import { formatProblem, hasErrors } from '../manifest/problems.js';
 import { readManifestDir } from '../manifest/read-dir.js';
 import { policyResolver } from '../secrets/resolve.js';
 import { integerArg, policyFrom, policyOptions, type PolicyFlags } from './policy-options.js';
-import { integerRange } from '../gitops/config.js';
+import { integerRange } from '../gitops/config-options.js';
 import { distinctRollouts, splitSuspended, suspendItem, suspensionText } from '../gitops/decide.js';
 import { API_TOKEN_ENV, controllerView, RemoteError } from './remote.js';
 import { formatBatches, rollsInBatches, standaloneBatches, type BatchPolicy } from '../plan/batches.js';

@@ -1,4 +1,4 @@
-// Owns the controller's configuration: defaults, then an optional YAML file, then NATSFLEET_*
+// Owns the controller's configuration: defaults (config-options.ts), then an optional YAML file, then NATSFLEET_*
 // environment variables, then command-line flags. Every layer is checked against
 // schemas/controller-config.schema.json (environment and flag strings coerced to its types first), and
 // a problem names where it comes from: `FILE:LINE: key.path: message`, the variable or the flag.
@@ -8,90 +8,33 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { load } from 'js-yaml';
-import { packagePath } from '../package-root.js';
 import type { BatchPolicy, LabelPolicy, RolloutPolicy } from '../plan/batches.js';
 import { parseSelector, SelectorError } from '../manifest/selector.js';
 import type { LoadPolicy } from '../manifest/load.js';
 import { loadPolicyFrom, PolicyError } from '../manifest/policy.js';
 import { buildLineMap, lineOf } from '../manifest/yaml-positions.js';
+import {
+  ConfigError,
+  controllerConfigSchema,
+  DEFAULTS,
+  schemaAt,
+  type ControllerConfig,
+  type SchemaNode,
+} from './config-options.js';
 
-export interface ControllerConfig {
-  repo: string;
-  branch: string;
-  hostsDir: string;
-  pollIntervalSec: number;
-  driftIntervalSec: number;
-  stateDir: string;
-  /** The SSH private key file; without one, the ssh-agent of SSH_AUTH_SOCK (see transport/auth.ts). */
-  sshKey?: string;
-  concurrency: number;
-  listen?: string;
-  webhookSecret?: string;
-  /** Bearer token of the API (suspend, resume, sync); the API is off without one. */
-  apiToken?: string;
-  planUntrustedLive: boolean;
-  /** Standalone hosts in batches (plan/batches.ts), per label when it has byLabel; all at once without. */
-  rollout?: RolloutPolicy;
-  /** Decommission hosts whose manifest left the branch (NatsCluster members excepted); off: they run on, unmanaged. */
-  prune: boolean;
-  /** State and leases in a NATS JetStream KV bucket shared by replicas; without it, state in stateDir. */
-  stateNats?: { url: string; credentials?: string; bucket: string; leaseTtlSec: number; replicas: number };
-  /** This replica's name in the bucket (with stateNats). */
-  replicaId?: string;
-  /** The least severe log records written (pino level). */
-  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-  /**
-   * Where manifests may write on hosts and which secrets they may name (paths.allowedRoots, secrets.dir,
-   * secrets.envPattern).
-   */
-  policy: LoadPolicy;
-  github?: {
-    repository: string;
-    apiUrl?: string;
-    token?: string;
-    appId?: number;
-    appPrivateKeyFile?: string;
-    installationId?: number;
-  };
-}
-
-export const DEFAULTS = {
-  branch: 'main',
-  hostsDir: 'hosts',
-  pollIntervalSec: 30,
-  driftIntervalSec: 300,
-  stateDir: '/var/lib/natsfleet-controller',
-  concurrency: 10,
-  planUntrustedLive: false,
-  prune: false,
-  logLevel: 'info' as ControllerConfig['logLevel'],
-};
-
-/** An invalid configuration: one line per problem, each naming its file and line, variable or flag. */
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(problems.join('\n'));
-    this.name = 'ConfigError';
-  }
-}
+export {
+  ConfigError,
+  controllerConfigSchema,
+  DEFAULTS,
+  integerRange,
+  type ControllerConfig,
+} from './config-options.js';
 
 /** Settings by dotted key path ("concurrency", "github.token", "paths.allowedRoots"). */
 type Flat = Record<string, string | number | boolean | string[] | undefined>;
 
-interface SchemaNode {
-  type?: string;
-  properties?: Record<string, SchemaNode>;
-  minimum?: number;
-  maximum?: number;
-  'x-hint'?: string;
-}
-
-export const controllerConfigSchema: SchemaNode = JSON.parse(
-  readFileSync(packagePath('schemas', 'controller-config.schema.json'), 'utf8'),
-);
-
 let compiled: ValidateFunction | undefined;
-/** Compiled on first use: every CLI command loads this module, only the controller validates. */
+/** Compiled on first use (only the controller command loads this module: the others, config-options.ts). */
 function validator(): ValidateFunction {
   if (!compiled) {
     const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
@@ -146,16 +89,6 @@ const FLAGS: Record<string, string> = {
   'state.nats.leaseTtlSec': '--lease-ttl',
 };
 const flagOf = (key: string) => FLAGS[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-
-const schemaAt = (key: string): SchemaNode | undefined =>
-  key.split('.').reduce<SchemaNode | undefined>((node, k) => node?.properties?.[k], controllerConfigSchema);
-
-/** The bounds of an integer setting, from the schema: what the CLI's typed options check. */
-export function integerRange(key: string): { min: number; max: number } {
-  const node = schemaAt(key);
-  if (node?.type !== 'integer') throw new Error(`${key} is not an integer setting`);
-  return { min: node.minimum ?? 0, max: node.maximum ?? Number.MAX_SAFE_INTEGER };
-}
 
 /** A string from the environment or a flag, in the type the schema wants; left as is when it cannot be. */
 function coerce(key: string, value: unknown): unknown {

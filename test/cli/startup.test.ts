@@ -1,8 +1,9 @@
 // The installed command (bin/natsfleet.js) runs the bundle (dist/natsfleet.mjs, scripts/bundle.mjs) and
 // loads what a command needs only: `--version`, `--help` and `validate` load none of the modules of SSH,
 // the apply engine, the controller or GitHub (ssh2, nats, octokit, prom-client, simple-git, pino), which
-// are most of natsfleet's start-up; a command that reaches a host loads ssh2 (and its native parts when
-// they were built). Needs `npm run build` (npm test's setup runs it).
+// are most of natsfleet's start-up, nor ajv's schema compiler (the manifest validators are precompiled; the
+// controller's configuration, which ajv checks, is only the controller command's); a command that reaches a
+// host loads ssh2 (and its native parts when they were built). Needs `npm run build` (npm test's setup runs it).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,7 +57,19 @@ function loads(args: string[]) {
   const fromNodeModules = new Set(
     files.flatMap((f) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f)?.[1] ?? []).filter(Boolean),
   );
-  return { status: r.status, stdout: r.stdout, files, packages: new Set([...bundled, ...fromNodeModules]) };
+  // ajv's compiler (ajv/dist/compile/...), as opposed to the runtime helpers the precompiled validators use.
+  const ajvCompiler = files.some(
+    (f) =>
+      f.includes('/node_modules/ajv/dist/compile/') ||
+      ((f === BUNDLE || f.startsWith(CHUNKS)) && readFileSync(f, 'utf8').includes('// node_modules/ajv/dist/compile/')),
+  );
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    files,
+    packages: new Set([...bundled, ...fromNodeModules]),
+    ajvCompiler,
+  };
 }
 
 describe('start-up of the bundled CLI', () => {
@@ -74,6 +87,7 @@ describe('start-up of the bundled CLI', () => {
       const r = loads(args);
       expect(r.status).toBe(0);
       expect(HEAVY.filter((p) => r.packages.has(p))).toEqual([]);
+      expect(r.ajvCompiler).toBe(false);
       // Only a part of the chunks: the others are read by the commands that need them.
       expect(r.files.filter((f) => f.startsWith(CHUNKS)).length).toBeLessThan(readdirSync(CHUNKS).length / 2);
     },
@@ -83,5 +97,12 @@ describe('start-up of the bundled CLI', () => {
     const r = loads(['hostkey', 'scan', '127.0.0.1:1', '--timeout', '2']); // a closed port: refused at once
     expect(r.status).toBe(1);
     expect(r.packages.has('ssh2')).toBe(true);
+    expect(r.ajvCompiler).toBe(false);
+  });
+
+  it("loads ajv's compiler for the controller command, which checks its configuration", () => {
+    const r = loads(['controller', '--repo', '/nonexistent', '--log-level', 'loud']); // refused by the schema
+    expect(r.status).not.toBe(0);
+    expect(r.ajvCompiler).toBe(true);
   });
 });
