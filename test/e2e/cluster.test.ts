@@ -280,9 +280,16 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     expect(r.code, r.out).toBe(1);
     expect(r.out).toMatch(/quorum/);
     expect(await Promise.all(others.map(startedAt))).toEqual(before);
-    // Started again (natsfleet starts the stopped member with the new settings): the next apply converges.
+    // The change withdrawn, the next apply starts the stopped member and converges. (Rolling restarts are test
+    // 2's, under a publisher. Here the stream is idle, and nats-server 2.10.27 can leave a member that was
+    // just restarted out of a group's current replicas for minutes when another restarts right after: the
+    // gate then halts the rollout, as it must. Seen in 2 of 6 such rolling restarts.)
+    delete cluster.spec.nats.lameDuck;
+    write();
     const again = await cli('apply');
     expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(new RegExp(`${stopped}: applied`));
+    expect(await Promise.all(others.map(startedAt))).toEqual(before);
     const settled = await cli('plan');
     expect(settled.code, settled.out).toBe(0);
   });
@@ -305,9 +312,11 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     const view = await clusterView(names);
     for (const v of view) expect(v).toMatchObject({ routes: 2, size: 3 });
     for (const h of names) expect(await sh(h, 'curl -s 127.0.0.1:8222/healthz')).toBe('{"status":"ok"}');
+    // Put back as it was: the rolled-back member already runs it, so nothing restarts (see test 3).
     hosts.get(first)!.spec.nats.httpBind = '127.0.0.1';
+    delete cluster.spec.nats.lameDuck;
     write();
-    const fixed = await cli('apply');
+    const fixed = await cli('plan');
     expect(fixed.code, fixed.out).toBe(0);
   });
 
