@@ -117,17 +117,8 @@ async function prepare(opts: Common, err: (l: string) => void) {
     err(`error: ${error}`);
     return undefined;
   }
-  const [{ prepareTargets }, { predial }] = await Promise.all([
-    import('../reconcile/targets.js'),
-    import('../transport/predial.js'),
-  ]);
+  const { prepareTargets } = await engine();
   const targets = prepareTargets(selected, await policyResolver(selected, policy.secrets), policy.paths);
-  // Every secret resolved: the first hosts' TCP connections open while the SSH library loads (not a
-  // suspended host's, nor through a jump host).
-  for (const t of targets
-    .filter((x) => !x.spec.policy.suspend && !x.spec.ssh.proxyJump)
-    .slice(0, Number(opts.concurrency)))
-    predial(t.spec.ssh.host, t.spec.ssh.port);
   // Credentials before any host and before the progress line (a passphrase may be asked on the terminal).
   return { targets, revision: await revision, auth: await sshAuth(opts) };
 }

@@ -1,14 +1,19 @@
-// Owns reconciling a set of hosts: rendered first (targets.ts: secrets resolved up front, per host: a host whose
-// secret is refused or missing is never contacted), then standalone hosts with bounded parallelism (host.ts) and
+// Owns reconciling a set of hosts: render (secrets resolved up front, per host: a host whose secret is
+// refused or missing is never contacted), then standalone hosts with bounded parallelism (host.ts) and
 // each cluster as a rollout over its members (rollout.ts). Used by the CLI and by the controller loop.
+import type { HostSpec } from '../manifest/host-spec.js';
+import { renderHost } from '../render/desired.js';
+import type { SecretResolver } from '../secrets/resolve.js';
+import { DEFAULT_PATH_POLICY, type PathPolicy } from '../manifest/path-policy.js';
+import type { Credentials } from '../apply/nats-probe.js';
 import { mapLimit } from './pool.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isSuccessful, notRun } from '../apply/result.js';
 import { groupByPolicy, rolloutStops, rollsInBatches, standaloneBatches, type RolloutPolicy } from '../plan/batches.js';
+import { systemPasswordField } from '../manifest/secret-policy.js';
 import { reconcileCluster } from './rollout.js';
 import { reconcileOne, unknownPlan, type HostRun, type ReconcileOptions, type Target } from './host.js';
 
-export { prepareEach, prepareTargets, type PreparedTargets } from './targets.js';
 export {
   connectionFailure,
   reconcileOne,
@@ -17,6 +22,57 @@ export {
   type ReconcileOptions,
   type Target,
 } from './host.js';
+
+export interface PreparedTargets {
+  targets: Target[];
+  /** Hosts that could not be rendered (a secret refused or missing), with the reason naming file and field. */
+  failures: { host: string; error: string }[];
+}
+
+/** Renders every host that can be rendered; each failure names the host's file and the field. */
+export function prepareEach(
+  hosts: readonly HostSpec[],
+  resolve: SecretResolver,
+  paths: PathPolicy = DEFAULT_PATH_POLICY,
+): PreparedTargets {
+  const out: PreparedTargets = { targets: [], failures: [] };
+  for (const spec of hosts) {
+    try {
+      out.targets.push(prepareOne(spec, resolve, paths));
+    } catch (e) {
+      out.failures.push({ host: spec.name, error: `${spec.file}: ${(e as Error).message}` });
+    }
+  }
+  return out;
+}
+
+/** Renders every host; throws (naming file and field) before anything is contacted when any fails. */
+export function prepareTargets(
+  hosts: readonly HostSpec[],
+  resolve: SecretResolver,
+  paths: PathPolicy = DEFAULT_PATH_POLICY,
+): Target[] {
+  const { targets, failures } = prepareEach(hosts, resolve, paths);
+  if (failures.length) throw new Error(failures.map((f) => f.error).join('; '));
+  return targets;
+}
+
+function prepareOne(spec: HostSpec, resolve: SecretResolver, paths: PathPolicy): Target {
+  let credentials: Credentials | undefined;
+  let systemCredentials: Target['systemCredentials'];
+  const tracking: SecretResolver = (ref, field) => {
+    const v = resolve(ref, field);
+    if (ref.bcrypt === undefined) {
+      if (field.endsWith('token')) credentials = { token: v };
+      if (field.endsWith('password')) credentials = { user: spec.nats.auth!.user!, pass: v };
+      if (spec.cluster?.systemAccount && field === systemPasswordField(spec))
+        systemCredentials = { user: spec.cluster!.systemAccount!.user, pass: v };
+    }
+    return v;
+  };
+  const desired = renderHost(spec, tracking, paths);
+  return { spec, desired, credentials, ...(systemCredentials ? { systemCredentials } : {}) };
+}
 
 /** A host not applied because this controller replica may not apply it now (`mayApply`). */
 const leaseLost = (t: Target, revision: string, why: string): HostRun => ({

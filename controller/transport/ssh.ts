@@ -30,7 +30,6 @@ import {
 } from '../manifest/host-key.js';
 import { remoteScript } from '../shell/quote.js';
 import { socketErrorText } from './socket-errors.js';
-import { takePredialled } from './predial.js';
 import { SshCredentials } from './auth.js';
 
 /** A jump host (ssh -J): reached directly, with its own pinned key; the target is reached through it. */
@@ -505,10 +504,8 @@ export class SshSession {
           },
         });
       });
-      // Our own socket, so a timeout can say how far the host got; connecting already when the CLI
-      // predialled the host during its start-up (predial.ts).
-      const predialled = stream ? undefined : takePredialled(target.host, target.port);
-      const sock = stream ? undefined : (predialled ?? new Socket());
+      // Our own socket, so a timeout can say how far the host got.
+      const sock = stream ? undefined : new Socket();
       sock?.on('error', ignore); // ssh2 reports socket errors on the client
       if (sock) batchWrites(sock);
       const timer = setTimeout(() => {
@@ -539,7 +536,7 @@ export class SshSession {
       };
       try {
         sock?.setNoDelay(true);
-        if (!predialled) sock?.connect(target.port, target.host);
+        sock?.connect(target.port, target.host);
         client.connect(config);
       } catch (e) {
         sock?.destroy();
