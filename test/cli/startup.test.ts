@@ -47,27 +47,21 @@ function loads(args: string[]) {
   const files = [...r.stderr.matchAll(/^LOADED (.+)$/gm)].map((m) =>
     m[1].startsWith('file:') ? fileURLToPath(m[1]) : m[1],
   );
-  // esbuild marks each module it bundled with a `// node_modules/<package>/...` line.
-  const bundled = new Set(
-    files
+  // esbuild marks each module it bundled with a `// node_modules/<package>/<path>` line; loaded files name theirs.
+  const modulePaths = [
+    ...files
       .filter((f) => f === BUNDLE || f.startsWith(CHUNKS))
-      .flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/^\/\/ node_modules\/((?:@[^/]+\/)?[^/]+)\//gm)])
-      .map((m) => m[1]),
-  );
-  const fromNodeModules = new Set(
-    files.flatMap((f) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f)?.[1] ?? []).filter(Boolean),
-  );
+      .flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/^\/\/ node_modules\/(\S+)/gm)].map((m) => m[1])),
+    ...files.flatMap((f) => /\/node_modules\/(.+)$/.exec(f)?.[1] ?? []),
+  ];
+  const packages = new Set(modulePaths.flatMap((p) => /^((?:@[^/]+\/)?[^/]+)\//.exec(p)?.[1] ?? []));
   // ajv's compiler (ajv/dist/compile/...), as opposed to the runtime helpers the precompiled validators use.
-  const ajvCompiler = files.some(
-    (f) =>
-      f.includes('/node_modules/ajv/dist/compile/') ||
-      ((f === BUNDLE || f.startsWith(CHUNKS)) && readFileSync(f, 'utf8').includes('// node_modules/ajv/dist/compile/')),
-  );
+  const ajvCompiler = modulePaths.some((p) => p.startsWith('ajv/dist/compile/'));
   return {
     status: r.status,
     stdout: r.stdout,
     files,
-    packages: new Set([...bundled, ...fromNodeModules]),
+    packages,
     ajvCompiler,
   };
 }
