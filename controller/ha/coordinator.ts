@@ -78,6 +78,9 @@ const valueOf = (e: { json<T>(): T }): unknown => {
     return undefined;
   }
 };
+/** Whether the mirror's entry of a key is a later revision than `revision`. */
+const laterThan = (known: MirrorEntry | undefined, revision: number): boolean =>
+  known !== undefined && known.revision > revision;
 /** The error of a compare-and-set whose revision was not the key's last one. */
 export const isConflict = (e: unknown): boolean =>
   /wrong last sequence|key exists/i.test((e as Error)?.message ?? '') ||
@@ -224,7 +227,7 @@ export class Coordinator implements Replication {
   async write(key: string, value: unknown, revision: number | undefined): Promise<number> {
     const data = new TextEncoder().encode(JSON.stringify(value));
     const rev = revision === undefined ? await this.kv.create(key, data) : await this.kv.update(key, data, revision);
-    this.mirror.set(key, { value, revision: rev, seenAt: monotonic() });
+    this.remember(key, { value, revision: rev, seenAt: monotonic() });
     return rev;
   }
 
@@ -232,7 +235,17 @@ export class Coordinator implements Replication {
   async remove(key: string, revision: number): Promise<void> {
     await this.kv.delete(key, { previousSeq: revision });
     this.removed.set(key, revision);
-    this.mirror.delete(key);
+    // A record written again since (the watch delivered it before this answer) stays.
+    if (!laterThan(this.mirror.get(key), revision)) this.mirror.delete(key);
+  }
+
+  /**
+   * Mirrors what this replica wrote or read from the server, unless the mirror already holds a later
+   * revision of the key: a write's answer and the watch's event of another replica's next write can be
+   * handled in either order, and the older must not replace the newer (the watch sends it only once).
+   */
+  private remember(key: string, entry: MirrorEntry): void {
+    if (!laterThan(this.mirror.get(key), entry.revision)) this.mirror.set(key, entry);
   }
 
   /** The key's current value and revision, read from the server (after a conflict). */
@@ -390,7 +403,7 @@ export class Coordinator implements Replication {
     const now = await this.kv.get(key);
     if (!now || now.operation !== 'PUT') return true;
     if (seen && now.revision === seen.revision) return expired(seen.seenAt, monotonic(), this.timing);
-    this.mirror.set(key, { value: valueOf(now), revision: now.revision, seenAt: monotonic() });
+    this.remember(key, { value: valueOf(now), revision: now.revision, seenAt: monotonic() });
     return false;
   }
 
