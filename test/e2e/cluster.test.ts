@@ -275,20 +275,26 @@ describe('a three-member JetStream cluster (issue 12)', () => {
     await sh(stopped, 'systemctl stop nats.service');
     const before = await Promise.all(others.map(startedAt));
     cluster.spec.nats.lameDuck = { duration: '31s' }; // lame-duck settings need a restart
+    cluster.spec.rollout = { maxUnavailable: 1, settle: '3s', timeout: '40s' };
     write();
     const r = await cli('apply');
     expect(r.code, r.out).toBe(1);
     expect(r.out).toMatch(/quorum/);
     expect(await Promise.all(others.map(startedAt))).toEqual(before);
-    // The change withdrawn, the next apply starts the stopped member and converges. (Rolling restarts are test
-    // 2's, under a publisher. Here the stream is idle, and nats-server 2.10.27 can leave a member that was
-    // just restarted out of a group's current replicas for minutes when another restarts right after: the
-    // gate then halts the rollout, as it must. Seen in 2 of 6 such rolling restarts.)
+    // The stopped member starts first (capacity first), on the new settings. nats-server 2.10.27 can leave a
+    // member that was just started out of an idle stream's current replicas for minutes (the stall the README's
+    // cluster section describes): past the rollout's timeout it is rolled back, started on the previous settings.
+    const first = new RegExp(`^${stopped}: (applied|rolled-back)`, 'm').exec(r.out)?.[1];
+    expect(first, r.out).toBeDefined();
+    if (first === 'rolled-back') console.log(`[cluster] test 3: ${stopped} rolled back on its start:\n${r.out}`);
+    expect(await sh(stopped, 'systemctl is-active nats.service')).toBe('active');
+    // The change withdrawn, the next apply converges: the member started on the new settings gets the previous
+    // ones again; the others are not restarted.
     delete cluster.spec.nats.lameDuck;
     write();
     const again = await cli('apply');
     expect(again.code, again.out).toBe(0);
-    expect(again.out).toMatch(new RegExp(`${stopped}: applied`));
+    expect(again.out).toMatch(new RegExp(`${stopped}: ${first === 'applied' ? 'applied' : 'unchanged'}`));
     expect(await Promise.all(others.map(startedAt))).toEqual(before);
     const settled = await cli('plan');
     expect(settled.code, settled.out).toBe(0);
