@@ -31,7 +31,7 @@ import {
 } from './commands.js';
 import { acquireLock, heldLock, LockError, newLockInfo, type HeldLock, type LockLease } from './lock.js';
 import { verificationIn, verifyHost, verifyScriptFor, type VerifyInput } from './verify.js';
-import type { Credentials } from './nats-probe.js';
+import { forwardRefusal, type Credentials } from './nats-probe.js';
 import type { ApplyResult, FailureReason, Outcome } from './result.js';
 import { cliActor, historyEntry } from './history.js';
 
@@ -109,6 +109,11 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     return result('blocked', plan.health, `prerequisites failed: ${plan.blocked.join('; ')}`, 'blocked');
   }
   if (!hasWork(plan)) return result('unchanged', plan.health);
+  // Verified through a port forward after the change: a host whose sshd refuses it is told so, unchanged.
+  if (d.state === 'present') {
+    const refused = await forwardRefusal(session, d.nats.clientPort);
+    if (refused) return result('blocked', plan.health, `prerequisites failed: ${refused}`, 'blocked');
+  }
 
   const install = fileChanges.filter((c) => c.action !== 'delete').map((c) => c.path);
   const remove = fileChanges.filter((c) => c.action === 'delete').map((c) => c.path);

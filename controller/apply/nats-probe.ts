@@ -4,7 +4,7 @@
 // natsfleet makes: removing a former cluster member from the meta group.
 import { createServer, type Server } from 'node:net';
 import type { ConnectionOptions } from 'nats';
-import type { SshSession } from '../transport/ssh.js';
+import { ForwardingRefusedError, type SshSession } from '../transport/ssh.js';
 import { loadNats } from '../util/nats-client.js';
 
 /** The NATS client, loaded only when a host is verified (a no-op run never needs it). */
@@ -37,6 +37,25 @@ export async function openTunnel(session: SshSession, remotePort: number): Promi
     port,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Why the host's sshd would refuse the port forward natsfleet checks NATS through after a change;
+ * undefined when it allows it (whether or not anything listens on the port yet: a refused connection
+ * is not a refused forward). A host that refuses it would fail every verification: asked first.
+ */
+export async function forwardRefusal(session: SshSession, port: number): Promise<string | undefined> {
+  try {
+    (await session.forwardOut(port)).destroy();
+  } catch (e) {
+    if (e instanceof ForwardingRefusedError)
+      return (
+        `${e.message.slice(e.target.length + 2)}; natsfleet checks NATS authentication (and TLS) through it ` +
+        'after each change, so nothing was changed: allow local forwarding for this login (AllowTcpForwarding ' +
+        'local, in a Match User block if need be)'
+      );
+  }
+  return undefined;
 }
 
 export type Credentials = { token: string } | { user: string; pass: string } | Record<string, never>;

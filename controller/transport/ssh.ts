@@ -299,6 +299,24 @@ export class ConnectionDeadError extends SshError {
   }
 }
 
+/** SSH's channel-open failure code for "administratively prohibited" (RFC 4254, 5.1). */
+const ADMINISTRATIVELY_PROHIBITED = 1;
+
+/**
+ * The host's sshd refused a port forward by its configuration (AllowTcpForwarding no, DisableForwarding,
+ * PermitOpen, or no-port-forwarding in authorized_keys), not because nothing listens there.
+ */
+export class ForwardingRefusedError extends SshError {
+  constructor(target: string, host: string, port: number) {
+    super(
+      target,
+      `sshd refuses port forwarding to ${host}:${port} (administratively prohibited: AllowTcpForwarding, ` +
+        'DisableForwarding or PermitOpen in sshd_config, or no-port-forwarding in authorized_keys)',
+    );
+    this.name = 'ForwardingRefusedError';
+  }
+}
+
 /** One SSH connection of a session (a session that reconnects has several over its life, one at a time). */
 interface Conn {
   client: Client;
@@ -741,6 +759,8 @@ export class SshSession {
         (settle) => {
           conn.client.forwardOut('127.0.0.1', 0, host, port, (err: Error | undefined, stream: ClientChannel) => {
             if (stream) guardChannel(stream);
+            if (err && conn.alive && (err as { reason?: unknown }).reason === ADMINISTRATIVELY_PROHIBITED)
+              return void settle(new ForwardingRefusedError(this.label, host, port));
             if (err) return void settle(this.channelFailure(conn, `port forward to ${host}:${port} failed`, err));
             // Too late: nobody will read it, so it is closed at once.
             if (!settle(undefined, stream)) closeChannel(stream);

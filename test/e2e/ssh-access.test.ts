@@ -3,7 +3,8 @@
 // non-root user with passwordless sudo, a key held by a real ssh-agent (no --ssh-key), a passphrase key
 // (NATSFLEET_SSH_PASSPHRASE), and a jump host (one sandbox host as the bastion of another, reached on
 // the fleet's network). A passphrase key without a passphrase off a terminal is one error line, exit 1,
-// and no host contacted; a user sudo refuses, and become: false, say why in status and plan.
+// and no host contacted; a user sudo refuses, and become: false, say why in status and plan; an sshd
+// that refuses port forwarding (natsfleet verifies NATS through one) blocks the apply before any change.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -140,6 +141,29 @@ describe('each way operators reach hosts deploys a host', () => {
 });
 
 describe('what goes wrong is said once, plainly', () => {
+  it('(e) an sshd that refuses port forwarding: apply names the setting and changes nothing; allowed, it deploys', async () => {
+    const conf = '/etc/ssh/sshd_config.d/00-no-forwarding.conf';
+    await a.sh(`echo 'AllowTcpForwarding no' > ${conf} && systemctl reload ssh`);
+    const key = ['--ssh-key', fleet.privateKeyPath];
+    try {
+      const refused = await deploy(a, { user: 'root' }, key, cleanEnv());
+      expect(refused.apply.code).toBe(1);
+      expect(refused.apply.out + refused.apply.err).toMatch(
+        new RegExp(
+          `${hostA.name}: blocked.*sshd refuses port forwarding to 127\\.0\\.0\\.1:4222 .*AllowTcpForwarding.*nothing was changed`,
+          's',
+        ),
+      );
+      expect(await a.sh('ls /etc/nats /etc/systemd/system/nats.service 2>&1 | head -n1')).toMatch(/No such file/);
+      expect(refused.status).toMatchObject({ host: hostA.name, sync: 'OutOfSync' });
+    } finally {
+      await a.sh(`rm -f ${conf} && systemctl reload ssh`);
+    }
+    const r = await deploy(a, { user: 'root' }, key, cleanEnv());
+    expect(r.apply.code, r.apply.out + r.apply.err).toBe(0);
+    expect(r.status).toMatchObject({ host: hostA.name, sync: 'Synced', health: 'Healthy' });
+  });
+
   it('a passphrase key without a passphrase, off a terminal: one line, exit 1, no host contacted', async () => {
     let contacted = 0;
     const listener = createServer((c) => (contacted++, c.destroy()));

@@ -45,12 +45,13 @@ export interface FakeHost {
 /**
  * An ssh2 server accepting any public key. Exec: `never` leaves the request unanswered, `hang`
  * starts the command and never ends it, `late` answers after 600 ms, `answer` replies at once;
- * the command `echo` is always answered. Port forwards are left unanswered, or accepted late.
+ * the command `echo` is always answered. Port forwards are left unanswered, accepted late, or refused by
+ * configuration (administratively prohibited).
  */
 export async function fakeHost(o: {
   hostKeys: string[];
   exec?: ExecBehaviour;
-  forward?: 'never' | 'late';
+  forward?: 'never' | 'late' | 'refused';
 }): Promise<FakeHost> {
   const conns = new Set<Connection>();
   const host: FakeHost = { port: 0, closedChannels: 0 };
@@ -78,19 +79,21 @@ export async function fakeHost(o: {
           else answer();
         });
       });
-      client.on('tcpip', (accept) => {
-        if (o.forward !== 'late') return;
-        setTimeout(() => {
-          try {
-            const ch = accept();
-            ch.on('error', noop);
-            ch.on('data', noop);
-            ch.on('close', () => host.closedChannels++);
-          } catch {
-            // the client is gone
-          }
-        }, 600);
-      });
+      // Without a listener, ssh2 refuses a forward as "administratively prohibited" (as AllowTcpForwarding no).
+      if (o.forward !== 'refused')
+        client.on('tcpip', (accept) => {
+          if (o.forward !== 'late') return;
+          setTimeout(() => {
+            try {
+              const ch = accept();
+              ch.on('error', noop);
+              ch.on('data', noop);
+              ch.on('close', () => host.closedChannels++);
+            } catch {
+              // the client is gone
+            }
+          }, 600);
+        });
     });
   });
   server.on('error', noop);

@@ -5,7 +5,15 @@ import { connect as tcpConnect, createServer, type Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { failOnUncaught } from '../helpers/fail-on-uncaught.js';
 import { closeMisbehavingHosts, fakeHost, listen, onClose, silentPort } from '../helpers/misbehaving-hosts.js';
-import { HostKeyError, scanHostKey, SshError, SshSession, type SshTarget } from '../../controller/transport/ssh.js';
+import {
+  ForwardingRefusedError,
+  HostKeyError,
+  scanHostKey,
+  SshError,
+  SshSession,
+  type SshTarget,
+} from '../../controller/transport/ssh.js';
+import { forwardRefusal } from '../../controller/apply/nats-probe.js';
 import { SessionPool } from '../../controller/reconcile/pool.js';
 import { prepareTargets, reconcileAll } from '../../controller/reconcile/reconcile.js';
 import { loadManifests } from '../../controller/manifest/load.js';
@@ -130,6 +138,22 @@ describe('step deadlines', () => {
     await expect(s2.forwardOut(4222, '127.0.0.1', 200)).rejects.toThrow(/timed out after 200 ms/);
     await expect.poll(() => late.closedChannels, { timeout: 3_000 }).toBe(1);
     expect(await s2.exec('echo')).toMatchObject({ code: 0 });
+    s2.close();
+  });
+
+  it('a forward sshd refuses by its configuration is named so, not taken for a port nothing listens on', async () => {
+    const host = await fakeHost({ hostKeys: [ed25519.private], forward: 'refused' });
+    const s = await SshSession.connect(target(host.port, pub(ed25519)), auth, { timeoutMs: 10_000 });
+    const e = await s.forwardOut(4222).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(ForwardingRefusedError);
+    expect((e as Error).message).toMatch(/sshd refuses port forwarding to 127\.0\.0\.1:4222 .*AllowTcpForwarding/);
+    expect(await forwardRefusal(s, 4222)).toMatch(/nothing was changed: allow local forwarding for this login/);
+    // Refused, the session stays usable; a host that allows forwards (answered late here) is not refused.
+    expect(await s.exec('echo')).toMatchObject({ code: 0 });
+    s.close();
+    const late = await fakeHost({ hostKeys: [ed25519.private], forward: 'late' });
+    const s2 = await SshSession.connect(target(late.port, pub(ed25519)), auth, { timeoutMs: 10_000 });
+    expect(await forwardRefusal(s2, 4222)).toBeUndefined();
     s2.close();
   });
 
