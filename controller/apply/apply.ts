@@ -81,6 +81,13 @@ export function configTestFailure(stdout: string, stderr: string): string {
   );
 }
 
+/** A first deploy: no unit by the service's name (its file is created) and no container ran before it. */
+const nothingBefore = (x: ApplyInput) =>
+  x.desired.state === 'present' &&
+  x.plan.changes.some((c) => c.kind === 'file' && c.path === x.desired.nats.unitPath && c.action === 'create') &&
+  x.facts.unit.loadState !== 'loaded' &&
+  !x.facts.container.exists;
+
 /** /healthz answers 200 within `timeoutSec` (no check of the desired name or limits). */
 async function healthyAfter(session: SshSession, d: DesiredHost, timeoutSec: number): Promise<boolean> {
   const r = await session.runScript(verifyScript({ lookup: monitorLookup(d), timeoutSec }), (timeoutSec + 20) * 1000);
@@ -293,6 +300,17 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           `${failure}; not rolled back: the apply lock was taken over (the apply holding it now decides)`,
           'locked',
         );
+      if (nothingBefore(x)) {
+        // A first deploy: rolled back to nothing, and nothing runs (no health to wait for).
+        await lock.release();
+        const partly = rb.code !== 0 ? ' (some rollback steps failed)' : '';
+        return result(
+          'rolled-back',
+          rb.code === 0 ? 'Missing' : 'Degraded',
+          `${failure}; rolled back: nothing of it is left running${partly}`,
+          failureReason,
+        );
+      }
       // The previous state is judged by health alone: it has its own name, version and limits.
       const healthy = d.state === 'present' ? await healthyAfter(session, d, 30).catch(() => false) : rb.code === 0;
       await lock.release();

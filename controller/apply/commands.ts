@@ -5,7 +5,7 @@ import { sh, shQuote } from '../shell/quote.js';
 
 import type { DesiredHost, FileArtifact } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
-import { DOCKER_VOLUMES_DIR, TLS_RELOAD_UNIT, TLS_WATCH_UNIT } from '../render/tls.js';
+import { DOCKER_VOLUMES_DIR, TLS_RELOAD_PATH, TLS_RELOAD_UNIT, TLS_WATCH_PATH, TLS_WATCH_UNIT } from '../render/tls.js';
 import {
   APPLIED_FILES_PATH,
   BACKUP_DIR,
@@ -560,6 +560,16 @@ export function rollbackScript(
 ): string {
   const attempt = (line: string) => `${line} || rc=1`;
   const lines = ['set -u', 'umask 077', fence(x.token), 'rc=0'];
+  // A unit this apply created (no backup) is stopped while its file still says how: systemd keeps a unit
+  // whose file is gone running, and stops it then without its ExecStop. The watch units go with it.
+  const created = (p: string) => `[ -f ${shQuote(p)} ] && [ ! -f ${shQuote(posix.join(BACKUP_DIR, p))} ]`;
+  const tlsUnits = [
+    { unit: TLS_WATCH_UNIT, path: TLS_WATCH_PATH },
+    { unit: TLS_RELOAD_UNIT, path: TLS_RELOAD_PATH },
+  ];
+  for (const u of [...tlsUnits, { unit: d.nats.unit, path: d.nats.unitPath }])
+    if (x.install.includes(u.path))
+      lines.push(`if ${created(u.path)}; then ${attempt(sh('systemctl', 'stop', u.unit))}; fi`);
   for (const p of x.install) {
     const bak = posix.join(BACKUP_DIR, p);
     const staged = `${stagedPath(p, x.token)}.rollback`;
@@ -581,9 +591,34 @@ export function rollbackScript(
       'fi',
     );
   }
-  lines.push(attempt(sh('systemctl', 'daemon-reload')), attempt(sh('systemctl', 'restart', d.nats.unit)));
-  if (x.proxyTouched && d.proxy)
-    lines.push(attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`));
+  // The previous unit runs again (a unit file elsewhere counts: one this apply's overrode); without one,
+  // nothing runs and its enablement goes (a link to the removed file).
+  const loaded = `[ "$(${sh('systemctl', 'show', '-p', 'LoadState', '--value', d.nats.unit)})" = loaded ]`;
+  lines.push(
+    attempt(sh('systemctl', 'daemon-reload')),
+    `if ${loaded}; then`,
+    `  ${attempt(sh('systemctl', 'restart', d.nats.unit))}`,
+    'else',
+    `  ${attempt(sh('systemctl', 'disable', '--quiet', d.nats.unit))}`,
+    `  ${sh('systemctl', 'reset-failed', d.nats.unit)} >/dev/null 2>&1 || true`,
+    'fi',
+  );
+  for (const u of tlsUnits)
+    if (x.install.includes(u.path))
+      lines.push(
+        `[ -f ${shQuote(u.path)} ] || ${sh('systemctl', 'disable', '--quiet', u.unit)} >/dev/null 2>&1 || true`,
+      );
+  if (x.proxyTouched && d.proxy) {
+    // The proxy's previous compose file back, it runs again; none before this apply, its container goes.
+    const composeFile = d.files.find((f) => f.id === 'proxy-compose')?.path ?? posix.join(d.proxy.dir, 'compose.yml');
+    lines.push(
+      `if [ -f ${shQuote(composeFile)} ]; then`,
+      `  ${attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`)}`,
+      'else',
+      `  ${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`,
+      'fi',
+    );
+  }
   lines.push(sh('rm', '-f', PENDING_PATH, PENDING_DONE_PATH));
   if (x.history) {
     const history = strict(...stateDirLines(), ...appendHistory(x.history, x.token));

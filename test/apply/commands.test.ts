@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   CONFIG_REJECTED,
   execConfigTest,
@@ -31,6 +31,7 @@ import {
   parseHeldLock,
   prepareScript,
   PULL_FAILED,
+  rollbackScript,
   stagedPath,
   stageScript,
   stepCommand,
@@ -585,6 +586,65 @@ describe('service steps', () => {
   it('remote scripts run with stdin closed, so no command can eat the rest of the script', () => {
     const out = execFileSync('sh', ['-s'], { input: remoteScript('cat; echo after'), encoding: 'utf8' });
     expect(out).toBe('after\n');
+  });
+});
+
+describe('rollback (real shell, fake systemctl)', () => {
+  /** Rolls back an apply that installed the unit file, in a temporary root; returns systemctl's calls. */
+  function rollBack(o: { unitBefore: boolean; loadStateAfter: string }) {
+    const root = mkdtempSync(join(tmpdir(), 'nf-rollback-'));
+    const state = join(root, 'state');
+    mkdirSync(join(state, 'lock'), { recursive: true });
+    writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: TOKEN }));
+    const units = join(root, 'units');
+    mkdirSync(units);
+    const unit = join(units, d.nats.unit);
+    writeFileSync(unit, 'the unit this apply installed');
+    if (o.unitBefore) {
+      mkdirSync(join(state, 'backup', units), { recursive: true });
+      writeFileSync(join(state, 'backup', units, d.nats.unit), 'the unit before');
+    }
+    const log = join(root, 'calls');
+    const bin = fakeBin({ systemctl: `echo "$*" >> ${log}; [ "$1" != show ] || echo ${o.loadStateAfter}` });
+    const script = rollbackScript(d, {
+      install: [d.nats.unitPath],
+      composeKind: 'plugin',
+      proxyTouched: false,
+      token: TOKEN,
+    }).replaceAll(dirname(d.nats.unitPath), units);
+    const r = run(script, { state, path: bin });
+    return { r, unit, calls: readFileSync(log, 'utf8').trim().split('\n') };
+  }
+
+  it('a unit the apply created is stopped while its file says how, then removed and disabled; nothing restarts', () => {
+    const { r, unit, calls } = rollBack({ unitBefore: false, loadStateAfter: 'not-found' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls).toEqual([
+      'stop nats.service',
+      'daemon-reload',
+      'show -p LoadState --value nats.service',
+      'disable --quiet nats.service',
+      'reset-failed nats.service',
+    ]);
+    expect(existsSync(unit)).toBe(false);
+  });
+
+  it('a unit the apply replaced is put back and restarted, not stopped first', () => {
+    const { r, unit, calls } = rollBack({ unitBefore: true, loadStateAfter: 'loaded' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls).toEqual(['daemon-reload', 'show -p LoadState --value nats.service', 'restart nats.service']);
+    expect(readFileSync(unit, 'utf8')).toBe('the unit before');
+  });
+
+  it('a unit file elsewhere that the created one overrode runs again (restarted, not disabled)', () => {
+    const { r, calls } = rollBack({ unitBefore: false, loadStateAfter: 'loaded' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls).toEqual([
+      'stop nats.service',
+      'daemon-reload',
+      'show -p LoadState --value nats.service',
+      'restart nats.service',
+    ]);
   });
 });
 

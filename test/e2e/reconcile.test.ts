@@ -264,6 +264,26 @@ describe.each(VERSIONS)('on $image', ({ image, variant, version, fake }) => {
     const s = new Scenario(fleet, h3, 'e2e', image);
     afterAll(() => s.close());
 
+    it('8c. a first deploy that fails verification is rolled back to nothing: no unit, no container, nothing restarting', async () => {
+      await s.sh(`docker tag ${variant} ${fake}`);
+      const t = await s.manifest((d) => {
+        d.spec.nats.image = fake;
+      });
+      const run = await s.apply(t);
+      expect(run.apply).toMatchObject({ outcome: 'rolled-back', health: 'Missing' });
+      expect(run.apply!.error).toMatch(/should run .*; rolled back: nothing of it is left running$/);
+      // Stopped before its unit file went (systemd would keep it running), and not enabled at boot any more.
+      await new Promise((r) => setTimeout(r, 2000));
+      expect(await s.sh('systemctl is-active nats.service || true')).toBe('inactive');
+      expect(
+        await s.sh(
+          'ls /etc/systemd/system/nats.service /etc/systemd/system/*.wants/nats.service 2>&1 | grep -c "No such file"',
+        ),
+      ).toBe('2');
+      expect(await s.sh("docker ps -a --format '{{.Names}}'")).toBe('');
+      expect(await s.sh('curl -s -m 2 127.0.0.1:8222/healthz || echo nothing')).toBe('nothing');
+    });
+
     it('10a. a wrong host key is refused and nothing runs', async () => {
       // Whatever ran on this host before (the e2e files share it): nothing under natsfleet's paths may change.
       const look =
