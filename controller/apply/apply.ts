@@ -116,11 +116,6 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
     return result('blocked', plan.health, `prerequisites failed: ${plan.blocked.join('; ')}`, 'blocked');
   }
   if (!hasWork(plan)) return result('unchanged', plan.health);
-  // Verified through a port forward after the change: a host whose sshd refuses it is told so, unchanged.
-  if (d.state === 'present') {
-    const refused = await forwardRefusal(session, d.nats.clientPort);
-    if (refused) return result('blocked', plan.health, `prerequisites failed: ${refused}`, 'blocked');
-  }
 
   const install = fileChanges.filter((c) => c.action !== 'delete').map((c) => c.path);
   const remove = fileChanges.filter((c) => c.action === 'delete').map((c) => c.path);
@@ -143,6 +138,9 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         prepareScript(d, artifacts, lock.token, { pull: steps.includes('pull'), test, exec, lock: lockInfo }),
         420_000,
       );
+    // Verified through a port forward after the change: a host whose sshd refuses it is told so before
+    // anything is installed (asked beside the staging, on its own channel: no round trip of its own).
+    const forwarding = d.state === 'present' ? forwardRefusal(session, d.nats.clientPort) : undefined;
     let prepared = await prepare(info);
     const locked = parseMarked(prepared.stdout, STEP).some((m) => m.name === 'locked');
     if (prepared.code === LOCK_HELD && !locked) {
@@ -171,6 +169,11 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       unstage()
         .then(() => lock.release())
         .then(() => result('failed', plan.health, why, reason));
+    const noForwarding = await forwarding;
+    if (noForwarding)
+      return await unstage()
+        .then(() => lock.release())
+        .then(() => result('blocked', plan.health, `prerequisites failed: ${noForwarding}`, 'blocked'));
     if (prepared.code === PULL_FAILED)
       return await refused(
         `pulling ${d.nats.image} failed: ${prepared.stdout.trim().split('\n').slice(-2).join(' ')}`,
@@ -289,6 +292,8 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           remove,
           composeKind,
           proxyTouched,
+          nothingBefore: nothingBefore(x),
+          proxyBefore: x.facts.proxy.container.exists,
           token: lock.token,
           history: history('rolled-back', failureReason),
         }),
@@ -303,11 +308,14 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       if (nothingBefore(x)) {
         // A first deploy: rolled back to nothing, and nothing runs (no health to wait for).
         await lock.release();
-        const partly = rb.code !== 0 ? ' (some rollback steps failed)' : '';
+        const how =
+          rb.code === 0
+            ? 'nothing of it is left running'
+            : `some rollback steps failed: check that ${d.nats.unit} and container ${d.nats.containerName} are gone`;
         return result(
           'rolled-back',
           rb.code === 0 ? 'Missing' : 'Degraded',
-          `${failure}; rolled back: nothing of it is left running${partly}`,
+          `${failure}; rolled back: ${how}`,
           failureReason,
         );
       }

@@ -553,6 +553,10 @@ export function rollbackScript(
     remove?: readonly string[];
     composeKind: 'plugin' | 'standalone';
     proxyTouched: boolean;
+    /** A first deploy (no unit by the service's name loaded, no container, before it): rolled back to nothing. */
+    nothingBefore?: boolean;
+    /** Whether the proxy's container existed before the apply (false: the one it started is removed). */
+    proxyBefore?: boolean;
     token: string;
     /** The rolled-back apply's line in the host's history (written if the host still can; never fails it). */
     history?: HistoryEntry;
@@ -560,16 +564,20 @@ export function rollbackScript(
 ): string {
   const attempt = (line: string) => `${line} || rc=1`;
   const lines = ['set -u', 'umask 077', fence(x.token), 'rc=0'];
-  // A unit this apply created (no backup) is stopped while its file still says how: systemd keeps a unit
-  // whose file is gone running, and stops it then without its ExecStop. The watch units go with it.
+  // A first deploy's unit is stopped and disabled while its file still says how (systemd keeps a unit whose
+  // file is gone running, stops it then without its ExecStop, and may refuse to disable it); its container
+  // goes too. TLS watch units this apply created go the same way.
   const created = (p: string) => `[ -f ${shQuote(p)} ] && [ ! -f ${shQuote(posix.join(BACKUP_DIR, p))} ]`;
-  const tlsUnits = [
-    { unit: TLS_WATCH_UNIT, path: TLS_WATCH_PATH },
-    { unit: TLS_RELOAD_UNIT, path: TLS_RELOAD_PATH },
-  ];
-  for (const u of [...tlsUnits, { unit: d.nats.unit, path: d.nats.unitPath }])
-    if (x.install.includes(u.path))
-      lines.push(`if ${created(u.path)}; then ${attempt(sh('systemctl', 'stop', u.unit))}; fi`);
+  const disableNow = (unit: string) => sh('systemctl', 'disable', '--now', '--quiet', unit);
+  if (x.nothingBefore)
+    lines.push(
+      `if [ -f ${shQuote(d.nats.unitPath)} ]; then ${attempt(disableNow(d.nats.unit))}; fi`,
+      `${sh('docker', 'rm', '--force', d.nats.containerName)} >/dev/null 2>&1 || true`,
+    );
+  if (x.install.includes(TLS_WATCH_PATH))
+    lines.push(`if ${created(TLS_WATCH_PATH)}; then ${attempt(disableNow(TLS_WATCH_UNIT))}; fi`);
+  if (x.install.includes(TLS_RELOAD_PATH))
+    lines.push(`if ${created(TLS_RELOAD_PATH)}; then ${attempt(sh('systemctl', 'stop', TLS_RELOAD_UNIT))}; fi`);
   for (const p of x.install) {
     const bak = posix.join(BACKUP_DIR, p);
     const staged = `${stagedPath(p, x.token)}.rollback`;
@@ -591,34 +599,21 @@ export function rollbackScript(
       'fi',
     );
   }
-  // The previous unit runs again (a unit file elsewhere counts: one this apply's overrode); without one,
-  // nothing runs and its enablement goes (a link to the removed file).
-  const loaded = `[ "$(${sh('systemctl', 'show', '-p', 'LoadState', '--value', d.nats.unit)})" = loaded ]`;
+  // The previous unit runs again (a unit file elsewhere counts: one this apply's overrode); a first deploy's
+  // is gone, and its failed state forgotten.
   lines.push(
     attempt(sh('systemctl', 'daemon-reload')),
-    `if ${loaded}; then`,
-    `  ${attempt(sh('systemctl', 'restart', d.nats.unit))}`,
-    'else',
-    `  ${attempt(sh('systemctl', 'disable', '--quiet', d.nats.unit))}`,
-    `  ${sh('systemctl', 'reset-failed', d.nats.unit)} >/dev/null 2>&1 || true`,
-    'fi',
+    x.nothingBefore
+      ? `${sh('systemctl', 'reset-failed', d.nats.unit)} >/dev/null 2>&1 || true`
+      : attempt(sh('systemctl', 'restart', d.nats.unit)),
   );
-  for (const u of tlsUnits)
-    if (x.install.includes(u.path))
-      lines.push(
-        `[ -f ${shQuote(u.path)} ] || ${sh('systemctl', 'disable', '--quiet', u.unit)} >/dev/null 2>&1 || true`,
-      );
-  if (x.proxyTouched && d.proxy) {
-    // The proxy's previous compose file back, it runs again; none before this apply, its container goes.
-    const composeFile = d.files.find((f) => f.id === 'proxy-compose')?.path ?? posix.join(d.proxy.dir, 'compose.yml');
+  if (x.proxyTouched && d.proxy)
     lines.push(
-      `if [ -f ${shQuote(composeFile)} ]; then`,
-      `  ${attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`)}`,
-      'else',
-      `  ${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`,
-      'fi',
+      x.proxyBefore === false
+        ? // No proxy ran before this apply: the one it started goes (by name, as proxy-down does).
+          `${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`
+        : attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`),
     );
-  }
   lines.push(sh('rm', '-f', PENDING_PATH, PENDING_DONE_PATH));
   if (x.history) {
     const history = strict(...stateDirLines(), ...appendHistory(x.history, x.token));

@@ -101,7 +101,7 @@ export class Coordinator implements Replication {
    */
   private mirrorFresh = false;
   private watcher?: { stop(): void };
-  /** Revisions of records this replica deleted: a late event of them must not bring them back. */
+  /** The last deleted revision of each key (this replica's deletes and the watch's): nothing older comes back. */
   private readonly removed = new Map<string, number>();
   private readonly busyShards = new Map<string, number>();
   private timer?: NodeJS.Timeout;
@@ -187,8 +187,10 @@ export class Coordinator implements Replication {
         // A late event of a revision this replica already replaced (its own writes are mirrored at once).
         if (known && known.revision >= e.revision) continue;
         if ((this.removed.get(e.key) ?? 0) >= e.revision) continue;
-        if (e.operation !== 'PUT') target.delete(e.key);
-        else {
+        if (e.operation !== 'PUT') {
+          target.delete(e.key);
+          this.removed.set(e.key, Math.max(this.removed.get(e.key) ?? 0, e.revision));
+        } else {
           target.set(e.key, { value: valueOf(e), revision: e.revision, seenAt: monotonic() });
         }
       }
@@ -241,11 +243,13 @@ export class Coordinator implements Replication {
 
   /**
    * Mirrors what this replica wrote or read from the server, unless the mirror already holds a later
-   * revision of the key: a write's answer and the watch's event of another replica's next write can be
-   * handled in either order, and the older must not replace the newer (the watch sends it only once).
+   * revision of the key, or saw it deleted later: a write's answer and the watch's event of another
+   * replica's next write (or delete) can be handled in either order, and the older must not replace the
+   * newer (the watch sends it only once).
    */
   private remember(key: string, entry: MirrorEntry): void {
-    if (!laterThan(this.mirror.get(key), entry.revision)) this.mirror.set(key, entry);
+    if (laterThan(this.mirror.get(key), entry.revision) || (this.removed.get(key) ?? 0) >= entry.revision) return;
+    this.mirror.set(key, entry);
   }
 
   /** The key's current value and revision, read from the server (after a conflict). */

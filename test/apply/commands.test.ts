@@ -589,9 +589,9 @@ describe('service steps', () => {
   });
 });
 
-describe('rollback (real shell, fake systemctl)', () => {
-  /** Rolls back an apply that installed the unit file, in a temporary root; returns systemctl's calls. */
-  function rollBack(o: { unitBefore: boolean; loadStateAfter: string }) {
+describe('rollback (real shell, fake systemctl and docker)', () => {
+  /** Rolls back an apply that installed the unit file, in a temporary root; returns systemctl's and docker's calls. */
+  function rollBack(o: { unitBefore: boolean; nothingBefore: boolean }) {
     const root = mkdtempSync(join(tmpdir(), 'nf-rollback-'));
     const state = join(root, 'state');
     mkdirSync(join(state, 'lock'), { recursive: true });
@@ -605,46 +605,42 @@ describe('rollback (real shell, fake systemctl)', () => {
       writeFileSync(join(state, 'backup', units, d.nats.unit), 'the unit before');
     }
     const log = join(root, 'calls');
-    const bin = fakeBin({ systemctl: `echo "$*" >> ${log}; [ "$1" != show ] || echo ${o.loadStateAfter}` });
+    const bin = fakeBin({ systemctl: `echo "systemctl $*" >> ${log}`, docker: `echo "docker $*" >> ${log}` });
     const script = rollbackScript(d, {
       install: [d.nats.unitPath],
       composeKind: 'plugin',
       proxyTouched: false,
+      nothingBefore: o.nothingBefore,
       token: TOKEN,
     }).replaceAll(dirname(d.nats.unitPath), units);
     const r = run(script, { state, path: bin });
     return { r, unit, calls: readFileSync(log, 'utf8').trim().split('\n') };
   }
 
-  it('a unit the apply created is stopped while its file says how, then removed and disabled; nothing restarts', () => {
-    const { r, unit, calls } = rollBack({ unitBefore: false, loadStateAfter: 'not-found' });
+  it('a first deploy: its unit stopped and disabled while its file says how, its container removed; nothing restarts', () => {
+    const { r, unit, calls } = rollBack({ unitBefore: false, nothingBefore: true });
     expect(r.status, r.stderr).toBe(0);
     expect(calls).toEqual([
-      'stop nats.service',
-      'daemon-reload',
-      'show -p LoadState --value nats.service',
-      'disable --quiet nats.service',
-      'reset-failed nats.service',
+      'systemctl disable --now --quiet nats.service',
+      'docker rm --force nats',
+      'systemctl daemon-reload',
+      'systemctl reset-failed nats.service',
     ]);
     expect(existsSync(unit)).toBe(false);
   });
 
   it('a unit the apply replaced is put back and restarted, not stopped first', () => {
-    const { r, unit, calls } = rollBack({ unitBefore: true, loadStateAfter: 'loaded' });
+    const { r, unit, calls } = rollBack({ unitBefore: true, nothingBefore: false });
     expect(r.status, r.stderr).toBe(0);
-    expect(calls).toEqual(['daemon-reload', 'show -p LoadState --value nats.service', 'restart nats.service']);
+    expect(calls).toEqual(['systemctl daemon-reload', 'systemctl restart nats.service']);
     expect(readFileSync(unit, 'utf8')).toBe('the unit before');
   });
 
-  it('a unit file elsewhere that the created one overrode runs again (restarted, not disabled)', () => {
-    const { r, calls } = rollBack({ unitBefore: false, loadStateAfter: 'loaded' });
+  it('a takeover of a unit file elsewhere: the override goes, that unit restarts (never disabled: it is not ours)', () => {
+    const { r, unit, calls } = rollBack({ unitBefore: false, nothingBefore: false });
     expect(r.status, r.stderr).toBe(0);
-    expect(calls).toEqual([
-      'stop nats.service',
-      'daemon-reload',
-      'show -p LoadState --value nats.service',
-      'restart nats.service',
-    ]);
+    expect(calls).toEqual(['systemctl daemon-reload', 'systemctl restart nats.service']);
+    expect(existsSync(unit)).toBe(false);
   });
 });
 

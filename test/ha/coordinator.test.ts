@@ -121,28 +121,45 @@ describe('replicas on NATS JetStream KV', { timeout: 30_000 }, () => {
   it("the mirror never goes back: a write's answer handled after the watch delivered a later write keeps the later", async () => {
     const [a, b] = [await replica('m1', 'b5', server.url, 10_000), await replica('m2', 'b5', server.url, 10_000)];
     const kv = a.kv as unknown as Record<string, (...args: unknown[]) => Promise<number>>;
-    // Holds a's answer back until b wrote again and a's watch delivered b's write: the order a loaded
+    // Holds a's answer back until b changed the record again and a's watch delivered it: the order a loaded
     // machine can give (both arrive on one connection, and are handled by different continuations).
-    const late = (op: 'update' | 'delete', next: (rev: number) => Promise<number>) => {
+    const late = (op: 'update' | 'delete', next: (rev: number) => Promise<unknown>, seen: () => boolean) => {
       const original = kv[op].bind(a.kv);
       kv[op] = async (...args: unknown[]) => {
         kv[op] = original;
         const rev = await original(...args);
-        const later = await next(rev);
-        await until("a's watch delivering b's write", () => a.get('doc')?.revision === later);
+        await next(rev);
+        await until("a's watch delivering b's change", seen);
         return rev;
       };
     };
     const first = await a.write('doc', { v: 1 }, undefined);
     await until('b seeing it', () => b.get('doc')?.revision === first);
-    late('update', (rev) => b.write('doc', { v: 3 }, rev));
+    late(
+      'update',
+      (rev) => b.write('doc', { v: 3 }, rev),
+      () => a.get('doc')?.revision === first + 2,
+    );
     await a.write('doc', { v: 2 }, first);
     expect(a.get('doc')?.value).toEqual({ v: 3 });
-    // And a record created again after this replica's delete stays.
-    const current = a.get('doc')!.revision;
-    late('delete', () => b.write('doc', { v: 4 }, undefined));
-    await a.remove('doc', current);
+    // A record created again after this replica's delete stays.
+    late(
+      'delete',
+      () => b.write('doc', { v: 4 }, undefined),
+      () => a.get('doc')?.value !== undefined,
+    );
+    await a.remove('doc', first + 2);
     expect(a.get('doc')?.value).toEqual({ v: 4 });
+    // And one deleted by another replica right after this replica's write does not come back.
+    const now = a.get('doc')!.revision;
+    await until('b seeing it', () => b.get('doc')?.revision === now);
+    late(
+      'update',
+      (rev) => b.remove('doc', rev),
+      () => a.get('doc') === undefined,
+    );
+    await a.write('doc', { v: 5 }, now);
+    expect(a.get('doc')).toBeUndefined();
   });
 
   it('state writes are compare-and-set: two replicas writing one host merge, the leader alone the fleet', async () => {
