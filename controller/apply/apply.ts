@@ -294,6 +294,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           proxyTouched,
           nothingBefore: nothingBefore(x),
           proxyBefore: x.facts.proxy.container.exists,
+          enabledBefore: x.facts.unit.unitFileState === 'enabled',
           token: lock.token,
           history: history('rolled-back', failureReason),
         }),

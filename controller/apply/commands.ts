@@ -557,6 +557,8 @@ export function rollbackScript(
     nothingBefore?: boolean;
     /** Whether the proxy's container existed before the apply (false: the one it started is removed). */
     proxyBefore?: boolean;
+    /** Whether the unit was enabled before the apply (a decommission disables it: enabled again). */
+    enabledBefore?: boolean;
     token: string;
     /** The rolled-back apply's line in the host's history (written if the host still can; never fails it). */
     history?: HistoryEntry;
@@ -607,6 +609,7 @@ export function rollbackScript(
       ? `${sh('systemctl', 'reset-failed', d.nats.unit)} >/dev/null 2>&1 || true`
       : attempt(sh('systemctl', 'restart', d.nats.unit)),
   );
+  if (x.enabledBefore && !x.nothingBefore) lines.push(attempt(sh('systemctl', 'enable', '--quiet', d.nats.unit)));
   if (x.proxyTouched && d.proxy)
     lines.push(
       x.proxyBefore === false

@@ -591,7 +591,7 @@ describe('service steps', () => {
 
 describe('rollback (real shell, fake systemctl and docker)', () => {
   /** Rolls back an apply that installed the unit file, in a temporary root; returns systemctl's and docker's calls. */
-  function rollBack(o: { unitBefore: boolean; nothingBefore: boolean }) {
+  function rollBack(o: { unitBefore: boolean; nothingBefore: boolean; enabledBefore?: boolean }) {
     const root = mkdtempSync(join(tmpdir(), 'nf-rollback-'));
     const state = join(root, 'state');
     mkdirSync(join(state, 'lock'), { recursive: true });
@@ -611,6 +611,7 @@ describe('rollback (real shell, fake systemctl and docker)', () => {
       composeKind: 'plugin',
       proxyTouched: false,
       nothingBefore: o.nothingBefore,
+      enabledBefore: o.enabledBefore,
       token: TOKEN,
     }).replaceAll(dirname(d.nats.unitPath), units);
     const r = run(script, { state, path: bin });
@@ -634,6 +635,16 @@ describe('rollback (real shell, fake systemctl and docker)', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(calls).toEqual(['systemctl daemon-reload', 'systemctl restart nats.service']);
     expect(readFileSync(unit, 'utf8')).toBe('the unit before');
+  });
+
+  it('a unit enabled before (a decommission disables it) is enabled again with the previous files', () => {
+    const { r, calls } = rollBack({ unitBefore: true, nothingBefore: false, enabledBefore: true });
+    expect(r.status, r.stderr).toBe(0);
+    expect(calls).toEqual([
+      'systemctl daemon-reload',
+      'systemctl restart nats.service',
+      'systemctl enable --quiet nats.service',
+    ]);
   });
 
   it('a takeover of a unit file elsewhere: the override goes, that unit restarts (never disabled: it is not ours)', () => {
