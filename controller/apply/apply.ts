@@ -285,6 +285,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
       });
     if (failure) {
       const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
+      const fresh = nothingBefore(x);
       const rb = await run(
         session,
         rollbackScript(d, {
@@ -292,7 +293,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           remove,
           composeKind,
           proxyTouched,
-          nothingBefore: nothingBefore(x),
+          nothingBefore: fresh,
           proxyBefore: x.facts.proxy.container.exists,
           enabledBefore: x.facts.unit.unitFileState === 'enabled',
           token: lock.token,
@@ -306,7 +307,7 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           `${failure}; not rolled back: the apply lock was taken over (the apply holding it now decides)`,
           'locked',
         );
-      if (nothingBefore(x)) {
+      if (fresh) {
         // A first deploy: rolled back to nothing, and nothing runs (no health to wait for).
         await lock.release();
         const how =

@@ -50,7 +50,7 @@ export async function forwardRefusal(session: SshSession, port: number): Promise
   } catch (e) {
     if (e instanceof ForwardingRefusedError)
       return (
-        `${e.message.slice(e.target.length + 2)}; natsfleet checks NATS authentication (and TLS) through it ` +
+        `${e.detail}; natsfleet checks NATS authentication (and TLS) through it ` +
         'after each change, so nothing was changed: allow local forwarding for this login (AllowTcpForwarding ' +
         'local, in a Match User block if need be)'
       );

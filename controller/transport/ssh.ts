@@ -178,9 +178,10 @@ export class HostKeyError extends Error {
 export class SshError extends Error {
   constructor(
     readonly target: string,
-    message: string,
+    /** The message without the target it names. */
+    readonly detail: string,
   ) {
-    super(`${target}: ${message}`);
+    super(`${target}: ${detail}`);
     this.name = 'SshError';
   }
 }
@@ -252,7 +253,7 @@ const DEFAULT_KEEPALIVE_COUNT_MAX = 3;
 const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
 
 /** An SshError's message without its target label (it is re-labelled by the caller). */
-const reasonOf = (e: Error) => (e instanceof SshError ? e.message.slice(e.target.length + 2) : e.message);
+const reasonOf = (e: Error) => (e instanceof SshError ? e.detail : e.message);
 const seconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`;
 const ignore = () => {};
 
