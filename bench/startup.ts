@@ -1,10 +1,11 @@
 // Benchmark scenario "startup" (bench/run.ts): the CLI's start-up, bundled (bin/natsfleet.js loading
-// dist/natsfleet.mjs, scripts/bundle.mjs) against unbundled (the same sources as tsc compiled them,
+// dist/natsfleet.cjs with V8's code cache, bin/load-bundle.js and scripts/bundle.mjs; and the same bundle
+// without a cache, as a command's first run) against unbundled (the same sources as tsc compiled them,
 // dist/controller/cli/main.js, run by a wrapper as bin/natsfleet.js did before the bundle), alternating in
 // the same run: `--version`, `validate` of the example hosts/, and the one-host `plan --host` whole process
 // against a simulated host (no Docker). Its section of RESULTS.md. Needs `npm run build`.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -16,7 +17,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 21);
 export const STARTUP_HEADING = '## CLI start-up, bundled and unbundled';
 
-type Variant = 'unbundled' | 'bundled';
+const VARIANTS = ['unbundled', 'nocache', 'bundled'] as const;
+type Variant = (typeof VARIANTS)[number];
 interface Measure {
   what: string;
   runs: number;
@@ -33,14 +35,15 @@ function timed(args: string[], expect = 0): number {
   return s;
 }
 
-/** `runs` rounds, each variant once per round, the first of the pair alternating; one warm-up each. */
+/** `runs` rounds, each variant once per round, the first of them rotating; one warm-up each. */
 function compare(what: string, entries: Record<Variant, string>, args: string[], runs: number, expect = 0): Measure {
-  const seconds: Record<Variant, number[]> = { unbundled: [], bundled: [] };
-  for (const v of ['unbundled', 'bundled'] as const) timed([entries[v], ...args], expect);
-  for (let i = 0; i < runs; i++) {
-    const order: Variant[] = i % 2 ? ['bundled', 'unbundled'] : ['unbundled', 'bundled'];
-    for (const v of order) seconds[v].push(timed([entries[v], ...args], expect));
-  }
+  const seconds: Record<Variant, number[]> = { unbundled: [], nocache: [], bundled: [] };
+  for (const v of VARIANTS) timed([entries[v], ...args], expect);
+  for (let i = 0; i < runs; i++)
+    for (let j = 0; j < VARIANTS.length; j++) {
+      const v = VARIANTS[(i + j) % VARIANTS.length];
+      seconds[v].push(timed([entries[v], ...args], expect));
+    }
   return { what, runs, seconds };
 }
 
@@ -83,7 +86,7 @@ async function planOneHost(work: string, entries: Record<Variant, string>, log: 
 }
 
 export async function startupBench(work: string, log: (s: string) => void): Promise<{ md: string; summary: string }> {
-  const bundle = join(ROOT, 'dist/natsfleet.mjs');
+  const bundle = join(ROOT, 'dist/natsfleet.cjs');
   const compiled = join(ROOT, 'dist/controller/cli/main.js');
   for (const f of [bundle, compiled]) if (!existsSync(f)) throw new Error(`${f} missing: run \`npm run build\``);
   const dir = join(work, 'startup');
@@ -96,7 +99,24 @@ export async function startupBench(work: string, log: (s: string) => void): Prom
 main(process.argv).then((c) => (process.exitCode = c), (e) => { console.error(e); process.exitCode = 1; });
 `,
   );
-  const entries: Record<Variant, string> = { unbundled: wrapper, bundled: join(ROOT, 'bin/natsfleet.js') };
+  // The same bundle with no code cache: a copy in a package of its own without the build's identity
+  // (load-bundle.js then neither reads nor writes one), as every command's first run is.
+  const pkg = join(dir, 'nocache');
+  rmSync(pkg, { recursive: true, force: true });
+  mkdirSync(join(pkg, 'dist'), { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+  for (const d of ['schemas', 'node_modules']) symlinkSync(join(ROOT, d), join(pkg, d));
+  copyFileSync(bundle, join(pkg, 'dist/natsfleet.cjs'));
+  const nocache = join(dir, 'nocache.mjs');
+  writeFileSync(
+    nocache,
+    `import { loadBundle } from ${JSON.stringify(pathToFileURL(join(ROOT, 'bin/load-bundle.js')).href)};
+const cli = loadBundle(${JSON.stringify(join(pkg, 'dist/natsfleet.cjs'))}, process.argv);
+if (cli.cache !== 'none') throw new Error('a code cache was used');
+cli.main(process.argv).then((c) => (process.exitCode = c), (e) => { console.error(e); process.exitCode = 1; });
+`,
+  );
+  const entries: Record<Variant, string> = { unbundled: wrapper, nocache, bundled: join(ROOT, 'bin/natsfleet.js') };
 
   const loadBefore = loadavg()[0];
   const nodeAlone: number[] = [];
@@ -113,28 +133,32 @@ main(process.argv).then((c) => (process.exitCode = c), (e) => { console.error(e)
   const cell = (xs: number[]) => `${ms(median(xs))} (${ms(Math.min(...xs))}–${ms(Math.max(...xs))})`;
   const ratio = (m: Measure) => `${(median(m.seconds.unbundled) / median(m.seconds.bundled)).toFixed(1)}x`;
   const table = [
-    '| whole process, median (min–max) | runs | unbundled | bundled | unbundled / bundled |',
-    '| --- | ---: | ---: | ---: | ---: |',
+    '| whole process, median (min–max) | runs | unbundled | bundled, no code cache | bundled | unbundled / bundled |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...rows.map(
-      (m) => `| ${m.what} | ${m.runs} | ${cell(m.seconds.unbundled)} | ${cell(m.seconds.bundled)} | ${ratio(m)} |`,
+      (m) =>
+        `| ${m.what} | ${m.runs} | ${cell(m.seconds.unbundled)} | ${cell(m.seconds.nocache)} | ` +
+        `${cell(m.seconds.bundled)} | ${ratio(m)} |`,
     ),
-    `| Node alone (\`node -e 0\`), for scale | ${RUNS} | ${cell(nodeAlone)} | | |`,
+    `| Node alone (\`node -e 0\`), for scale | ${RUNS} | ${cell(nodeAlone)} | | | |`,
   ].join('\n');
   const md = `${STARTUP_HEADING}
 
 Produced by \`npm run bench\` (this section alone: \`npm run bench -- startup\`) on ${new Date().toISOString().slice(0, 10)};
 machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.version}.
-Both variants in the same run, alternating, after one warm-up each; times from spawn to exit. Load average
+The three in the same run, alternating, after one warm-up each; times from spawn to exit. Load average
 (1 min) ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after: other work on the machine slows both alike.
 
 ${table}
 
 Unbundled: the same sources as \`tsc\` compiled them (\`dist/controller/cli/main.js\`, run by a wrapper as
 \`bin/natsfleet.js\` ran it before the bundle), Node loading each module and dependency file by file, the JSON
-Schemas compiled by ajv on first use. Bundled: \`bin/natsfleet.js\` running \`dist/natsfleet.mjs\`
-(scripts/bundle.mjs, esbuild): what every command runs in one file, what only some commands need in chunks
-read when one of them runs, the schema validators precompiled (ajv standalone code), ssh2 left in node_modules.
-Both load the modules of SSH, the apply engine, the controller and GitHub only in the commands that use them.
+Schemas compiled by ajv on first use. Bundled: \`bin/natsfleet.js\` running \`dist/natsfleet.cjs\`
+(scripts/bundle.mjs, esbuild: the CLI and its dependencies, ssh2 included, in one CommonJS file; the modules
+only some commands need initialised when one of them runs; the schema validators precompiled, ajv standalone
+code) through \`bin/load-bundle.js\`, with V8's code cache that the warm-up run of each command wrote
+(\`dist/code-cache/\`: V8 then compiles almost nothing). Bundled, no code cache: the same file, as a command's
+first run is (Node 20 keeps no compiled code between runs by itself).
 `;
   const summary = rows
     .map((m) => `${m.what}: ${ms(median(m.seconds.unbundled))} unbundled, ${ms(median(m.seconds.bundled))} bundled`)

@@ -1,15 +1,19 @@
 #!/usr/bin/env node
-// natsfleet command: runs the CLI bundle (dist/natsfleet.mjs: one file, built by `npm run build`, which
-// `npm ci` runs through the prepare script), or the compiled modules it is made from
-// (dist/controller/cli/main.js) when only `tsc` was run.
+// natsfleet command: runs the CLI bundle (dist/natsfleet.cjs: one file, built by `npm run build`, which
+// `npm ci` runs through the prepare script) with V8's code cache (load-bundle.js), or the compiled modules
+// it is made from (dist/controller/cli/main.js) when only `tsc` was run.
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-const bundle = new URL('../dist/natsfleet.mjs', import.meta.url);
-const { main } = await import(existsSync(bundle) ? bundle.href : '../dist/controller/cli/main.js');
+const bundle = fileURLToPath(new URL('../dist/natsfleet.cjs', import.meta.url));
+const cli = existsSync(bundle)
+  ? (await import('./load-bundle.js')).loadBundle(bundle, process.argv)
+  : { main: (await import('../dist/controller/cli/main.js')).main, saveCache: () => undefined };
 
-main(process.argv).then(
+cli.main(process.argv).then(
   (code) => {
     process.exitCode = code;
+    cli.saveCache(code);
   },
   (err) => {
     console.error(`natsfleet: ${err instanceof Error ? err.message : String(err)}`);

@@ -247,12 +247,15 @@ function askPath(d: DesiredHost, kind: 'file' | 'dir', path: string): string[] {
  * the host-side hash of each regular file of at most MAX_HASHED_BYTES (find's -size counts KiB rounded
  * up), by ONE sha256sum: natsfleet never reads a managed file's content back.
  */
+/**
+ * Every asked path's metadata and, for regular files up to MAX_HASHED_BYTES, its SHA-256: ONE find, which
+ * runs sha256sum once for all of them (`-exec ... +`; find flushes its own lines before it starts it, so no
+ * line is split). A metadata line starts with one letter, a hash line with 64 hex digits.
+ */
 const STAT_ALL = [
   section('stat'),
-  `[ $# -eq 0 ] || find "$@" -maxdepth 0 -printf '%y %m %u %g %s %p\\n' 2>/dev/null`,
-  section('sha256'),
-  `[ $# -eq 0 ] || find "$@" -maxdepth 0 -type f -size -${MAX_HASHED_BYTES / 1024 + 1}k ` +
-    '-exec sha256sum -- {} + 2>/dev/null',
+  `[ $# -eq 0 ] || find "$@" -maxdepth 0 -printf '%y %m %u %g %s %p\\n' ` +
+    `\\( -type f -size -${MAX_HASHED_BYTES / 1024 + 1}k -exec sha256sum -- {} + \\) 2>/dev/null`,
 ];
 
 interface PathStat {
@@ -263,17 +266,18 @@ interface PathStat {
   size: number;
 }
 
-/** The `stat` and `sha256` sections, by path. */
+/** The `stat` section's metadata and hash lines, by path. */
 function pathStats(m: Marked): { stats: Map<string, PathStat>; hashes: Map<string, string> } {
   const stats = new Map<string, PathStat>();
+  const hashes = new Map<string, string>();
   for (const l of m.lines('stat')) {
+    const h = /^([0-9a-f]{64}) {2}(\/.*)$/.exec(l);
+    if (h) {
+      hashes.set(h[2], h[1]);
+      continue;
+    }
     const r = /^(\S) (\d+) (\S+) (\S+) (\d+) (\/.*)$/.exec(l);
     if (r) stats.set(r[6], { type: r[1], mode: r[2].padStart(4, '0'), owner: r[3], group: r[4], size: Number(r[5]) });
-  }
-  const hashes = new Map<string, string>();
-  for (const l of m.lines('sha256')) {
-    const r = /^([0-9a-f]{64}) {2}(\/.*)$/.exec(l);
-    if (r) hashes.set(r[2], r[1]);
   }
   return { stats, hashes };
 }
@@ -454,15 +458,29 @@ const files: Fact<'files' | 'dirs'> = {
 const systemctlProps = (lines: string[]): Record<string, string> =>
   Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 
+/** Whether the host has natsfleet's certificate renewal watch (TLS with a lineage to follow). */
+const watchesTls = (d: DesiredHost) => d.files.some((f) => f.id === 'tls-watch');
+
+/** The `unit` section's blocks: systemctl show prints each unit's properties, a blank line between units. */
+function unitBlocks(m: Marked): string[][] {
+  const blocks: string[][] = [[]];
+  for (const l of m.lines('unit')) {
+    if (l.trim() === '') blocks.push([]);
+    else blocks[blocks.length - 1].push(l);
+  }
+  return blocks.filter((b) => b.length);
+}
+
+/** The NATS unit, and the TLS watch unit when there is one: ONE systemctl for both (tlsWatch reads its block). */
 const unit: Fact<'unit'> = {
   provides: ['unit'],
   shell: ({ d }) => [
     section('unit'),
-    `systemctl show ${shQuote(d.nats.unit)} -p LoadState -p ActiveState -p SubState -p UnitFileState ` +
-      '-p NeedDaemonReload --no-pager 2>/dev/null',
+    `systemctl show ${shQuote(d.nats.unit)}${watchesTls(d) ? ` ${shQuote(TLS_WATCH_UNIT)}` : ''} -p LoadState ` +
+      '-p ActiveState -p SubState -p UnitFileState -p NeedDaemonReload --no-pager 2>/dev/null',
   ],
   parse: (m) => {
-    const props = systemctlProps(m.lines('unit'));
+    const props = systemctlProps(unitBlocks(m)[0] ?? []);
     return {
       unit: {
         loadState: props.LoadState ?? 'unknown',
@@ -646,18 +664,13 @@ const tls: Fact<'tls'> = {
       : { tls: undefined },
 };
 
+/** The renewal watch's state: the second block of the unit fact's systemctl. */
 const tlsWatch: Fact<'tlsWatch'> = {
   provides: ['tlsWatch'],
-  shell: ({ d }) =>
-    d.files.some((f) => f.id === 'tls-watch')
-      ? [
-          section('tls-watch'),
-          `systemctl show ${shQuote(TLS_WATCH_UNIT)} -p ActiveState -p UnitFileState --no-pager 2>/dev/null || true`,
-        ]
-      : [],
+  shell: () => [],
   parse: (m, d) => {
-    if (!d.files.some((f) => f.id === 'tls-watch')) return { tlsWatch: undefined };
-    const props = systemctlProps(m.lines('tls-watch'));
+    if (!watchesTls(d)) return { tlsWatch: undefined };
+    const props = systemctlProps(unitBlocks(m)[1] ?? []);
     return { tlsWatch: { activeState: props.ActiveState ?? 'unknown', unitFileState: props.UnitFileState ?? '' } };
   },
 };

@@ -151,8 +151,8 @@ describe('observeScript', () => {
         '--next -s -m 3 -w "\\n@@http-$n %{http_code}\\n" http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz 2>/dev/null',
     );
     expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
-    // Every path by one find and one sha256sum; no per-file process.
-    expect(script.match(/\bfind /g)).toHaveLength(2);
+    // Every path by one find, which runs one sha256sum; no per-file process.
+    expect(script.match(/\bfind /g)).toHaveLength(1);
     expect(script.match(/\bsha256sum\b/g)).toHaveLength(1);
     expect(script).not.toMatch(/stat -c '%a|grep -E|id -u|\| awk/);
   });
@@ -164,6 +164,44 @@ describe('observeScript', () => {
       const touching = script.split('\n').filter((l) => l.includes(p));
       for (const l of touching) expect(l).not.toMatch(/base64|head -c|\bcat\b/);
     }
+  });
+});
+
+describe('the NATS unit and the TLS renewal watch: one systemctl', () => {
+  const tls = desiredFrom((doc) => (doc.spec.nats.tls = { enabled: true, source: 'proxy' }));
+  const withUnit = (body: string) =>
+    CONVERGED_OUTPUT.replace(/(@@natsfleet unit\n)(?:[A-Za-z]+=[^\n]*\n)*/, `$1${body}`);
+
+  it('asks both units in one systemctl show, and reads each block as its own unit', () => {
+    const script = observeScript(tls);
+    expect(script.match(/\bsystemctl /g)).toHaveLength(1);
+    expect(script).toContain('systemctl show nats.service nats-tls-reload.path -p LoadState');
+    const f = parseFacts(
+      withUnit(
+        'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nNeedDaemonReload=no\n\n' +
+          'LoadState=loaded\nActiveState=inactive\nSubState=dead\nUnitFileState=disabled\nNeedDaemonReload=no\n',
+      ),
+      tls,
+    );
+    expect(f.unit).toEqual({
+      loadState: 'loaded',
+      activeState: 'active',
+      subState: 'running',
+      unitFileState: 'enabled',
+      needDaemonReload: false,
+    });
+    expect(f.tlsWatch).toEqual({ activeState: 'inactive', unitFileState: 'disabled' });
+  });
+
+  it('without TLS only the NATS unit is asked, and no watch is reported', () => {
+    expect(observeScript(d)).not.toContain('nats-tls-reload');
+    expect(parseFacts(CONVERGED_OUTPUT, d).tlsWatch).toBeUndefined();
+  });
+
+  it("no answer from systemd: both unknown, never the other unit's state", () => {
+    const f = parseFacts(withUnit(''), tls);
+    expect(f.unit.activeState).toBe('unknown');
+    expect(f.tlsWatch).toEqual({ activeState: 'unknown', unitFileState: '' });
   });
 });
 
@@ -233,6 +271,36 @@ describe('observe in a real shell: what a pull request could point at', () => {
     // The OS and uid, read by the shell itself.
     expect(f.os.id).not.toBe('');
     expect(f.uid).toBe(process.getuid!());
+  });
+
+  it("one find hashes every file: with hundreds of paths, find's lines and sha256sum's never split one another", () => {
+    // 300 listed files of long names: find's own output is far past its stdio buffer before it starts
+    // sha256sum, so a line it had not flushed would come out cut by sha256sum's lines.
+    const d = desiredFrom((doc) => {
+      doc.spec.nats.confFile = '/srv/many/conf/nats.conf';
+      doc.spec.nats.dataDir = '/srv/many/data';
+      doc.spec.nats.jetstream.storeDir = '/srv/many/data/js';
+    });
+    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
+    const state = join(root, 'state');
+    const conf = join(root, 'conf');
+    mkdirSync(state);
+    mkdirSync(conf);
+    writeFileSync(join(state, 'owned.dirs'), `${root}\n`);
+    const listed = Array.from({ length: 300 }, (_, i) => join(conf, `${'long-file-name-'.repeat(6)}${i}.conf`));
+    listed.forEach((p, i) => writeFileSync(p, `content ${i}\n`));
+    writeFileSync(join(state, 'applied.files'), `${listed.join('\n')}\n`);
+    const script = observeScript(d).replaceAll('/srv/many', root).replaceAll('/var/lib/natsfleet', state);
+    const out = execFileSync('sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const f = parseFacts(out, d);
+    listed.forEach((p, i) =>
+      expect(f.files[p], p).toMatchObject({
+        exists: true,
+        kind: 'file',
+        size: `content ${i}\n`.length,
+        sha256: createHash('sha256').update(`content ${i}\n`).digest('hex'),
+      }),
+    );
   });
 
   it('a file larger than 1 MiB is not hashed', () => {

@@ -70,9 +70,10 @@ describe('the packed tarball', () => {
     expect(listing).toContain('package/dist/controller/cli/main.js');
     expect(listing).toContain('package/dist/controller/cli/init.js');
     expect(listing).toContain('package/bin/natsfleet.js');
-    // What bin/natsfleet.js runs: the bundle (scripts/bundle.mjs), with its chunks.
-    expect(listing).toContain('package/dist/natsfleet.mjs');
-    expect(listing).toMatch(/^package\/dist\/natsfleet-chunks\/.+\.mjs$/m);
+    // What bin/natsfleet.js runs: the bundle (scripts/bundle.mjs), through its loader, and no code cache.
+    expect(listing).toContain('package/dist/natsfleet.cjs');
+    expect(listing).toContain('package/bin/load-bundle.js');
+    expect(listing).not.toContain('code-cache');
   });
 });
 
@@ -135,6 +136,7 @@ describe('natsfleet installed globally from the tarball, run outside the reposit
     const shipped = readdirSync(root).sort();
     expect(shipped.filter((f) => !['node_modules', 'package.json', 'README.md'].includes(f))).toEqual(
       pkg.files
+        .filter((f) => !f.startsWith('!')) // exclusions, as !dist/code-cache/
         .map((f) => f.replace(/\/.*$/, ''))
         .filter((f) => f !== 'README.md')
         .filter((f, i, all) => all.indexOf(f) === i)

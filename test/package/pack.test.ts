@@ -8,7 +8,7 @@ import { ROOT } from '../helpers/fixtures.js';
 
 const MAIN = 'dist/controller/cli/main.js';
 /** What bin/natsfleet.js runs (scripts/bundle.mjs), made from MAIN and the modules it imports. */
-const BUNDLE = 'dist/natsfleet.mjs';
+const BUNDLE = 'dist/natsfleet.cjs';
 // Not a real key: what one looks like, to check the test's pattern.
 const KEY = `-----BEGIN ${'OPENSSH'} PRIVATE KEY-----\n${'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB'}\n-----END OPENSSH PRIVATE KEY-----\n`;
 let files: string[] = [];
@@ -43,6 +43,10 @@ describe('npm pack', () => {
     expect(files).toContain('bin/natsfleet.js');
     expect(files).toContain(MAIN);
     expect(files).toContain(BUNDLE);
+    expect(files).toContain(`${BUNDLE}.sha256`);
+    expect(files).toContain('bin/load-bundle.js');
+    // The code caches the commands run here wrote beside the bundle are this machine's: never shipped.
+    expect(files.filter((f) => f.startsWith('dist/code-cache/'))).toEqual([]);
     expect(files).toContain('schemas/natshost.schema.json');
     expect(files).toContain('README.md');
     expect(files.some((f) => f.startsWith('deploy/'))).toBe(true);
