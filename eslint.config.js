@@ -46,6 +46,12 @@ export default defineConfig(
   ]),
   tseslint.configs.recommended,
   {
+    // The command's entry and its loader are CommonJS (bin/package.json: no ES module loader at start-up).
+    files: ['bin/**/*.js'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     rules: {
       // As tsc's noUnusedLocals/noUnusedParameters: a parameter named _x is unused on purpose, and
       // `const { a, ...rest } = o` drops `a` from a copy of o.

@@ -2,7 +2,8 @@
 // keeps its .pyc files: the first run of a command writes the code V8 compiled for it (the bytecode of every
 // function that run called) to dist/code-cache/, and the next runs of that command compile almost nothing.
 // Node 20 has no compile cache of its own (module.enableCompileCache is Node 22's) and none for ES modules,
-// hence one CommonJS file run as a vm.Script.
+// hence one CommonJS file run as a vm.Script. This file and bin/natsfleet.js are CommonJS too (bin/package.json):
+// a CommonJS entry starts without Node's ES module loader.
 // A cache is read only when it was made from this very bundle (its build's SHA-256, size and mtime are in
 // the file name), by this Node (version, architecture; V8 also checks its own version and flags and rejects
 // what does not match), and when it and its directory belong to this user or root and nobody else can write
@@ -10,7 +11,8 @@
 // only where natsfleet's own files are writable (not by a user running a root's installation), complete
 // (a temporary file renamed into place), after a run that succeeded, and again only when it was missing or
 // V8 rejected it.
-import {
+'use strict';
+const {
   closeSync,
   fstatSync,
   lstatSync,
@@ -20,13 +22,13 @@ import {
   renameSync,
   rmSync,
   writeFileSync,
-} from 'node:fs';
-import { isAscii } from 'node:buffer';
-import Module, { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { Script } from 'node:vm';
+} = require('node:fs');
+const { isAscii } = require('node:buffer');
+const Module = require('node:module');
+const { dirname, join } = require('node:path');
+const { Script } = require('node:vm');
 
-export const CODE_CACHE_DIR = 'code-cache';
+const CODE_CACHE_DIR = 'code-cache';
 
 /** The commands that get a cache of their own; any other argument shares `default` (a bounded set of files). */
 const COMMANDS = new Set([
@@ -51,7 +53,7 @@ const COMMANDS = new Set([
 ]);
 
 /** Which cache a command line uses. */
-export const cacheKey = (argv) => (COMMANDS.has(argv[2]) ? argv[2] : 'default');
+const cacheKey = (argv) => (COMMANDS.has(argv[2]) ? argv[2] : 'default');
 
 /** Owned by this user or root, and writable by nobody else: safe to take code from. */
 function trusted(st) {
@@ -101,7 +103,7 @@ function writeCache(path, data) {
  * Loads the bundle and returns its `main`, plus `saveCache(exitCode)` to call once the command is done (it writes
  * the cache when there was none or V8 rejected it), and what happened to the cache (for tests).
  */
-export function loadBundle(bundle, argv) {
+function loadBundle(bundle, argv) {
   const fd = openSync(bundle, 'r');
   let bytes;
   let st;
@@ -118,7 +120,7 @@ export function loadBundle(bundle, argv) {
   const script = new Script(Module.wrap(source), { filename: bundle, cachedData });
   const cache = !path ? 'none' : !cachedData ? 'missing' : script.cachedDataRejected ? 'rejected' : 'used';
   const module = { exports: {} };
-  script.runInThisContext()(module.exports, createRequire(bundle), module, bundle, dirname(bundle));
+  script.runInThisContext()(module.exports, Module.createRequire(bundle), module, bundle, dirname(bundle));
   return {
     main: module.exports.main,
     cache,
@@ -130,3 +132,7 @@ export function loadBundle(bundle, argv) {
     },
   };
 }
+
+exports.CODE_CACHE_DIR = CODE_CACHE_DIR;
+exports.cacheKey = cacheKey;
+exports.loadBundle = loadBundle;

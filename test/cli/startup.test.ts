@@ -1,5 +1,5 @@
-// The installed command (bin/natsfleet.js) runs the bundle (dist/natsfleet.cjs, scripts/bundle.mjs) through
-// bin/load-bundle.js, with V8's code cache, and evaluates what a command needs only: `--version`, `--help`
+// The installed command (bin/natsfleet.js, CommonJS) runs the bundle (dist/natsfleet.cjs, scripts/bundle.mjs)
+// through bin/load-bundle.js, with V8's code cache, and evaluates what a command needs only: `--version`, `--help`
 // and `validate` evaluate none of the modules of SSH, the apply engine, the controller or GitHub (ssh2,
 // nats, octokit, prom-client, simple-git, pino), which are most of natsfleet's start-up, nor ajv's schema
 // compiler (the manifest validators are precompiled; the controller's configuration, which ajv checks, is
@@ -33,7 +33,8 @@ const HEAVY = ['ssh2', 'nats', 'octokit', 'prom-client', 'simple-git', 'pino'];
 const work = mkdtempSync(join(tmpdir(), 'nf-startup-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-// Every ES module file Node loads (a loader hook, in its own thread), one `LOADED path` line each on stderr.
+// Every ES module file Node loads (a loader hook, in its own thread) and every CommonJS one (the require
+// cache at exit), one `LOADED path` line each on stderr.
 writeFileSync(
   join(work, 'hooks.mjs'),
   `export async function load(url, context, next) {
@@ -44,8 +45,12 @@ writeFileSync(
 );
 writeFileSync(
   join(work, 'register.mjs'),
-  `import { register } from 'node:module';
+  `import { createRequire, register } from 'node:module';
 register(${JSON.stringify(pathToFileURL(join(work, 'hooks.mjs')).href)});
+const require = createRequire(import.meta.url);
+process.on('exit', () => {
+  for (const f of Object.keys(require.cache)) process.stderr.write(\`LOADED \${f}\\n\`);
+});
 `,
 );
 
@@ -127,7 +132,9 @@ describe('start-up of the bundled CLI', () => {
     });
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
-    const files = [...r.stderr.matchAll(/^LOADED (.+)$/gm)].map((m) => fileURLToPath(m[1]));
+    const files = [...r.stderr.matchAll(/^LOADED (.+)$/gm)].map((m) =>
+      m[1].startsWith('file:') ? fileURLToPath(m[1]) : m[1],
+    );
     expect(files).toContain(join(ROOT, 'bin/load-bundle.js'));
     expect(files.filter((f) => f.startsWith(join(ROOT, 'dist/controller')))).toEqual([]);
   });
