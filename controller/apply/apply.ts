@@ -4,8 +4,10 @@
 // verification fails. An apply
 // that changed the host (applied or rolled back) is appended to the host's history (history.ts) by the
 // script that records it. Apply with nothing to do writes nothing on the host.
+import { posix } from 'node:path';
 import { sha256 } from '../util/hash.js';
 import type { DesiredHost } from '../render/artifact.js';
+import { PROXY_COMPOSE_FILE } from '../render/proxy.js';
 import type { AppliedRecord, HostFacts, LockInfo } from '../observe/facts.js';
 import { monitorLookup } from '../observe/fact-table.js';
 import { parseMarked, STEP } from '../observe/protocol.js';
@@ -284,7 +286,12 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
         durationMs: Date.now() - started,
       });
     if (failure) {
-      const proxyTouched = install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
+      // The previous proxy's compose file, when this apply deleted it (natsfleet's own file: its name is fixed).
+      const composeBefore = remove.find((p) => posix.basename(p) === PROXY_COMPOSE_FILE);
+      const proxyTouched =
+        composeBefore !== undefined ||
+        steps.includes('proxy-down') ||
+        install.some((p) => d.files.find((f) => f.path === p)?.id.startsWith('proxy'));
       const fresh = nothingBefore(x);
       const rb = await run(
         session,
@@ -295,7 +302,9 @@ export async function applyHost(session: SshSession, x: ApplyInput): Promise<App
           proxyTouched,
           nothingBefore: fresh,
           proxyBefore: x.facts.proxy.container.exists,
+          proxyDirBefore: composeBefore && posix.dirname(composeBefore),
           enabledBefore: x.facts.unit.unitFileState === 'enabled',
+          watchBefore: steps.includes('tls-unwatch') && x.facts.tlsWatch?.unitFileState === 'enabled',
           token: lock.token,
           history: history('rolled-back', failureReason),
         }),

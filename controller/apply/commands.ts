@@ -557,8 +557,15 @@ export function rollbackScript(
     nothingBefore?: boolean;
     /** Whether the proxy's container existed before the apply (false: the one it started is removed). */
     proxyBefore?: boolean;
+    /**
+     * The directory of the proxy's compose file before the apply, when the apply deleted that file (the proxy
+     * turned off, or spec.proxy.dir changed): the previous proxy comes back up from there once it is restored.
+     */
+    proxyDirBefore?: string;
     /** Whether the unit was enabled before the apply (a decommission disables it: enabled again). */
     enabledBefore?: boolean;
+    /** The apply stopped the TLS renewal watch (tls-unwatch), which was enabled before: started again. */
+    watchBefore?: boolean;
     token: string;
     /** The rolled-back apply's line in the host's history (written if the host still can; never fails it). */
     history?: HistoryEntry;
@@ -610,13 +617,21 @@ export function rollbackScript(
       : attempt(sh('systemctl', 'restart', d.nats.unit)),
   );
   if (x.enabledBefore && !x.nothingBefore) lines.push(attempt(sh('systemctl', 'enable', '--quiet', d.nats.unit)));
-  if (x.proxyTouched && d.proxy)
+  // Its files are back (restored above, with the daemon-reload): as the tls-watch step starts it.
+  if (x.watchBefore)
     lines.push(
-      x.proxyBefore === false
-        ? // No proxy ran before this apply: the one it started goes (by name, as proxy-down does).
-          `${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`
-        : attempt(`${compose(x.composeKind, d.proxy.dir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`),
+      `if [ -f ${shQuote(TLS_WATCH_PATH)} ]; then ${attempt(sh('systemctl', 'enable', '--now', '--quiet', TLS_WATCH_UNIT))}; fi`,
     );
+  const proxyDir = x.proxyDirBefore ?? d.proxy?.dir;
+  const removeProxy = `${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`;
+  if (x.proxyTouched && x.proxyBefore === false)
+    // No proxy ran before this apply: the one it started goes (by name, as proxy-down does).
+    lines.push(removeProxy);
+  else if (x.proxyTouched && proxyDir) {
+    // A proxy started from another directory is another compose project holding the same container name.
+    if (d.proxy && x.proxyDirBefore && x.proxyDirBefore !== d.proxy.dir) lines.push(removeProxy);
+    lines.push(attempt(`${compose(x.composeKind, proxyDir, 'up', '-d', '--remove-orphans')} >/dev/null 2>&1`));
+  }
   lines.push(sh('rm', '-f', PENDING_PATH, PENDING_DONE_PATH));
   if (x.history) {
     const history = strict(...stateDirLines(), ...appendHistory(x.history, x.token));

@@ -458,9 +458,6 @@ const files: Fact<'files' | 'dirs'> = {
 const systemctlProps = (lines: string[]): Record<string, string> =>
   Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 
-/** Whether the host has natsfleet's certificate renewal watch (TLS with a lineage to follow). */
-const watchesTls = (d: DesiredHost) => d.files.some((f) => f.id === 'tls-watch');
-
 /** The `unit` section's blocks: systemctl show prints each unit's properties, a blank line between units. */
 function unitBlocks(m: Marked): string[][] {
   const blocks: string[][] = [[]];
@@ -471,13 +468,17 @@ function unitBlocks(m: Marked): string[][] {
   return blocks.filter((b) => b.length);
 }
 
-/** The NATS unit, and the TLS watch unit when there is one: ONE systemctl for both (tlsWatch reads its block). */
+/**
+ * The NATS unit and natsfleet's TLS renewal watch: ONE systemctl for both (tlsWatch reads the second block).
+ * The watch is asked on every host: an apply that turns TLS off stops it, and its rollback starts it again
+ * only if it was enabled before.
+ */
 const unit: Fact<'unit'> = {
   provides: ['unit'],
   shell: ({ d }) => [
     section('unit'),
-    `systemctl show ${shQuote(d.nats.unit)}${watchesTls(d) ? ` ${shQuote(TLS_WATCH_UNIT)}` : ''} -p LoadState ` +
-      '-p ActiveState -p SubState -p UnitFileState -p NeedDaemonReload --no-pager 2>/dev/null',
+    `systemctl show ${shQuote(d.nats.unit)} ${shQuote(TLS_WATCH_UNIT)} -p LoadState -p ActiveState -p SubState ` +
+      '-p UnitFileState -p NeedDaemonReload --no-pager 2>/dev/null',
   ],
   parse: (m) => {
     const props = systemctlProps(unitBlocks(m)[0] ?? []);
@@ -664,12 +665,11 @@ const tls: Fact<'tls'> = {
       : { tls: undefined },
 };
 
-/** The renewal watch's state: the second block of the unit fact's systemctl. */
+/** The renewal watch's state, wanted or not: the second block of the unit fact's systemctl. */
 const tlsWatch: Fact<'tlsWatch'> = {
   provides: ['tlsWatch'],
   shell: () => [],
-  parse: (m, d) => {
-    if (!watchesTls(d)) return { tlsWatch: undefined };
+  parse: (m) => {
     const props = systemctlProps(unitBlocks(m)[1] ?? []);
     return { tlsWatch: { activeState: props.ActiveState ?? 'unknown', unitFileState: props.UnitFileState ?? '' } };
   },

@@ -176,7 +176,7 @@ export interface HostFacts {
   routez?: { routes?: { remote_id?: string; remote_name?: string }[] };
   /** Hosts whose desired state has TLS on the client port. */
   tls?: TlsFact;
-  /** Hosts with client or route TLS: the path unit that reloads NATS on a renewal. */
+  /** The path unit that reloads NATS on a certificate renewal (client or route TLS): asked on every host. */
   tlsWatch?: { activeState: string; unitFileState: string };
   record?: AppliedRecord;
   /** Dedicated directories natsfleet created on this host (its ownership record). */

@@ -60,7 +60,9 @@ export function composeString(s: string): string {
   );
 }
 
-export const proxyComposePath = (h: HostSpec) => posix.join(h.proxy.dir, 'compose.yml');
+/** The proxy's compose file name, in spec.proxy.dir. */
+export const PROXY_COMPOSE_FILE = 'compose.yml';
+export const proxyComposePath = (h: HostSpec) => posix.join(h.proxy.dir, PROXY_COMPOSE_FILE);
 export const proxySitePath = (h: HostSpec) => posix.join(h.proxy.userConfDir, `${domain(h)}.conf`);
 
 export function renderCompose(h: HostSpec): string {

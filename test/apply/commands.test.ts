@@ -45,6 +45,7 @@ import { echoMarker, httpAnswers, Marked, VERIFY } from '../../controller/observ
 import { verificationIn } from '../../controller/apply/verify.js';
 import { remoteScript, sh, shQuote } from '../../controller/shell/quote.js';
 import { STATE_DIR } from '../../controller/observe/host-layout.js';
+import { TLS_RELOAD_PATH, TLS_RELOAD_UNIT, TLS_WATCH_PATH, TLS_WATCH_UNIT } from '../../controller/render/tls.js';
 import { desiredFrom, factsFrom } from '../helpers/observed.js';
 import type { HostFacts } from '../../controller/observe/facts.js';
 
@@ -644,6 +645,122 @@ describe('rollback (real shell, fake systemctl and docker)', () => {
       'systemctl daemon-reload',
       'systemctl restart nats.service',
       'systemctl enable --quiet nats.service',
+    ]);
+  });
+
+  it('an apply that turned TLS off: the renewal watch it stopped, enabled before, is back and started again', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nf-rollback-'));
+    const state = join(root, 'state');
+    mkdirSync(join(state, 'lock'), { recursive: true });
+    writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: TOKEN }));
+    const units = join(root, 'units');
+    mkdirSync(units);
+    // The apply deleted the watch's unit files (their backups stay) and installed the unit.
+    for (const f of [d.nats.unit, TLS_WATCH_UNIT, TLS_RELOAD_UNIT]) {
+      mkdirSync(join(state, 'backup', units), { recursive: true });
+      writeFileSync(join(state, 'backup', units, f), `${f} before`);
+    }
+    writeFileSync(join(units, d.nats.unit), 'the unit this apply installed');
+    const log = join(root, 'calls');
+    const bin = fakeBin({ systemctl: `echo "systemctl $*" >> ${log}`, docker: `echo "docker $*" >> ${log}` });
+    const script = (watchBefore: boolean) =>
+      rollbackScript(d, {
+        install: [d.nats.unitPath],
+        remove: [TLS_WATCH_PATH, TLS_RELOAD_PATH],
+        composeKind: 'plugin',
+        proxyTouched: false,
+        enabledBefore: true,
+        watchBefore,
+        token: TOKEN,
+      }).replaceAll(dirname(d.nats.unitPath), units);
+    const r = run(script(true), { state, path: bin });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(join(units, TLS_WATCH_UNIT), 'utf8')).toBe(`${TLS_WATCH_UNIT} before`);
+    expect(readFileSync(join(units, TLS_RELOAD_UNIT), 'utf8')).toBe(`${TLS_RELOAD_UNIT} before`);
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual([
+      'systemctl daemon-reload',
+      'systemctl restart nats.service',
+      'systemctl enable --quiet nats.service',
+      `systemctl enable --now --quiet ${TLS_WATCH_UNIT}`,
+    ]);
+    // A watch that was not enabled before stays as it was.
+    rmSync(log);
+    for (const f of [TLS_WATCH_UNIT, TLS_RELOAD_UNIT]) rmSync(join(units, f));
+    expect(run(script(false), { state, path: bin }).status).toBe(0);
+    expect(readFileSync(log, 'utf8')).not.toContain(TLS_WATCH_UNIT);
+  });
+
+  /**
+   * Rolls back an apply that changed the proxy, its directories mapped into a temporary root (`dirs`: the
+   * manifest's path -> the test's); docker's calls name the directory they ran in.
+   */
+  function proxyRollback(o: {
+    desired: ReturnType<typeof desiredFrom>;
+    install: string[];
+    remove: string[];
+    dirs: Record<string, string>;
+  }) {
+    const root = mkdtempSync(join(tmpdir(), 'nf-rollback-'));
+    const at = (p: string) => Object.entries(o.dirs).reduce((q, [from, to]) => q.replaceAll(from, join(root, to)), p);
+    const state = join(root, 'state');
+    mkdirSync(join(state, 'lock'), { recursive: true });
+    writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: TOKEN }));
+    for (const p of o.remove) {
+      mkdirSync(dirname(at(p)), { recursive: true }); // the apply deleted the file, not its directory
+      mkdirSync(dirname(join(state, 'backup', at(p))), { recursive: true });
+      writeFileSync(join(state, 'backup', at(p)), `${p} before`);
+    }
+    for (const p of o.install) {
+      mkdirSync(dirname(at(p)), { recursive: true });
+      writeFileSync(at(p), 'installed by this apply');
+    }
+    const log = join(root, 'calls');
+    const bin = fakeBin({ systemctl: `echo "systemctl $*" >> ${log}`, docker: `echo "docker $* (in $PWD)" >> ${log}` });
+    const before = o.remove.find((p) => p.endsWith('/compose.yml'));
+    const script = rollbackScript(o.desired, {
+      install: o.install,
+      remove: o.remove,
+      composeKind: 'plugin',
+      proxyTouched: true,
+      proxyBefore: true,
+      proxyDirBefore: before && dirname(before),
+      token: TOKEN,
+    });
+    const r = run(at(script), { state, path: bin });
+    const docker = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .filter((c) => c.startsWith('docker'))
+      .map((c) => c.replace(root, '<root>'));
+    return { r, docker, at };
+  }
+
+  it('an apply that turned the proxy off: its files are back and the previous proxy comes up from its directory', () => {
+    const files = ['/root/nginx/compose.yml', '/data/nginx/nginx-certbot.env'];
+    const { r, docker, at } = proxyRollback({
+      desired: desiredFrom((doc) => (doc.spec.proxy.enabled = false)),
+      install: [],
+      remove: files,
+      dirs: { '/root/nginx': 'old', '/data/nginx': 'data' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    for (const f of files) expect(readFileSync(at(f), 'utf8')).toBe(`${f} before`);
+    expect(docker).toEqual(['docker compose up -d --remove-orphans (in <root>/old)']);
+  });
+
+  it('an apply that moved the proxy to another directory: the new one goes, the previous one comes up', () => {
+    const { r, docker, at } = proxyRollback({
+      desired: desiredFrom((doc) => (doc.spec.proxy.dir = '/srv/proxy')),
+      install: ['/srv/proxy/compose.yml'],
+      remove: ['/root/nginx/compose.yml'],
+      dirs: { '/srv/proxy': 'new', '/root/nginx': 'old' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(existsSync(at('/srv/proxy/compose.yml'))).toBe(false);
+    expect(readFileSync(at('/root/nginx/compose.yml'), 'utf8')).toBe('/root/nginx/compose.yml before');
+    expect(docker).toEqual([
+      `docker rm --force nginx-certbot (in ${process.cwd()})`,
+      'docker compose up -d --remove-orphans (in <root>/old)',
     ]);
   });
 

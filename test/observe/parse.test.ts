@@ -193,9 +193,17 @@ describe('the NATS unit and the TLS renewal watch: one systemctl', () => {
     expect(f.tlsWatch).toEqual({ activeState: 'inactive', unitFileState: 'disabled' });
   });
 
-  it('without TLS only the NATS unit is asked, and no watch is reported', () => {
-    expect(observeScript(d)).not.toContain('nats-tls-reload');
-    expect(parseFacts(CONVERGED_OUTPUT, d).tlsWatch).toBeUndefined();
+  it('without TLS the watch is asked too (an apply that turned TLS off is rolled back by what it was)', () => {
+    expect(observeScript(d)).toContain('systemctl show nats.service nats-tls-reload.path -p LoadState');
+    const f = parseFacts(
+      withUnit(
+        'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nNeedDaemonReload=no\n\n' +
+          'LoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\nNeedDaemonReload=no\n',
+      ),
+      d,
+    );
+    expect(f.unit.activeState).toBe('active');
+    expect(f.tlsWatch).toEqual({ activeState: 'inactive', unitFileState: '' });
   });
 
   it("no answer from systemd: both unknown, never the other unit's state", () => {
