@@ -618,10 +618,8 @@ export function rollbackScript(
   );
   if (x.enabledBefore && !x.nothingBefore) lines.push(attempt(sh('systemctl', 'enable', '--quiet', d.nats.unit)));
   // Its files are back (restored above, with the daemon-reload): as the tls-watch step starts it.
-  if (x.watchBefore)
-    lines.push(
-      `if [ -f ${shQuote(TLS_WATCH_PATH)} ]; then ${attempt(sh('systemctl', 'enable', '--now', '--quiet', TLS_WATCH_UNIT))}; fi`,
-    );
+  const startWatch = attempt(sh('systemctl', 'enable', '--now', '--quiet', TLS_WATCH_UNIT));
+  if (x.watchBefore) lines.push(`if [ -f ${shQuote(TLS_WATCH_PATH)} ]; then ${startWatch}; fi`);
   const proxyDir = x.proxyDirBefore ?? d.proxy?.dir;
   const removeProxy = `${sh('docker', 'rm', '--force', PROXY_CONTAINER)} >/dev/null 2>&1 || true`;
   if (x.proxyTouched && x.proxyBefore === false)

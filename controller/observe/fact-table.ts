@@ -10,7 +10,7 @@ import { shQuote } from '../shell/quote.js';
 import { isInside } from '../manifest/path-policy.js';
 import type { DesiredHost } from '../render/artifact.js';
 import { PROXY_CONTAINER } from '../render/proxy.js';
-import { TLS_WATCH_UNIT } from '../render/tls.js';
+import { TLS_WATCH_PATH, TLS_WATCH_UNIT } from '../render/tls.js';
 import { CONTAINER_HTTP_PORT } from '../render/nats-config.js';
 import type { CertFact, ContainerFact, FileFact, HostFacts, HttpFact, PendingRecord, PortFact } from './facts.js';
 import {
@@ -470,14 +470,15 @@ function unitBlocks(m: Marked): string[][] {
 
 /**
  * The NATS unit and natsfleet's TLS renewal watch: ONE systemctl for both (tlsWatch reads the second block).
- * The watch is asked on every host: an apply that turns TLS off stops it, and its rollback starts it again
- * only if it was enabled before.
+ * The watch is asked on every host whose watch unit file exists (a test of the shell, no process): an apply
+ * that turns TLS off stops it, and its rollback starts it again only if it was enabled before.
  */
 const unit: Fact<'unit'> = {
   provides: ['unit'],
   shell: ({ d }) => [
     section('unit'),
-    `systemctl show ${shQuote(d.nats.unit)} ${shQuote(TLS_WATCH_UNIT)} -p LoadState -p ActiveState -p SubState ` +
+    `nf_watch=; [ -f ${shQuote(TLS_WATCH_PATH)} ] && nf_watch=${shQuote(TLS_WATCH_UNIT)}`,
+    `systemctl show ${shQuote(d.nats.unit)} $nf_watch -p LoadState -p ActiveState -p SubState ` +
       '-p UnitFileState -p NeedDaemonReload --no-pager 2>/dev/null',
   ],
   parse: (m) => {
@@ -665,12 +666,17 @@ const tls: Fact<'tls'> = {
       : { tls: undefined },
 };
 
-/** The renewal watch's state, wanted or not: the second block of the unit fact's systemctl. */
+/**
+ * The renewal watch's state, wanted or not: the second block of the unit fact's systemctl; without its unit
+ * file, not installed (as systemd would say); unknown when systemd did not answer.
+ */
 const tlsWatch: Fact<'tlsWatch'> = {
   provides: ['tlsWatch'],
   shell: () => [],
   parse: (m) => {
-    const props = systemctlProps(unitBlocks(m)[1] ?? []);
+    const [nats, watch] = unitBlocks(m);
+    if (nats && !watch) return { tlsWatch: { activeState: 'inactive', unitFileState: '' } };
+    const props = systemctlProps(watch ?? []);
     return { tlsWatch: { activeState: props.ActiveState ?? 'unknown', unitFileState: props.UnitFileState ?? '' } };
   },
 };

@@ -1,7 +1,7 @@
 // The observe parser on real output captured from a converged sandbox host.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -175,7 +175,8 @@ describe('the NATS unit and the TLS renewal watch: one systemctl', () => {
   it('asks both units in one systemctl show, and reads each block as its own unit', () => {
     const script = observeScript(tls);
     expect(script.match(/\bsystemctl /g)).toHaveLength(1);
-    expect(script).toContain('systemctl show nats.service nats-tls-reload.path -p LoadState');
+    expect(script).toContain('[ -f /etc/systemd/system/nats-tls-reload.path ] && nf_watch=nats-tls-reload.path');
+    expect(script).toContain('systemctl show nats.service $nf_watch -p LoadState');
     const f = parseFacts(
       withUnit(
         'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nNeedDaemonReload=no\n\n' +
@@ -193,17 +194,43 @@ describe('the NATS unit and the TLS renewal watch: one systemctl', () => {
     expect(f.tlsWatch).toEqual({ activeState: 'inactive', unitFileState: 'disabled' });
   });
 
-  it('without TLS the watch is asked too (an apply that turned TLS off is rolled back by what it was)', () => {
-    expect(observeScript(d)).toContain('systemctl show nats.service nats-tls-reload.path -p LoadState');
+  it('without TLS the watch is asked too when its unit file is there (a rollback starts it again by its state)', () => {
+    expect(observeScript(d)).toContain('systemctl show nats.service $nf_watch -p LoadState');
     const f = parseFacts(
       withUnit(
         'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nNeedDaemonReload=no\n\n' +
-          'LoadState=not-found\nActiveState=inactive\nSubState=dead\nUnitFileState=\nNeedDaemonReload=no\n',
+          'LoadState=loaded\nActiveState=active\nSubState=waiting\nUnitFileState=enabled\nNeedDaemonReload=no\n',
       ),
       d,
     );
     expect(f.unit.activeState).toBe('active');
-    expect(f.tlsWatch).toEqual({ activeState: 'inactive', unitFileState: '' });
+    expect(f.tlsWatch).toEqual({ activeState: 'active', unitFileState: 'enabled' });
+    // No unit file: only the NATS unit is asked, and the watch is not installed.
+    expect(parseFacts(CONVERGED_OUTPUT, d).tlsWatch).toEqual({ activeState: 'inactive', unitFileState: '' });
+  });
+
+  it('in a real shell: the watch is asked only when its unit file exists', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
+    const log = join(root, 'calls');
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> ${log}\n`, { mode: 0o755 });
+    const units = join(root, 'units');
+    mkdirSync(units);
+    // The script sets its PATH: the fake systemctl goes first in it.
+    const script = observeScript(d)
+      .replaceAll('/etc/systemd/system', units)
+      .replace('export LC_ALL=C PATH=', `export LC_ALL=C PATH=${bin}:`);
+    const observe = () => execFileSync('sh', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    observe();
+    writeFileSync(join(units, 'nats-tls-reload.path'), '[Path]\n');
+    observe();
+    expect(
+      readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((c) => c.split(' -p ')[0]),
+    ).toEqual(['show nats.service', 'show nats.service nats-tls-reload.path']);
   });
 
   it("no answer from systemd: both unknown, never the other unit's state", () => {

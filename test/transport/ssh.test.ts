@@ -8,6 +8,7 @@ import { closeMisbehavingHosts, fakeHost, listen, onClose, silentPort } from '..
 import {
   ForwardingRefusedError,
   HostKeyError,
+  ignoreHostKeyAnnouncements,
   scanHostKey,
   SshError,
   SshSession,
@@ -20,6 +21,7 @@ import { loadManifests } from '../../controller/manifest/load.js';
 import type { HostSpec } from '../../controller/manifest/host-spec.js';
 import { fixtureSecrets, readDir } from '../helpers/fixtures.js';
 import { generateKeyPairSync } from '../helpers/ssh-keys.js';
+import ssh2 from 'ssh2';
 
 const clientKey = generateKeyPairSync('ed25519');
 const ed25519 = generateKeyPairSync('ed25519');
@@ -184,6 +186,45 @@ describe('step deadlines', () => {
     expect(r.error!.message).toMatch(/connection lost/);
     expect(r.ms).toBeLessThan(3_000);
     expect(s.isOpen).toBe(false);
+  });
+});
+
+describe("OpenSSH's announcement of its other host keys", () => {
+  // OpenSSH sends hostkeys-00@openssh.com after the login; ssh2 would ask it to sign with every key
+  // (hostkeys-prove-00@openssh.com). The announcement is delivered here as ssh2's protocol would deliver it.
+  async function readyClient(wrap: boolean) {
+    const host = await fakeHost({ hostKeys: [ed25519.private] });
+    const client = new ssh2.Client();
+    const ready = new Promise<void>((ok, fail) => client.on('ready', ok).on('error', fail));
+    client.connect({ host: '127.0.0.1', port: host.port, username: 'root', privateKey: clientKey.private });
+    const wrapped = wrap && ignoreHostKeyAnnouncements(client);
+    await ready;
+    const internals = client as unknown as {
+      _protocol: { _handlers: { GLOBAL_REQUEST(p: unknown, n: string, w: boolean, d: unknown): void } } & {
+        openssh_hostKeysProve(keys: unknown): void;
+      };
+    };
+    const proto = internals._protocol;
+    const proved: unknown[] = [];
+    proto.openssh_hostKeysProve = (keys: unknown) => void proved.push(keys);
+    const announce = (name = 'hostkeys-00@openssh.com', wantReply = false) =>
+      proto._handlers.GLOBAL_REQUEST(proto, name, wantReply, [ssh2.utils.parseKey(ecdsa.public)]);
+    return { client, wrapped, proved, announce };
+  }
+
+  it('is let go: no host key is asked to be proved (ssh2 alone asks for each)', async () => {
+    const plain = await readyClient(false);
+    plain.announce();
+    expect(plain.proved).toHaveLength(1);
+    plain.client.end();
+    const ours = await readyClient(true);
+    expect(ours.wrapped).toBe(true);
+    ours.announce();
+    expect(ours.proved).toEqual([]);
+    // A request that wants an answer, and any other request, go to ssh2 as before.
+    ours.announce('hostkeys-00@openssh.com', true);
+    expect(ours.proved).toHaveLength(1);
+    ours.client.end();
   });
 });
 
