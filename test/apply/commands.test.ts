@@ -591,12 +591,18 @@ describe('service steps', () => {
 });
 
 describe('rollback (real shell, fake systemctl and docker)', () => {
-  /** Rolls back an apply that installed the unit file, in a temporary root; returns systemctl's and docker's calls. */
-  function rollBack(o: { unitBefore: boolean; nothingBefore: boolean; enabledBefore?: boolean }) {
+  /** A temporary root whose state directory holds this apply's lock, as the rollback script requires. */
+  function lockedRoot() {
     const root = mkdtempSync(join(tmpdir(), 'nf-rollback-'));
     const state = join(root, 'state');
     mkdirSync(join(state, 'lock'), { recursive: true });
     writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: TOKEN }));
+    return { root, state };
+  }
+
+  /** Rolls back an apply that installed the unit file, in a temporary root; returns systemctl's and docker's calls. */
+  function rollBack(o: { unitBefore: boolean; nothingBefore: boolean; enabledBefore?: boolean }) {
+    const { root, state } = lockedRoot();
     const units = join(root, 'units');
     mkdirSync(units);
     const unit = join(units, d.nats.unit);
@@ -649,10 +655,7 @@ describe('rollback (real shell, fake systemctl and docker)', () => {
   });
 
   it('an apply that turned TLS off: the renewal watch it stopped, enabled before, is back and started again', () => {
-    const root = mkdtempSync(join(tmpdir(), 'nf-rollback-'));
-    const state = join(root, 'state');
-    mkdirSync(join(state, 'lock'), { recursive: true });
-    writeFileSync(join(state, 'lock', 'info'), JSON.stringify({ token: TOKEN }));
+    const { root, state } = lockedRoot();
     const units = join(root, 'units');
     mkdirSync(units);
     // The apply deleted the watch's unit files (their backups stay) and installed the unit.

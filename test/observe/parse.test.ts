@@ -184,13 +184,9 @@ describe('the NATS unit and the TLS renewal watch: one systemctl', () => {
       ),
       tls,
     );
-    expect(f.unit).toEqual({
-      loadState: 'loaded',
-      activeState: 'active',
-      subState: 'running',
-      unitFileState: 'enabled',
-      needDaemonReload: false,
-    });
+    // The first block is the NATS unit, as on the captured converged host (one block there).
+    expect(f.unit).toEqual(parseFacts(CONVERGED_OUTPUT, d).unit);
+    expect(f.unit.activeState).toBe('active');
     expect(f.tlsWatch).toEqual({ activeState: 'inactive', unitFileState: 'disabled' });
   });
 
@@ -241,6 +237,21 @@ describe('the NATS unit and the TLS renewal watch: one systemctl', () => {
 });
 
 describe('observe in a real shell: what a pull request could point at', () => {
+  /** A host whose config and data live in /srv/NAME, and a temporary root with state/ and conf/ to map it to. */
+  function dedicated(name: string) {
+    const d = desiredFrom((doc) => {
+      doc.spec.nats.confFile = `/srv/${name}/conf/nats.conf`;
+      doc.spec.nats.dataDir = `/srv/${name}/data`;
+      doc.spec.nats.jetstream.storeDir = `/srv/${name}/data/js`;
+    });
+    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
+    const state = join(root, 'state');
+    const conf = join(root, 'conf');
+    mkdirSync(state);
+    mkdirSync(conf);
+    return { d, root, state, conf };
+  }
+
   it("a dedicated directory that is not natsfleet's is not looked at, not even its modes; once natsfleet's, it is", () => {
     const d = desiredFrom((doc) => {
       doc.spec.nats.confFile = '/srv/nats/conf/nats.conf';
@@ -267,16 +278,7 @@ describe('observe in a real shell: what a pull request could point at', () => {
   });
 
   it('one find reads every path as the per-file tests did: a file, a link, a directory, nothing; old files listed', () => {
-    const d = desiredFrom((doc) => {
-      doc.spec.nats.confFile = '/srv/kinds/conf/nats.conf';
-      doc.spec.nats.dataDir = '/srv/kinds/data';
-      doc.spec.nats.jetstream.storeDir = '/srv/kinds/data/js';
-    });
-    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
-    const state = join(root, 'state');
-    mkdirSync(state);
-    const conf = join(root, 'conf');
-    mkdirSync(conf);
+    const { d, root, state, conf } = dedicated('kinds');
     writeFileSync(join(conf, 'nats.conf'), 'x\n');
     writeFileSync(join(conf, 'old.conf'), 'old\n');
     execFileSync('ln', ['-s', join(conf, 'nats.conf'), join(conf, 'link.conf')]);
@@ -311,16 +313,7 @@ describe('observe in a real shell: what a pull request could point at', () => {
   it("one find hashes every file: with hundreds of paths, find's lines and sha256sum's never split one another", () => {
     // 300 listed files of long names: find's own output is far past its stdio buffer before it starts
     // sha256sum, so a line it had not flushed would come out cut by sha256sum's lines.
-    const d = desiredFrom((doc) => {
-      doc.spec.nats.confFile = '/srv/many/conf/nats.conf';
-      doc.spec.nats.dataDir = '/srv/many/data';
-      doc.spec.nats.jetstream.storeDir = '/srv/many/data/js';
-    });
-    const root = mkdtempSync(join(tmpdir(), 'nf-observe-'));
-    const state = join(root, 'state');
-    const conf = join(root, 'conf');
-    mkdirSync(state);
-    mkdirSync(conf);
+    const { d, root, state, conf } = dedicated('many');
     writeFileSync(join(state, 'owned.dirs'), `${root}\n`);
     const listed = Array.from({ length: 300 }, (_, i) => join(conf, `${'long-file-name-'.repeat(6)}${i}.conf`));
     listed.forEach((p, i) => writeFileSync(p, `content ${i}\n`));
