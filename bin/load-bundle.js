@@ -5,9 +5,10 @@
 // hence one CommonJS file run as a vm.Script. This file and bin/natsfleet.js are CommonJS too (bin/package.json):
 // a CommonJS entry starts without Node's ES module loader.
 // A cache is read only when it was made from this very bundle (its build's SHA-256, size and mtime are in
-// the file name), by this Node (version, architecture; V8 also checks its own version and flags and rejects
-// what does not match), and when it and its directory belong to this user or root and nobody else can write
-// them (the bundle beside it has the same trust: whoever can write one can write the other). It is written
+// the file name), by this Node with the same flags (version, architecture and flags are in the name too; V8
+// also checks its own version and flags and rejects what does not match), and when it and its directory
+// belong to this user or root and nobody else can write them (the bundle beside it has the same trust:
+// whoever can write one can write the other). It is written
 // only where natsfleet's own files are writable (not by a user running a root's installation), complete
 // (a temporary file renamed into place), after a run that succeeded, and again only when it was missing or
 // V8 rejected it.
@@ -61,6 +62,20 @@ function trusted(st) {
   return (st.uid === uid || st.uid === 0) && (st.mode & 0o022) === 0;
 }
 
+/**
+ * This process's V8 and Node flags (its command line's and NODE_OPTIONS), as 8 hex digits (FNV-1a): V8
+ * rejects a cache made under other flags, so runs with and without, say, --max-old-space-size keep one each
+ * instead of rewriting a shared one in turn.
+ */
+function flagsKey() {
+  let h = 0x811c9dc5;
+  for (const c of `${process.execArgv.join(' ')}\0${process.env.NODE_OPTIONS ?? ''}`) {
+    h ^= c.charCodeAt(0);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
 /** The cache file for this bundle and key, or undefined when the bundle has no build identity. */
 function cachePath(bundle, st, key) {
   let build;
@@ -70,7 +85,7 @@ function cachePath(bundle, st, key) {
     return undefined;
   }
   if (!/^[0-9a-f]{16}$/.test(build)) return undefined;
-  const name = `${key}-${build}-${st.size}-${Math.trunc(st.mtimeMs)}-${process.version}-${process.arch}.bin`;
+  const name = `${key}-${build}-${st.size}-${Math.trunc(st.mtimeMs)}-${process.version}-${process.arch}-${flagsKey()}.bin`;
   return join(dirname(bundle), CODE_CACHE_DIR, name);
 }
 

@@ -182,8 +182,13 @@ describe("the bundle's code cache", () => {
     for (const f of ['natsfleet.cjs', 'natsfleet.cjs.sha256']) copyFileSync(join(ROOT, 'dist', f), join(dir, f));
     return { dir, bundle: join(dir, 'natsfleet.cjs'), caches: join(dir, 'code-cache') };
   }
-  const run = (bundle: string, ...args: string[]) => {
-    const r = spawnSync(process.execPath, [join(work, 'cached.mjs'), bundle, ...args], { cwd: ROOT, encoding: 'utf8' });
+  const run = (bundle: string, ...args: string[]) => runWith({}, bundle, ...args);
+  const runWith = (env: Record<string, string>, bundle: string, ...args: string[]) => {
+    const r = spawnSync(process.execPath, [join(work, 'cached.mjs'), bundle, ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+    });
     return { status: r.status, stdout: r.stdout, cache: /^CACHE (\w+)$/m.exec(r.stderr)?.[1] };
   };
   const files = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
@@ -192,7 +197,9 @@ describe("the bundle's code cache", () => {
     const { bundle, caches } = copy();
     const first = run(bundle, 'validate', 'hosts');
     expect(first).toMatchObject({ status: 0, cache: 'missing' });
-    expect(files(caches)).toEqual([expect.stringMatching(/^validate-[0-9a-f]{16}-\d+-\d+-v[\d.]+-\w+\.bin$/)]);
+    expect(files(caches)).toEqual([
+      expect.stringMatching(/^validate-[0-9a-f]{16}-\d+-\d+-v[\d.]+-\w+-[0-9a-f]{8}\.bin$/),
+    ]);
     const second = run(bundle, 'validate', 'hosts');
     expect(second).toEqual({ ...first, cache: 'used' });
     // Another command has its own; a failed run writes none.
@@ -224,6 +231,16 @@ describe("the bundle's code cache", () => {
     rmSync(join(dir, 'natsfleet.cjs.sha256'));
     expect(run(bundle, '--version').cache).toBe('none'); // no build identity: no cache at all
     expect(files(caches)).toHaveLength(3);
+  });
+
+  it('runs under other V8 flags keep a cache of their own (V8 would reject the other one, and it would be rewritten)', () => {
+    const { bundle, caches } = copy();
+    const flagged = { NODE_OPTIONS: '--max-old-space-size=4000' };
+    expect(run(bundle, '--version').cache).toBe('missing');
+    expect(runWith(flagged, bundle, '--version').cache).toBe('missing');
+    expect(files(caches)).toHaveLength(2);
+    expect(run(bundle, '--version').cache).toBe('used');
+    expect(runWith(flagged, bundle, '--version').cache).toBe('used');
   });
 
   it('is neither read nor written where others can write', () => {
