@@ -85,7 +85,8 @@ function cachePath(bundle, st, key) {
     return undefined;
   }
   if (!/^[0-9a-f]{16}$/.test(build)) return undefined;
-  const name = `${key}-${build}-${st.size}-${Math.trunc(st.mtimeMs)}-${process.version}-${process.arch}-${flagsKey()}.bin`;
+  const bundleId = `${build}-${st.size}-${Math.trunc(st.mtimeMs)}`;
+  const name = `${key}-${bundleId}-${process.version}-${process.arch}-${flagsKey()}.bin`;
   return join(dirname(bundle), CODE_CACHE_DIR, name);
 }
 

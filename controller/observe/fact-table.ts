@@ -243,14 +243,11 @@ function askPath(d: DesiredHost, kind: 'file' | 'dir', path: string): string[] {
 }
 
 /**
- * Every asked path's metadata (type, mode, owner, group, size; never through a link), by ONE find, then
- * the host-side hash of each regular file of at most MAX_HASHED_BYTES (find's -size counts KiB rounded
- * up), by ONE sha256sum: natsfleet never reads a managed file's content back.
- */
-/**
- * Every asked path's metadata and, for regular files up to MAX_HASHED_BYTES, its SHA-256: ONE find, which
- * runs sha256sum once for all of them (`-exec ... +`; find flushes its own lines before it starts it, so no
- * line is split). A metadata line starts with one letter, a hash line with 64 hex digits.
+ * Every asked path's metadata (type, mode, owner, group, size; never through a link) and the host-side hash
+ * of each regular file of at most MAX_HASHED_BYTES (find's -size counts KiB rounded up): ONE find, which runs
+ * ONE sha256sum for all of them (`-exec ... +`; find flushes its own lines before it starts it, so no line is
+ * split). A metadata line starts with one letter, a hash line with 64 hex digits. natsfleet never reads a
+ * managed file's content back.
  */
 const STAT_ALL = [
   section('stat'),

@@ -7,10 +7,10 @@ const exec = promisify(execFile);
 
 /** The revision `git status --porcelain=v2 --branch -- DIR` describes: its commit, and any change under DIR. */
 export function revisionOf(status: string): string {
-  const lines = status.split('\n').filter(Boolean);
-  const oid = /^# branch\.oid ([0-9a-f]{40,64})$/.exec(lines.find((l) => l.startsWith('# branch.oid ')) ?? '')?.[1];
+  const oid = /^# branch\.oid ([0-9a-f]{40,64})$/m.exec(status)?.[1];
   if (!oid) return 'local';
-  return `${oid.slice(0, 12)}${lines.some((l) => !l.startsWith('#')) ? '-dirty' : ''}`;
+  // Every line that is not a `# ` header names a change (tracked or untracked).
+  return `${oid.slice(0, 12)}${/^[^#\n]/m.test(status) ? '-dirty' : ''}`;
 }
 
 export async function localRevision(dir: string): Promise<string> {
