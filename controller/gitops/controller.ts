@@ -71,6 +71,7 @@ import type { Replication } from '../ha/coordinator.js';
 import { withApply } from './state.js';
 import { CONTROLLER_ACTOR } from '../apply/history.js';
 import type { ApplyResult } from '../apply/result.js';
+import { byCodePoint } from '../util/order.js';
 
 export interface ControllerDeps {
   source: GitSource;
@@ -509,7 +510,7 @@ export class Controller {
     return JSON.stringify(
       Object.entries(this.state.results ?? {})
         .filter(([, x]) => x.revision === head)
-        .sort(([a], [b]) => a.localeCompare(b)),
+        .sort(([a], [b]) => byCodePoint(a, b)),
     );
   }
 

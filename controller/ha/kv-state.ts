@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ControllerState, HostResult } from '../gitops/state.js';
 import { CONTROLLER_HISTORY_LIMIT, emptyState } from '../gitops/state.js';
 import { isConflict, type Coordinator } from './coordinator.js';
+import { byCodePoint } from '../util/order.js';
 
 export const CONTROLLER_KEY = 'state.controller';
 export const hostKey = (host: string) => `state.host.${host}`;
@@ -80,7 +81,7 @@ export function mergeDoc(base: Doc | undefined, ours: Doc | undefined, theirs: D
       const all = [...(theirs[f] as { at?: string }[]), ...(ours[f] as { at?: string }[])];
       const seen = new Set<string>();
       const union = all.filter((e) => !seen.has(JSON.stringify(e)) && seen.add(JSON.stringify(e)));
-      out[f] = union.sort((a, b) => String(a.at).localeCompare(String(b.at))).slice(-CONTROLLER_HISTORY_LIMIT);
+      out[f] = union.sort((a, b) => byCodePoint(String(a.at), String(b.at))).slice(-CONTROLLER_HISTORY_LIMIT);
     } else out[f] = ours[f];
   }
   return Object.keys(out).length ? out : undefined;

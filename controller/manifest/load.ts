@@ -18,6 +18,9 @@ import {
   type ClusterSpec,
 } from './cluster-spec.js';
 import type { NatsCluster } from './natscluster.gen.js';
+import type { NatsHost } from './natshost.gen.js';
+import type { Problem } from './problems.js';
+import { byCodePoint } from '../util/order.js';
 
 /** The operator's policies a manifest is checked against (the controller's configuration; defaults here). */
 export interface LoadPolicy {
@@ -25,8 +28,6 @@ export interface LoadPolicy {
   secrets: SecretPolicy;
 }
 export const DEFAULT_LOAD_POLICY: LoadPolicy = { paths: DEFAULT_PATH_POLICY, secrets: DEFAULT_SECRET_POLICY };
-import type { NatsHost } from './natshost.gen.js';
-import type { Problem } from './problems.js';
 
 export interface ManifestFile {
   /** Path as shown to the user, e.g. hosts/nats-eu-1.yaml. */
@@ -216,7 +217,7 @@ const rawMembers = (doc: unknown): string[] => {
  */
 export function loadManifests(files: readonly ManifestFile[], policy: LoadPolicy = DEFAULT_LOAD_POLICY): LoadResult {
   const problems: Problem[] = [];
-  const sorted = [...files].sort((a, b) => a.path.localeCompare(b.path));
+  const sorted = [...files].sort((a, b) => byCodePoint(a.path, b.path));
   const parsed = new Map<ManifestFile, Parsed>();
   for (const file of sorted) {
     if (file.unreadable) {

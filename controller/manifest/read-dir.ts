@@ -6,6 +6,7 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isManifestName, MAX_MANIFEST_BYTES, oversized, type ManifestFile } from './load.js';
+import { byCodePoint } from '../util/order.js';
 
 export class ManifestDirError extends Error {}
 
@@ -30,7 +31,7 @@ export async function readManifestDir(dir: string): Promise<ManifestFile[]> {
   });
   const out: ManifestFile[] = [];
   const walk = async (entries: typeof top, base: string, nested: boolean) => {
-    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    for (const e of entries.sort((a, b) => byCodePoint(a.name, b.name))) {
       const path = join(base, e.name);
       if (e.isDirectory()) {
         if (isManifestName(e.name)) out.push({ path, text: '', unreadable: unreadableReason('dir', nested) });

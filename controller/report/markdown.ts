@@ -16,6 +16,7 @@ import { describeBatches, type GroupBatches } from '../plan/batches.js';
 import { clusterProblems } from '../plan/cluster.js';
 import { planVerdict, type HostPlan, type PlanVerdict, type Step } from '../plan/types.js';
 import { shortRev } from '../util/rev.js';
+import { byCodePoint } from '../util/order.js';
 
 export const GITHUB_COMMENT_LIMIT = 65_536;
 export const PLAN_MARKER = '<!-- natsfleet:plan -->';
@@ -76,7 +77,7 @@ function breakdown(services: readonly string[]): string {
   for (const s of services) counts.set(s, (counts.get(s) ?? 0) + 1);
   const rank = (s: string) => (order.includes(s) ? order.indexOf(s) : s === '-' ? order.length + 1 : order.length);
   return [...counts]
-    .sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b))
+    .sort(([a], [b]) => rank(a) - rank(b) || byCodePoint(a, b))
     .map(([s, n]) => `${n} ${s === '-' ? 'no service step' : s}`)
     .join(', ');
 }

@@ -34,6 +34,7 @@ import {
   type NatsImages,
 } from './images.js';
 import { SshSession } from '../transport/ssh.js';
+import { byCodePoint } from '../util/order.js';
 
 export const SANDBOX_LABEL = 'io.natsfleet.sandbox';
 /** Set on the fleet's pebble container (`acme`): what is not a host. */
@@ -579,5 +580,5 @@ export async function fleetStatus(id?: string): Promise<HostStatus[]> {
         memoryMiB: state === 'running' ? memoryMiB(containerId) : undefined,
       };
     })
-    .sort((a, b) => a.container.localeCompare(b.container));
+    .sort((a, b) => byCodePoint(a.container, b.container));
 }

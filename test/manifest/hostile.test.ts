@@ -379,4 +379,18 @@ describe('every manifest-like entry of a hosts directory is read or reported', (
     expect(msgs).toContain(`${join(dir, 'shadow.yaml')}: error: is a symbolic link`);
     expect(msgs).not.toContain('root:');
   });
+
+  it('are read in code point order, the same under every locale', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-order-'));
+    // A locale's collation puts a before B, and ignores case and dashes first; code points do not.
+    for (const name of ['b', 'a-2', 'B', 'a1', 'A']) writeFileSync(join(dir, `${name}.yaml`), dump(base(name)));
+    const files = await readManifestDir(dir);
+    expect(files.map((f) => f.path.slice(dir.length + 1))).toEqual([
+      'A.yaml',
+      'B.yaml',
+      'a-2.yaml',
+      'a1.yaml',
+      'b.yaml',
+    ]);
+  });
 });
