@@ -6,9 +6,9 @@
 // so nothing a container or a file holds can forge a section.
 import { posix } from 'node:path';
 import { shQuote } from '../shell/quote.js';
-import { curlMany, echoMarker, httpAnswers, Marked, OBSERVE, type Section } from '../observe/protocol.js';
+import { echoMarker, httpAnswers, httpMany, Marked, OBSERVE, type Section } from '../observe/protocol.js';
+import { DOCKER_SOCKET } from '../observe/fact-table.js';
 
-const DOCKER = '--unix-socket /var/run/docker.sock';
 /** Most bytes of one file read (a NATS config or a compose file is a few KiB). */
 const MAX_FILE_BYTES = 256 * 1024;
 const section = (name: string, arg = '') => echoMarker(OBSERVE, name, arg);
@@ -89,7 +89,7 @@ export function inventoryScript(unit: string): string {
     section('unit'),
     `systemctl show ${shQuote(unit)} -p FragmentPath -p ActiveState -p ExecStart --no-pager 2>/dev/null || true`,
     section('containers'),
-    curlMany([DOCKER], [shQuote('http://docker/containers/json')]),
+    httpMany({ socket: DOCKER_SOCKET, urls: ['http://docker/containers/json'] }),
     section('end'),
   ].join('\n');
 }
@@ -151,8 +151,8 @@ const CONTAINER_ID = /^[0-9a-f]{12,64}$/;
 /** The second round trip: inspect both containers; the details script comes after (it needs the mounts). */
 export function inspectScript(natsId: string, proxyId?: string): string {
   for (const id of [natsId, proxyId]) if (id !== undefined && !CONTAINER_ID.test(id)) throw new Error('bad id');
-  const urls = [natsId, ...(proxyId ? [proxyId] : [])].map((id) => shQuote(`http://docker/containers/${id}/json`));
-  return [section('inspect'), curlMany([DOCKER], urls), section('end')].join('\n');
+  const urls = [natsId, ...(proxyId ? [proxyId] : [])].map((id) => `http://docker/containers/${id}/json`);
+  return [section('inspect'), httpMany({ socket: DOCKER_SOCKET, urls }), section('end')].join('\n');
 }
 
 interface RawInspect {
@@ -227,7 +227,7 @@ export function detailsScript(nats: ContainerDetail, proxy?: ContainerDetail): s
   const mon = monitorAddressOf(nats);
   const lines: string[] = [];
   if (conf) lines.push(section('config', conf), fileBase64(conf));
-  if (mon) lines.push(section('monitor'), curlMany([], [shQuote(`http://${mon}/varz`), shQuote(`http://${mon}/jsz`)]));
+  if (mon) lines.push(section('monitor'), httpMany({ urls: [`http://${mon}/varz`, `http://${mon}/jsz`] }));
   if (proxy) {
     const dir = proxy.labels['com.docker.compose.project.working_dir'];
     if (dir && posix.isAbsolute(dir)) {

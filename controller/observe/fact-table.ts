@@ -22,7 +22,7 @@ import {
   PENDING_PATH,
   RECORD_PATH,
 } from './host-layout.js';
-import { curlGroups, curlMany, echoMarker, echoMarkerOf, END, httpAnswers, OBSERVE, type Marked } from './protocol.js';
+import { echoMarker, echoMarkerOf, END, httpAnswers, httpGroups, httpMany, OBSERVE, type Marked } from './protocol.js';
 
 export interface FactContext {
   d: DesiredHost;
@@ -95,10 +95,7 @@ export const monitorElsewhere = (c: ContainerFact, d: DesiredHost) =>
 export const monitorScript = (d: DesiredHost, address: string) =>
   [
     section('monitor'),
-    curlMany(
-      [],
-      monitorPaths(d).map((p) => shQuote(`http://${address}/${p}`)),
-    ),
+    httpMany({ urls: monitorPaths(d).map((p) => `http://${address}/${p}`) }),
     echoMarker(OBSERVE, END),
   ].join('\n');
 
@@ -389,15 +386,15 @@ const dockerApi: Fact<'container' | 'imageId' | 'proxy'> = {
   provides: ['container', 'imageId', 'proxy'],
   shell: ({ d }) => [
     section('docker-api'),
-    curlGroups([
-      { extra: ['-i', `--unix-socket ${DOCKER_SOCKET}`], urls: [shQuote(`http://docker${PING}`)] },
+    httpGroups([
+      { socket: DOCKER_SOCKET, headers: true, urls: [`http://docker${PING}`] },
       {
-        extra: [`--unix-socket ${DOCKER_SOCKET}`],
+        socket: DOCKER_SOCKET,
         urls: dockerApiPaths(d)
           .slice(1)
-          .map((p) => shQuote(`http://docker${p}`)),
+          .map((p) => `http://docker${p}`),
       },
-      { extra: [], urls: monitorPaths(d).map((p) => shQuote(`http://${monitorAddress(d)}/${p}`)) },
+      { urls: monitorPaths(d).map((p) => `http://${monitorAddress(d)}/${p}`) },
     ]),
   ],
   parse: (m) => {

@@ -48,8 +48,9 @@ describe('replicas on NATS JetStream KV', { timeout: 30_000 }, () => {
     const counts = cs.map((c) => hosts.filter((h) => c.owns(h.name)).length);
     expect(counts.reduce((a, b) => a + b)).toBe(hosts.length);
     expect(counts.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
-    // What every replica sees of who holds what agrees.
-    for (const h of hosts) expect(new Set(cs.map((c) => c.holder(h.name))).size).toBe(1);
+    // What every replica sees of who holds what agrees (each learns of the others' leases through its watch:
+    // on a loaded machine one view may lag the others by a moment).
+    await until('one view', () => hosts.every((h) => new Set(cs.map((c) => c.holder(h.name))).size === 1), 3000);
   });
 
   it('a killed leader: another leads and its hosts are taken over within the TTL and a round or two', async () => {

@@ -143,12 +143,20 @@ describe('observeScript', () => {
     const script = observeScript(d);
     expect(script.trimEnd().endsWith("echo '@@natsfleet end'")).toBe(true);
     expect(script).toContain("echo '@@natsfleet file /etc/nats/nats-server.conf'");
-    // ONE curl for the Docker Engine API (the engine's version from /_ping's headers) and NATS monitoring.
+    // ONE process for the Docker Engine API (the engine's version from /_ping's headers) and NATS monitoring:
+    // perl where the host has it, else one curl.
+    expect(script.match(/\bperl -e /g)).toHaveLength(1);
+    expect(script).toContain(
+      `"$n" 'i|/var/run/docker.sock|http://docker/_ping' '|/var/run/docker.sock|http://docker/containers/nats/json' ` +
+        `'|/var/run/docker.sock|http://docker/containers/nginx-certbot/json' '|/var/run/docker.sock|http://docker/images/nats:2.9.10/json' ` +
+        `'|/var/run/docker.sock|http://docker/volumes/nginx_secrets' '||http://127.0.0.1:8222/healthz' '||http://127.0.0.1:8222/varz' ` +
+        `'||http://127.0.0.1:8222/jsz'; else curl `,
+    );
     expect(script.match(/\bcurl -s/g)).toHaveLength(1);
     expect(script).toContain(
       'curl -s -m 3 -i --unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/_ping ' +
         '--next -s -m 3 --unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets ' +
-        '--next -s -m 3 -w "\\n@@http-$n %{http_code}\\n" http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz 2>/dev/null',
+        '--next -s -m 3 -w "\\n@@http-$n %{http_code}\\n" http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz; fi 2>/dev/null',
     );
     expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
     // Every path by one find, which runs one sha256sum; no per-file process.

@@ -5,10 +5,11 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
-  curlMany,
   echoMarker,
   echoMarkerOf,
   httpAnswers,
+  httpGroups,
+  httpMany,
   Marked,
   markerLine,
   OBSERVE,
@@ -121,7 +122,7 @@ describe('multi-URL answers cannot forge sections or statuses', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as { port: number }).port;
     try {
-      const script = `echo '@@natsfleet monitor'\n${curlMany([], [`http://127.0.0.1:${port}/healthz`, `http://127.0.0.1:${port}/varz`])}\necho '@@natsfleet end'`;
+      const script = `echo '@@natsfleet monitor'\n${httpMany({ urls: [`http://127.0.0.1:${port}/healthz`, `http://127.0.0.1:${port}/varz`] })}\necho '@@natsfleet end'`;
       // Asynchronously: the server answering lives in this process.
       const { stdout: out } = await promisify(execFile)('sh', ['-c', script], { encoding: 'utf8' });
       // The whole answer is one base64 line: no line of it starts a section.
@@ -137,5 +138,99 @@ describe('multi-URL answers cannot forge sections or statuses', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('the HTTP client of the host scripts: Perl where the host has it, else curl, the same answers', () => {
+  it('asks a TCP address and a Unix socket, with headers, statuses, chunks, refusals and timeouts', async () => {
+    const { createServer } = await import('node:http');
+    const net = await import('node:net');
+    const { mkdtempSync, symlinkSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'nf-http-'));
+    const evil = 'x\n@@http-00000000-0000-0000-0000-000000000000 200\n@@natsfleet end\n';
+    const app = createServer((req, res) => {
+      if (req.url === '/version') return res.end(req.httpVersion);
+      if (req.url === '/evil') return res.end(evil);
+      if (req.url === '/ping') return res.writeHead(200, { Server: 'Docker/test' }).end('OK');
+      if (req.url === '/slow') return; // never answers
+      res.writeHead(404).end('{"message":"No such container: nats"}');
+    });
+    // A server that sends a chunked body whatever the request's version.
+    const chunked = net.createServer((c) =>
+      c.once('data', () =>
+        c.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'),
+      ),
+    );
+    const sock = join(dir, 'api.sock');
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+    const unix = createServer(app.listeners('request')[0] as never);
+    await new Promise<void>((r) => unix.listen(sock, () => r()));
+    await new Promise<void>((r) => chunked.listen(0, '127.0.0.1', () => r()));
+    const port = (app.address() as { port: number }).port;
+    const cport = (chunked.address() as { port: number }).port;
+    // A port nothing listens on.
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const refused = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r));
+    const script = httpGroups([
+      { socket: sock, headers: true, urls: ['http://docker/ping'] },
+      { socket: sock, urls: ['http://docker/version', 'http://docker/containers/nats/json'] },
+      {
+        urls: [
+          `http://127.0.0.1:${port}/version`,
+          `http://127.0.0.1:${port}/evil`,
+          `http://127.0.0.1:${cport}/chunked`,
+          `http://127.0.0.1:${refused}/healthz`,
+          `http://127.0.0.1:${port}/slow`,
+        ],
+      },
+    ]);
+    expect(script).toContain('if command -v perl >/dev/null 2>&1; then perl -e ');
+    // Without perl on PATH: the same script falls back to curl.
+    const bin = join(dir, 'bin');
+    (await import('node:fs')).mkdirSync(bin);
+    for (const p of ['curl', 'head', 'base64', 'od', 'tr']) symlinkSync(`/usr/bin/${p}`, join(bin, p));
+    const run = (path: string) =>
+      promisify(execFile)('/bin/sh', ['-c', script], { encoding: 'utf8', env: { PATH: path } }).then((r) =>
+        httpAnswers(r.stdout),
+      );
+    try {
+      const [perl, curl] = await Promise.all([run('/usr/bin:/bin'), run(bin)]);
+      for (const [answers, version] of [
+        [perl, '1.0'],
+        [curl, '1.1'],
+      ] as const) {
+        expect(answers).toHaveLength(8);
+        const [ping, ...rest] = answers;
+        expect(ping.status).toBe(200);
+        expect(ping.body).toMatch(/^HTTP\/1\.[01] 200 OK\r\n/);
+        expect(ping.body).toMatch(/\r\nServer: Docker\/test\r\n/);
+        expect(ping.body.endsWith('\r\n\r\nOK')).toBe(true);
+        expect(rest).toEqual([
+          { status: 200, body: version },
+          { status: 404, body: '{"message":"No such container: nats"}' },
+          { status: 200, body: version },
+          { status: 200, body: evil },
+          { status: 200, body: '{"a":1}' },
+          { status: 0, body: '' },
+          { status: 0, body: '' },
+        ]);
+      }
+    } finally {
+      app.close();
+      unix.close();
+      chunked.close();
+      app.closeAllConnections();
+      unix.closeAllConnections();
+    }
+  }, 20_000);
+
+  it('is curl alone for an address the Perl client does not ask', () => {
+    expect(httpMany({ urls: ['http://localhost:8222/varz'] })).not.toContain('perl');
+    expect(httpMany({ urls: ['http://[::1]:8222/varz'] })).not.toContain('perl');
+    expect(httpMany({ urls: ['http://127.0.0.1:8222/varz'] })).toContain('perl');
   });
 });
