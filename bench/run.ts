@@ -437,7 +437,7 @@ change; Ansible: a \`uri\` task on /healthz).
 | that command on a warm connection (loopback, sandbox host) | ${fmt(median(observeMs))} ms |
 | \`natsfleet plan --host\` of one host, whole process (start, connect, observe, plan) | ${fmt(median(cliPlan))} s |
 | of which starting Node and loading natsfleet (\`natsfleet --version\`) | ${fmt(median(nodeStart))} s |
-| observe CPU time per host, the script's processes (shell, curl, find, sha256sum, systemctl, ss) | ${fmt(cpu.treeMs)} ms |
+| observe CPU time per host, the script's processes (shell, perl, find, sha256sum, systemctl, ss) | ${fmt(cpu.treeMs)} ms |
 | observe CPU time per host, the whole host (its cgroup, idle rate removed: also dockerd, systemd, nats-server answering) | ${cpu.hostMs === undefined ? 'n/a' : `${fmt(cpu.hostMs)} ms`} |
 | that script's wall time on the host, runs back to back | ${fmt(cpu.wallMs)} ms |
 

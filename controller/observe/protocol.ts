@@ -115,7 +115,8 @@ const HTTP_TIMEOUT_SEC = 3;
  * The same answers as the curl of httpGroups, from Perl with no module: perl-base is Essential on Debian and
  * Ubuntu (natsfleet's hosts), and perl without modules starts in 1.2 ms of CPU where curl, linked to some
  * thirty libraries, takes 5.5 (measured on the sandbox's Debian). HTTP/1.0 (the server closes the
- * connection, no chunked body; one is decoded all the same), each URL within the timeout, its answer bounded.
+ * connection, no chunked body; one is decoded all the same), each URL within the timeout, the answers
+ * bounded as head bounds curl's (MAX_HTTP_ANSWER_BYTES).
  * Arguments: the nonce, then `H|SOCKET|URL` per URL (H `i` for headers). The socket calls are Perl's own
  * (no Socket module, 5 ms more): SOCK_STREAM is 2 on MIPS and 1 elsewhere, known by perl's library path.
  * An URL it cannot ask answers 000, as curl's does.
@@ -124,6 +125,7 @@ const PERL_HTTP = `my ($n, @u) = @ARGV;
 my $st = grep(m{/mips}, @INC) ? 2 : 1;
 $SIG{PIPE} = "IGNORE";
 binmode STDOUT;
+my $left = ${MAX_HTTP_ANSWER_BYTES};
 for (@u) {
   my ($i, $s, $url) = split /\\|/, $_, 3;
   my ($code, $out) = ("000", "");
@@ -164,7 +166,10 @@ for (@u) {
   };
   alarm 0;
   close S;
-  print $out, "\\n${HTTP_MARK.replace(/@/g, '\\@')}-$n $code\\n";
+  my $a = "$out\\n${HTTP_MARK.replace(/@/g, '\\@')}-$n $code\\n";
+  print substr($a, 0, $left);
+  $left -= length $a;
+  last if $left <= 0;
 }`;
 
 /** Whether the Perl client asks `g` as curl would: a Unix socket, or a TCP URL whose host is an IPv4 address. */
@@ -197,8 +202,12 @@ export function httpGroups(groups: readonly UrlGroup[]): string {
   const perl = `perl -e ${shQuote(PERL_HTTP)} "$n" ${groups
     .flatMap((g) => g.urls.map((u) => shQuote(`${g.headers ? 'i' : ''}|${g.socket ?? ''}|${u}`)))
     .join(' ')}`;
-  const ask = groups.every(perlAsks) ? `if command -v perl >/dev/null 2>&1; then ${perl}; else ${curl}; fi` : curl;
-  return `{ ${NONCE}; echo "$n"; ${ask} 2>/dev/null; } | head -c ${MAX_HTTP_ANSWER_BYTES} | base64 -w0; echo`;
+  // Perl bounds what it prints itself; curl's answer is cut by head.
+  const cut = `head -c ${MAX_HTTP_ANSWER_BYTES}`;
+  const ask = groups.every(perlAsks)
+    ? `if command -v perl >/dev/null 2>&1; then ${perl}; else ${curl} | ${cut}; fi 2>/dev/null`
+    : `${curl} 2>/dev/null | ${cut}`;
+  return `{ ${NONCE}; echo "$n"; ${ask}; } | base64 -w0; echo`;
 }
 
 /** httpGroups with one group. */

@@ -156,7 +156,7 @@ describe('observeScript', () => {
     expect(script).toContain(
       'curl -s -m 3 -i --unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/_ping ' +
         '--next -s -m 3 --unix-socket /var/run/docker.sock -w "\\n@@http-$n %{http_code}\\n" http://docker/containers/nats/json http://docker/containers/nginx-certbot/json http://docker/images/nats:2.9.10/json http://docker/volumes/nginx_secrets ' +
-        '--next -s -m 3 -w "\\n@@http-$n %{http_code}\\n" http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz; fi 2>/dev/null',
+        '--next -s -m 3 -w "\\n@@http-$n %{http_code}\\n" http://127.0.0.1:8222/healthz http://127.0.0.1:8222/varz http://127.0.0.1:8222/jsz | head -c 4194304; fi 2>/dev/null',
     );
     expect(script).not.toMatch(/\bdocker (inspect|image|version|volume|compose|info)/);
     // Every path by one find, which runs one sha256sum; no per-file process.

@@ -11,6 +11,7 @@ import {
   httpGroups,
   httpMany,
   Marked,
+  MAX_HTTP_ANSWER_BYTES,
   markerLine,
   OBSERVE,
   parseMarked,
@@ -155,6 +156,7 @@ describe('the HTTP client of the host scripts: Perl where the host has it, else 
       if (req.url === '/evil') return res.end(evil);
       if (req.url === '/ping') return res.writeHead(200, { Server: 'Docker/test' }).end('OK');
       if (req.url === '/slow') return; // never answers
+      if (req.url === '/big') return res.end('x'.repeat(3 * 1024 * 1024));
       res.writeHead(404).end('{"message":"No such container: nats"}');
     });
     // A server that sends a chunked body whatever the request's version.
@@ -218,6 +220,17 @@ describe('the HTTP client of the host scripts: Perl where the host has it, else 
           { status: 0, body: '' },
           { status: 0, body: '' },
         ]);
+      }
+      // What they print is bounded (MAX_HTTP_ANSWER_BYTES): of two 3 MiB answers, the first whole, the second cut.
+      const big = httpMany({ urls: [`http://127.0.0.1:${port}/big`, `http://127.0.0.1:${port}/big`] });
+      for (const path of ['/usr/bin:/bin', bin]) {
+        const { stdout } = await promisify(execFile)('/bin/sh', ['-c', big], {
+          encoding: 'utf8',
+          env: { PATH: path },
+          maxBuffer: 64 * 1024 * 1024,
+        });
+        expect(Buffer.from(stdout.trim(), 'base64').length).toBe(MAX_HTTP_ANSWER_BYTES + 37);
+        expect(httpAnswers(stdout).map((a) => [a.status, a.body.length])).toEqual([[200, 3 * 1024 * 1024]]);
       }
     } finally {
       app.close();
