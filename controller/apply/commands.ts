@@ -221,22 +221,32 @@ function stageLines(d: DesiredHost, files: readonly FileArtifact[], token: strin
 
 /**
  * Makes the desired directories: none may be a link (one planted in a directory a container can write:
- * chown/chmod would follow it), all are made (one mkdir), then each is checked to lead nowhere else through a
- * link in its path right before its owner and mode are set.
+ * chown/chmod would follow it), all are made (one mkdir), and none leads elsewhere through a link in its path
+ * (one realpath for all, before any file is staged in them). Their modes and owners as they are (one stat):
+ * when every one is as desired, nothing more runs (the common case: 3 processes instead of 3 per directory);
+ * otherwise each directory is checked again right before its owner and mode are set (chown and chmod follow
+ * a link swapped in later).
  */
 export function dirLines(dirs: readonly { path: string; owner: string; group: string; mode: string }[]): string[] {
   if (!dirs.length) return [];
   const paths = dirs.map((x) => x.path);
+  const words = paths.map(shQuote).join(' ');
+  const leadsHere = (p: string) =>
+    `[ "$(realpath -e ${shQuote(p)})" = ${shQuote(p)} ] || fail ${shQuote(`${p} leads elsewhere through a link`)}`;
+  // stat's %a has no leading zero (0755 -> 755); %U:%G are names (a numeric owner never matches: then set).
+  const wanted = dirs.map((x) => `${Number.parseInt(x.mode, 8).toString(8)} ${x.owner}:${x.group}`).join('\n');
   return [
     ...paths.map((p) => `if [ -L ${shQuote(p)} ]; then fail ${shQuote(`${p} is a symbolic link`)}; fi`),
     sh('mkdir', '-p', ...paths),
-    // Each directory's owner and mode right after ITS check (chown and chmod follow a link swapped in later).
+    `[ "$(realpath -e -- ${words})" = ${shQuote(paths.join('\n'))} ] || ` +
+      `fail ${shQuote(`a directory leads elsewhere through a link: ${paths.join(', ')}`)}`,
+    `if [ "$(stat -c '%a %U:%G' -- ${words} 2>/dev/null)" != ${shQuote(wanted)} ]; then`,
     ...dirs.flatMap((x) => [
-      `[ "$(realpath -e ${shQuote(x.path)})" = ${shQuote(x.path)} ] || ` +
-        `fail ${shQuote(`${x.path} leads elsewhere through a link`)}`,
-      sh('chown', '-h', `${x.owner}:${x.group}`, x.path),
-      sh('chmod', x.mode, x.path),
+      `  ${leadsHere(x.path)}`,
+      `  ${sh('chown', '-h', `${x.owner}:${x.group}`, x.path)}`,
+      `  ${sh('chmod', x.mode, x.path)}`,
     ]),
+    'fi',
   ];
 }
 

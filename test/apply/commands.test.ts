@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
   CONFIG_REJECTED,
+  dirLines,
   execConfigTest,
   finalizeScript,
   installScript,
@@ -173,6 +174,63 @@ describe('staging and ownership (real shell)', () => {
     // A second staging does not record the directory again (it exists now).
     run(stageScript(desired, [], TOKEN), { state });
     expect(readFileSync(join(state, 'owned.dirs'), 'utf8')).toBe(`${claim}\n`);
+  });
+
+  describe('directories', () => {
+    const group = execFileSync('id', ['-gn'], { encoding: 'utf8' }).trim();
+    // chown and chmod that say they ran, then do it.
+    const logged = fakeBin({
+      chown: 'echo "chown $*" >> "$NF_LOG"; exec /bin/chown "$@"',
+      chmod: 'echo "chmod $*" >> "$NF_LOG"; exec /bin/chmod "$@"',
+    });
+    const setup = () => {
+      const root = mkdtempSync(join(tmpdir(), 'nf-dirs-'));
+      const dirs = ['a', 'a/b', 'c'].map((p) => ({ path: join(root, p), mode: '0750', owner: me, group }));
+      return { root, dirs, log: join(root, 'log') };
+    };
+    const runDirs = (dirs: ReturnType<typeof setup>['dirs'], log: string) =>
+      spawnSync('sh', ['-s'], {
+        input: remoteScript(strict(...dirLines(dirs))),
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${logged}:${process.env.PATH}`, NF_LOG: log },
+      });
+    const logOf = (log: string) => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+
+    it('are made with their mode and owner, then left alone while they have them (no chown, no chmod)', () => {
+      const { dirs, log } = setup();
+      const first = runDirs(dirs, log);
+      expect(first.status, first.stderr).toBe(0);
+      for (const x of dirs) expect(statSync(x.path).mode & 0o7777).toBe(0o750);
+      expect(logOf(log).split('\n').filter(Boolean)).toHaveLength(6);
+      rmSync(log);
+      expect(runDirs(dirs, log).status).toBe(0);
+      expect(logOf(log)).toBe('');
+      // One of them changed by hand: set again.
+      chmodSync(dirs[1].path, 0o777);
+      expect(runDirs(dirs, log).status).toBe(0);
+      expect(statSync(dirs[1].path).mode & 0o7777).toBe(0o750);
+      expect(logOf(log)).toContain(`chmod 0750 ${dirs[1].path}`);
+    });
+
+    it('none is a link, nor leads elsewhere through one: refused before any chown or chmod', () => {
+      const { root, dirs, log } = setup();
+      const elsewhere = mkdtempSync(join(tmpdir(), 'nf-elsewhere-'));
+      symlinkSync(elsewhere, join(root, 'a'));
+      const r = runDirs(dirs, log);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`natsfleet: ${dirs[0].path} is a symbolic link`);
+      // Only a directory in the path is a link: found by realpath.
+      rmSync(join(root, 'a'));
+      const parent = mkdtempSync(join(tmpdir(), 'nf-parent-'));
+      mkdirSync(join(elsewhere, 'b'));
+      const deep = [{ ...dirs[0], path: join(parent, 'x', 'b') }];
+      symlinkSync(elsewhere, join(parent, 'x'));
+      const deeper = runDirs(deep, log);
+      expect(deeper.status).toBe(1);
+      expect(deeper.stderr).toContain('leads elsewhere through a link');
+      expect(logOf(log)).toBe('');
+      expect(statSync(join(elsewhere, 'b')).mode & 0o777).not.toBe(0o750);
+    });
   });
 });
 
