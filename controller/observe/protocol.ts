@@ -112,61 +112,70 @@ export interface UrlGroup {
 const HTTP_TIMEOUT_SEC = 3;
 
 /**
- * The same answers as the curl of httpGroups, from Perl with no module: perl-base is Essential on Debian and
- * Ubuntu (natsfleet's hosts), and perl without modules starts in 1.2 ms of CPU where curl, linked to some
- * thirty libraries, takes 5.5 (measured on the sandbox's Debian). HTTP/1.0 (the server closes the
- * connection, no chunked body; one is decoded all the same), each URL within the timeout, the answers
- * bounded as head bounds curl's (MAX_HTTP_ANSWER_BYTES).
- * Arguments: the nonce, then `H|SOCKET|URL` per URL (H `i` for headers). The socket calls are Perl's own
- * (no Socket module, 5 ms more): SOCK_STREAM is 2 on MIPS and 1 elsewhere, known by perl's library path.
- * An URL it cannot ask answers 000, as curl's does.
+ * natsfleet's HTTP client in Perl, for its host scripts: perl-base is Essential on Debian and Ubuntu
+ * (natsfleet's hosts), and perl without modules starts in 1.2 ms of CPU where curl, linked to some thirty
+ * libraries, takes 5.5 (measured on the sandbox's Debian). `ask(SOCKET, HOST, PORT, METHOD, PATH, TIMEOUT,
+ * BODY)` returns (status, headers, body), status 000 when nothing answered in time: over the Unix socket
+ * SOCKET when it is not empty (the Docker Engine API's), else TCP to an IPv4 HOST; HTTP/1.0 (the server closes
+ * the connection, no chunked body; one is decoded all the same); BODY, when given, sent as JSON; an answer
+ * over MAX_HTTP_ANSWER_BYTES is none. The socket calls are Perl's own (the Socket module costs 5 ms more):
+ * SOCK_STREAM is 2 on MIPS and 1 elsewhere, known by perl's library path.
  */
-const PERL_HTTP = `my ($n, @u) = @ARGV;
-my $st = grep(m{/mips}, @INC) ? 2 : 1;
+export const PERL_ASK = `my $st = grep(m{/mips}, @INC) ? 2 : 1;
 $SIG{PIPE} = "IGNORE";
-binmode STDOUT;
-my $left = ${MAX_HTTP_ANSWER_BYTES};
-for (@u) {
-  my ($i, $s, $url) = split /\\|/, $_, 3;
-  my ($code, $out) = ("000", "");
-  eval {
-    my ($h, $p, $path) = $url =~ m{^http://([^/:]+)(?::(\\d+))?(/[!-~]*)$} or die;
+sub ask {
+  my ($s, $h, $p, $m, $path, $t, $body) = @_;
+  my $r = "";
+  my $ok = eval {
     local $SIG{ALRM} = sub { die };
-    alarm ${HTTP_TIMEOUT_SEC};
+    alarm $t;
     if (length $s) { socket(S, 1, $st, 0) && connect(S, pack("S Z108", 1, $s)) or die }
     else {
       my @a = $h =~ /^(\\d+)\\.(\\d+)\\.(\\d+)\\.(\\d+)$/ or die;
-      socket(S, 2, $st, 0) && connect(S, pack("S n C4 x8", 2, $p || 80, @a)) or die;
+      socket(S, 2, $st, 0) && connect(S, pack("S n C4 x8", 2, $p, @a)) or die;
     }
-    my $q = "GET $path HTTP/1.0\\r\\nHost: " . (length($s) || !$p ? $h : "$h:$p") . "\\r\\n\\r\\n";
+    my $q = "$m $path HTTP/1.0\\r\\nHost: " . (length($s) ? $h : "$h:$p") . "\\r\\n" . (defined $body
+      ? "Content-Type: application/json\\r\\nContent-Length: " . length($body) . "\\r\\n\\r\\n$body" : "\\r\\n");
     while (length $q) { my $w = syswrite(S, $q) or die; substr($q, 0, $w) = "" }
-    my $r = "";
     while (1) {
       my $k = sysread(S, $r, 65536, length $r);
       defined $k or die;
       last unless $k;
       length $r > ${MAX_HTTP_ANSWER_BYTES} and die;
     }
-    alarm 0;
-    my $e = index $r, "\\r\\n\\r\\n";
-    $e >= 0 or die;
-    my ($hd, $b) = (substr($r, 0, $e), substr($r, $e + 4));
-    $hd =~ m{^HTTP/\\d\\.\\d (\\d\\d\\d)} or die;
-    my $c = $1;
-    if ($hd =~ /^transfer-encoding:[ \\t]*chunked/mi) {
-      my $d = "";
-      while ($b =~ s/^([0-9a-fA-F]+)[^\\n]*\\n//) {
-        my $z = hex $1 or last;
-        $d .= substr($b, 0, $z, "");
-        $b =~ s/^\\r?\\n//;
-      }
-      $b = $d;
-    }
-    ($code, $out) = ($c, $i ? "$hd\\r\\n\\r\\n$b" : $b);
+    1;
   };
   alarm 0;
   close S;
-  my $a = "$out\\n${HTTP_MARK.replace(/@/g, '\\@')}-$n $code\\n";
+  my $e = index $r, "\\r\\n\\r\\n";
+  return ("000", "", "") unless $ok && $e >= 0 && substr($r, 0, $e) =~ m{^HTTP/\\d\\.\\d (\\d\\d\\d)};
+  my ($c, $hd, $b) = ($1, substr($r, 0, $e), substr($r, $e + 4));
+  if ($hd =~ /^transfer-encoding:[ \\t]*chunked/mi) {
+    my $d = "";
+    while ($b =~ s/^([0-9a-fA-F]+)[^\\n]*\\n//) {
+      my $z = hex $1 or last;
+      $d .= substr($b, 0, $z, "");
+      $b =~ s/^\\r?\\n//;
+    }
+    $b = $d;
+  }
+  return ($c, $hd, $b);
+}
+`;
+
+/**
+ * The same answers as the curl of httpGroups, asked with PERL_ASK. Arguments: the nonce, then `H|SOCKET|URL`
+ * per URL (H `i` for headers). What it prints is bounded as head bounds curl's (MAX_HTTP_ANSWER_BYTES).
+ */
+const PERL_HTTP = `${PERL_ASK}my ($n, @u) = @ARGV;
+binmode STDOUT;
+my $left = ${MAX_HTTP_ANSWER_BYTES};
+for (@u) {
+  my ($i, $s, $url) = split /\\|/, $_, 3;
+  my ($code, $hd, $b) = ("000", "", "");
+  ($code, $hd, $b) = ask($s, $1, $2 || 80, "GET", $3, ${HTTP_TIMEOUT_SEC})
+    if $url =~ m{^http://([^/:]+)(?::(\\d+))?(/[!-~]*)$};
+  my $a = ($code eq "000" ? "" : $i ? "$hd\\r\\n\\r\\n$b" : $b) . "\\n${HTTP_MARK.replace(/@/g, '\\@')}-$n $code\\n";
   print substr($a, 0, $left);
   $left -= length $a;
   last if $left <= 0;

@@ -2,7 +2,7 @@
 // write are also run in a real shell with failures injected (a write that fails, a write that
 // silently truncates, a planted link, a full lock directory): none may install anything.
 import { describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
@@ -53,10 +53,23 @@ import type { HostFacts } from '../../controller/observe/facts.js';
 const d = desiredFrom();
 const TOKEN = 'a1b2c3d4e5f6a7b8c9d0';
 
-/** Runs a script in a real /bin/sh, with natsfleet's state directory moved to `state` and PATH extended. */
-function run(script: string, o: { state?: string; path?: string } = {}) {
+/** A PATH of this machine's programs but perl (the scripts then take their curl branch). */
+const NO_PERL = (() => {
+  const dir = mkdtempSync(join(tmpdir(), 'nf-noperl-'));
+  for (const bin of ['/usr/bin', '/bin'])
+    for (const p of readdirSync(bin))
+      if (!p.startsWith('perl') && !existsSync(join(dir, p))) symlinkSync(join(bin, p), join(dir, p));
+  return dir;
+})();
+
+/**
+ * Runs a script in a real /bin/sh, with natsfleet's state directory moved to `state` and PATH extended
+ * (without perl when `noPerl`).
+ */
+function run(script: string, o: { state?: string; path?: string; noPerl?: boolean } = {}) {
   const text = o.state ? script.replaceAll(STATE_DIR, o.state) : script;
-  const env = { ...process.env, PATH: `${o.path ? `${o.path}:` : ''}${process.env.PATH}` };
+  const base = o.noPerl ? NO_PERL : process.env.PATH;
+  const env = { ...process.env, PATH: `${o.path ? `${o.path}:` : ''}${base}` };
   return spawnSync('sh', ['-s'], { input: remoteScript(text), encoding: 'utf8', env });
 }
 
@@ -236,11 +249,13 @@ describe('staging and ownership (real shell)', () => {
 
 describe('service steps', () => {
   it('are plain systemctl/docker lines; compose runs in a subshell so a failed cd fails the line', () => {
-    // A reload is the unit's ExecReload (docker kill --signal=HUP) asked of the Docker API: one curl.
-    expect(stepCommand('reload', d, 'standalone')).toEqual([
-      'curl -sSf -m 30 -X POST --unix-socket /var/run/docker.sock ' +
-        "'http://docker/containers/nats/kill?signal=HUP' >/dev/null",
-    ]);
+    // A reload is the unit's ExecReload (docker kill --signal=HUP) asked of the Docker API: one process.
+    const [reload] = stepCommand('reload', d, 'standalone');
+    expect(reload).toMatch(/^if command -v perl >\/dev\/null 2>&1; then perl -e '/);
+    expect(reload).toContain("' /var/run/docker.sock '/containers/nats/kill?signal=HUP'; else ");
+    expect(reload).toContain(
+      "else curl -sSf -m 30 -X POST --unix-socket /var/run/docker.sock 'http://docker/containers/nats/kill?signal=HUP' >/dev/null; fi",
+    );
     expect(stepCommand('restart', d, 'standalone')).toEqual(['systemctl restart nats.service']);
     expect(stepCommand('daemon-reload', d, 'standalone')).toEqual(['systemctl daemon-reload']);
     expect(stepCommand('proxy-up', d, 'plugin')).toEqual([
@@ -254,6 +269,39 @@ describe('service steps', () => {
         'i=$((i+1)); if [ $i -ge 60 ]; then echo "$out"; exit 1; fi; sleep 1;; *) echo "$out"; exit 1;; esac; done',
       'docker kill --signal=HUP nginx-certbot >/dev/null',
     ]);
+  });
+
+  it('reload: a POST to the Engine API, with perl or curl; refused (the container is not running), the step fails', async () => {
+    const { createServer } = await import('node:http');
+    const dir = mkdtempSync(join(tmpdir(), 'nf-hup-'));
+    const socket = join(dir, 'docker.sock');
+    const calls: string[] = [];
+    let status = 204;
+    const server = createServer((req, res) => {
+      calls.push(`${req.method} ${req.url}`);
+      res.writeHead(status).end(status === 204 ? '' : '{"message":"Container nats is not running"}');
+    });
+    await new Promise<void>((r) => server.listen(socket, () => r()));
+    const line = `${STRICT_PRELUDE}\n${stepCommand('reload', d, 'plugin')[0].replaceAll('/var/run/docker.sock', socket)}`;
+    const hup = (path: string) =>
+      new Promise<{ code: number; stderr: string }>((resolve) =>
+        execFile('sh', ['-c', line], { encoding: 'utf8', env: { PATH: path } }, (err, _out, stderr) =>
+          resolve({ code: err ? Number(err.code) : 0, stderr }),
+        ),
+      );
+    try {
+      for (const path of [process.env.PATH!, NO_PERL]) {
+        status = 204;
+        expect((await hup(path)).code).toBe(0);
+        status = 409;
+        const refused = await hup(path);
+        expect(refused.code).not.toBe(0);
+        expect(refused.stderr).toMatch(/409/);
+      }
+      expect(calls).toEqual(Array(4).fill('POST /containers/nats/kill?signal=HUP'));
+    } finally {
+      server.close();
+    }
   });
 
   it('proxy-reload waits out a certificate certbot is still obtaining, and fails at once on any other error', () => {
@@ -401,7 +449,7 @@ describe('service steps', () => {
       const staged = stagedPath(join(tmpdir(), 'x.conf'), TOKEN);
       const x = setup('exit 0', { out: `nats-server: ${staged}:3:1: unknown field`, code: 1, running: 0 });
       const script = prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec });
-      const r = run(script, { path: x.bin, state: x.state });
+      const r = run(script, { path: x.bin, state: x.state, noPerl: true });
       expect(r.status).toBe(CONFIG_REJECTED);
       const calls = x.log().trim().split('\n');
       expect(calls).toHaveLength(2);
@@ -418,12 +466,12 @@ describe('service steps', () => {
     it('an exec the engine still says is running is asked again; one that never ends is a refusal, not an acceptance', () => {
       const x = setup('exit 0', { out: 'configuration file is valid', code: 0, running: 2 });
       const script = prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec });
-      expect(run(script, { path: x.bin, state: x.state }).status).toBe(0);
+      expect(run(script, { path: x.bin, state: x.state, noPerl: true }).status).toBe(0);
       // create, start (says running), then the state twice: running, then exited 0.
       expect(x.log().trim().split('\n')).toHaveLength(4);
       const y = setup('exit 0', { out: 'configuration file is valid', code: 0, running: 1000 });
       const again = prepareScript(y.desired, [y.file], TOKEN, { pull: false, test: true, exec });
-      expect(run(again, { path: y.bin, state: y.state }).status).toBe(CONFIG_REJECTED);
+      expect(run(again, { path: y.bin, state: y.state, noPerl: true }).status).toBe(CONFIG_REJECTED);
     });
 
     it('accepted: staged and tested, still not installed (install is the next script)', () => {
@@ -431,11 +479,76 @@ describe('service steps', () => {
       const r = run(prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec }), {
         path: x.bin,
         state: x.state,
+        noPerl: true,
       });
       expect(r.status, r.stderr).toBe(0);
       expect(readFileSync(stagedPath(x.file.path, TOKEN), 'utf8')).toBe(conf.content);
       expect(readFileSync(x.file.path, 'utf8')).toBe('authorization { token: "live" }\n');
     });
+
+    it('with Perl: one process asks the Engine API (create, start, state) and says the same', async () => {
+      const { createServer } = await import('node:http');
+      /** A Docker Engine API on a Unix socket whose exec prints `out`, says running `running` times, exits `code`. */
+      async function engine(out: string, code: number, running: number, createStatus = 201) {
+        const dir = mkdtempSync(join(tmpdir(), 'nf-engine-'));
+        const calls: string[] = [];
+        const server = createServer((req, res) => {
+          let body = '';
+          req.on('data', (c) => (body += c));
+          req.on('end', () => {
+            calls.push(`${req.method} ${req.url} ${body}`);
+            if (req.method === 'POST' && req.url === '/containers/c0ffee/exec')
+              return res.writeHead(createStatus).end(createStatus === 201 ? '{"Id":"e0e0"}' : '{"message":"no"}');
+            if (req.method === 'POST' && req.url === '/exec/e0e0/start')
+              return res.writeHead(200, { 'Content-Type': 'application/vnd.docker.raw-stream' }).end(out);
+            if (req.method === 'GET' && req.url === '/exec/e0e0/json') {
+              const r = running-- > 0;
+              return res.end(`{"ID":"e0e0","Running":${r},"ExitCode":${r ? 'null' : code},"ProcessConfig":{}}`);
+            }
+            res.writeHead(404).end('{}');
+          });
+        });
+        const socket = join(dir, 'docker.sock');
+        await new Promise<void>((r) => server.listen(socket, () => r()));
+        return { socket, calls, close: () => server.close() };
+      }
+      const ask = async (e: Awaited<ReturnType<typeof engine>>) => {
+        const x = setup('exit 0');
+        const script = remoteScript(
+          prepareScript(x.desired, [x.file], TOKEN, { pull: false, test: true, exec })
+            .replaceAll(STATE_DIR, x.state)
+            .replaceAll('/var/run/docker.sock', e.socket),
+        );
+        const r = await new Promise<{ code: number; stdout: string }>((resolve) => {
+          const p = execFile('sh', ['-s'], { encoding: 'utf8' }, (err, stdout) =>
+            resolve({ code: err ? Number(err.code) : 0, stdout }),
+          );
+          p.stdin!.end(script);
+        });
+        e.close();
+        return { ...r, live: readFileSync(x.file.path, 'utf8'), staged: stagedPath(x.file.path, TOKEN) };
+      };
+      const rejected = await engine('nats-server: x.conf:3:1: unknown field', 1, 0);
+      const r = await ask(rejected);
+      expect(r.code).toBe(CONFIG_REJECTED);
+      expect(r.stdout).toContain(':3:1: unknown field');
+      expect(r.stdout).not.toContain('ExitCode');
+      expect(r.live).toBe('authorization { token: "live" }\n');
+      expect(rejected.calls).toEqual([
+        `POST /containers/c0ffee/exec {"AttachStdout":true,"AttachStderr":true,"Tty":true,"Cmd":["/nats-server","-t","-c","${r.staged}"]}`,
+        'POST /exec/e0e0/start {"Detach":false,"Tty":true}',
+        'GET /exec/e0e0/json ',
+      ]);
+      // Still running twice, then exit 0: accepted, after asking three times.
+      const slow = await engine('configuration file is valid', 0, 2);
+      expect((await ask(slow)).code).toBe(0);
+      expect(slow.calls.filter((c) => c.startsWith('GET'))).toHaveLength(3);
+      // Never ends, or cannot be created: a refusal, never an acceptance.
+      expect((await ask(await engine('valid', 0, 1000))).code).toBe(CONFIG_REJECTED);
+      const refused = await engine('valid', 0, 0, 404);
+      expect((await ask(refused)).code).toBe(CONFIG_REJECTED);
+      expect(refused.calls).toHaveLength(1);
+    }, 20_000);
 
     it('a staged config cut short (disk full) never reaches the test', () => {
       const x = setup('exit 0');
