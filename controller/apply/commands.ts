@@ -23,6 +23,7 @@ import {
   echoMarkerOf,
   HTTP_MARK,
   MAX_HTTP_ANSWER_BYTES,
+  HAS_PERL,
   NONCE,
   PERL_ASK,
   STEP,
@@ -377,7 +378,7 @@ function execTestLines(exec: ExecTest, staged: string): string[] {
   const state = `-s -m 10 --unix-socket ${DOCKER_SOCKET} "http://docker/exec/$nf_x/json"`;
   const perl = `perl -e ${shQuote(PERL_EXEC_TEST)} ${sh(DOCKER_SOCKET, exec.container, create)}`;
   return [
-    'if command -v perl >/dev/null 2>&1; then',
+    `if ${HAS_PERL}; then`,
     `  ${perl} || exit ${CONFIG_REJECTED}`,
     'else',
     ...[
@@ -452,14 +453,14 @@ export function stepCommand(step: Step, d: DesiredHost, composeKind: 'plugin' | 
     case 'start':
       return [sh('systemctl', 'start', unit)];
     case 'reload': {
-      const hup = `http://docker/containers/${d.nats.containerName}/kill?signal=HUP`;
+      const path = `/containers/${d.nats.containerName}/kill?signal=HUP`;
       // What the unit's ExecReload does (docker kill --signal=HUP), asked of the Docker API directly: one
       // process (perl, else curl) instead of systemctl, systemd and the docker CLI (60 ms of the host's CPU
       // -> 12 with curl, 8 with perl). A container that is not running refuses it (409), which fails the step
       // as `systemctl reload` would.
-      const perl = sh('perl', '-e', PERL_POST, DOCKER_SOCKET, hup.slice('http://docker'.length));
-      const curl = `${sh('curl', '-sSf', '-m', '30', '-X', 'POST', '--unix-socket', DOCKER_SOCKET, hup)} >/dev/null`;
-      return [`if command -v perl >/dev/null 2>&1; then ${perl}; else ${curl}; fi`];
+      const perl = sh('perl', '-e', PERL_POST, DOCKER_SOCKET, path);
+      const curl = sh('curl', '-sSf', '-m', '30', '-X', 'POST', '--unix-socket', DOCKER_SOCKET, `http://docker${path}`);
+      return [`if ${HAS_PERL}; then ${perl}; else ${curl} >/dev/null; fi`];
     }
     case 'stop':
       return [sh('systemctl', 'stop', unit)];

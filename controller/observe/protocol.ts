@@ -181,6 +181,12 @@ for (@u) {
   last if $left <= 0;
 }`;
 
+/** The shell test a script's Perl branch runs under (else its curl branch). */
+export const HAS_PERL = 'command -v perl >/dev/null 2>&1';
+
+/** PERL_HTTP as one shell word, quoted once (every observe script of a sweep carries it). */
+const PERL_HTTP_WORD = shQuote(PERL_HTTP);
+
 /** Whether the Perl client asks `g` as curl would: a Unix socket, or a TCP URL whose host is an IPv4 address. */
 const perlAsks = (g: UrlGroup) =>
   g.urls.every((u) =>
@@ -208,13 +214,13 @@ export function httpGroups(groups: readonly UrlGroup[]): string {
         ].join(' '),
       )
       .join(' --next ');
-  const perl = `perl -e ${shQuote(PERL_HTTP)} "$n" ${groups
+  const perl = `perl -e ${PERL_HTTP_WORD} "$n" ${groups
     .flatMap((g) => g.urls.map((u) => shQuote(`${g.headers ? 'i' : ''}|${g.socket ?? ''}|${u}`)))
     .join(' ')}`;
   // Perl bounds what it prints itself; curl's answer is cut by head.
   const cut = `head -c ${MAX_HTTP_ANSWER_BYTES}`;
   const ask = groups.every(perlAsks)
-    ? `if command -v perl >/dev/null 2>&1; then ${perl}; else ${curl} | ${cut}; fi 2>/dev/null`
+    ? `if ${HAS_PERL}; then ${perl}; else ${curl} | ${cut}; fi 2>/dev/null`
     : `${curl} 2>/dev/null | ${cut}`;
   return `{ ${NONCE}; echo "$n"; ${ask}; } | base64 -w0; echo`;
 }

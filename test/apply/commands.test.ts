@@ -48,19 +48,14 @@ import { remoteScript, sh, shQuote } from '../../controller/shell/quote.js';
 import { STATE_DIR } from '../../controller/observe/host-layout.js';
 import { TLS_RELOAD_PATH, TLS_RELOAD_UNIT, TLS_WATCH_PATH, TLS_WATCH_UNIT } from '../../controller/render/tls.js';
 import { desiredFrom, factsFrom } from '../helpers/observed.js';
+import { pathWithoutPerl } from '../helpers/no-perl.js';
 import type { HostFacts } from '../../controller/observe/facts.js';
 
 const d = desiredFrom();
 const TOKEN = 'a1b2c3d4e5f6a7b8c9d0';
 
 /** A PATH of this machine's programs but perl (the scripts then take their curl branch). */
-const NO_PERL = (() => {
-  const dir = mkdtempSync(join(tmpdir(), 'nf-noperl-'));
-  for (const bin of ['/usr/bin', '/bin'])
-    for (const p of readdirSync(bin))
-      if (!p.startsWith('perl') && !existsSync(join(dir, p))) symlinkSync(join(bin, p), join(dir, p));
-  return dir;
-})();
+const NO_PERL = pathWithoutPerl();
 
 /**
  * Runs a script in a real /bin/sh, with natsfleet's state directory moved to `state` and PATH extended

@@ -23,6 +23,7 @@ import { parseFacts } from '../../controller/observe/parse.js';
 import { observeScript } from '../../controller/observe/script.js';
 import { installScript, verifyScript } from '../../controller/apply/commands.js';
 import { CONVERGED_OUTPUT, desiredFrom } from '../helpers/observed.js';
+import { pathWithoutPerl } from '../helpers/no-perl.js';
 
 const shell = (script: string) => spawnSync('sh', ['-c', script], { encoding: 'utf8' }).stdout;
 
@@ -146,7 +147,7 @@ describe('the HTTP client of the host scripts: Perl where the host has it, else 
   it('asks a TCP address and a Unix socket, with headers, statuses, chunks, refusals and timeouts', async () => {
     const { createServer } = await import('node:http');
     const net = await import('node:net');
-    const { mkdtempSync, symlinkSync } = await import('node:fs');
+    const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'nf-http-'));
@@ -192,9 +193,7 @@ describe('the HTTP client of the host scripts: Perl where the host has it, else 
     ]);
     expect(script).toContain('if command -v perl >/dev/null 2>&1; then perl -e ');
     // Without perl on PATH: the same script falls back to curl.
-    const bin = join(dir, 'bin');
-    (await import('node:fs')).mkdirSync(bin);
-    for (const p of ['curl', 'head', 'base64', 'od', 'tr']) symlinkSync(`/usr/bin/${p}`, join(bin, p));
+    const bin = pathWithoutPerl();
     const run = (path: string) =>
       promisify(execFile)('/bin/sh', ['-c', script], { encoding: 'utf8', env: { PATH: path } }).then((r) =>
         httpAnswers(r.stdout),
